@@ -1,0 +1,132 @@
+#include "uring/event_loop.h"
+
+#include <sys/socket.h>
+
+#include <atomic>
+#include <chrono>
+#include <thread>
+
+#include <gtest/gtest.h>
+
+namespace rbdnbd {
+namespace {
+
+std::unique_ptr<EventLoop> MakeLoop() {
+  auto loop = EventLoop::Create({.entries = 8, .name = "test"});
+  EXPECT_TRUE(loop.has_value()) << loop.error().message;
+  return std::move(loop).value();
+}
+
+TEST(EventLoopTest, PostFromOtherThreadsRunsOnLoopThreadInOrder) {
+  auto loop = MakeLoop();
+  std::vector<int> seen;
+  std::thread::id loop_thread;
+  std::thread t([&] { loop->Run(); });
+  for (int i = 0; i < 100; i++) {
+    loop->Post([&, i] {
+      loop_thread = std::this_thread::get_id();
+      EXPECT_TRUE(loop->InLoopThread());
+      seen.push_back(i);
+    });
+  }
+  loop->Post([&] { loop->Stop(); });
+  std::thread::id worker = t.get_id();
+  t.join();
+  ASSERT_EQ(seen.size(), 100u);
+  for (int i = 0; i < 100; i++) EXPECT_EQ(seen[i], i);
+  EXPECT_EQ(loop_thread, worker);
+}
+
+TEST(EventLoopTest, TasksPostedBeforeStopStillRun) {
+  auto loop = MakeLoop();
+  int ran = 0;
+  loop->Post([&] { ran++; });
+  loop->Stop();
+  loop->Post([&] { ran++; });
+  loop->Run();
+  EXPECT_EQ(ran, 2);
+}
+
+TEST(EventLoopTest, RunAfterFiresOnLoopThreadAfterDelay) {
+  auto loop = MakeLoop();
+  auto start = std::chrono::steady_clock::now();
+  std::chrono::steady_clock::duration fired_after{};
+  loop->Post([&] {
+    loop->RunAfter(std::chrono::milliseconds(20), [&] {
+      fired_after = std::chrono::steady_clock::now() - start;
+      loop->Stop();
+    });
+  });
+  loop->Run();
+  EXPECT_GE(fired_after, std::chrono::milliseconds(20));
+}
+
+TEST(EventLoopTest, PendingTimersAreFreedWithTheLoop) {
+  auto loop = MakeLoop();
+  bool fired = false;
+  loop->Post([&] {
+    loop->RunAfter(std::chrono::hours(1), [&] { fired = true; });
+    loop->Stop();
+  });
+  loop->Run();
+  loop.reset();  // ASan reports a leak if the timer is not freed
+  EXPECT_FALSE(fired);
+}
+
+// A ring operation completes through Completion::Complete on the loop thread.
+class RecvOp : public Completion {
+ public:
+  void Complete(int res, uint32_t) override { result = res; loop->Stop(); }
+  EventLoop* loop = nullptr;
+  int result = -1;
+  char buf[16] = {};
+};
+
+TEST(EventLoopTest, SqeCompletionReachesCompletionObject) {
+  auto loop = MakeLoop();
+  int sv[2];
+  ASSERT_EQ(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
+  RecvOp op;
+  op.loop = loop.get();
+  loop->Post([&] { io_uring_prep_recv(loop->GetSqe(&op), sv[0], op.buf, sizeof(op.buf), 0); });
+  std::thread t([&] { loop->Run(); });
+  ASSERT_EQ(write(sv[1], "hello", 5), 5);
+  t.join();
+  EXPECT_EQ(op.result, 5);
+  EXPECT_STREQ(op.buf, "hello");
+  close(sv[0]);
+  close(sv[1]);
+}
+
+TEST(EventLoopTest, GetSqeNeverFailsWhenRingIsFull) {
+  auto loop = MakeLoop();  // 8 entries
+  struct Nop : Completion {
+    void Complete(int res, uint32_t) override { EXPECT_EQ(res, 0); (*count)++; }
+    int* count;
+  };
+  int count = 0;
+  std::vector<Nop> nops(100);
+  loop->Post([&] {
+    for (auto& n : nops) {
+      n.count = &count;
+      io_uring_prep_nop(loop->GetSqe(&n));
+    }
+    loop->RunAfter(std::chrono::milliseconds(50), [&] { loop->Stop(); });
+  });
+  loop->Run();
+  EXPECT_EQ(count, 100);
+}
+
+TEST(EventLoopTest, DeferRunsAfterCurrentBatch) {
+  auto loop = MakeLoop();
+  std::vector<int> order;
+  loop->Post([&] {
+    loop->Defer([&] { order.push_back(2); loop->Defer([&] { order.push_back(3); loop->Stop(); }); });
+    order.push_back(1);
+  });
+  loop->Run();
+  EXPECT_EQ(order, (std::vector<int>{1, 2, 3}));
+}
+
+}  // namespace
+}  // namespace rbdnbd
