@@ -1,0 +1,45 @@
+// rbd-nbdd: a userspace block gateway. main() only dispatches subcommands.
+#include <cstdio>
+#include <cstring>
+#include <string_view>
+
+#include "control/serve_command.h"
+
+namespace {
+
+void PrintUsage() {
+  std::printf(R"(usage: rbd-nbdd COMMAND [options]
+
+Commands:
+  serve     export memory, file (and later RBD) backends over NBD sockets
+  help      show this help, or `rbd-nbdd help COMMAND`
+  version   print the version
+
+Run `rbd-nbdd COMMAND --help` for the options of a command.
+)");
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  if (argc < 2) {
+    PrintUsage();
+    return 2;
+  }
+  std::string_view cmd = argv[1];
+  if (cmd == "serve") return rbdnbd::RunServe(argc - 1, argv + 1);
+  if (cmd == "version" || cmd == "--version") {
+    std::printf("rbd-nbdd %s\n", RBDNBD_VERSION);
+    return 0;
+  }
+  if (cmd == "help" || cmd == "--help" || cmd == "-h") {
+    if (argc > 2 && std::strcmp(argv[2], "serve") == 0) {
+      rbdnbd::PrintServeHelp();
+    } else {
+      PrintUsage();
+    }
+    return 0;
+  }
+  std::fprintf(stderr, "rbd-nbdd: unknown command '%s' (see rbd-nbdd help)\n", argv[1]);
+  return 2;
+}

@@ -1,0 +1,214 @@
+#include "control/serve_command.h"
+
+#include <getopt.h>
+#include <signal.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <fstream>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include <spdlog/spdlog.h>
+
+#include "backend/backend_factory.h"
+#include "common/log.h"
+#include "common/size_parse.h"
+#include "device/server.h"
+#include "uring/loop_pool.h"
+
+namespace rbdnbd {
+
+void PrintServeHelp() {
+  std::printf(R"(usage: rbd-nbdd serve [options]
+
+Export one or more backends over the NBD protocol (fixed newstyle handshake)
+on Unix and/or TCP sockets, for NBD clients such as qemu, nbdcopy, nbdinfo,
+fio --ioengine=nbd and nbd-client.
+
+Exports:
+  -e, --export SPEC        add an export (repeatable; the first one is also the
+                           default export, served for an empty export name).
+                           SPEC is key=value pairs separated by commas:
+                             name=disk0,backend=memory,size=1G
+                             name=img,backend=file,path=/srv/img.raw[,direct=auto|on|off]
+                           keys for every backend:
+                             read-only             serve read-only
+                             description=TEXT      shown by nbdinfo
+                             fault-errno=EIO fault-ops=read+write fault-rate=0.01
+                             fault-every=N fault-range=BEGIN-END fault-trigger=PATH
+                                                   inject errors (testing)
+                             delay=5ms delay-read=.. delay-write=..
+                                                   add latency (testing)
+Listeners (default: --tcp 127.0.0.1:10809 when neither is given):
+  -s, --socket PATH        listen on a Unix socket (repeatable)
+  -t, --tcp HOST:PORT      listen on TCP (repeatable; [::1]:10809 for IPv6)
+Engine:
+  -w, --workers N          io_uring worker threads, one ring each
+                           (default: number of CPUs, at most 8)
+      --drain-timeout SEC  on SIGTERM, wait this long for in-flight requests
+                           before closing connections (default 30)
+Operation:
+      --pid-file PATH      write the process id here once listening
+      --log-level LEVEL    trace|debug|info|warn|error|critical|off (default info)
+      --log-target TARGET  stderr|syslog|file:PATH (default stderr)
+  -h, --help               this help
+
+Signals: SIGTERM or SIGINT stops accepting, completes in-flight requests,
+flushes every export and exits 0.
+)");
+}
+
+namespace {
+
+struct ServeArgs {
+  std::vector<std::string> exports;
+  Server::Options server;
+  unsigned workers = 0;
+  std::string pid_file;
+  std::string log_level = "info";
+  std::string log_target = "stderr";
+};
+
+// Returns -1 to continue, or an exit code.
+int ParseArgs(int argc, char** argv, ServeArgs* a) {
+  enum { kPidFile = 1000, kLogLevel, kLogTarget, kDrainTimeout };
+  static const option kOptions[] = {
+      {"export", required_argument, nullptr, 'e'},
+      {"socket", required_argument, nullptr, 's'},
+      {"tcp", required_argument, nullptr, 't'},
+      {"workers", required_argument, nullptr, 'w'},
+      {"pid-file", required_argument, nullptr, kPidFile},
+      {"log-level", required_argument, nullptr, kLogLevel},
+      {"log-target", required_argument, nullptr, kLogTarget},
+      {"drain-timeout", required_argument, nullptr, kDrainTimeout},
+      {"help", no_argument, nullptr, 'h'},
+      {nullptr, 0, nullptr, 0},
+  };
+  optind = 1;
+  opterr = 0;
+  int c;
+  while ((c = getopt_long(argc, argv, ":e:s:t:w:h", kOptions, nullptr)) != -1) {
+    switch (c) {
+      case 'e': a->exports.emplace_back(optarg); break;
+      case 's': a->server.unix_paths.emplace_back(optarg); break;
+      case 't': a->server.tcp_addresses.emplace_back(optarg); break;
+      case 'w': {
+        auto n = ParseUint(optarg, 1, 256);
+        if (!n) {
+          std::fprintf(stderr, "rbd-nbdd serve: --workers: %s\n", n.error().message.c_str());
+          return 2;
+        }
+        a->workers = static_cast<unsigned>(*n);
+        break;
+      }
+      case kDrainTimeout: {
+        auto n = ParseUint(optarg, 0, 86400);
+        if (!n) {
+          std::fprintf(stderr, "rbd-nbdd serve: --drain-timeout: %s\n", n.error().message.c_str());
+          return 2;
+        }
+        a->server.drain_timeout = std::chrono::seconds(*n);
+        break;
+      }
+      case kPidFile: a->pid_file = optarg; break;
+      case kLogLevel: a->log_level = optarg; break;
+      case kLogTarget: a->log_target = optarg; break;
+      case 'h': PrintServeHelp(); return 0;
+      case ':':
+        std::fprintf(stderr, "rbd-nbdd serve: option '%s' needs a value (see --help)\n", argv[optind - 1]);
+        return 2;
+      default:
+        std::fprintf(stderr, "rbd-nbdd serve: unknown option '%s' (see --help)\n", argv[optind - 1]);
+        return 2;
+    }
+  }
+  if (optind < argc) {
+    std::fprintf(stderr, "rbd-nbdd serve: unexpected argument '%s' (see --help)\n", argv[optind]);
+    return 2;
+  }
+  if (a->exports.empty()) {
+    std::fprintf(stderr, "rbd-nbdd serve: nothing to serve: give at least one --export (see --help)\n");
+    return 2;
+  }
+  if (a->server.unix_paths.empty() && a->server.tcp_addresses.empty()) {
+    a->server.tcp_addresses.emplace_back("127.0.0.1:10809");
+  }
+  if (a->workers == 0) {
+    unsigned n = std::thread::hardware_concurrency();
+    a->workers = n == 0 ? 1 : (n > 8 ? 8 : n);
+  }
+  return -1;
+}
+
+}  // namespace
+
+int RunServe(int argc, char** argv) {
+  ServeArgs args;
+  if (int rc = ParseArgs(argc, argv, &args); rc >= 0) return rc;
+  if (auto r = SetupLogging({args.log_level, args.log_target}); !r) {
+    std::fprintf(stderr, "rbd-nbdd serve: %s\n", r.error().message.c_str());
+    return 2;
+  }
+  // Signals are taken synchronously by this thread only (workers block all).
+  sigset_t sigs;
+  sigemptyset(&sigs);
+  sigaddset(&sigs, SIGINT);
+  sigaddset(&sigs, SIGTERM);
+  sigaddset(&sigs, SIGHUP);
+  pthread_sigmask(SIG_BLOCK, &sigs, nullptr);
+  signal(SIGPIPE, SIG_IGN);
+
+  ExportRegistry registry;
+  for (const auto& spec : args.exports) {
+    auto e = ParseExportSpec(spec);
+    if (!e) {
+      spdlog::error("{}", e.error().message);
+      return 2;
+    }
+    std::string name = e->name;
+    std::string describe = e->backend->Describe();
+    if (auto r = registry.Add(Export{e->name, e->description, e->backend}); !r) {
+      spdlog::error("{}", r.error().message);
+      return 2;
+    }
+    spdlog::info("export '{}': {}", name, describe);
+  }
+  auto loops = LoopPool::Create(args.workers, "nbd-worker");
+  if (!loops) {
+    spdlog::error("{}", loops.error().message);
+    return 2;
+  }
+  auto server = Server::Create(args.server, std::move(registry), **loops);
+  if (!server) {
+    spdlog::error("{}", server.error().message);
+    return 2;
+  }
+  (*loops)->Start();
+  (*server)->Start();
+  if (!args.pid_file.empty()) {
+    std::ofstream(args.pid_file) << getpid() << "\n";
+  }
+  for (const auto& addr : (*server)->addresses()) spdlog::info("listening on {}", addr);
+  spdlog::info("serving with {} worker(s), io_uring flags {:#x}", args.workers,
+               (*loops)->loop(0).ring_flags());
+
+  int sig = 0;
+  for (;;) {
+    if (sigwait(&sigs, &sig) != 0) continue;
+    if (sig == SIGHUP) {
+      spdlog::info("SIGHUP: {} connection(s) open", (*server)->connections());
+      continue;
+    }
+    break;
+  }
+  spdlog::info("signal {}: draining {} connection(s)", strsignal(sig), (*server)->connections());
+  int rc = (*server)->Shutdown();
+  (*loops)->Stop();
+  if (!args.pid_file.empty()) ::unlink(args.pid_file.c_str());
+  spdlog::info("stopped{}", rc == 0 ? "" : " with a flush error");
+  return rc == 0 ? 0 : 1;
+}
+
+}  // namespace rbdnbd

@@ -1,0 +1,49 @@
+// Export: a named backend as clients see it, and the registry of exports.
+//
+// Contract: an ExportRegistry is built once at start-up and then read from
+// every loop thread; it is immutable after Freeze(), so reads need no lock.
+// TransmissionFlags() derives the NBD flags from the backend's capabilities:
+// a flag is advertised only when the backend really provides it.
+#pragma once
+
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "backend/backend.h"
+#include "common/result.h"
+#include "nbd/handshake.h"
+
+namespace rbdnbd {
+
+struct Export {
+  std::string name;
+  std::string description;
+  std::shared_ptr<Backend> backend;
+};
+
+// NBD transmission flags for these capabilities (HAS_FLAGS always set).
+uint16_t TransmissionFlags(const BackendCaps& caps);
+
+// The view the handshake and the request validator need, taken now (the size
+// may change later through a resize).
+nbd::ExportInfo DescribeExport(const Export& e);
+
+class ExportRegistry final : public nbd::ExportDirectory {
+ public:
+  // Fails on an empty or duplicate name.
+  Result<void> Add(Export e);
+
+  // nbd::ExportDirectory. "" selects the first export added (the default).
+  std::optional<nbd::ExportInfo> Find(std::string_view name) const override;
+  std::vector<nbd::ExportInfo> List() const override;
+
+  const Export* Get(std::string_view name) const;
+  const std::vector<Export>& exports() const { return exports_; }
+
+ private:
+  std::vector<Export> exports_;
+};
+
+}  // namespace rbdnbd
