@@ -167,6 +167,13 @@ stop_server() {
   [ -n "$SERVER_PID" ] || fail "stop_server: no server running"
   server_alive || fail "server (pid $SERVER_PID) died before stop_server"
   kill -TERM "$SERVER_PID"
+  wait_server_exit
+}
+
+# wait_server_exit : the server was told to stop (SIGTERM sent by someone): wait for it,
+# bounded by T_STOP, then check as stop_server does.
+wait_server_exit() {
+  [ -n "$SERVER_PID" ] || fail "wait_server_exit: no server running"
   if ! _wait_exit "$SERVER_PID" "$T_STOP"; then
     kill -ABRT "$SERVER_PID" 2>/dev/null || true
     _wait_exit "$SERVER_PID" 5 || kill -KILL "$SERVER_PID" 2>/dev/null || true

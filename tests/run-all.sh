@@ -1,0 +1,185 @@
+#!/bin/bash
+# tests/run-all.sh - THE test command of rbd-nbdd (also what .ci/run runs).
+#
+#   tests/run-all.sh [--quick] [--no-build] [--server nbdkit] [PATTERN...]
+#
+# Steps, each counted once in the summary:
+#   build          cmake+ninja, RelWithDebInfo, into build/
+#   unit           ctest in build/
+#   build-asan     the same with -DRBDNBD_SANITIZE=ON (ASan+UBSan) into build-asan/
+#   unit-asan      ctest in build-asan/
+#   build-fuzz     clang, -DRBDNBD_FUZZ=ON, into build-fuzz/
+#   fuzz           tests/fuzz/run-fuzz.sh build-fuzz 20 (if that script exists)
+#   interop/NAME   every tests/interop/*.sh against build/'s rbd-nbdd
+#   interop-asan/NAME  the same against build-asan/'s rbd-nbdd (the sanitizers watch the
+#                  server under real clients and bad input)
+#
+# Options:
+#   --quick          skip the ASan and fuzz builds and everything that needs them
+#   --no-build       use the existing build directories as they are
+#   --server nbdkit  run only the interop scripts, against nbdkit (the reference server the
+#                    scripts were validated on), not rbd-nbdd
+#   PATTERN...       run only interop scripts whose name contains one of the patterns
+#
+# A script exiting 77 is a skip. With CI=true a skip counts as a failure: nothing may skip
+# silently in CI. The last line is "N passed, N failed" (", N skipped" when any were).
+# Step logs are kept in build/test-logs/.
+set -uo pipefail
+
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+cd "$ROOT"
+export PATH="/usr/sbin:/usr/bin:/sbin:/bin:$PATH"   # Debian's python3 (python3-libnbd) first
+
+QUICK=0 BUILD=1 SERVER=rbd-nbdd
+PATTERNS=()
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --quick) QUICK=1 ;;
+    --no-build) BUILD=0 ;;
+    --server) SERVER=$2; shift ;;
+    --server=*) SERVER=${1#*=} ;;
+    -h|--help) sed -n '2,/^set -uo/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
+    -*) echo "run-all: unknown option $1" >&2; exit 2 ;;
+    *) PATTERNS+=("$1") ;;
+  esac
+  shift
+done
+
+JOBS=${JOBS:-$(nproc)}
+LOGS="$ROOT/build/test-logs"
+mkdir -p "$LOGS"
+PASSED=0 FAILED=0 SKIPPED=0
+RESULTS=()
+T0=$SECONDS
+
+# step NAME TIMEOUT CMD... : run one step, log to $LOGS/NAME.log, record the result.
+step() {
+  local name=$1 secs=$2; shift 2
+  local log="$LOGS/${name//\//_}.log" t=$SECONDS rc=0
+  printf '=== %-34s ' "$name"
+  # timeout(1) runs programs, not shell functions: run exported functions through bash.
+  if [ "$(type -t "$1")" = function ]; then set -- bash -c '"$@"' _ "$@"; fi
+  timeout --kill-after=10 "$secs" "$@" >"$log" 2>&1 </dev/null || rc=$?
+  local dt=$((SECONDS - t)) verdict
+  if [ "$rc" = 0 ]; then
+    verdict=PASS; PASSED=$((PASSED + 1))
+  elif [ "$rc" = 77 ] && [ "${CI:-}" != true ]; then
+    verdict=SKIP; SKIPPED=$((SKIPPED + 1))
+  else
+    verdict=FAIL; FAILED=$((FAILED + 1))
+    [ "$rc" = 77 ] && verdict="FAIL (skipped, and CI=true)"
+    [ "$rc" = 124 ] || [ "$rc" = 137 ] && verdict="FAIL (timeout after ${secs}s)"
+  fi
+  printf '%s (%ss)\n' "$verdict" "$dt"
+  if [ "$verdict" != PASS ]; then
+    echo "--- last 60 lines of $log"
+    tail -n 60 "$log" | sed 's/^/    /'
+    echo "---"
+  fi
+  RESULTS+=("$(printf '%-6s %-34s %5ss' "${verdict%% *}" "$name" "$dt")")
+  [ "$rc" = 0 ]
+}
+
+# not_run NAME WHY : a step that could not run counts as failed.
+not_run() {
+  printf '=== %-34s FAIL (not run: %s)\n' "$1" "$2"
+  FAILED=$((FAILED + 1))
+  RESULTS+=("$(printf '%-6s %-34s %s' FAIL "$1" "not run: $2")")
+}
+
+cmake_build() {  # cmake_build DIR [cmake args...]
+  local dir=$1; shift
+  if [ "$BUILD" = 1 ] || [ ! -f "$dir/build.ninja" ]; then
+    cmake -S "$ROOT" -B "$dir" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo "$@" || return
+  fi
+  ninja -C "$dir" -j "$JOBS"
+}
+
+export -f cmake_build
+export ROOT BUILD JOBS
+
+interop_scripts() {
+  local f n p
+  for f in "$ROOT"/tests/interop/*.sh; do
+    n=$(basename "$f" .sh)
+    if [ ${#PATTERNS[@]} -gt 0 ]; then
+      for p in "${PATTERNS[@]}"; do [[ "$n" == *"$p"* ]] && { echo "$f"; break; }; done
+    else
+      echo "$f"
+    fi
+  done
+}
+
+run_interop() {  # run_interop LABEL BINARY (BINARY empty: the nbdkit reference)
+  local label=$1 bin=$2 f
+  local scripts
+  mapfile -t scripts < <(interop_scripts)
+  [ ${#scripts[@]} -gt 0 ] || { echo "run-all: no interop script matches ${PATTERNS[*]}"; return; }
+  for f in "${scripts[@]}"; do
+    local name="$label/$(basename "$f" .sh)"
+    if [ -n "$bin" ] && [ ! -x "$bin" ]; then not_run "$name" "no binary at $bin"; continue; fi
+    if [ -n "$bin" ]; then
+      step "$name" 900 env NBD_SERVER=rbd-nbdd RBDNBD="$bin" bash "$f"
+    else
+      step "$name" 900 env NBD_SERVER=nbdkit bash "$f"
+    fi
+  done
+}
+
+echo "run-all: $(date -u +%FT%TZ) on $(nproc) cores; CI=${CI:-false} quick=$QUICK server=$SERVER"
+
+if [ "$SERVER" = nbdkit ]; then
+  run_interop interop-nbdkit ""
+elif [ "$SERVER" != rbd-nbdd ]; then
+  echo "run-all: --server must be rbd-nbdd or nbdkit" >&2; exit 2
+else
+  BIN=gateway/control/rbd-nbdd
+  # 1. The release build and its unit tests.
+  if step build 1800 cmake_build "$ROOT/build"; then
+    step unit 1200 ctest --test-dir "$ROOT/build" --output-on-failure -j "$JOBS"
+  else
+    not_run unit "build failed"
+  fi
+
+  # 2. ASan+UBSan build and its unit tests.
+  ASAN_OK=0
+  if [ "$QUICK" = 0 ]; then
+    if step build-asan 1800 cmake_build "$ROOT/build-asan" -DRBDNBD_SANITIZE=ON; then
+      ASAN_OK=1
+      step unit-asan 1200 ctest --test-dir "$ROOT/build-asan" --output-on-failure -j "$JOBS"
+    else
+      not_run unit-asan "build-asan failed"
+    fi
+
+    # 3. Fuzz targets (clang + libFuzzer), a short run each.
+    if CC=clang CXX=clang++ step build-fuzz 1800 cmake_build "$ROOT/build-fuzz" -DRBDNBD_FUZZ=ON; then
+      if [ -f "$ROOT/tests/fuzz/run-fuzz.sh" ]; then
+        step fuzz 900 bash "$ROOT/tests/fuzz/run-fuzz.sh" "$ROOT/build-fuzz" 20
+      fi
+    elif [ -f "$ROOT/tests/fuzz/run-fuzz.sh" ]; then
+      not_run fuzz "build-fuzz failed"
+    fi
+  fi
+
+  # 4. Interop with real NBD clients, against each build's server.
+  run_interop interop "$ROOT/build/$BIN"
+  if [ "$QUICK" = 0 ]; then
+    if [ "$ASAN_OK" = 1 ]; then
+      ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=0} \
+      UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1} \
+        run_interop interop-asan "$ROOT/build-asan/$BIN"
+    else
+      not_run interop-asan "build-asan failed"
+    fi
+  fi
+fi
+
+echo
+echo "=== summary ($(( (SECONDS - T0) / 60 ))m$(( (SECONDS - T0) % 60 ))s; logs in $LOGS)"
+printf '  %s\n' "${RESULTS[@]}"
+if [ "$SKIPPED" -gt 0 ]; then
+  echo "$PASSED passed, $FAILED failed, $SKIPPED skipped"
+else
+  echo "$PASSED passed, $FAILED failed"
+fi
+[ "$FAILED" = 0 ] && [ "$PASSED" -gt 0 ]
