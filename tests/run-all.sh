@@ -16,7 +16,8 @@
 #
 # Options:
 #   --quick          skip the ASan and fuzz builds and everything that needs them
-#   --no-build       use the existing build directories as they are
+#   --no-build       don't build: use the existing build directories as they are (the
+#                    build steps are left out of the count)
 #   --server nbdkit  run only the interop scripts, against nbdkit (the reference server the
 #                    scripts were validated on), not rbd-nbdd
 #   PATTERN...       run only interop scripts whose name contains one of the patterns
@@ -89,14 +90,23 @@ not_run() {
 
 cmake_build() {  # cmake_build DIR [cmake args...]
   local dir=$1; shift
-  if [ "$BUILD" = 1 ] || [ ! -f "$dir/build.ninja" ]; then
-    cmake -S "$ROOT" -B "$dir" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo "$@" || return
-  fi
+  cmake -S "$ROOT" -B "$dir" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo "$@" || return
   ninja -C "$dir" -j "$JOBS"
 }
 
+# build_step NAME DIR [cmake args...] : a build step, or with --no-build a check that the
+# directory was built before (not counted).
+build_step() {
+  local name=$1 dir=$2; shift 2
+  if [ "$BUILD" = 0 ]; then
+    [ -f "$dir/build.ninja" ] && return 0
+    not_run "$name" "--no-build, and $dir was never built"; return 1
+  fi
+  step "$name" 1800 cmake_build "$dir" "$@"
+}
+
 export -f cmake_build
-export ROOT BUILD JOBS
+export ROOT JOBS
 
 interop_scripts() {
   local f n p
@@ -135,7 +145,7 @@ elif [ "$SERVER" != rbd-nbdd ]; then
 else
   BIN=gateway/control/rbd-nbdd
   # 1. The release build and its unit tests.
-  if step build 1800 cmake_build "$ROOT/build"; then
+  if build_step build "$ROOT/build"; then
     step unit 1200 ctest --test-dir "$ROOT/build" --output-on-failure -j "$JOBS"
   else
     not_run unit "build failed"
@@ -144,7 +154,7 @@ else
   # 2. ASan+UBSan build and its unit tests.
   ASAN_OK=0
   if [ "$QUICK" = 0 ]; then
-    if step build-asan 1800 cmake_build "$ROOT/build-asan" -DRBDNBD_SANITIZE=ON; then
+    if build_step build-asan "$ROOT/build-asan" -DRBDNBD_SANITIZE=ON; then
       ASAN_OK=1
       step unit-asan 1200 ctest --test-dir "$ROOT/build-asan" --output-on-failure -j "$JOBS"
     else
@@ -152,7 +162,7 @@ else
     fi
 
     # 3. Fuzz targets (clang + libFuzzer), a short run each.
-    if CC=clang CXX=clang++ step build-fuzz 1800 cmake_build "$ROOT/build-fuzz" -DRBDNBD_FUZZ=ON; then
+    if CC=clang CXX=clang++ build_step build-fuzz "$ROOT/build-fuzz" -DRBDNBD_FUZZ=ON; then
       if [ -f "$ROOT/tests/fuzz/run-fuzz.sh" ]; then
         step fuzz 900 bash "$ROOT/tests/fuzz/run-fuzz.sh" "$ROOT/build-fuzz" 20
       fi

@@ -15,7 +15,7 @@ fio_run() {  # fio_run OUT.json [extra fio options]
   t 600 fio --name=verify --ioengine=nbd --uri="$(uri disk)" \
     --rw=randwrite --bssplit=4k/60:64k/30:1m/10 --iodepth=16 \
     --numjobs=$JOBS --size=${REGION_MIB}m --offset_increment=${REGION_MIB}m \
-    --verify=crc32c --verify_fatal=1 --do_verify=1 \
+    --verify=crc32c --verify_fatal=1 --do_verify=1 --verify_state_save=0 \
     --output-format=json --output="$out" "$@" 2>"$out.stderr"
 }
 # fio_errors OUT.json : fail on any error or verify message fio printed.

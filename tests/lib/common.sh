@@ -69,6 +69,7 @@ require_cmd() {
 # ---------------------------------------------------------------------------------------
 # Unix socket paths are limited to 107 bytes: keep the directory short.
 TMPD=$(mktemp -d "/tmp/rbdnbd-${TEST_NAME:0:20}.XXXXXX")
+cd "$TMPD"   # anything a tool drops in its working directory lands here
 
 on_cleanup() { CLEANUP_HOOKS+=("$*"); }
 
@@ -232,20 +233,29 @@ _nbdkit_cmd() {  # fills the caller's array `cmd`
   if [ ${#specs[@]} = 1 ]; then
     s=${specs[0]}
     [ -n "$(_spec_get "$s" read-only)" ] && cmd+=(-r)
-    local d; d=$(_spec_get "$s" delay)
-    [ -n "$d" ] && cmd+=(--filter=delay "delay-read=$d" "delay-write=$d" "delay-zero=$d" "delay-trim=$d")
+    local -a params=()   # filter parameters go after the plugin name
+    local d dr dw
+    d=$(_spec_get "$s" delay); dr=$(_spec_get "$s" delay-read); dw=$(_spec_get "$s" delay-write)
+    dr=${dr:-$d}; dw=${dw:-$d}
+    if [ -n "$dr$dw" ]; then
+      cmd+=(--filter=delay)
+      [ -n "$dr" ] && params+=("delay-read=$dr")
+      [ -n "$dw" ] && params+=("delay-write=$dw" "delay-zero=$dw" "delay-trim=$dw")
+    fi
     local fe; fe=$(_spec_get "$s" fault-errno)
     if [ -n "$fe" ]; then
       [ -n "$(_spec_get "$s" fault-every)" ] && skip "nbdkit emulation: fault-every"
-      cmd+=(--filter=error "error=$fe" "error-rate=$(_spec_get "$s" fault-rate || true)")
+      cmd+=(--filter=error)
+      params+=("error=$fe" "error-rate=$(_spec_get "$s" fault-rate || true)")
       local ft; ft=$(_spec_get "$s" fault-trigger)
-      [ -n "$ft" ] && cmd+=("error-file=$ft")
+      [ -n "$ft" ] && params+=("error-file=$ft")
     fi
     case "$(_spec_get "$s" backend)" in
       memory) cmd+=(memory "$(_spec_get "$s" size)") ;;
       file) cmd+=(file "$(_spec_get "$s" path)") ;;
       *) skip "nbdkit emulation: backend in '$s'" ;;
     esac
+    cmd+=("${params[@]}")
     return
   fi
   # Several exports: nbdkit's file plugin in dir= mode serves one export per file.
