@@ -22,6 +22,9 @@
 #                    scripts were validated on), not rbd-nbdd
 #   PATTERN...       run only interop scripts whose name contains one of the patterns
 #
+# BUILD_PREFIX (default build) moves the build directories: PREFIX, PREFIX-asan,
+# PREFIX-fuzz (relative to the source root unless absolute).
+#
 # A script exiting 77 is a skip. With CI=true a skip counts as a failure: nothing may skip
 # silently in CI. The last line is "N passed, N failed" (", N skipped" when any were).
 # Step logs are kept in build/test-logs/.
@@ -47,7 +50,9 @@ while [ $# -gt 0 ]; do
 done
 
 JOBS=${JOBS:-$(nproc)}
-LOGS="$ROOT/build/test-logs"
+B=${BUILD_PREFIX:-build}
+case "$B" in /*) ;; *) B="$ROOT/$B" ;; esac
+LOGS="$B/test-logs"
 mkdir -p "$LOGS"
 PASSED=0 FAILED=0 SKIPPED=0
 RESULTS=()
@@ -145,8 +150,8 @@ elif [ "$SERVER" != rbd-nbdd ]; then
 else
   BIN=gateway/control/rbd-nbdd
   # 1. The release build and its unit tests.
-  if build_step build "$ROOT/build"; then
-    step unit 1200 ctest --test-dir "$ROOT/build" --output-on-failure -j "$JOBS"
+  if build_step build "$B"; then
+    step unit 1200 ctest --test-dir "$B" --output-on-failure -j "$JOBS"
   else
     not_run unit "build failed"
   fi
@@ -154,17 +159,17 @@ else
   # 2. ASan+UBSan build and its unit tests.
   ASAN_OK=0
   if [ "$QUICK" = 0 ]; then
-    if build_step build-asan "$ROOT/build-asan" -DRBDNBD_SANITIZE=ON; then
+    if build_step build-asan "$B-asan" -DRBDNBD_SANITIZE=ON; then
       ASAN_OK=1
-      step unit-asan 1200 ctest --test-dir "$ROOT/build-asan" --output-on-failure -j "$JOBS"
+      step unit-asan 1200 ctest --test-dir "$B-asan" --output-on-failure -j "$JOBS"
     else
       not_run unit-asan "build-asan failed"
     fi
 
     # 3. Fuzz targets (clang + libFuzzer), a short run each.
-    if CC=clang CXX=clang++ build_step build-fuzz "$ROOT/build-fuzz" -DRBDNBD_FUZZ=ON; then
+    if CC=clang CXX=clang++ build_step build-fuzz "$B-fuzz" -DRBDNBD_FUZZ=ON; then
       if [ -f "$ROOT/tests/fuzz/run-fuzz.sh" ]; then
-        step fuzz 900 bash "$ROOT/tests/fuzz/run-fuzz.sh" "$ROOT/build-fuzz" 20
+        step fuzz 900 bash "$ROOT/tests/fuzz/run-fuzz.sh" "$B-fuzz" 20
       fi
     elif [ -f "$ROOT/tests/fuzz/run-fuzz.sh" ]; then
       not_run fuzz "build-fuzz failed"
@@ -172,12 +177,12 @@ else
   fi
 
   # 4. Interop with real NBD clients, against each build's server.
-  run_interop interop "$ROOT/build/$BIN"
+  run_interop interop "$B/$BIN"
   if [ "$QUICK" = 0 ]; then
     if [ "$ASAN_OK" = 1 ]; then
       ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=0} \
       UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1} \
-        run_interop interop-asan "$ROOT/build-asan/$BIN"
+        run_interop interop-asan "$B-asan/$BIN"
     else
       not_run interop-asan "build-asan failed"
     fi
