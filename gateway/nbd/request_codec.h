@@ -84,7 +84,8 @@ Verdict ValidateRequest(const Request& r, const ExportView& e);
 //   ENOTSUP/EOPNOTSUPP -> ENOTSUP; ESHUTDOWN -> ESHUTDOWN; anything else
 //   (EIO included) -> EIO.
 // The data path carries negative errno, so a negative value is accepted and
-// treated as its magnitude.
+// treated as its magnitude. Idempotent on NBD values (they equal Linux errno),
+// so passing a Verdict's error through it is harmless.
 uint32_t ErrnoToNbd(int positive_errno);
 
 // "READ", "WRITE", ..., or "UNKNOWN": for log lines.

@@ -119,6 +119,14 @@ TEST(ErrnoToNbd, AcceptsNegativeErrno) {
   EXPECT_EQ(ErrnoToNbd(INT_MIN), kNbdEIO);
 }
 
+TEST(ErrnoToNbd, IsIdempotentOnNbdValues) {
+  // Callers may pass a Verdict's error (already an NBD value) through it.
+  for (uint32_t v : {0u, kNbdEPERM, kNbdEIO, kNbdENOMEM, kNbdEINVAL, kNbdENOSPC,
+                     kNbdEOVERFLOW, kNbdENOTSUP, kNbdESHUTDOWN}) {
+    EXPECT_EQ(ErrnoToNbd(static_cast<int>(v)), v) << v;
+  }
+}
+
 TEST(ErrnoToNbd, NbdValuesMatchLinuxErrno) {
   // The NBD values were chosen to equal Linux errno; a mismatch here would
   // mean a typo in protocol.h.
