@@ -223,7 +223,7 @@ _nbdkit_cmd() {  # fills the caller's array `cmd`
     case "$1" in
       --export) specs+=("$2"); shift 2 ;;
       --export=*) specs+=("${1#*=}"); shift ;;
-      --workers|--log-level|--pid-file) shift 2 ;;
+      --workers|--log-level|--pid-file|--drain-timeout) shift 2 ;;
       *) skip "nbdkit emulation: unsupported option $1" ;;
     esac
   done
@@ -244,9 +244,23 @@ _nbdkit_cmd() {  # fills the caller's array `cmd`
     fi
     local fe; fe=$(_spec_get "$s" fault-errno)
     if [ -n "$fe" ]; then
-      [ -n "$(_spec_get "$s" fault-every)" ] && skip "nbdkit emulation: fault-every"
+      [ -n "$(_spec_get "$s" fault-every)$(_spec_get "$s" fault-range)" ] \
+        && skip "nbdkit emulation: fault-every/fault-range"
+      local rate ops op; rate=$(_spec_get "$s" fault-rate); rate=${rate:-1}
+      ops=$(_spec_get "$s" fault-ops); ops=${ops:-all}
       cmd+=(--filter=error)
-      params+=("error=$fe" "error-rate=$(_spec_get "$s" fault-rate || true)")
+      params+=("error=$fe")
+      if [ "$ops" = all ]; then
+        params+=("error-rate=$rate")
+      else
+        for op in ${ops//+/ }; do
+          case "$op" in
+            read) params+=("error-pread-rate=$rate") ;;
+            write) params+=("error-pwrite-rate=$rate") ;;
+            *) params+=("error-$op-rate=$rate") ;;
+          esac
+        done
+      fi
       local ft; ft=$(_spec_get "$s" fault-trigger)
       [ -n "$ft" ] && params+=("error-file=$ft")
     fi
