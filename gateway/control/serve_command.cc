@@ -13,9 +13,12 @@
 #include <spdlog/spdlog.h>
 
 #include "backend/backend_factory.h"
+#include "control/ceph_options.h"
 #include "common/log.h"
 #include "common/size_parse.h"
 #include "device/server.h"
+#include "rbd/image_spec.h"
+#include "rbd/rbd_backend.h"
 #include "uring/loop_pool.h"
 
 namespace rbdnbd {
@@ -30,6 +33,9 @@ fio --ioengine=nbd and nbd-client.
 Exports:
   -e, --export SPEC        add an export (repeatable; the first one is also the
                            default export, served for an empty export name).
+      --rbd POOL/[NS/]IMAGE[@SNAP]
+                           add an RBD image (or snapshot) as an export named
+                           after its spec (repeatable); see the Ceph options
                            SPEC is key=value pairs separated by commas:
                              name=disk0,backend=memory,size=1G
                              name=img,backend=file,path=/srv/img.raw[,direct=auto|on|off]
@@ -58,12 +64,15 @@ Operation:
 Signals: SIGTERM or SIGINT stops accepting, completes in-flight requests,
 flushes every export and exits 0.
 )");
+  PrintCephOptionsHelp();
 }
 
 namespace {
 
 struct ServeArgs {
   std::vector<std::string> exports;
+  std::vector<std::string> rbd_images;
+  CephArgs ceph;
   Server::Options server;
   unsigned workers = 0;
   std::string pid_file;
@@ -73,8 +82,8 @@ struct ServeArgs {
 
 // Returns -1 to continue, or an exit code.
 int ParseArgs(int argc, char** argv, ServeArgs* a) {
-  enum { kPidFile = 1000, kLogLevel, kLogTarget, kDrainTimeout };
-  static const option kOptions[] = {
+  enum { kPidFile = 1000, kLogLevel, kLogTarget, kDrainTimeout, kRbd };
+  std::vector<option> options = {
       {"export", required_argument, nullptr, 'e'},
       {"socket", required_argument, nullptr, 's'},
       {"tcp", required_argument, nullptr, 't'},
@@ -84,13 +93,22 @@ int ParseArgs(int argc, char** argv, ServeArgs* a) {
       {"log-target", required_argument, nullptr, kLogTarget},
       {"drain-timeout", required_argument, nullptr, kDrainTimeout},
       {"help", no_argument, nullptr, 'h'},
-      {nullptr, 0, nullptr, 0},
+      {"rbd", required_argument, nullptr, kRbd},
   };
+  for (const option& o : CephOptionTable()) options.push_back(o);
+  options.push_back({nullptr, 0, nullptr, 0});
   optind = 1;
   opterr = 0;
   int c;
-  while ((c = getopt_long(argc, argv, ":e:s:t:w:h", kOptions, nullptr)) != -1) {
+  while ((c = getopt_long(argc, argv, ":e:s:t:w:hm:c:n:k:", options.data(), nullptr)) != -1) {
+    auto ceph = HandleCephOption(c, optarg, &a->ceph);
+    if (!ceph) {
+      std::fprintf(stderr, "rbd-nbdd serve: %s\n", ceph.error().message.c_str());
+      return 2;
+    }
+    if (*ceph) continue;
     switch (c) {
+      case kRbd: a->rbd_images.emplace_back(optarg); break;
       case 'e': a->exports.emplace_back(optarg); break;
       case 's': a->server.unix_paths.emplace_back(optarg); break;
       case 't': a->server.tcp_addresses.emplace_back(optarg); break;
@@ -128,8 +146,8 @@ int ParseArgs(int argc, char** argv, ServeArgs* a) {
     std::fprintf(stderr, "rbd-nbdd serve: unexpected argument '%s' (see --help)\n", argv[optind]);
     return 2;
   }
-  if (a->exports.empty()) {
-    std::fprintf(stderr, "rbd-nbdd serve: nothing to serve: give at least one --export (see --help)\n");
+  if (a->exports.empty() && a->rbd_images.empty()) {
+    std::fprintf(stderr, "rbd-nbdd serve: nothing to serve: give at least one --export or --rbd (see --help)\n");
     return 2;
   }
   if (a->server.unix_paths.empty() && a->server.tcp_addresses.empty()) {
@@ -140,6 +158,29 @@ int ParseArgs(int argc, char** argv, ServeArgs* a) {
     a->workers = n == 0 ? 1 : (n > 8 ? 8 : n);
   }
   return -1;
+}
+
+// Opens every --rbd image on one shared cluster connection.
+Result<void> AddRbdExports(ServeArgs* args, ExportRegistry* registry) {
+  if (auto r = FinishCephArgs(&args->ceph); !r) return r;
+  std::vector<ImageSpec> specs;
+  for (const auto& text : args->rbd_images) {
+    auto spec = ParseImageSpec(text);
+    if (!spec) return Unexpected(spec.error());
+    specs.push_back(*spec);
+  }
+  auto cluster = RadosCluster::Connect(args->ceph.cluster);
+  if (!cluster) return Unexpected(cluster.error());
+  for (const auto& spec : specs) {
+    RbdOpenOptions opts = args->ceph.image;
+    opts.spec = spec;
+    auto backend = RbdBackend::Open(*cluster, opts);
+    if (!backend) return Unexpected(backend.error());
+    std::string describe = (*backend)->Describe();
+    if (auto r = registry->Add(Export{spec.ToString(), "", *backend}); !r) return r;
+    spdlog::info("export '{}': {}", spec.ToString(), describe);
+  }
+  return {};
 }
 
 }  // namespace
@@ -174,6 +215,12 @@ int RunServe(int argc, char** argv) {
       return 2;
     }
     spdlog::info("export '{}': {}", name, describe);
+  }
+  if (!args.rbd_images.empty()) {
+    if (auto r = AddRbdExports(&args, &registry); !r) {
+      spdlog::error("{}", r.error().message);
+      return 2;
+    }
   }
   auto loops = LoopPool::Create(args.workers, "nbd-worker");
   if (!loops) {

@@ -1,0 +1,143 @@
+#include "rbd/cluster.h"
+
+#include <cerrno>
+#include <cstring>
+#include <functional>
+
+#include <spdlog/spdlog.h>
+
+namespace rbdnbd {
+
+std::string ClusterOptions::PoolKey() const {
+  return fmt::format("{}\n{}\n{}\n{}\n{}\n{}", client_name, conf_path, mon_host, keyring_path,
+                     key.empty() ? 0 : std::hash<std::string>{}(key.reveal()), read_ceph_args);
+}
+
+Result<void> SetClientId(ClusterOptions* options, std::string_view id) {
+  if (id.empty() || id.find_first_of(" \t\n/") != std::string_view::npos) {
+    return Err(EINVAL, "bad client id '{}'", id);
+  }
+  options->client_name = "client." + std::string(id);
+  return {};
+}
+
+Result<void> SetClientName(ClusterOptions* options, std::string_view name) {
+  auto dot = name.find('.');
+  if (dot == std::string_view::npos || dot == 0 || dot + 1 == name.size() ||
+      name.find_first_of(" \t\n/") != std::string_view::npos) {
+    return Err(EINVAL, "bad client name '{}' (expected TYPE.ID, e.g. client.kube)", name);
+  }
+  options->client_name = std::string(name);
+  return {};
+}
+
+namespace {
+
+std::string DescribeConnectError(int r, const ClusterOptions& o, const std::string& mons) {
+  switch (-r) {
+    case ETIMEDOUT:
+      return fmt::format("monitors {} did not answer within {} s (unreachable, or wrong -m / ceph.conf)",
+                         mons.empty() ? "(from ceph.conf)" : mons, o.connect_timeout.count());
+    case EACCES:
+    case EPERM:
+      return fmt::format("authentication failed for {} (wrong key, or no such user)", o.client_name);
+    case ENOENT:
+      return fmt::format("no key for {}: give --keyring, --keyfile or --key-fd, or put a keyring in ceph.conf",
+                         o.client_name);
+    case EINVAL:
+      return fmt::format("invalid key or configuration for {}", o.client_name);
+    default:
+      return fmt::format("{} ({})", strerror(-r), -r);
+  }
+}
+
+// rados_conf_set with a readable error. Never pass a secret's value in `what`.
+Result<void> Set(rados_t c, const char* option, const std::string& value, const char* what) {
+  int r = rados_conf_set(c, option, value.c_str());
+  if (r < 0) return Err(-r, "invalid {}: {}", what, strerror(-r));
+  return {};
+}
+
+}  // namespace
+
+Result<std::shared_ptr<RadosCluster>> RadosCluster::Connect(const ClusterOptions& o) {
+  rados_t c = nullptr;
+  int r = rados_create2(&c, "ceph", o.client_name.c_str(), 0);
+  if (r < 0) return Err(-r, "cannot create a cluster handle for {}: {}", o.client_name, strerror(-r));
+  auto fail = [&c](Unexpected u) {
+    rados_shutdown(c);
+    return u;
+  };
+  // Defaults of our own, before anything the user configured: no admin socket
+  // or log file per image (logs go through our logger), no stderr noise.
+  rados_conf_set(c, "admin_socket", "");
+  rados_conf_set(c, "log_file", "");
+  rados_conf_set(c, "log_to_stderr", "false");
+  rados_conf_set(c, "err_to_stderr", "false");
+  if (!o.conf_path.empty()) {
+    r = rados_conf_read_file(c, o.conf_path.c_str());
+    if (r < 0) return fail(Err(-r, "cannot read ceph.conf '{}': {}", o.conf_path, strerror(-r)));
+  } else {
+    r = rados_conf_read_file(c, nullptr);  // $CEPH_CONF, /etc/ceph/ceph.conf, ...
+    if (r < 0 && o.mon_host.empty()) {
+      return fail(Err(ENOENT, "no ceph.conf found and no monitors given: use -m MON or -c CONF"));
+    }
+  }
+  if (o.read_ceph_args) {
+    r = rados_conf_parse_env(c, nullptr);
+    if (r < 0) return fail(Err(-r, "invalid CEPH_ARGS: {}", strerror(-r)));
+  }
+  if (!o.mon_host.empty()) {
+    if (auto s = Set(c, "mon_host", o.mon_host, "monitor address (-m)"); !s) return fail(Unexpected(s.error()));
+  }
+  if (!o.keyring_path.empty()) {
+    if (auto s = Set(c, "keyring", o.keyring_path, "keyring path"); !s) return fail(Unexpected(s.error()));
+  }
+  if (!o.key.empty()) {
+    if (rados_conf_set(c, "key", o.key.reveal().c_str()) < 0) {
+      return fail(Err(EINVAL, "the key for {} is not valid", o.client_name));
+    }
+  }
+  auto timeout = std::to_string(o.connect_timeout.count());
+  if (auto s = Set(c, "client_mount_timeout", timeout, "connect timeout"); !s) return fail(Unexpected(s.error()));
+
+  char mons[1024] = "";
+  rados_conf_get(c, "mon_host", mons, sizeof(mons));
+  std::string mon_host = mons;
+
+  r = rados_connect(c);
+  if (r < 0) {
+    return fail(Err(-r, "cannot connect to the cluster as {}: {}", o.client_name,
+                    DescribeConnectError(r, o, mon_host)));
+  }
+  spdlog::info("connected to the cluster at {} as {}", mon_host, o.client_name);
+  return std::shared_ptr<RadosCluster>(new RadosCluster(c, o.client_name, mon_host));
+}
+
+RadosCluster::~RadosCluster() {
+  rados_shutdown(cluster_);
+  spdlog::debug("disconnected from the cluster as {}", client_name_);
+}
+
+Result<rados_ioctx_t> RadosCluster::OpenPool(const std::string& pool, const std::string& ns) const {
+  rados_ioctx_t io = nullptr;
+  int r = rados_ioctx_create(cluster_, pool.c_str(), &io);
+  if (r == -ENOENT) return Err(ENOENT, "pool '{}' does not exist", pool);
+  if (r < 0) return Err(-r, "cannot open pool '{}': {}", pool, strerror(-r));
+  rados_ioctx_set_namespace(io, ns.c_str());
+  return io;
+}
+
+Result<std::shared_ptr<RadosCluster>> ClusterPool::Get(const ClusterOptions& options) {
+  std::lock_guard lock(mu_);
+  std::string key = options.PoolKey();
+  if (auto it = clusters_.find(key); it != clusters_.end()) {
+    if (auto live = it->second.lock()) return live;
+  }
+  auto c = RadosCluster::Connect(options);
+  if (!c) return c;
+  clusters_[key] = *c;
+  return c;
+}
+
+}  // namespace rbdnbd

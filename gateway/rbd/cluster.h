@@ -1,0 +1,84 @@
+// RadosCluster: one librados connection, shared by every image opened with
+// the same cluster settings and credentials (after SPDK's bdev_rbd).
+//
+// Contract
+// --------
+// * ClusterOptions say where the cluster is and who we are, in the Ceph way:
+//   a ceph.conf (-c; default search when empty), CEPH_ARGS, monitors (-m),
+//   the client name (--id/--name), and a keyring file or a key held in memory.
+//   Later sources win: built-in defaults < ceph.conf < CEPH_ARGS < options.
+// * The key is handed to librados in memory (the "key" option). It never
+//   reaches a log, a child's argv, or a file.
+// * Connect() is bounded by `connect_timeout` (client_mount_timeout), so
+//   unreachable monitors give ETIMEDOUT with a clear message, never a hang.
+//   Errors are one line: "cannot connect to the cluster as client.kube:
+//   authentication failed (wrong key or unknown user)".
+// * ClusterPool::Get() returns the live connection for equal options or makes
+//   one; the connection closes when its last user drops it. Thread-safe.
+// * I/O timeouts stay at Ceph's defaults (0 = wait forever): when an OSD is
+//   down for a while, I/O waits and then completes, as a disk would.
+#pragma once
+
+#include <rados/librados.h>
+
+#include <chrono>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+
+#include "common/result.h"
+#include "rbd/secret.h"
+
+namespace rbdnbd {
+
+struct ClusterOptions {
+  std::string client_name = "client.admin";  // --name client.X, or --id X
+  std::string conf_path;                     // -c; empty: $CEPH_CONF, /etc/ceph/ceph.conf, ...
+  std::string mon_host;                      // -m
+  std::string keyring_path;                  // --keyring
+  Secret key;                                // --keyfile, --key-fd, stdin
+  bool read_ceph_args = true;                // honour $CEPH_ARGS
+  std::chrono::seconds connect_timeout{30};
+
+  // Identity for pooling: equal options share one connection. The key is
+  // included only as a hash.
+  std::string PoolKey() const;
+};
+
+// Sets client_name from `--id X` (client.X) or `--name TYPE.ID`.
+Result<void> SetClientId(ClusterOptions* options, std::string_view id);
+Result<void> SetClientName(ClusterOptions* options, std::string_view name);
+
+class RadosCluster {
+ public:
+  static Result<std::shared_ptr<RadosCluster>> Connect(const ClusterOptions& options);
+  ~RadosCluster();
+  RadosCluster(const RadosCluster&) = delete;
+  RadosCluster& operator=(const RadosCluster&) = delete;
+
+  rados_t handle() const { return cluster_; }
+  const std::string& client_name() const { return client_name_; }
+  // For messages: the monitors we talk to (never credentials).
+  const std::string& mon_host() const { return mon_host_; }
+
+  // Opens an I/O context on `pool` (and RADOS namespace `ns`).
+  Result<rados_ioctx_t> OpenPool(const std::string& pool, const std::string& ns) const;
+
+ private:
+  RadosCluster(rados_t c, std::string name, std::string mon) : cluster_(c), client_name_(std::move(name)), mon_host_(std::move(mon)) {}
+  rados_t cluster_;
+  std::string client_name_;
+  std::string mon_host_;
+};
+
+class ClusterPool {
+ public:
+  Result<std::shared_ptr<RadosCluster>> Get(const ClusterOptions& options);
+
+ private:
+  std::mutex mu_;
+  std::map<std::string, std::weak_ptr<RadosCluster>> clusters_;
+};
+
+}  // namespace rbdnbd

@@ -1,0 +1,100 @@
+// RbdBackend: an RBD image (or snapshot) served through librbd's async API.
+//
+// Contract (see backend/backend.h for the general one)
+// ----------------------------------------------------
+// * Open() runs on a control thread (never a loop): it opens the pool, the
+//   image or snapshot, loads LUKS encryption, and takes the exclusive lock when
+//   asked. Every failure is one line naming the problem (unknown pool, image or
+//   snapshot; permission denied; locked by another client; wrong passphrase).
+// * Submit() runs on a loop thread and maps NBD to librbd:
+//     READ -> rbd_aio_read (short reads zero-padded)   WRITE -> rbd_aio_write
+//     FUA  -> the write, then rbd_aio_flush            FLUSH -> rbd_aio_flush
+//     TRIM -> rbd_aio_discard                          WRITE_ZEROES -> rbd_aio_write_zeroes
+//     (NO_HOLE -> RBD_WRITE_ZEROES_FLAG_THICK_PROVISION)
+// * Completions: librbd runs our completion callback on one of its own
+//   threads. That callback runs no loop code: it only Post()s (a locked push
+//   plus at most one eventfd write) the result to the EventLoop that
+//   submitted the request, where OnIoDone() then runs. So each completion goes
+//   straight to its owning loop, with no per-image "home" loop to hop through
+//   and nothing to tear down when an image closes while others stay open.
+// * Multi-connection safety: all connections of an export share this ONE
+//   rbd_image_t, and so one librbd cache. rbd_aio_flush() on it makes every
+//   write completed on the handle durable, whichever connection sent it (with
+//   rbd_cache=true the cache is per handle; writethrough-until-flush does not
+//   change that). That is exactly CAN_MULTI_CONN's promise, so we advertise it.
+//   Opening one handle per connection would break it, and would also make the
+//   exclusive lock bounce between our own handles.
+// * Resize: an update watch marks the size stale; Capabilities() (any thread
+//   but librbd's) then re-reads it, so new connections see the new size. The
+//   optional resize listener is called on librbd's thread and must only post.
+// * Destruction waits for nothing: the frontend has drained every request.
+#pragma once
+
+#include <rbd/librbd.h>
+
+#include <atomic>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <string>
+
+#include "backend/backend.h"
+#include "common/result.h"
+#include "rbd/cluster.h"
+#include "rbd/image_spec.h"
+#include "rbd/secret.h"
+
+namespace rbdnbd {
+
+enum class EncryptionFormat { kNone, kLuks1, kLuks2 };
+Result<EncryptionFormat> ParseEncryptionFormat(std::string_view text);
+
+struct RbdOpenOptions {
+  ImageSpec spec;
+  bool read_only = false;   // also implied by a snapshot
+  bool exclusive = false;   // take the exclusive lock; fail if another client holds it
+  bool notrim = false;      // do not advertise TRIM / WRITE_ZEROES
+  EncryptionFormat encryption = EncryptionFormat::kNone;
+  Secret passphrase = {};
+};
+
+class RbdBackend final : public Backend {
+ public:
+  static Result<std::shared_ptr<RbdBackend>> Open(std::shared_ptr<RadosCluster> cluster,
+                                                  const RbdOpenOptions& options);
+  ~RbdBackend() override;
+
+  BackendCaps Capabilities() const override;
+  void Submit(EventLoop& loop, IoRequest& io) override;
+  std::string Describe() const override;
+
+  // Called (on a librbd thread) after the image header changed, e.g. a resize.
+  void SetUpdateListener(std::function<void()> fn);
+  const ImageSpec& spec() const { return spec_; }
+  uint64_t features() const { return features_; }
+
+ private:
+  struct Op;
+  RbdBackend(std::shared_ptr<RadosCluster> cluster, rados_ioctx_t io, rbd_image_t image,
+             const RbdOpenOptions& options);
+  static void OnRbdComplete(rbd_completion_t c, void* arg);
+  static void OnUpdate(void* arg);
+  int Start(Op* op);
+
+  std::shared_ptr<RadosCluster> cluster_;  // keeps the connection open
+  rados_ioctx_t io_;
+  rbd_image_t image_;
+  ImageSpec spec_;
+  bool read_only_;
+  bool notrim_;
+  bool encrypted_;
+  uint64_t features_ = 0;
+  uint64_t watch_handle_ = 0;
+  bool watching_ = false;
+  mutable std::atomic<uint64_t> size_{0};
+  mutable std::atomic<bool> size_stale_{false};
+  std::mutex listener_mu_;
+  std::function<void()> listener_;
+};
+
+}  // namespace rbdnbd
