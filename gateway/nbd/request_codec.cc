@@ -16,18 +16,13 @@ bool IsWriteLike(uint16_t type) {
 }
 
 // Flags this server accepts on `type`, before looking at what is advertised.
+// FUA: the spec says the server MUST accept it on every command once
+// kFlagSendFua is advertised (clients, the kernel included, set it on reads
+// and flushes too); it only means something for the writing commands.
 // DF and REQ_ONE need structured replies and FAST_ZERO needs
 // kFlagSendFastZero, none of which rbd-nbdd offers, so they are never valid.
 uint16_t AllowedFlags(uint16_t type) {
-  switch (type) {
-    case kCmdWrite:
-    case kCmdTrim:
-      return kCmdFlagFua;
-    case kCmdWriteZeroes:
-      return kCmdFlagFua | kCmdFlagNoHole;
-    default:
-      return 0;
-  }
+  return type == kCmdWriteZeroes ? kCmdFlagFua | kCmdFlagNoHole : kCmdFlagFua;
 }
 
 // The transmission flag that must be advertised before `type` may be sent;

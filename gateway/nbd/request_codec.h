@@ -28,8 +28,9 @@
 //      (first, as in nbdkit: the client gets the most useful error)
 //   4. kCmdBlockStatus (no structured replies here)      -> EINVAL
 //   5. flags: unknown bits, DF, REQ_ONE, FAST_ZERO, NO_HOLE on anything but
-//      WRITE_ZEROES, FUA on anything but WRITE/TRIM/WRITE_ZEROES or without
-//      kFlagSendFua advertised                           -> EINVAL
+//      WRITE_ZEROES, FUA without kFlagSendFua advertised -> EINVAL
+//      (FUA is accepted on every command once advertised, as the spec
+//      requires and nbdkit does; only WRITE/TRIM/WRITE_ZEROES act on it)
 //   6. FLUSH/TRIM/WRITE_ZEROES/CACHE not advertised      -> EINVAL
 //   7. FLUSH with non-zero offset or length              -> EINVAL
 //   8. zero length on READ/WRITE/TRIM/WRITE_ZEROES/CACHE -> EINVAL

@@ -40,6 +40,7 @@ void CheckVerdict(const Request& r, const ExportView& e, const Verdict& v) {
   Check(!(IsWriteLike(r.type) && (e.transmission_flags & kFlagReadOnly)));
   Check((r.flags & ~(kCmdFlagFua | kCmdFlagNoHole)) == 0);
   if (r.flags & kCmdFlagFua) Check(e.transmission_flags & kFlagSendFua);
+  if (r.flags & kCmdFlagNoHole) Check(r.type == kCmdWriteZeroes);
   if (r.type == kCmdFlush) {
     Check(r.offset == 0 && r.length == 0);
     Check(e.transmission_flags & kFlagSendFlush);
