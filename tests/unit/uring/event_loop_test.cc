@@ -74,7 +74,7 @@ TEST(EventLoopTest, PendingTimersAreFreedWithTheLoop) {
 }
 
 // A ring operation completes through Completion::Complete on the loop thread.
-class RecvOp : public Completion {
+class RecvOp final : public Completion {
  public:
   void Complete(int res, uint32_t) override { result = res; loop->Stop(); }
   EventLoop* loop = nullptr;
@@ -100,7 +100,7 @@ TEST(EventLoopTest, SqeCompletionReachesCompletionObject) {
 
 TEST(EventLoopTest, GetSqeNeverFailsWhenRingIsFull) {
   auto loop = MakeLoop();  // 8 entries
-  struct Nop : Completion {
+  struct Nop final : Completion {
     void Complete(int res, uint32_t) override { EXPECT_EQ(res, 0); (*count)++; }
     int* count;
   };
