@@ -8,7 +8,7 @@
 #   unit           ctest in build/
 #   build-asan     the same with -DRBDNBD_SANITIZE=ON (ASan+UBSan) into build-asan/
 #   unit-asan      ctest in build-asan/
-#   build-fuzz     clang, -DRBDNBD_FUZZ=ON, into build-fuzz/
+#   build-fuzz     clang, -DRBDNBD_FUZZ=ON, into build-fuzz/ (the fuzz targets only)
 #   fuzz           tests/fuzz/run-fuzz.sh build-fuzz 20 (if that script exists)
 #   interop/NAME   every tests/interop/*.sh against build/'s rbd-nbdd
 #   interop-asan/NAME  the same against build-asan/'s rbd-nbdd (the sanitizers watch the
@@ -93,21 +93,21 @@ not_run() {
   RESULTS+=("$(printf '%-6s %-34s %s' FAIL "$1" "not run: $2")")
 }
 
-cmake_build() {  # cmake_build DIR [cmake args...]
-  local dir=$1; shift
+cmake_build() {  # cmake_build DIR NINJA-TARGET(or "") [cmake args...]
+  local dir=$1 target=$2; shift 2
   cmake -S "$ROOT" -B "$dir" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo "$@" || return
-  ninja -C "$dir" -j "$JOBS"
+  ninja -C "$dir" -j "$JOBS" $target
 }
 
-# build_step NAME DIR [cmake args...] : a build step, or with --no-build a check that the
-# directory was built before (not counted).
+# build_step NAME DIR NINJA-TARGET [cmake args...] : a build step, or with --no-build a
+# check that the directory was built before (not counted).
 build_step() {
-  local name=$1 dir=$2; shift 2
+  local name=$1 dir=$2 target=$3; shift 3
   if [ "$BUILD" = 0 ]; then
     [ -f "$dir/build.ninja" ] && return 0
     not_run "$name" "--no-build, and $dir was never built"; return 1
   fi
-  step "$name" 1800 cmake_build "$dir" "$@"
+  step "$name" 1800 cmake_build "$dir" "$target" "$@"
 }
 
 export -f cmake_build
@@ -150,7 +150,7 @@ elif [ "$SERVER" != rbd-nbdd ]; then
 else
   BIN=gateway/control/rbd-nbdd
   # 1. The release build and its unit tests.
-  if build_step build "$B"; then
+  if build_step build "$B" ""; then
     step unit 1200 ctest --test-dir "$B" --output-on-failure -j "$JOBS"
   else
     not_run unit "build failed"
@@ -159,15 +159,16 @@ else
   # 2. ASan+UBSan build and its unit tests.
   ASAN_OK=0
   if [ "$QUICK" = 0 ]; then
-    if build_step build-asan "$B-asan" -DRBDNBD_SANITIZE=ON; then
+    if build_step build-asan "$B-asan" "" -DRBDNBD_SANITIZE=ON; then
       ASAN_OK=1
       step unit-asan 1200 ctest --test-dir "$B-asan" --output-on-failure -j "$JOBS"
     else
       not_run unit-asan "build-asan failed"
     fi
 
-    # 3. Fuzz targets (clang + libFuzzer), a short run each.
-    if CC=clang CXX=clang++ build_step build-fuzz "$B-fuzz" -DRBDNBD_FUZZ=ON; then
+    # 3. Fuzz targets (clang + libFuzzer), a short run each. Only what tests/fuzz/ needs
+    # is built (ninja's per-directory "all" target).
+    if CC=clang CXX=clang++ build_step build-fuzz "$B-fuzz" tests/fuzz/all -DRBDNBD_FUZZ=ON; then
       if [ -f "$ROOT/tests/fuzz/run-fuzz.sh" ]; then
         step fuzz 900 bash "$ROOT/tests/fuzz/run-fuzz.sh" "$B-fuzz" 20
       fi
