@@ -1,0 +1,115 @@
+#include "control/state_store.h"
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <fstream>
+#include <sstream>
+
+#include <nlohmann/json.hpp>
+
+#include "common/unique_fd.h"
+
+namespace rbdnbd {
+
+using nlohmann::json;
+
+namespace {
+
+json ToJson(const DeviceRecord& d) {
+  return json{{"index", d.index},           {"spec", d.spec},
+              {"cookie", d.cookie},         {"connections", d.connections},
+              {"io_timeout", d.io_timeout_s}, {"reattach_timeout", d.reattach_timeout_s},
+              {"read_only", d.read_only},   {"exclusive", d.exclusive},
+              {"notrim", d.notrim},         {"encryption", d.encryption},
+              {"passphrase_file", d.passphrase_file},
+              {"client_name", d.client_name}, {"conf", d.conf_path},
+              {"mon_host", d.mon_host},     {"keyring", d.keyring_path},
+              {"keyfile", d.keyfile_path},  {"key_in_memory", d.key_in_memory}};
+}
+
+template <typename T>
+void Get(const json& j, const char* key, T* out) {
+  auto it = j.find(key);
+  if (it != j.end() && !it->is_null()) {
+    if constexpr (std::is_same_v<T, bool>) {
+      if (it->is_boolean()) *out = it->get<bool>();
+    } else if constexpr (std::is_same_v<T, std::string>) {
+      if (it->is_string()) *out = it->get<std::string>();
+    } else {
+      if (it->is_number_unsigned()) *out = it->get<T>();
+    }
+  }
+}
+
+}  // namespace
+
+Result<void> StateStore::Init() {
+  if (::mkdir(dir_.c_str(), 0700) != 0 && errno != EEXIST) {
+    return Err(errno, "cannot create state directory {}: {}", dir_, strerror(errno));
+  }
+  return {};
+}
+
+Result<std::vector<DeviceRecord>> StateStore::Load() const {
+  std::ifstream f(path());
+  if (!f) return std::vector<DeviceRecord>{};
+  std::stringstream ss;
+  ss << f.rdbuf();
+  json j = json::parse(ss.str(), nullptr, /*allow_exceptions=*/false);
+  if (j.is_discarded() || !j.is_object()) return Err(EINVAL, "state file {} is not valid JSON", path());
+  std::vector<DeviceRecord> out;
+  auto devices = j.find("devices");
+  if (devices == j.end() || !devices->is_array()) return out;
+  for (const json& d : *devices) {
+    if (!d.is_object()) continue;
+    DeviceRecord r;
+    Get(d, "index", &r.index);
+    Get(d, "spec", &r.spec);
+    Get(d, "cookie", &r.cookie);
+    Get(d, "connections", &r.connections);
+    Get(d, "io_timeout", &r.io_timeout_s);
+    Get(d, "reattach_timeout", &r.reattach_timeout_s);
+    Get(d, "read_only", &r.read_only);
+    Get(d, "exclusive", &r.exclusive);
+    Get(d, "notrim", &r.notrim);
+    Get(d, "encryption", &r.encryption);
+    Get(d, "passphrase_file", &r.passphrase_file);
+    Get(d, "client_name", &r.client_name);
+    Get(d, "conf", &r.conf_path);
+    Get(d, "mon_host", &r.mon_host);
+    Get(d, "keyring", &r.keyring_path);
+    Get(d, "keyfile", &r.keyfile_path);
+    Get(d, "key_in_memory", &r.key_in_memory);
+    if (r.spec.empty() || r.cookie.empty()) continue;
+    out.push_back(std::move(r));
+  }
+  return out;
+}
+
+Result<void> StateStore::Save(const std::vector<DeviceRecord>& devices) const {
+  json j{{"version", 1}, {"devices", json::array()}};
+  for (const auto& d : devices) j["devices"].push_back(ToJson(d));
+  std::string text = j.dump(2) + "\n";
+  std::string tmp = path() + ".tmp";
+  UniqueFd fd(::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600));
+  if (!fd) return Err(errno, "cannot write {}: {}", tmp, strerror(errno));
+  size_t off = 0;
+  while (off < text.size()) {
+    ssize_t n = ::write(fd.get(), text.data() + off, text.size() - off);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) return Err(errno, "cannot write {}: {}", tmp, strerror(errno));
+    off += static_cast<size_t>(n);
+  }
+  if (::fsync(fd.get()) != 0) return Err(errno, "fsync {}: {}", tmp, strerror(errno));
+  fd.Reset();
+  if (::rename(tmp.c_str(), path().c_str()) != 0) return Err(errno, "rename {}: {}", tmp, strerror(errno));
+  UniqueFd dir(::open(dir_.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+  if (dir) ::fsync(dir.get());
+  return {};
+}
+
+}  // namespace rbdnbd

@@ -1,0 +1,52 @@
+// StateStore: the daemon's persistent list of mapped devices, so a new daemon
+// (after a crash, SIGKILL or an upgrade) can reattach every device.
+//
+// Contract: control thread (callers serialise). Save() is atomic: it writes
+// state.json.tmp, fsyncs it, renames it over state.json and fsyncs the
+// directory, so a crash leaves either the old or the new file, never a torn
+// one. The file is mode 0600 in a 0700 directory. It holds no secret: keys
+// and passphrases are stored only as the paths of files the admin manages.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "common/result.h"
+
+namespace rbdnbd {
+
+struct DeviceRecord {
+  uint32_t index = 0;
+  std::string spec;        // pool/[ns/]image[@snap]
+  std::string cookie;      // NBD backend identifier
+  uint32_t connections = 1;
+  uint64_t io_timeout_s = 0;
+  uint64_t reattach_timeout_s = 0;
+  bool read_only = false;
+  bool exclusive = false;
+  bool notrim = false;
+  std::string encryption;       // "", luks1, luks2
+  std::string passphrase_file;  // a path, never the passphrase
+  // Cluster: where and who. Never a key.
+  std::string client_name;
+  std::string conf_path;
+  std::string mon_host;
+  std::string keyring_path;
+  std::string keyfile_path;
+  bool key_in_memory = false;  // mapped with a key that was never on disk
+};
+
+class StateStore {
+ public:
+  explicit StateStore(std::string dir) : dir_(std::move(dir)) {}
+  Result<void> Init();  // creates the directory (0700)
+  Result<std::vector<DeviceRecord>> Load() const;
+  Result<void> Save(const std::vector<DeviceRecord>& devices) const;
+  std::string path() const { return dir_ + "/state.json"; }
+
+ private:
+  std::string dir_;
+};
+
+}  // namespace rbdnbd

@@ -1,0 +1,208 @@
+#include "device/kernel_device.h"
+
+#include <sys/socket.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <chrono>
+#include <cstring>
+#include <fstream>
+#include <thread>
+
+#include <spdlog/spdlog.h>
+
+namespace rbdnbd {
+
+uint64_t KernelServerFlags(const BackendCaps& caps) { return TransmissionFlags(caps); }
+
+uint32_t KernelBlockSize(const BackendCaps& caps) {
+  return std::clamp<uint32_t>(caps.min_block, 512, 4096);
+}
+
+KernelDevice::KernelDevice(LoopPool& loops, Export exp, KernelDeviceParams params)
+    : loops_(loops), export_(std::move(exp)), params_(std::move(params)) {}
+
+KernelDevice::~KernelDevice() {
+  CloseConnections(true);
+  if (!WaitConnectionsClosed(std::chrono::seconds(30))) {
+    spdlog::critical("{}: connections did not close; leaking them", path());
+    for (auto& s : slots_) s->conn.release();  // their loop may still touch them
+  }
+}
+
+Result<std::vector<UniqueFd>> KernelDevice::StartConnections() {
+  std::vector<UniqueFd> kernel_ends;
+  {
+    std::lock_guard lock(mu_);
+    std::erase_if(slots_, [](const auto& s) { return s->closed; });
+  }
+  for (uint32_t i = 0; i < params_.connections; i++) {
+    int sv[2];
+    if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) != 0) {
+      return Err(errno, "socketpair: {}", strerror(errno));
+    }
+    kernel_ends.emplace_back(sv[1]);
+    auto slot = std::make_shared<Slot>();
+    slot->loop = loops_.PickNext();
+    {
+      std::lock_guard lock(mu_);
+      slots_.push_back(slot);
+    }
+    std::string peer = fmt::format("{}#{}", params_.cookie, i);
+    int ours = sv[0];
+    loops_.loop(slot->loop).Post([this, slot, ours, peer] {
+      auto on_closed = [this, slot](Connection*) {
+        slot->conn.reset();  // on its own loop, after its last callback
+        std::lock_guard lock(mu_);
+        slot->closed = true;
+        cv_.notify_all();
+      };
+      slot->conn = Connection::ForTransmission(loops_.loop(slot->loop), loops_.pool(slot->loop),
+                                               UniqueFd(ours), export_, peer, on_closed);
+      slot->conn->Start();
+    });
+  }
+  return kernel_ends;
+}
+
+void KernelDevice::CloseConnections(bool force) {
+  std::lock_guard lock(mu_);
+  for (auto& slot : slots_) {
+    if (slot->closed) continue;
+    loops_.loop(slot->loop).Post([slot, force] {
+      if (!slot->conn) return;
+      if (force) slot->conn->ForceClose(); else slot->conn->Shutdown();
+    });
+  }
+}
+
+bool KernelDevice::WaitConnectionsClosed(std::chrono::milliseconds timeout) {
+  std::unique_lock lock(mu_);
+  return cv_.wait_for(lock, timeout, [this] {
+    return std::all_of(slots_.begin(), slots_.end(), [](const auto& s) { return s->closed; });
+  });
+}
+
+size_t KernelDevice::live_connections() {
+  std::lock_guard lock(mu_);
+  return static_cast<size_t>(std::count_if(slots_.begin(), slots_.end(), [](const auto& s) { return !s->closed; }));
+}
+
+Result<void> KernelDevice::WaitReady() {
+  std::string sys = fmt::format("/sys/block/nbd{}/size", index_);
+  uint64_t want = size_ / 512;
+  uint64_t sectors = 0;
+  for (int i = 0; i < 1000; i++) {  // up to 10 s
+    std::ifstream f(sys);
+    if (f >> sectors && sectors == want) return {};
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  return Err(ETIMEDOUT, "{} did not reach {} bytes (sysfs says {} sectors)", path(), size_, sectors);
+}
+
+namespace {
+std::vector<int> Raw(const std::vector<UniqueFd>& fds) {
+  std::vector<int> raw;
+  for (const auto& f : fds) raw.push_back(f.get());
+  return raw;
+}
+}  // namespace
+
+Result<std::unique_ptr<KernelDevice>> KernelDevice::Map(NbdNetlink& nl, LoopPool& loops, Export exp,
+                                                        const KernelDeviceParams& params) {
+  std::unique_ptr<KernelDevice> d(new KernelDevice(loops, std::move(exp), params));
+  BackendCaps caps = d->export_.backend->Capabilities();
+  d->size_ = caps.size;
+  if (params.connections > 1 && !caps.can_multi_conn) {
+    return Err(EINVAL, "this backend cannot serve several connections safely (no multi-conn)");
+  }
+  auto ends = d->StartConnections();
+  if (!ends) return Unexpected(ends.error());
+  NbdConnectParams p;
+  p.index = params.index;
+  p.sockets = Raw(*ends);
+  p.size_bytes = caps.size;
+  p.block_size = KernelBlockSize(caps);
+  p.server_flags = KernelServerFlags(caps);
+  p.timeout_s = params.io_timeout_s;
+  p.dead_conn_timeout_s = params.reattach_timeout_s;
+  p.backend_id = params.cookie;
+  auto index = nl.Connect(p);
+  if (!index) return Unexpected(index.error());  // ~KernelDevice closes our ends
+  d->index_ = *index;
+  if (auto r = d->WaitReady(); !r) {
+    (void)nl.Disconnect(d->index_);
+    return Unexpected(r.error());
+  }
+  return d;
+}
+
+Result<std::unique_ptr<KernelDevice>> KernelDevice::Attach(NbdNetlink& nl, LoopPool& loops, Export exp,
+                                                           uint32_t index, const KernelDeviceParams& params) {
+  std::unique_ptr<KernelDevice> d(new KernelDevice(loops, std::move(exp), params));
+  d->index_ = index;
+  std::ifstream backend(fmt::format("/sys/block/nbd{}/backend", index));
+  std::string id;
+  if (backend >> id && id != params.cookie) {
+    return Err(EEXIST, "/dev/nbd{} belongs to another backend ({}), not {}", index, id, params.cookie);
+  }
+  d->size_ = d->export_.backend->Capabilities().size;
+  if (auto r = d->Reattach(nl); !r) return Unexpected(r.error());
+  return d;
+}
+
+Result<void> KernelDevice::Reattach(NbdNetlink& nl) {
+  auto ends = StartConnections();
+  if (!ends) return Unexpected(ends.error());
+  NbdReconfigureParams p;
+  p.index = index_;
+  p.sockets = Raw(*ends);
+  p.backend_id = params_.cookie;
+  if (auto r = nl.Reconfigure(p); !r) {
+    CloseConnections(true);
+    return r;
+  }
+  spdlog::info("{}: reattached {} connection(s)", path(), params_.connections);
+  return {};
+}
+
+Result<void> KernelDevice::Unmap(NbdNetlink& nl) {
+  if (auto r = nl.Disconnect(index_); !r && r.error().code != ENOENT) return r;
+  // The kernel sends DISC on every socket and closes them; our side drains.
+  if (!WaitConnectionsClosed(std::chrono::seconds(30))) {
+    spdlog::warn("{}: connections still open 30 s after DISCONNECT; closing them", path());
+    CloseConnections(true);
+    WaitConnectionsClosed(std::chrono::seconds(30));
+  }
+  return {};
+}
+
+void KernelDevice::Detach() {
+  CloseConnections(false);
+  if (!WaitConnectionsClosed(std::chrono::seconds(30))) CloseConnections(true);
+}
+
+Result<void> KernelDevice::Resize(NbdNetlink& nl, uint64_t size) {
+  // Growing: connections accept the new range before the kernel can use it.
+  // Shrinking: the kernel stops first, then the connections.
+  auto update_connections = [this, size] {
+    std::lock_guard lock(mu_);
+    for (auto& slot : slots_) {
+      if (slot->closed) continue;
+      loops_.loop(slot->loop).Post([slot, size] {
+        if (slot->conn) slot->conn->SetExportSize(size);
+      });
+    }
+  };
+  if (size > size_) update_connections();
+  NbdReconfigureParams p;
+  p.index = index_;
+  p.size_bytes = size;
+  p.backend_id = params_.cookie;
+  if (auto r = nl.Reconfigure(p); !r) return r;
+  if (size <= size_) update_connections();
+  size_ = size;
+  return WaitReady();
+}
+
+}  // namespace rbdnbd
