@@ -1,0 +1,370 @@
+# tests/e2e/lib.sh - helpers for the end-to-end scenarios, sourced INSIDE the UML guest.
+#
+#   . "$(dirname "$0")/../lib.sh"        (first thing in every tests/e2e/scenarios/*.sh)
+#
+# Conventions: one behaviour per script; exit 0 = pass, 1 = fail, 77 = skip. Everything a
+# scenario sets up is registered with on_exit right after it succeeds, and torn down from the
+# EXIT trap in reverse order (umount before disconnect before the server stops). Every
+# command that touches a device or the server is bounded (`t SECS cmd`), every wait is a
+# bounded poll (`wait_until`), and readiness is read from sysfs, never from udev.
+# At exit the kernel log is checked: a WARNING, BUG, Oops, general protection fault, hung
+# task, or an unexpected block-layer I/O error fails the scenario even if it passed.
+#
+# Settings (environment; run-all.sh passes them through VM_ENV):
+#   RBDNBD_BIN        the rbd-nbdd binary  (default: build/gateway/control/rbd-nbdd)
+#   E2E_LOG_LEVEL     the server's --log-level (default debug: per connection, not per I/O)
+#   E2E_NBD_TIMEOUT   the kernel's per-request timeout, nbd-client -t (default 60 s)
+#   E2E_ALLOW_IO_ERRORS=1  do not fail on block-layer I/O errors in dmesg (fault scenarios)
+#
+# Logs (server, fio, dmesg) are kept in $E2E_WORK and copied to $VM_RUN_OUT at exit, which
+# run.sh maps to VM_OUT on the host (run-all.sh: build/e2e-logs/SCENARIO/).
+
+set -euo pipefail
+export PATH="/usr/sbin:/usr/bin:/sbin:/bin:$PATH"
+export LC_ALL=C
+
+E2E_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+E2E_NAME=$(basename "$0" .sh)
+E2E_WORK=/run/e2e
+E2E_SOCK=/run/nbd.sock
+E2E_T0=$SECONDS
+E2E_UP0=$(cut -d' ' -f1 /proc/uptime)
+
+if [ "${VM_GUEST:-}" != 1 ]; then
+  echo "$E2E_NAME: this runs inside the UML guest: use tests/e2e/run-all.sh, or" \
+       "tests/e2e/uml/run.sh $0" >&2
+  exit 2
+fi
+
+RBDNBD_BIN=${RBDNBD_BIN:-build/gateway/control/rbd-nbdd}
+case "$RBDNBD_BIN" in /*) ;; *) RBDNBD_BIN=$E2E_ROOT/$RBDNBD_BIN ;; esac
+E2E_LOG_LEVEL=${E2E_LOG_LEVEL:-debug}
+E2E_NBD_TIMEOUT=${E2E_NBD_TIMEOUT:-60}
+
+mkdir -p "$E2E_WORK"
+
+# ---------------------------------------------------------------------------------------
+# Reporting and bounded commands
+# ---------------------------------------------------------------------------------------
+log()  { printf '[%s %5.1fs] %s\n' "$E2E_NAME" "$(_uptime_since_start)" "$*" >&2; }
+fail() { log "FAIL: $*"; exit 1; }
+skip() { log "SKIP: $*"; exit 77; }
+pass() { log "PASS${1:+: $*}"; exit 0; }
+
+_uptime_since_start() { awk -v a="$E2E_UP0" '{print $1 - a}' /proc/uptime; }
+
+# t SECS CMD... : CMD bounded by SECS (TERM, then KILL 10 s later). A timeout is reported
+# as such, so that a hang is never mistaken for an ordinary failure.
+t() {
+  local secs=$1 rc=0
+  shift
+  timeout --kill-after=10 "$secs" "$@" || rc=$?
+  if [ "$rc" = 124 ] || [ "$rc" = 137 ]; then log "TIMEOUT after ${secs}s: $*"; fi
+  return "$rc"
+}
+
+# wait_until SECS WHAT CMD... : poll CMD every 0.1 s until it succeeds; fail after SECS.
+wait_until() {
+  local secs=$1 what=$2
+  shift 2
+  local deadline=$((SECONDS + secs))
+  until "$@"; do
+    [ "$SECONDS" -lt "$deadline" ] || fail "timed out after ${secs}s waiting for $what"
+    sleep 0.1
+  done
+}
+
+require_cmd() {
+  local c
+  for c in "$@"; do command -v "$c" >/dev/null 2>&1 || skip "missing command: $c"; done
+}
+
+# step WHAT : a visible milestone in the console log.
+step() { log "--- $*"; }
+
+# ---------------------------------------------------------------------------------------
+# Cleanup
+# ---------------------------------------------------------------------------------------
+_E2E_HOOKS=()
+# on_exit CMD : run CMD (a shell snippet) at exit; the last registered runs first.
+on_exit() { _E2E_HOOKS+=("$*"); }
+
+_e2e_exit() {
+  local rc=$? i
+  set +e
+  trap - EXIT
+  for ((i = ${#_E2E_HOOKS[@]} - 1; i >= 0; i--)); do
+    eval "${_E2E_HOOKS[i]}" || log "cleanup step failed: ${_E2E_HOOKS[i]}"
+  done
+  if [ -n "${SERVER_PID:-}" ] && _alive "$SERVER_PID"; then
+    log "cleanup: server (pid $SERVER_PID) still running, stopping it"
+    kill -TERM "$SERVER_PID" 2>/dev/null
+    _wait_exit "$SERVER_PID" 20 || kill -KILL "$SERVER_PID" 2>/dev/null
+  fi
+  if ! check_dmesg; then
+    [ "$rc" = 0 ] || [ "$rc" = 77 ] && rc=1
+  fi
+  if [ "$rc" != 0 ] && [ "$rc" != 77 ] && [ -s "${SERVER_LOG:-}" ]; then
+    log "---- last 40 lines of $SERVER_LOG ----"
+    tail -n 40 "$SERVER_LOG" >&2
+  fi
+  if [ -n "${VM_RUN_OUT:-}" ] && [ -d "$VM_RUN_OUT" ]; then
+    cp -a "$E2E_WORK"/. "$VM_RUN_OUT"/ 2>/dev/null
+  fi
+  case "$rc" in
+    0) log "scenario passed in $((SECONDS - E2E_T0))s" ;;
+    77) log "scenario skipped" ;;
+    *) log "scenario FAILED (exit $rc) after $((SECONDS - E2E_T0))s; logs: ${VM_RUN_OUT:-$E2E_WORK}" ;;
+  esac
+  exit "$rc"
+}
+trap _e2e_exit EXIT
+trap 'log "interrupted (SIGTERM: the guest timer ran out?)"; exit 143' TERM
+trap 'exit 130' INT
+
+# A process that exited but was not reaped yet is a zombie: kill -0 still succeeds on it.
+_alive() {
+  local st
+  st=$(awk '{print $3}' "/proc/$1/stat" 2>/dev/null) || return 1
+  [ -n "$st" ] && [ "$st" != Z ] && [ "$st" != X ]
+}
+
+# _wait_exit PID SECS : 0 once PID has exited, 1 if it is still running after SECS.
+_wait_exit() {
+  local deadline=$((SECONDS + $2))
+  while _alive "$1"; do
+    [ "$SECONDS" -lt "$deadline" ] || return 1
+    sleep 0.1
+  done
+}
+
+# ---------------------------------------------------------------------------------------
+# Kernel modules
+# ---------------------------------------------------------------------------------------
+# load_nbd [NBDS_MAX] : load nbd with NBDS_MAX (16) devices and wait for their nodes.
+load_nbd() {
+  local n=${1:-16}
+  if [ ! -d /sys/module/nbd ]; then
+    t 30 modprobe nbd nbds_max="$n" max_part=0 || fail "modprobe nbd failed"
+  fi
+  wait_until 10 "/dev/nbd$((n - 1))" test -b "/dev/nbd$((n - 1))"
+}
+
+load_rbd() { [ -d /sys/module/rbd ] || t 30 modprobe rbd || fail "modprobe rbd failed"; }
+
+# load_brd SIZE_MIB [COUNT] : RAM disks /dev/ram0.. of SIZE_MIB each.
+load_brd() {
+  local mib=$1 count=${2:-1}
+  [ -d /sys/module/brd ] || t 30 modprobe brd rd_size=$((mib * 1024)) rd_nr="$count" \
+    || fail "modprobe brd failed"
+  wait_until 10 /dev/ram0 test -b /dev/ram0
+}
+
+# ---------------------------------------------------------------------------------------
+# The rbd-nbdd server (the socket server, until `rbd-nbdd map` exists)
+# ---------------------------------------------------------------------------------------
+SERVER_PID=
+SERVER_LOG=
+_SERVER_N=0
+
+# start_server SERVE_ARGS... : `rbd-nbdd serve --socket $E2E_SOCK SERVE_ARGS...` in the
+# background, log in $E2E_WORK/server.N.log (SERVER_LOG), ready once the socket exists.
+start_server() {
+  [ -x "$RBDNBD_BIN" ] || fail "rbd-nbdd not found at $RBDNBD_BIN"
+  [ -z "$SERVER_PID" ] || fail "start_server: a server is already running (pid $SERVER_PID)"
+  _SERVER_N=$((_SERVER_N + 1))
+  SERVER_LOG=$E2E_WORK/server.$_SERVER_N.log
+  rm -f "$E2E_SOCK"
+  log "starting: rbd-nbdd serve --socket $E2E_SOCK $*"
+  "$RBDNBD_BIN" serve --socket "$E2E_SOCK" --log-level "$E2E_LOG_LEVEL" \
+    --pid-file "$E2E_WORK/server.pid" "$@" > "$SERVER_LOG" 2>&1 < /dev/null &
+  SERVER_PID=$!
+  local deadline=$((SECONDS + 30))
+  until [ -S "$E2E_SOCK" ]; do
+    if ! _alive "$SERVER_PID"; then
+      local rc=0
+      wait "$SERVER_PID" || rc=$?
+      SERVER_PID=
+      cat "$SERVER_LOG" >&2
+      fail "server exited (rc=$rc) before its socket appeared"
+    fi
+    [ "$SECONDS" -lt "$deadline" ] || fail "server socket $E2E_SOCK did not appear in 30 s"
+    sleep 0.05
+  done
+  log "server ready (pid $SERVER_PID)"
+}
+
+# stop_server : SIGTERM; it must exit 0 within 60 s with no crash trace in its log.
+stop_server() {
+  [ -n "$SERVER_PID" ] || fail "stop_server: no server running"
+  _alive "$SERVER_PID" || fail "server (pid $SERVER_PID) died before stop_server$(_server_death)"
+  log "server peak RSS $(awk '/^VmHWM/ {printf "%d MiB", $2 / 1024}' "/proc/$SERVER_PID/status")"
+  kill -TERM "$SERVER_PID"
+  if ! _wait_exit "$SERVER_PID" 60; then
+    kill -ABRT "$SERVER_PID" 2>/dev/null
+    _wait_exit "$SERVER_PID" 5 || kill -KILL "$SERVER_PID" 2>/dev/null
+    fail "server did not exit within 60 s of SIGTERM"
+  fi
+  local rc=0 pid=$SERVER_PID
+  wait "$SERVER_PID" || rc=$?
+  SERVER_PID=
+  if grep -nE 'Sanitizer|runtime error:|Segmentation fault|terminate called|assert' \
+       "$SERVER_LOG" >&2; then
+    fail "crash or sanitizer report in $SERVER_LOG"
+  fi
+  [ "$rc" = 0 ] || fail "server (pid $pid) exited $rc after SIGTERM, expected 0"
+  log "server exited 0 after SIGTERM"
+}
+
+server_alive() { [ -n "$SERVER_PID" ] && _alive "$SERVER_PID"; }
+
+# _server_death : ": OOM-killed (...)" when the kernel log says so, else nothing.
+_server_death() {
+  local l
+  l=$(dmesg 2>/dev/null | grep -E "Killed process $SERVER_PID " | tail -n 1) || true
+  [ -z "$l" ] || echo ": OOM-killed (${l#*Killed process })"
+}
+
+# ---------------------------------------------------------------------------------------
+# /dev/nbdN through Debian's nbd-client (netlink by default)
+# ---------------------------------------------------------------------------------------
+# nbd_size DEV : the device's size in bytes, from sysfs (0 when not connected).
+nbd_size() {
+  local s
+  s=$(cat "/sys/block/$(basename "$1")/size" 2>/dev/null) || s=0
+  echo $((s * 512))
+}
+
+_size_is() { [ "$(nbd_size "$1")" = "$2" ]; }
+
+# wait_nbd_size DEV BYTES [SECS] : poll /sys/block/nbdN/size until it is BYTES.
+wait_nbd_size() {
+  wait_until "${3:-30}" "$1 to have size $2 (now $(nbd_size "$1"))" _size_is "$1" "$2"
+}
+
+# nbd_connect DEV EXPORT SIZE_BYTES [NBD_CLIENT_ARGS...] : connect DEV to EXPORT on the
+# server's socket with 4 KiB blocks, wait until sysfs shows SIZE_BYTES, disconnect at exit.
+nbd_connect() {
+  local dev=$1 export=$2 size=$3
+  shift 3
+  log "nbd-client -unix $E2E_SOCK $dev -N $export -b 4096 -t $E2E_NBD_TIMEOUT $*"
+  t 60 nbd-client -unix "$E2E_SOCK" "$dev" -N "$export" -b 4096 -t "$E2E_NBD_TIMEOUT" "$@" \
+    >> "$E2E_WORK/nbd-client.log" 2>&1 \
+    || { cat "$E2E_WORK/nbd-client.log" >&2; fail "nbd-client could not connect $dev"; }
+  on_exit "_nbd_disconnect_quiet $dev"
+  wait_nbd_size "$dev" "$size" 30
+  log "$dev connected: $(nbd_size "$dev") bytes, $(_nbd_queue_summary "$dev")"
+}
+
+_nbd_queue_summary() {
+  local q=/sys/block/$(basename "$1")/queue
+  echo "lbs $(cat "$q/logical_block_size") max_sectors_kb $(cat "$q/max_sectors_kb")" \
+       "discard_max $(cat "$q/discard_max_bytes") wc $(cat "$q/write_cache")" \
+       "hw queues $(ls "/sys/block/$(basename "$1")/mq" | wc -l)"
+}
+
+# nbd_disconnect DEV : nbd-client -d, then wait until the kernel dropped the size.
+nbd_disconnect() {
+  t 30 nbd-client -d "$1" >> "$E2E_WORK/nbd-client.log" 2>&1 \
+    || fail "nbd-client -d $1 failed"
+  wait_nbd_size "$1" 0 30
+  log "$1 disconnected"
+}
+
+_nbd_disconnect_quiet() {
+  [ "$(nbd_size "$1")" != 0 ] || return 0
+  t 30 nbd-client -d "$1" >> "$E2E_WORK/nbd-client.log" 2>&1
+}
+
+# ---------------------------------------------------------------------------------------
+# Filesystems and data
+# ---------------------------------------------------------------------------------------
+# mount_dev DEV DIR [MOUNT_ARGS...] : mount, and unmount at exit.
+mount_dev() {
+  local dev=$1 dir=$2
+  shift 2
+  mkdir -p "$dir"
+  t 60 mount "$@" "$dev" "$dir" || fail "mount $dev $dir failed"
+  on_exit "_umount_quiet $dir"
+}
+
+umount_dir() { t 120 umount "$1" || fail "umount $1 failed"; }
+_umount_quiet() { mountpoint -q "$1" || return 0; t 120 umount "$1" || t 30 umount -l "$1"; }
+
+# make_files DIR MANIFEST : a spread of random files (4 KiB to 32 MiB, about 70 MiB in all,
+# some sparse-ish, one directory deep), their sha256 sums written to MANIFEST.
+make_files() {
+  local dir=$1 manifest=$2 i
+  mkdir -p "$dir/a/b"
+  t 60 dd if=/dev/urandom of="$dir/big" bs=1M count=32 status=none
+  t 60 dd if=/dev/urandom of="$dir/a/mid" bs=1M count=16 status=none
+  for i in $(seq 1 40); do
+    t 30 dd if=/dev/urandom of="$dir/a/b/small.$i" bs=4k count=$((i % 7 + 1)) status=none
+  done
+  t 30 dd if=/dev/urandom of="$dir/a/holes" bs=1M count=1 seek=20 status=none
+  head -c 3333 /dev/urandom > "$dir/odd-size"
+  (cd "$dir" && find . -type f -print0 | sort -z \
+     | xargs -0 sha256sum) > "$manifest"
+  log "wrote $(wc -l < "$manifest") files ($(du -sh "$dir" | cut -f1)) in $dir"
+}
+
+# verify_files DIR MANIFEST : every file's sha256 matches.
+verify_files() {
+  (cd "$1" && t 300 sha256sum --quiet -c "$2") || fail "checksum mismatch in $1"
+  log "verified $(wc -l < "$2") files in $1"
+}
+
+# drop_caches : forget clean page cache, so that reads go to the device.
+drop_caches() { sync; echo 3 > /proc/sys/vm/drop_caches; }
+
+# ---------------------------------------------------------------------------------------
+# fio
+# ---------------------------------------------------------------------------------------
+# run_fio NAME FIO_ARGS... : run fio bounded (E2E_FIO_TIMEOUT, 600 s), json in
+# $E2E_WORK/fio-NAME.json; fail unless it exits 0 with no job error. Prints a summary.
+# FIO_ARGS belong to job NAME; more jobs may follow, each starting with --name=OTHER and
+# repeating every option it needs (fio has no global section here).
+run_fio() {
+  local name=$1
+  shift
+  local out=$E2E_WORK/fio-$name.json rc=0
+  log "fio $name: $*"
+  # In $E2E_WORK: verify_dump files land there, and so are kept with the logs.
+  (cd "$E2E_WORK" && t "${E2E_FIO_TIMEOUT:-600}" fio --name="$name" --eta=never --output-format=json+ \
+     --output="$out" "$@") 2> "$E2E_WORK/fio-$name.err" || rc=$?
+  if [ "$rc" != 0 ]; then
+    head -n 20 "$E2E_WORK/fio-$name.err" >&2
+    [ -s "$out" ] && { jq -M -c '.jobs[] | {jobname, error}' "$out" >&2 2>/dev/null || true; }
+    [ -z "$SERVER_PID" ] || server_alive || log "the server (pid $SERVER_PID) is gone$(_server_death)"
+    fail "fio $name exited $rc"
+  fi
+  local errs
+  errs=$(jq '[.jobs[].error] | add' "$out") || fail "fio $name: unreadable json"
+  [ "$errs" = 0 ] || fail "fio $name: job error $errs"
+  jq -M -r '.jobs[] | "\(.jobname): write \(.write.iops|floor) IOPS \(.write.io_bytes/1048576|floor) MiB, " +
+         "read(verify) \(.read.iops|floor) IOPS \(.read.io_bytes/1048576|floor) MiB, " +
+         "\(.job_runtime/1000) s, error \(.error)"' "$out" | while read -r l; do log "  $l"; done
+}
+
+# ---------------------------------------------------------------------------------------
+# The kernel log
+# ---------------------------------------------------------------------------------------
+# Kernel bugs, and the OOM killer (in a test it means something grew without bound): any of
+# these fails every scenario.
+E2E_DMESG_BUGS='WARNING:|BUG:|kernel BUG at|Oops|general protection|INFO: task .* blocked|Kernel panic|UBSAN:|list_(add|del) corruption|refcount_t:|Out of memory|oom-kill'
+# Block and filesystem errors: a scenario that injects faults sets E2E_ALLOW_IO_ERRORS=1.
+E2E_DMESG_IOERRS='I/O error|Other side returned error|Receive control failed|Send control failed|Connection timed out|Dead connection|EXT4-fs error|EXT4-fs warning|XFS .*(corrupt|error)|Buffer I/O error'
+
+# check_dmesg : 0 if the kernel log is clean; else prints the offending lines, returns 1.
+check_dmesg() {
+  local pat=$E2E_DMESG_BUGS
+  [ "${E2E_ALLOW_IO_ERRORS:-0}" = 1 ] || pat="$pat|$E2E_DMESG_IOERRS"
+  timeout 10 dmesg > "$E2E_WORK/dmesg.txt" 2>&1
+  if grep -En "$pat" "$E2E_WORK/dmesg.txt" > "$E2E_WORK/dmesg-bad.txt"; then
+    log "dmesg is not clean:"
+    head -n 40 "$E2E_WORK/dmesg-bad.txt" >&2
+    return 1
+  fi
+  rm -f "$E2E_WORK/dmesg-bad.txt"
+  log "dmesg clean"
+}

@@ -1,0 +1,199 @@
+#!/bin/bash
+# tests/e2e/run-all.sh [PATTERN...] - run the end-to-end scenarios under a real kernel.
+#
+# Every tests/e2e/scenarios/*.sh (or those whose name contains one of the PATTERNs) runs in
+# its own fresh user-mode Linux boot (tests/e2e/uml/run.sh), as root, with the host's / as a
+# read-only root under a tmpfs overlay. A scenario exits 0 (pass), 77 (skip) or anything
+# else (fail); 124 means it ran out of time, 125 that the guest died. With CI=true a skip
+# counts as a failure. The last line is "N passed, N failed" (", N skipped" when any were).
+# Exit: 0 all passed (or some skipped), 1 any failed, 77 all skipped.
+#
+# Settings (environment):
+#   RBDNBD_BIN      the daemon under test (default build/gateway/control/rbd-nbdd, relative
+#                   to the repository root). When the default is missing it is built:
+#                   cmake -S . -B build -G Ninja && ninja -C build rbd-nbdd
+#   E2E_LOGS        where each scenario's files go (default build/e2e-logs): SCENARIO/
+#                   console.log (the guest console: the scenario's own output), host.log,
+#                   dmesg.txt, server.N.log, fio-*.json, timing.
+#   E2E_TIMEOUT     default VM_TIMEOUT per scenario (300 s)
+#   E2E_JOBS        guests to run at once (default 1). Each UML guest has one vCPU; on an
+#                   idle 2-core host E2E_JOBS=2 nearly halves the wall time.
+#   E2E_LOG_LEVEL, E2E_NBD_TIMEOUT  passed into the guest (see lib.sh)
+#   VM_MEM          default guest RAM (2G)
+# A scenario can ask for other VM settings with header lines such as
+#   # e2e-vm: VM_MEM=3G VM_TIMEOUT=600
+# (only VM_MEM, VM_TIMEOUT, VM_MODULES and VM_OVERLAY_SIZE are honoured).
+set -uo pipefail
+
+HERE=$(cd "$(dirname "$(readlink -f "$0")")" && pwd)
+ROOT=$(cd "$HERE/../.." && pwd)
+cd "$ROOT"
+export PATH="/usr/sbin:/usr/bin:/sbin:/bin:$PATH"
+
+case "${1:-}" in
+  -h|--help) sed -n '2,/^set -uo/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
+esac
+PATTERNS=("$@")
+
+RBDNBD_BIN=${RBDNBD_BIN:-build/gateway/control/rbd-nbdd}
+case "$RBDNBD_BIN" in /*) ;; *) RBDNBD_BIN=$ROOT/$RBDNBD_BIN ;; esac
+export RBDNBD_BIN
+E2E_LOGS=${E2E_LOGS:-$ROOT/build/e2e-logs}
+E2E_TIMEOUT=${E2E_TIMEOUT:-300}
+export E2E_LOG_LEVEL=${E2E_LOG_LEVEL:-debug}
+export E2E_NBD_TIMEOUT=${E2E_NBD_TIMEOUT:-60}
+export CI=${CI:-false}
+
+PASSED=0 FAILED=0 SKIPPED=0
+RESULTS=()
+T0=$SECONDS
+echo "e2e: $(date -u +%FT%TZ), $(nproc) host cores, CI=$CI, daemon $RBDNBD_BIN"
+
+# ---- prerequisites: a missing one fails (or skips) every scenario, loudly ---------------
+PREREQ=
+if [ ! -x "$RBDNBD_BIN" ] && [ "$RBDNBD_BIN" = "$ROOT/build/gateway/control/rbd-nbdd" ]; then
+  echo "e2e: building rbd-nbdd (not found at $RBDNBD_BIN)"
+  mkdir -p "$ROOT/build"
+  if ! { [ -f "$ROOT/build/build.ninja" ] || cmake -S "$ROOT" -B "$ROOT/build" -G Ninja; } \
+       > "$ROOT/build/e2e-build.log" 2>&1 \
+     || ! ninja -C "$ROOT/build" rbd-nbdd >> "$ROOT/build/e2e-build.log" 2>&1; then
+    tail -n 30 "$ROOT/build/e2e-build.log"
+    PREREQ="the build of rbd-nbdd failed (build/e2e-build.log)"
+  fi
+fi
+[ -n "$PREREQ" ] || [ -x "$RBDNBD_BIN" ] || PREREQ="no rbd-nbdd at $RBDNBD_BIN"
+[ -n "$PREREQ" ] || [ -x "${VM_UML:-/usr/bin/linux.uml}" ] \
+  || PREREQ="user-mode-linux is not installed (apt-get install user-mode-linux)"
+[ "$(id -u)" = 0 ] || PREREQ=${PREREQ:-"must run as root (the guest's root is the host's /)"}
+
+# ---- the scenarios -------------------------------------------------------------------------
+SCENARIOS=()
+for f in "$HERE"/scenarios/*.sh; do
+  [ -e "$f" ] || continue
+  n=$(basename "$f" .sh)
+  if [ ${#PATTERNS[@]} -gt 0 ]; then
+    keep=0
+    for p in "${PATTERNS[@]}"; do [[ "$n" == *"$p"* ]] && keep=1; done
+    [ "$keep" = 1 ] || continue
+  fi
+  SCENARIOS+=("$f")
+done
+[ ${#SCENARIOS[@]} -gt 0 ] || { echo "e2e: no scenario matches: ${PATTERNS[*]}"; echo "0 passed, 1 failed"; exit 1; }
+
+# vm_settings FILE : the VM_* assignments from its "# e2e-vm:" header lines.
+vm_settings() {
+  sed -n 's/^# e2e-vm:[[:space:]]*//p' "$1" | tr ' ' '\n' \
+    | grep -E '^(VM_MEM|VM_TIMEOUT|VM_MODULES|VM_OVERLAY_SIZE)=[^[:space:]]*$' || true
+}
+
+record() {  # record VERDICT NAME SECS DETAIL
+  RESULTS+=("$(printf '%-5s %-34s %6ss  %s' "$1" "$2" "$3" "$4")")
+}
+
+# run_one FILE : boot a guest for one scenario; leaves "RC SECONDS" in its result file.
+run_one() {
+  local f=$1 name out t rc
+  name=$(basename "$f" .sh)
+  out=$E2E_LOGS/$name
+  rm -rf "$out"
+  mkdir -p "$out"
+  local -a extra
+  mapfile -t extra < <(vm_settings "$f")
+  t=$SECONDS
+  env VM_MEM="${VM_MEM:-2G}" VM_TIMEOUT="$E2E_TIMEOUT" "${extra[@]}" \
+      VM_OUT="$out" VM_QUIET=1 \
+      VM_ENV="RBDNBD_BIN E2E_LOG_LEVEL E2E_NBD_TIMEOUT CI" \
+      "$HERE/uml/run.sh" "$f" > "$out/host.log" 2>&1 < /dev/null &
+  local rp=$!
+  trap 'kill -TERM $rp 2>/dev/null' TERM   # run.sh ends its guest on TERM
+  while :; do
+    wait "$rp"; rc=$?
+    kill -0 "$rp" 2>/dev/null || break
+  done
+  echo "$rc $((SECONDS - t))" > "$out/result"
+}
+
+# report FILE : print and count the verdict of a finished scenario.
+report() {
+  local f=$1 name out rc dt boot detail verdict
+  name=$(basename "$f" .sh)
+  out=$E2E_LOGS/$name
+  if [ -n "$PREREQ" ]; then
+    rc=77 dt=0
+  else
+    read -r rc dt < "$out/result" || { rc=125; dt=0; }
+    boot=$(sed -n 's/^boot=//p' "$out/timing" 2>/dev/null)
+  fi
+  detail="boot ${boot:-?}s"
+  if [ "$rc" = 0 ]; then
+    verdict=PASS; PASSED=$((PASSED + 1))
+  elif [ "$rc" = 77 ] && [ "$CI" != true ]; then
+    verdict=SKIP; SKIPPED=$((SKIPPED + 1))
+  else
+    verdict=FAIL; FAILED=$((FAILED + 1))
+  fi
+  case "$rc" in
+    0) ;;
+    77) detail="skipped${PREREQ:+: $PREREQ}"
+        [ "$CI" = true ] && detail="$detail (a skip fails when CI=true)" ;;
+    124) detail="timed out" ;;
+    125) detail="the guest died" ;;
+    *) detail="exit $rc" ;;
+  esac
+  printf '=== %-34s %s (%ss; %s)\n' "$name" "$verdict" "$dt" "$detail"
+  if [ "$verdict" != PASS ] && [ -z "$PREREQ" ]; then
+    echo "--- last 40 lines of $out/console.log"
+    grep -vE '^(SELinux:|mmapper_init|Failed to initialize ubd)' "$out/console.log" 2>/dev/null \
+      | tail -n 40 | sed 's/^/    /'
+    tail -n 5 "$out/host.log" 2>/dev/null | sed 's/^/    host: /'
+    echo "--- logs: $out"
+  fi
+  record "$verdict" "$name" "$dt" "$detail"
+}
+
+JOBS=${E2E_JOBS:-1}
+[[ "$JOBS" =~ ^[1-9][0-9]*$ ]] || JOBS=1
+declare -A PID_OF=()
+# On TERM/INT, tell every running uml/run.sh to stop: each ends its own guest.
+stop_all() {
+  trap - TERM INT
+  echo "e2e: interrupted, stopping ${#PID_OF[@]} guest(s)"
+  for f in "${!PID_OF[@]}"; do kill -TERM "${PID_OF[$f]}" 2>/dev/null; done
+  wait
+  exit 130
+}
+if [ -n "$PREREQ" ]; then
+  for f in "${SCENARIOS[@]}"; do report "$f"; done
+else
+  trap stop_all TERM INT
+  # Up to JOBS guests at once (in the background even when JOBS=1, so that a signal is
+  # handled at once); each is reported as soon as it finishes.
+  pending=("${SCENARIOS[@]}")
+  while [ ${#pending[@]} -gt 0 ] || [ ${#PID_OF[@]} -gt 0 ]; do
+    while [ ${#pending[@]} -gt 0 ] && [ ${#PID_OF[@]} -lt "$JOBS" ]; do
+      run_one "${pending[0]}" &
+      PID_OF[${pending[0]}]=$!
+      pending=("${pending[@]:1}")
+    done
+    wait -n
+    for f in "${!PID_OF[@]}"; do
+      if ! kill -0 "${PID_OF[$f]}" 2>/dev/null; then
+        wait "${PID_OF[$f]}"
+        unset "PID_OF[$f]"
+        report "$f"
+      fi
+    done
+  done
+  trap - TERM INT
+fi
+
+echo
+echo "=== e2e summary ($((SECONDS - T0))s; logs in $E2E_LOGS)"
+printf '  %s\n' "${RESULTS[@]}"
+if [ "$SKIPPED" -gt 0 ]; then
+  echo "$PASSED passed, $FAILED failed, $SKIPPED skipped"
+else
+  echo "$PASSED passed, $FAILED failed"
+fi
+[ "$FAILED" = 0 ] || exit 1
+[ "$PASSED" -gt 0 ] || exit 77   # everything skipped (only possible when CI is not true)
