@@ -102,6 +102,12 @@ Result<void> ApplyCephArgsEnv(CephArgs* a) {
       if (!a->name_given) {
         if (auto r = SetClientId(&a->cluster, value); !r) return Err(EINVAL, "CEPH_ARGS --id: {}", r.error().message);
       }
+    } else if ((w == "--keyring" || w == "-k") && a->cluster.keyring_path.empty()) {
+      a->cluster.keyring_path = value;
+    } else if ((w == "-m" || w == "--mon-host" || w == "--mon_host") && a->cluster.mon_host.empty()) {
+      a->cluster.mon_host = value;
+    } else if ((w == "-c" || w == "--conf") && a->cluster.conf_path.empty()) {
+      a->cluster.conf_path = value;
     } else if (w == "--name" || w == "-n") {
       if (!a->name_given) {
         if (auto r = SetClientName(&a->cluster, value); !r) return Err(EINVAL, "CEPH_ARGS --name: {}", r.error().message);

@@ -1,0 +1,227 @@
+#include "control/client_command.h"
+
+#include <getopt.h>
+#include <stdlib.h>
+
+#include <climits>
+#include <cstdio>
+#include <cstring>
+#include <string>
+#include <vector>
+
+#include "common/size_parse.h"
+#include "control/ceph_options.h"
+#include "control/control_protocol.h"
+
+namespace rbdnbd {
+
+using nlohmann::json;
+
+void PrintClientHelp() {
+  std::printf(R"(usage:
+  rbd-nbdd map [options] POOL/[NS/]IMAGE[@SNAP]   map an image, print /dev/nbdX
+  rbd-nbdd unmap [--force] DEV|SPEC              unmap (refused while mounted)
+  rbd-nbdd list-mapped [--format plain|json]
+  rbd-nbdd attach --device DEV --cookie C [options] SPEC
+                                                 take back a device the kernel kept
+  rbd-nbdd detach DEV|SPEC                       stop serving, leave it in the kernel
+  rbd-nbdd status
+
+Map options:
+  --device /dev/nbdN | N     use this device (default: the kernel picks one)
+  --connections N            sockets per device, one blk-mq queue each (1..16, 1)
+  --io-timeout SEC           kernel request timeout (0 = never, default 0)
+  --reattach-timeout SEC     how long the kernel holds I/O for a restarted
+                             daemon to reattach (default 30)
+  --cookie ID                backend identifier (default: random)
+  --show-cookie              print the cookie after the device
+  --nbds_max N, --max_part N used if the daemon must load the nbd module
+  --control-socket PATH      the daemon's socket (default %s)
+  --format plain|json        list-mapped output
+  --force                    unmap even when in use
+)",
+              kDefaultControlSocket);
+  PrintCephOptionsHelp();
+}
+
+namespace {
+
+std::string Absolute(const std::string& path) {
+  if (path.empty() || path == "-" || path.front() == '/') return path;
+  char buf[PATH_MAX];
+  if (realpath(path.c_str(), buf) != nullptr) return buf;
+  return path;  // the daemon reports the missing file
+}
+
+struct ClientArgs {
+  CephArgs ceph;
+  std::string control_socket = kDefaultControlSocket;
+  std::string device, cookie, format = "plain";
+  uint32_t connections = 1;
+  uint64_t io_timeout = 0, reattach_timeout = 30;
+  bool show_cookie = false, force = false;
+  std::vector<std::string> positional;
+};
+
+int Usage(const char* cmd, const std::string& msg) {
+  std::fprintf(stderr, "rbd-nbdd %s: %s (see rbd-nbdd help)\n", cmd, msg.c_str());
+  return 2;
+}
+
+int Parse(const char* cmd, int argc, char** argv, ClientArgs* a) {
+  enum { kDevice = 1000, kConnections, kIoTimeout, kReattach, kCookie, kShowCookie, kNbdsMax, kMaxPart,
+         kControl, kFormat, kForce };
+  std::vector<option> options = {
+      {"device", required_argument, nullptr, kDevice},
+      {"connections", required_argument, nullptr, kConnections},
+      {"io-timeout", required_argument, nullptr, kIoTimeout},
+      {"timeout", required_argument, nullptr, kIoTimeout},
+      {"reattach-timeout", required_argument, nullptr, kReattach},
+      {"cookie", required_argument, nullptr, kCookie},
+      {"show-cookie", no_argument, nullptr, kShowCookie},
+      {"nbds_max", required_argument, nullptr, kNbdsMax},
+      {"max_part", required_argument, nullptr, kMaxPart},
+      {"control-socket", required_argument, nullptr, kControl},
+      {"format", required_argument, nullptr, kFormat},
+      {"force", no_argument, nullptr, kForce},
+      {"help", no_argument, nullptr, 'h'},
+  };
+  for (const option& o : CephOptionTable()) options.push_back(o);
+  options.push_back({nullptr, 0, nullptr, 0});
+  optind = 1;
+  opterr = 0;
+  int c;
+  while ((c = getopt_long(argc, argv, ":hm:c:n:k:", options.data(), nullptr)) != -1) {
+    auto ceph = HandleCephOption(c, optarg, &a->ceph);
+    if (!ceph) return Usage(cmd, ceph.error().message);
+    if (*ceph) continue;
+    auto num = [&](const char* name, uint64_t lo, uint64_t hi, auto* out) {
+      auto n = ParseUint(optarg, lo, hi);
+      if (!n) return Usage(cmd, std::string(name) + ": " + n.error().message);
+      *out = static_cast<std::remove_pointer_t<decltype(out)>>(*n);
+      return -1;
+    };
+    int rc = -1;
+    switch (c) {
+      case kDevice: a->device = optarg; break;
+      case kConnections: rc = num("--connections", 1, 16, &a->connections); break;
+      case kIoTimeout: rc = num("--io-timeout", 0, 86400, &a->io_timeout); break;
+      case kReattach: rc = num("--reattach-timeout", 0, 86400, &a->reattach_timeout); break;
+      case kCookie: a->cookie = optarg; break;
+      case kShowCookie: a->show_cookie = true; break;
+      case kNbdsMax: case kMaxPart: break;  // the daemon loads the module with its own settings
+      case kControl: a->control_socket = optarg; break;
+      case kFormat:
+        a->format = optarg;
+        if (a->format != "plain" && a->format != "json") return Usage(cmd, "--format must be plain or json");
+        break;
+      case kForce: a->force = true; break;
+      case 'h': PrintClientHelp(); return 0;
+      case ':': return Usage(cmd, std::string("option '") + argv[optind - 1] + "' needs a value");
+      default: return Usage(cmd, std::string("unknown option '") + argv[optind - 1] + "'");
+    }
+    if (rc >= 0) return rc;
+  }
+  for (int i = optind; i < argc; i++) a->positional.emplace_back(argv[i]);
+  return -1;
+}
+
+Result<uint32_t> DeviceIndex(const std::string& dev) {
+  std::string s = dev.starts_with("/dev/nbd") ? dev.substr(8) : dev;
+  auto n = ParseUint(s, 0, 1u << 20);
+  if (!n) return Err(EINVAL, "'{}' is not an nbd device (/dev/nbdN or N)", dev);
+  return static_cast<uint32_t>(*n);
+}
+
+// Builds the map/attach request: cluster where/who, and the key if it was
+// given in memory (stdin or --key-fd); key files travel as paths.
+Result<json> BuildMapRequest(ClientArgs* a, const std::string& spec) {
+  MapRequest r;
+  std::string keyfile = a->ceph.keyfile;
+  a->ceph.keyfile.clear();
+  if (keyfile == "-") a->ceph.key_fd = 0;
+  if (auto f = FinishCephArgs(&a->ceph); !f) return Unexpected(f.error());
+  r.spec = spec;
+  r.cluster = std::move(a->ceph.cluster);
+  r.cluster.conf_path = Absolute(r.cluster.conf_path);
+  r.cluster.keyring_path = Absolute(r.cluster.keyring_path);
+  if (keyfile != "-") r.keyfile_path = Absolute(keyfile);
+  r.image = std::move(a->ceph.image);
+  r.image.passphrase = Secret();  // the daemon reads the file itself
+  r.passphrase_file = Absolute(a->ceph.passphrase_file);
+  r.device.connections = a->connections;
+  r.device.io_timeout_s = a->io_timeout;
+  r.device.reattach_timeout_s = a->reattach_timeout;
+  r.device.cookie = a->cookie;
+  if (!a->device.empty()) {
+    auto index = DeviceIndex(a->device);
+    if (!index) return Unexpected(index.error());
+    r.device.index = *index;
+  }
+  return MapRequestToJson(r);
+}
+
+int Report(const Result<json>& reply) {
+  if (!reply) {
+    std::fprintf(stderr, "rbd-nbdd: %s\n", reply.error().message.c_str());
+    return 1;
+  }
+  if (!reply->value("ok", false)) {
+    std::fprintf(stderr, "rbd-nbdd: %s\n", reply->value("error", std::string("the daemon refused")).c_str());
+    return 1;
+  }
+  return 0;
+}
+
+}  // namespace
+
+int RunClientCommand(const char* cmd, int argc, char** argv) {
+  ClientArgs a;
+  if (int rc = Parse(cmd, argc, argv, &a); rc >= 0) return rc;
+  std::string command = cmd;
+  if (command == "map" || command == "attach") {
+    if (a.positional.size() != 1) return Usage(cmd, "expected exactly one image spec");
+    if (command == "attach" && (a.device.empty() || a.cookie.empty())) {
+      return Usage(cmd, "attach needs --device and --cookie");
+    }
+    auto req = BuildMapRequest(&a, a.positional[0]);
+    if (!req) {
+      std::fprintf(stderr, "rbd-nbdd %s: %s\n", cmd, req.error().message.c_str());
+      return 2;
+    }
+    (*req)["op"] = command;
+    auto reply = CallDaemon(a.control_socket, *req);
+    if (req->contains("key")) (*req)["key"] = "";
+    if (int rc = Report(reply); rc != 0) return rc;
+    std::printf("%s\n", (*reply)["device"].get<std::string>().c_str());
+    if (a.show_cookie) std::printf("%s\n", (*reply)["cookie"].get<std::string>().c_str());
+    return 0;
+  }
+  if (command == "unmap" || command == "detach") {
+    if (a.positional.size() != 1) return Usage(cmd, "expected one device or image spec");
+    json req{{"op", command}, {"target", a.positional[0]}, {"force", a.force}};
+    return Report(CallDaemon(a.control_socket, req));
+  }
+  if (command == "list-mapped" || command == "status") {
+    auto reply = CallDaemon(a.control_socket, json{{"op", command == "status" ? "status" : "list"}});
+    if (int rc = Report(reply); rc != 0) return rc;
+    const json& devices = (*reply)["devices"];
+    if (a.format == "json") {
+      std::printf("%s\n", command == "status" ? reply->dump(2).c_str() : devices.dump(2).c_str());
+      return 0;
+    }
+    if (command == "status") {
+      std::printf("daemon pid %d, %zu device(s) mapped\n", reply->value("pid", 0), devices.size());
+    }
+    if (!devices.empty()) std::printf("%-4s %-12s %-40s %-6s %s\n", "id", "device", "image", "conns", "cookie");
+    for (const json& d : devices) {
+      std::printf("%-4u %-12s %-40s %zu/%u   %s\n", d.value("index", 0u), d.value("device", "").c_str(),
+                  d.value("spec", "").c_str(), d.value("live_connections", size_t{0}), d.value("connections", 0u),
+                  d.value("cookie", "").c_str());
+    }
+    return 0;
+  }
+  return Usage(cmd, "unknown command");
+}
+
+}  // namespace rbdnbd

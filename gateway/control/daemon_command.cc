@@ -1,0 +1,319 @@
+#include "control/daemon_command.h"
+
+#include <getopt.h>
+#include <poll.h>
+#include <signal.h>
+#include <sys/eventfd.h>
+#include <sys/signalfd.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <condition_variable>
+#include <cstdio>
+#include <cstring>
+#include <fstream>
+#include <mutex>
+#include <string>
+#include <thread>
+
+#include <spdlog/spdlog.h>
+
+#include "common/log.h"
+#include "common/size_parse.h"
+#include "common/unique_fd.h"
+#include "control/control_protocol.h"
+#include "control/device_manager.h"
+#include "control/module_loader.h"
+
+namespace rbdnbd {
+
+using nlohmann::json;
+
+void PrintDaemonHelp() {
+  std::printf(R"(usage: rbd-nbdd daemon [options]
+
+Serve every RBD-backed /dev/nbdX of this node from one process. Clients
+(`rbd-nbdd map`, the CSI plugin) talk to it over its control socket.
+
+  --control-socket PATH  control socket, root-only (default %s)
+  --state-dir DIR        where the device list is kept (default %s)
+  -w, --workers N        io_uring worker threads (default: CPUs, at most 8)
+  --nbds_max N           nbd devices to create if the module must be loaded (16)
+  --max_part N           partitions per nbd device, for the module (0)
+  --pid-file PATH        write the process id here once ready
+  --log-level LEVEL      trace|debug|info|warn|error|critical|off (default info)
+  --log-target TARGET    stderr|syslog|file:PATH (default stderr)
+  -h, --help             this help
+
+SIGTERM leaves every device in place for the next daemon to reattach.
+)",
+              kDefaultControlSocket, kDefaultStateDir);
+}
+
+namespace {
+
+struct DaemonArgs {
+  std::string control_socket = kDefaultControlSocket;
+  std::string state_dir = kDefaultStateDir;
+  unsigned workers = 0;
+  unsigned nbds_max = 16;
+  unsigned max_part = 0;
+  std::string pid_file;
+  std::string log_level = "info";
+  std::string log_target = "stderr";
+};
+
+int ParseArgs(int argc, char** argv, DaemonArgs* a) {
+  enum { kControl = 1000, kState, kNbdsMax, kMaxPart, kPid, kLevel, kTarget };
+  static const option kOptions[] = {
+      {"control-socket", required_argument, nullptr, kControl},
+      {"state-dir", required_argument, nullptr, kState},
+      {"workers", required_argument, nullptr, 'w'},
+      {"nbds_max", required_argument, nullptr, kNbdsMax},
+      {"max_part", required_argument, nullptr, kMaxPart},
+      {"pid-file", required_argument, nullptr, kPid},
+      {"log-level", required_argument, nullptr, kLevel},
+      {"log-target", required_argument, nullptr, kTarget},
+      {"help", no_argument, nullptr, 'h'},
+      {nullptr, 0, nullptr, 0},
+  };
+  optind = 1;
+  opterr = 0;
+  int c;
+  auto number = [](const char* opt, const char* v, uint64_t lo, uint64_t hi, unsigned* out) {
+    auto n = ParseUint(v, lo, hi);
+    if (!n) {
+      std::fprintf(stderr, "rbd-nbdd daemon: %s: %s\n", opt, n.error().message.c_str());
+      return false;
+    }
+    *out = static_cast<unsigned>(*n);
+    return true;
+  };
+  while ((c = getopt_long(argc, argv, ":w:h", kOptions, nullptr)) != -1) {
+    switch (c) {
+      case kControl: a->control_socket = optarg; break;
+      case kState: a->state_dir = optarg; break;
+      case 'w': if (!number("--workers", optarg, 1, 256, &a->workers)) return 2; break;
+      case kNbdsMax: if (!number("--nbds_max", optarg, 1, 1024, &a->nbds_max)) return 2; break;
+      case kMaxPart: if (!number("--max_part", optarg, 0, 256, &a->max_part)) return 2; break;
+      case kPid: a->pid_file = optarg; break;
+      case kLevel: a->log_level = optarg; break;
+      case kTarget: a->log_target = optarg; break;
+      case 'h': PrintDaemonHelp(); return 0;
+      case ':':
+        std::fprintf(stderr, "rbd-nbdd daemon: option '%s' needs a value\n", argv[optind - 1]);
+        return 2;
+      default:
+        std::fprintf(stderr, "rbd-nbdd daemon: unknown option '%s' (see --help)\n", argv[optind - 1]);
+        return 2;
+    }
+  }
+  if (optind < argc) {
+    std::fprintf(stderr, "rbd-nbdd daemon: unexpected argument '%s'\n", argv[optind]);
+    return 2;
+  }
+  if (a->workers == 0) {
+    unsigned n = std::thread::hardware_concurrency();
+    a->workers = n == 0 ? 1 : (n > 8 ? 8 : n);
+  }
+  return -1;
+}
+
+Result<UniqueFd> ListenControl(const std::string& path) {
+  sockaddr_un addr{};
+  if (path.size() >= sizeof(addr.sun_path)) return Err(ENAMETOOLONG, "control socket path too long: {}", path);
+  auto slash = path.rfind('/');
+  if (slash != std::string::npos && slash > 0) ::mkdir(path.substr(0, slash).c_str(), 0700);
+  addr.sun_family = AF_UNIX;
+  std::memcpy(addr.sun_path, path.c_str(), path.size() + 1);
+  UniqueFd probe(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
+  if (::connect(probe.get(), reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) == 0) {
+    return Err(EADDRINUSE, "another rbd-nbdd daemon is running on {}", path);
+  }
+  ::unlink(path.c_str());
+  UniqueFd fd(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
+  if (!fd) return Err(errno, "socket: {}", strerror(errno));
+  mode_t old = ::umask(0077);  // the socket is born 0600: no window where others can connect
+  int r = ::bind(fd.get(), reinterpret_cast<sockaddr*>(&addr), sizeof(addr));
+  ::umask(old);
+  if (r != 0) return Err(errno, "bind {}: {}", path, strerror(errno));
+  ::chmod(path.c_str(), 0600);
+  if (::listen(fd.get(), 64) != 0) return Err(errno, "listen {}: {}", path, strerror(errno));
+  return fd;
+}
+
+// Serves one control client: one request, one reply.
+void ServeClient(UniqueFd fd, DeviceManager& manager) {
+  ucred cred{};
+  socklen_t len = sizeof(cred);
+  if (::getsockopt(fd.get(), SOL_SOCKET, SO_PEERCRED, &cred, &len) != 0 || (cred.uid != 0 && cred.uid != ::geteuid())) {
+    (void)WriteAll(fd.get(), ErrorReply(Error{EPERM, "only root may use the rbd-nbdd control socket"}).dump() + "\n");
+    return;
+  }
+  auto line = ReadLine(fd.get());
+  if (!line) return;
+  json req = json::parse(*line, nullptr, false);
+  explicit_bzero(line->data(), line->size());
+  json reply;
+  if (req.is_discarded() || !req.is_object() || !req.contains("op") || !req["op"].is_string()) {
+    reply = ErrorReply(Error{EINVAL, "malformed request: expected a JSON object with \"op\""});
+  } else {
+    std::string op = req["op"];
+    if (op == "map") {
+      auto mr = MapRequestFromJson(req);
+      if (req.contains("key")) req["key"] = "";  // drop our copy of the key
+      if (!mr) {
+        reply = ErrorReply(mr.error());
+      } else {
+        auto info = manager.Map(std::move(mr).value());
+        reply = info ? json{{"ok", true}, {"device", info->device}, {"cookie", info->record.cookie}}
+                     : ErrorReply(info.error());
+      }
+    } else if (op == "unmap" || op == "detach") {
+      std::string target = req.value("target", "");
+      if (target.empty()) {
+        reply = ErrorReply(Error{EINVAL, op + ": 'target' (device or image spec) is required"});
+      } else {
+        auto r = op == "unmap" ? manager.Unmap(target, req.value("force", false)) : manager.Detach(target);
+        reply = r ? json{{"ok", true}} : ErrorReply(r.error());
+      }
+    } else if (op == "attach") {
+      auto rec = RecordFromJson(req);
+      if (!rec) {
+        reply = ErrorReply(rec.error());
+      } else {
+        auto info = manager.Attach(*rec);
+        reply = info ? json{{"ok", true}, {"device", info->device}, {"cookie", info->record.cookie}}
+                     : ErrorReply(info.error());
+      }
+    } else if (op == "list" || op == "status") {
+      json devices = json::array();
+      for (const auto& m : manager.List()) devices.push_back(MappedInfoToJson(m));
+      reply = json{{"ok", true}, {"devices", devices}, {"pid", ::getpid()}};
+    } else {
+      reply = ErrorReply(Error{EINVAL, "unknown op '" + op + "' (map|unmap|attach|detach|list|status)"});
+    }
+  }
+  (void)WriteAll(fd.get(), reply.dump() + "\n");
+}
+
+}  // namespace
+
+int RunDaemon(int argc, char** argv) {
+  DaemonArgs args;
+  if (int rc = ParseArgs(argc, argv, &args); rc >= 0) return rc;
+  if (auto r = SetupLogging({args.log_level, args.log_target}); !r) {
+    std::fprintf(stderr, "rbd-nbdd daemon: %s\n", r.error().message.c_str());
+    return 2;
+  }
+  sigset_t sigs;
+  sigemptyset(&sigs);
+  sigaddset(&sigs, SIGINT);
+  sigaddset(&sigs, SIGTERM);
+  sigaddset(&sigs, SIGHUP);
+  pthread_sigmask(SIG_BLOCK, &sigs, nullptr);
+  signal(SIGPIPE, SIG_IGN);
+  UniqueFd sigfd(signalfd(-1, &sigs, SFD_CLOEXEC));
+
+  if (auto m = EnsureNbdModule(args.nbds_max, args.max_part); !m) {
+    spdlog::error("{}", m.error().message);
+    return 1;
+  }
+  auto nl = NbdNetlink::Open();
+  if (!nl) {
+    spdlog::error("{}", nl.error().message);
+    return 1;
+  }
+  auto watcher = NbdLinkWatcher::Open();
+  if (!watcher) spdlog::warn("{}; dead links will not be reattached automatically", watcher.error().message);
+  StateStore store(args.state_dir);
+  if (auto r = store.Init(); !r) {
+    spdlog::error("{}", r.error().message);
+    return 1;
+  }
+  auto loops = LoopPool::Create(args.workers, "nbd-worker");
+  if (!loops) {
+    spdlog::error("{}", loops.error().message);
+    return 1;
+  }
+  (*loops)->Start();
+  UniqueFd resize_fd(eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
+  int resize_raw = resize_fd.get();
+  DeviceManager manager(std::move(nl).value(), **loops, std::move(store), [resize_raw] {
+    uint64_t one = 1;  // librbd's thread: only a wake-up
+    [[maybe_unused]] ssize_t n = ::write(resize_raw, &one, sizeof(one));
+  });
+  size_t restored = manager.Restore();
+  if (restored > 0) spdlog::info("reattached {} device(s) from the state file", restored);
+
+  auto listener = ListenControl(args.control_socket);
+  if (!listener) {
+    spdlog::error("{}", listener.error().message);
+    manager.DetachAll();
+    (*loops)->Stop();
+    return 1;
+  }
+  if (!args.pid_file.empty()) std::ofstream(args.pid_file) << ::getpid() << "\n";
+  spdlog::info("rbd-nbdd daemon ready: control socket {}, state {}, {} worker(s)", args.control_socket,
+               args.state_dir, args.workers);
+
+  std::mutex clients_mu;
+  std::condition_variable clients_cv;
+  size_t clients = 0;
+  bool running = true;
+  while (running) {
+    pollfd fds[4] = {{listener->get(), POLLIN, 0}, {sigfd.get(), POLLIN, 0}, {resize_fd.get(), POLLIN, 0},
+                     {watcher ? (*watcher)->fd() : -1, POLLIN, 0}};
+    if (::poll(fds, 4, 1000) < 0 && errno != EINTR) break;
+    if (fds[1].revents & POLLIN) {
+      signalfd_siginfo si{};
+      if (::read(sigfd.get(), &si, sizeof(si)) == sizeof(si)) {
+        if (si.ssi_signo == SIGHUP) {
+          spdlog::info("SIGHUP: {} device(s) mapped", manager.List().size());
+        } else {
+          spdlog::info("signal {}: detaching devices (they stay in the kernel)", strsignal(si.ssi_signo));
+          running = false;
+        }
+      }
+    }
+    if (fds[2].revents & POLLIN) {
+      uint64_t v;
+      [[maybe_unused]] ssize_t n = ::read(resize_fd.get(), &v, sizeof(v));
+      manager.CheckResizes();
+    }
+    if (watcher && (fds[3].revents & POLLIN)) {
+      std::vector<uint32_t> dead;
+      (*watcher)->Drain(&dead);
+      for (uint32_t index : dead) manager.OnLinkDead(index);
+    }
+    if (running && (fds[0].revents & POLLIN)) {
+      int c = ::accept4(listener->get(), nullptr, nullptr, SOCK_CLOEXEC);
+      if (c >= 0) {
+        std::lock_guard lock(clients_mu);
+        clients++;
+        std::thread([c, &manager, &clients_mu, &clients_cv, &clients] {
+          ServeClient(UniqueFd(c), manager);
+          std::lock_guard lock(clients_mu);
+          clients--;
+          clients_cv.notify_all();
+        }).detach();
+      }
+    }
+  }
+  listener->Reset();
+  ::unlink(args.control_socket.c_str());
+  {
+    std::unique_lock lock(clients_mu);
+    clients_cv.wait(lock, [&] { return clients == 0; });
+  }
+  manager.DetachAll();
+  (*loops)->Stop();
+  if (!args.pid_file.empty()) ::unlink(args.pid_file.c_str());
+  spdlog::info("stopped; devices stay mapped for the next daemon");
+  return 0;
+}
+
+}  // namespace rbdnbd
