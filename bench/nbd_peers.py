@@ -253,6 +253,7 @@ def main():
     args.size_bytes = int(subprocess.run(["numfmt", "--from=iec", args.size], check=True,
                                          capture_output=True, text=True).stdout)
 
+    load_start = os.getloadavg()
     work = tempfile.mkdtemp(prefix="rbdnbd-bench.", dir="/tmp")
     args.shm = tempfile.mkdtemp(prefix="rbdnbd-bench.", dir="/dev/shm")
     started = []
@@ -286,7 +287,9 @@ def main():
     head = [
         f"# NBD peers: {', '.join(servers)} ({date})",
         "",
-        f"- Host: {os.cpu_count()} cores, {platform.release()}; client and servers share them.",
+        f"- Host: {os.cpu_count()} cores, {platform.release()}; client and servers share them. "
+        f"Load average (1 min) {load_start[0]:.2f} at the start, {os.getloadavg()[0]:.2f} at the end "
+        "(anything above ~1 means other work competed for the cores).",
         f"- fio {subprocess.run(['fio', '--version'], capture_output=True, text=True).stdout.strip()}"
         f" --ioengine=nbd over {transport}; {args.numjobs} job(s) = connection(s); "
         f"{args.runtime} s per run; {args.rounds} round(s), median by IOPS; export size {args.size}, "
@@ -297,7 +300,7 @@ def main():
         "- Ratios are against the best peer (nbdkit or qemu-nbd, whichever had more IOPS).",
         "- Servers:",
     ] + [f"  - {o.kind}: `{o.cmdline}` — {o.notes}" for o in started] + [""]
-    text = "\n".join(head) + table(results, servers) + "\n"
+    text = "\n".join(head) + "\n" + table(results, servers) + "\n"
     print(text)
     os.makedirs(args.out, exist_ok=True)
     path = os.path.join(args.out, f"nbd-peers-{date}.md")
