@@ -474,7 +474,12 @@ void Connection::MaybeFinish() {
   phase_ = Phase::kClosed;
   fd_.Reset();
   spdlog::debug("{}: closed after {} requests ({} errors)", peer_, stats_.requests, stats_.errors);
-  loop_.Defer([this] { on_closed_(this); });
+  // Moved out first: the callback may delete this connection, and with it
+  // on_closed_ itself, while the callback is still running.
+  loop_.Defer([this] {
+    ClosedFn cb = std::move(on_closed_);
+    cb(this);
+  });
 }
 
 }  // namespace rbdnbd
