@@ -30,9 +30,12 @@ void PrintClientHelp() {
 Map options:
   --device /dev/nbdN | N     use this device (default: the kernel picks one)
   --connections N            sockets per device, one blk-mq queue each (1..16, 1)
-  --io-timeout SEC           kernel request timeout (0 = never, default 0)
+  --io-timeout SEC           after this long the kernel resends a request on a
+                             fresh connection (0 = never; default 30). Keep it
+                             on: it is what lets a restarted daemon pick up
+                             requests that were in flight
   --reattach-timeout SEC     how long the kernel holds I/O for a restarted
-                             daemon to reattach (default 30)
+                             daemon to reattach (default 60)
   --cookie ID                backend identifier (default: random)
   --show-cookie              print the cookie after the device
   --nbds_max N, --max_part N used if the daemon must load the nbd module
@@ -58,7 +61,7 @@ struct ClientArgs {
   std::string control_socket = kDefaultControlSocket;
   std::string device, cookie, format = "plain";
   uint32_t connections = 1;
-  uint64_t io_timeout = 0, reattach_timeout = 30;
+  uint64_t io_timeout = 30, reattach_timeout = 60;
   bool show_cookie = false, force = false;
   std::vector<std::string> positional;
 };

@@ -240,6 +240,7 @@ int RunDaemon(int argc, char** argv) {
     return 1;
   }
   (*loops)->Start();
+  // Woken by librbd (image header changed) and by devices that lost a connection.
   UniqueFd resize_fd(eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
   int resize_raw = resize_fd.get();
   DeviceManager manager(std::move(nl).value(), **loops, std::move(store), [resize_raw] {
@@ -267,7 +268,9 @@ int RunDaemon(int argc, char** argv) {
   while (running) {
     pollfd fds[4] = {{listener->get(), POLLIN, 0}, {sigfd.get(), POLLIN, 0}, {resize_fd.get(), POLLIN, 0},
                      {watcher ? (*watcher)->fd() : -1, POLLIN, 0}};
-    if (::poll(fds, 4, 1000) < 0 && errno != EINTR) break;
+    int ready = ::poll(fds, 4, 1000);
+    if (ready < 0 && errno != EINTR) break;
+    if (ready == 0) manager.CheckDevices();  // once a second: retries, missed events
     if (fds[1].revents & POLLIN) {
       signalfd_siginfo si{};
       if (::read(sigfd.get(), &si, sizeof(si)) == sizeof(si)) {
@@ -282,7 +285,7 @@ int RunDaemon(int argc, char** argv) {
     if (fds[2].revents & POLLIN) {
       uint64_t v;
       [[maybe_unused]] ssize_t n = ::read(resize_fd.get(), &v, sizeof(v));
-      manager.CheckResizes();
+      manager.CheckDevices();
     }
     if (watcher && (fds[3].revents & POLLIN)) {
       std::vector<uint32_t> dead;

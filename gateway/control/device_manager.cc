@@ -111,6 +111,8 @@ Result<MappedInfo> DeviceManager::Map(MapRequest req) {
 
   auto backend = OpenBackend(r, req.cluster, req.image);
   if (!backend) return Unexpected(backend.error());
+  req.device.on_lost = on_image_update_;
+  r.client_addr = (*backend)->cluster()->Address();
   auto dev = KernelDevice::Map(*nl_, loops_, Export{r.spec, "", *backend}, req.device);
   if (!dev) return Unexpected(dev.error());
   r.index = (*dev)->index();
@@ -181,9 +183,24 @@ Result<MappedInfo> DeviceManager::AttachLocked(const DeviceRecord& r) {
   auto enc = ParseEncryptionFormat(r.encryption);
   if (!enc) return Unexpected(enc.error());
   image.encryption = *enc;
+  // Fence the daemon that served this device before: it is gone, but its
+  // watch would hold the exclusive lock for ~30 s, and fencing guarantees
+  // it can never write again.
+  auto live = clusters_.Get(cluster);  // held, so OpenBackend reuses this connection
+  if (!live) return Unexpected(live.error());
+  if (!r.client_addr.empty()) {
+    if (auto& c = live; (*c)->Address() != r.client_addr) {
+      if (auto f = (*c)->Blocklist(r.client_addr, 3600); !f) {
+        spdlog::warn("/dev/nbd{}: {} (lock takeover waits for the old watch to expire)", r.index, f.error().message);
+      } else {
+        spdlog::info("/dev/nbd{}: fenced the previous daemon's client {}", r.index, r.client_addr);
+      }
+    }
+  }
   auto backend = OpenBackend(r, std::move(cluster), std::move(image));
   if (!backend) return Unexpected(backend.error());
   KernelDeviceParams p;
+  p.on_lost = on_image_update_;
   p.index = r.index;
   p.connections = r.connections;
   p.io_timeout_s = r.io_timeout_s;
@@ -193,6 +210,7 @@ Result<MappedInfo> DeviceManager::AttachLocked(const DeviceRecord& r) {
   if (!dev) return Unexpected(dev.error());
   Entry& e = devices_[r.index];
   e.record = r;
+  e.record.client_addr = (*backend)->cluster()->Address();
   e.backend = *backend;
   e.device = std::move(dev).value();
   spdlog::info("attached {} at /dev/nbd{}", r.spec, r.index);
@@ -262,9 +280,14 @@ void DeviceManager::OnLinkDead(uint32_t index) {
   if (auto r = it->second.device->Reattach(*nl_); !r) spdlog::error("/dev/nbd{}: {}", index, r.error().message);
 }
 
-void DeviceManager::CheckResizes() {
+void DeviceManager::CheckDevices() {
   std::lock_guard lock(mu_);
   for (auto& [index, e] : devices_) {
+    if (e.device->live_connections() < e.record.connections) {
+      if (auto r = e.device->Reattach(*nl_); !r) {
+        spdlog::warn("/dev/nbd{}: reattach failed (will retry): {}", index, r.error().message);
+      }
+    }
     uint64_t size = e.backend->Capabilities().size;
     if (size == e.device->size()) continue;
     if (auto r = e.device->Resize(*nl_, size); !r) {

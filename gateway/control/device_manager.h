@@ -67,7 +67,8 @@ class DeviceManager {
   void DetachAll();
   // Kernel reported every connection of this device dead.
   void OnLinkDead(uint32_t index);
-  void CheckResizes();
+  // Follows resizes and reattaches devices that lost connections. Main thread.
+  void CheckDevices();
 
  private:
   struct Entry {

@@ -28,7 +28,8 @@ json ToJson(const DeviceRecord& d) {
               {"passphrase_file", d.passphrase_file},
               {"client_name", d.client_name}, {"conf", d.conf_path},
               {"mon_host", d.mon_host},     {"keyring", d.keyring_path},
-              {"keyfile", d.keyfile_path},  {"key_in_memory", d.key_in_memory}};
+              {"keyfile", d.keyfile_path},  {"key_in_memory", d.key_in_memory},
+              {"client_addr", d.client_addr}};
 }
 
 template <typename T>
@@ -84,6 +85,7 @@ Result<std::vector<DeviceRecord>> StateStore::Load() const {
     Get(d, "keyring", &r.keyring_path);
     Get(d, "keyfile", &r.keyfile_path);
     Get(d, "key_in_memory", &r.key_in_memory);
+    Get(d, "client_addr", &r.client_addr);
     if (r.spec.empty() || r.cookie.empty()) continue;
     out.push_back(std::move(r));
   }

@@ -35,6 +35,7 @@ struct DeviceRecord {
   std::string keyring_path;
   std::string keyfile_path;
   bool key_in_memory = false;  // mapped with a key that was never on disk
+  std::string client_addr;     // the serving daemon's rados address, fenced by its successor
 };
 
 class StateStore {

@@ -23,6 +23,7 @@ KernelDevice::KernelDevice(LoopPool& loops, Export exp, KernelDeviceParams param
     : loops_(loops), export_(std::move(exp)), params_(std::move(params)) {}
 
 KernelDevice::~KernelDevice() {
+  closing_ = true;
   CloseConnections(true);
   if (!WaitConnectionsClosed(std::chrono::seconds(30))) {
     spdlog::critical("{}: connections did not close; leaking them", path());
@@ -30,13 +31,22 @@ KernelDevice::~KernelDevice() {
   }
 }
 
-Result<std::vector<UniqueFd>> KernelDevice::StartConnections() {
+void KernelDevice::CloseSlots(const std::vector<std::shared_ptr<Slot>>& slots) {
+  for (const auto& slot : slots) {
+    loops_.loop(slot->loop).Post([slot] {
+      if (slot->conn) slot->conn->ForceClose();
+    });
+  }
+}
+
+Result<std::vector<UniqueFd>> KernelDevice::StartConnections(uint32_t count,
+                                                             std::vector<std::shared_ptr<Slot>>* created) {
   std::vector<UniqueFd> kernel_ends;
   {
     std::lock_guard lock(mu_);
     std::erase_if(slots_, [](const auto& s) { return s->closed; });
   }
-  for (uint32_t i = 0; i < params_.connections; i++) {
+  for (uint32_t i = 0; i < count; i++) {
     int sv[2];
     if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) != 0) {
       return Err(errno, "socketpair: {}", strerror(errno));
@@ -48,14 +58,18 @@ Result<std::vector<UniqueFd>> KernelDevice::StartConnections() {
       std::lock_guard lock(mu_);
       slots_.push_back(slot);
     }
+    if (created != nullptr) created->push_back(slot);
     std::string peer = fmt::format("{}#{}", params_.cookie, i);
     int ours = sv[0];
     loops_.loop(slot->loop).Post([this, slot, ours, peer] {
       auto on_closed = [this, slot](Connection*) {
         slot->conn.reset();  // on its own loop, after its last callback
-        std::lock_guard lock(mu_);
-        slot->closed = true;
-        cv_.notify_all();
+        {
+          std::lock_guard lock(mu_);
+          slot->closed = true;
+          cv_.notify_all();
+        }
+        if (!closing_ && params_.on_lost) params_.on_lost();
       };
       slot->conn = Connection::ForTransmission(loops_.loop(slot->loop), loops_.pool(slot->loop),
                                                UniqueFd(ours), export_, peer, on_closed);
@@ -116,7 +130,7 @@ Result<std::unique_ptr<KernelDevice>> KernelDevice::Map(NbdNetlink& nl, LoopPool
   if (params.connections > 1 && !caps.can_multi_conn) {
     return Err(EINVAL, "this backend cannot serve several connections safely (no multi-conn)");
   }
-  auto ends = d->StartConnections();
+  auto ends = d->StartConnections(params.connections);
   if (!ends) return Unexpected(ends.error());
   NbdConnectParams p;
   p.index = params.index;
@@ -152,21 +166,25 @@ Result<std::unique_ptr<KernelDevice>> KernelDevice::Attach(NbdNetlink& nl, LoopP
 }
 
 Result<void> KernelDevice::Reattach(NbdNetlink& nl) {
-  auto ends = StartConnections();
+  uint32_t missing = params_.connections - static_cast<uint32_t>(live_connections());
+  if (missing == 0) return {};
+  std::vector<std::shared_ptr<Slot>> created;
+  auto ends = StartConnections(missing, &created);
   if (!ends) return Unexpected(ends.error());
   NbdReconfigureParams p;
   p.index = index_;
   p.sockets = Raw(*ends);
   p.backend_id = params_.cookie;
   if (auto r = nl.Reconfigure(p); !r) {
-    CloseConnections(true);
+    CloseSlots(created);  // the healthy connections stay
     return r;
   }
-  spdlog::info("{}: reattached {} connection(s)", path(), params_.connections);
+  spdlog::info("{}: reattached {} connection(s)", path(), missing);
   return {};
 }
 
 Result<void> KernelDevice::Unmap(NbdNetlink& nl) {
+  closing_ = true;
   if (auto r = nl.Disconnect(index_); !r && r.error().code != ENOENT) return r;
   // The kernel sends DISC on every socket and closes them; our side drains.
   if (!WaitConnectionsClosed(std::chrono::seconds(30))) {
@@ -178,6 +196,7 @@ Result<void> KernelDevice::Unmap(NbdNetlink& nl) {
 }
 
 void KernelDevice::Detach() {
+  closing_ = true;
   CloseConnections(false);
   if (!WaitConnectionsClosed(std::chrono::seconds(30))) CloseConnections(true);
 }

@@ -20,7 +20,9 @@
 // * WaitReady() polls /sys/block/nbdN/size (never udev).
 #pragma once
 
+#include <atomic>
 #include <condition_variable>
+#include <functional>
 #include <cstdint>
 #include <memory>
 #include <mutex>
@@ -41,6 +43,9 @@ struct KernelDeviceParams {
   uint64_t io_timeout_s = 0;
   uint64_t reattach_timeout_s = 0;  // DEAD_CONN_TIMEOUT
   std::string cookie;               // BACKEND_IDENTIFIER
+  // Loop thread: a connection closed although nobody asked (the kernel shut
+  // it after a timeout, or it failed). Must only post or wake.
+  std::function<void()> on_lost;
 };
 
 class KernelDevice {
@@ -68,9 +73,17 @@ class KernelDevice {
   size_t live_connections();
 
  private:
+  // Connection objects, each owned here but touched only on its loop.
+  struct Slot {
+    size_t loop = 0;
+    std::unique_ptr<Connection> conn;
+    bool closed = false;
+  };
   KernelDevice(LoopPool& loops, Export exp, KernelDeviceParams params);
   // Makes the socketpairs, serves our ends; returns the kernel's ends.
-  Result<std::vector<UniqueFd>> StartConnections();
+  Result<std::vector<UniqueFd>> StartConnections(uint32_t count,
+                                                 std::vector<std::shared_ptr<Slot>>* created = nullptr);
+  void CloseSlots(const std::vector<std::shared_ptr<Slot>>& slots);
   void CloseConnections(bool force);
   bool WaitConnectionsClosed(std::chrono::milliseconds timeout);
   Result<void> WaitReady();
@@ -82,13 +95,8 @@ class KernelDevice {
   uint64_t size_ = 0;
   std::mutex mu_;
   std::condition_variable cv_;
-  // Connection objects, each owned here but touched only on its loop.
-  struct Slot {
-    size_t loop;
-    std::unique_ptr<Connection> conn;
-    bool closed = false;
-  };
   std::vector<std::shared_ptr<Slot>> slots_;
+  std::atomic<bool> closing_{false};  // unmap, detach or destruction in progress
 };
 
 // Flags the kernel should see for these capabilities.

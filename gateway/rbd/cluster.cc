@@ -119,6 +119,25 @@ RadosCluster::~RadosCluster() {
   spdlog::debug("disconnected from the cluster as {}", client_name_);
 }
 
+std::string RadosCluster::Address() const {
+  char* addrs = nullptr;
+  if (rados_getaddrs(cluster_, &addrs) < 0 || addrs == nullptr) return "";
+  std::string a = addrs;
+  rados_buffer_free(addrs);
+  return a;
+}
+
+Result<void> RadosCluster::Blocklist(const std::string& address, uint32_t expire_s) const {
+  // rados_getaddrs() may give "[v2:ip:port/nonce,v1:ip:port/nonce]"; the
+  // blocklist takes one "ip:port/nonce".
+  std::string a = address;
+  if (!a.empty() && a.front() == '[') a = a.substr(1, a.find_first_of(",]") - 1);
+  if (auto colon = a.find(':'); a.starts_with("v2:") || a.starts_with("v1:")) a = a.substr(colon + 1);
+  int r = rados_blocklist_add(cluster_, a.data(), expire_s);
+  if (r < 0) return Err(-r, "cannot fence client {}: {}", a, strerror(-r));
+  return {};
+}
+
 Result<rados_ioctx_t> RadosCluster::OpenPool(const std::string& pool, const std::string& ns) const {
   rados_ioctx_t io = nullptr;
   int r = rados_ioctx_create(cluster_, pool.c_str(), &io);

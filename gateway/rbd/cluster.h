@@ -62,6 +62,13 @@ class RadosCluster {
   // For messages: the monitors we talk to (never credentials).
   const std::string& mon_host() const { return mon_host_; }
 
+  // This client's address as the OSDs see it (for fencing it later).
+  std::string Address() const;
+  // Fences a dead client: the OSDs refuse it, drop its watches, and librbd can
+  // then break its exclusive lock at once instead of waiting ~30 s for its
+  // watch to time out.
+  Result<void> Blocklist(const std::string& address, uint32_t expire_s) const;
+
   // Opens an I/O context on `pool` (and RADOS namespace `ns`).
   Result<rados_ioctx_t> OpenPool(const std::string& pool, const std::string& ns) const;
 

@@ -71,6 +71,7 @@ class RbdBackend final : public Backend {
   // Called (on a librbd thread) after the image header changed, e.g. a resize.
   void SetUpdateListener(std::function<void()> fn);
   const ImageSpec& spec() const { return spec_; }
+  const std::shared_ptr<RadosCluster>& cluster() const { return cluster_; }
   uint64_t features() const { return features_; }
 
  private:
