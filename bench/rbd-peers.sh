@@ -1,0 +1,317 @@
+#!/bin/bash
+# bench/rbd-peers.sh - rbd-nbdd serving an RBD image against its two peers, in ONE command,
+# on ONE fresh dev cluster, in ONE interleaved run:
+#   fio-rbd    fio --ioengine=rbd: librbd called directly, the ceiling
+#   rbd-nbdd   fio --ioengine=nbd -> rbd-nbdd serve --rbd rbd/IMAGE (Unix socket)
+#   qemu-nbd   fio --ioengine=nbd -> qemu-nbd -f raw rbd:rbd/IMAGE:conf=...:id=admin:keyring=...
+#              (Unix socket; --cache=none, --aio=threads: qemu's rbd driver uses librbd's
+#              own async I/O whatever --aio says)
+# librbd's cache is OFF on all three paths (a client conf with rbd_cache = false; qemu-nbd
+# --cache=none, which sets the same). With the defaults the paths are not comparable:
+# fio-rbd's writes get acknowledged by librbd's cache in ~6 us (measured here; fio's rbd
+# engine puts the cache into writeback mode) while the NBD servers' clients never send a
+# flush, so librbd stays writethrough-until-flush for them. BENCH_RBD_CACHE=default runs
+# with librbd's defaults instead (and qemu-nbd --cache=writeback).
+# All three use the same prefilled image (a full sequential write first, so reads read
+# real data) and librbd's default settings. Workloads: 4k randread QD1 and QD32, 4k
+# randwrite QD1 and QD32, 1M sequential read QD8, 1M sequential write QD8; for each
+# workload the three paths run in turn, in an order rotated per workload. One client
+# process and one connection (numjobs=1) per run; the server is started just before its
+# run and stopped after it, so that only one client holds the image (exclusive-lock) at
+# a time.
+#
+# Gateway CPU: utime+stime of the server process (all its threads, /proc/PID/stat) over
+# the fio run, per I/O. For fio-rbd there is no gateway: librbd runs inside fio and its
+# CPU cannot be separated from fio's, so the cell shows "n/a" with the whole fio
+# process's CPU per I/O (fio + librbd, from wait4 via /usr/bin/time) in brackets. (fio's
+# own JSON usr/sys is not used: it counts only the job's main thread, not librbd's.)
+# A second table gives every path's client (fio process) and osd.0 CPU per I/O, and
+# their sum with the gateway's: the whole cost of an I/O on the machine.
+#
+#   bench/rbd-peers.sh
+#
+# Settings (environment):
+#   RUNTIME=15          seconds per run (6 workloads x 3 paths x RUNTIME, plus ~1 min)
+#   IMAGE_SIZE=2G       the image (prefilled completely)
+#   BENCH_PORT=15500    mon port of the bench's own cluster (the OSD uses PORT+2..PORT+99)
+#   BENCH_DIR           its directory (default /tmp/rbdnbd-bench.XXXXXX); wiped at the end
+#   KEEP_CLUSTER=1      leave the cluster running (and BENCH_DIR) for inspection
+#   BENCH_RBD_CACHE=off   off: rbd_cache=false for every path (qemu-nbd --cache=none);
+#                         default: librbd's defaults (qemu-nbd --cache=writeback)
+#   RBDNBD              the binary (default build/gateway/control/rbd-nbdd)
+#   RBDNBD_WORKERS      rbd-nbdd --workers (default: the server's default)
+#   WORKLOADS           a comma list of workload names to run (default: all six)
+# Output: a markdown table on stdout, also written to bench/results/rbd-peers-<date>.md
+# (the fio JSON of every run is kept in bench/results/rbd-peers-<date>/).
+set -euo pipefail
+export PATH="/usr/sbin:/usr/bin:/sbin:/bin:$PATH"
+export LC_ALL=C
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+RUNTIME=${RUNTIME:-15}
+IMAGE_SIZE=${IMAGE_SIZE:-2G}
+BENCH_PORT=${BENCH_PORT:-15500}
+BENCH_RBD_CACHE=${BENCH_RBD_CACHE:-off}
+case $BENCH_RBD_CACHE in off) QEMU_CACHE=none ;; default) QEMU_CACHE=writeback ;;
+  *) echo "BENCH_RBD_CACHE must be off or default" >&2; exit 2 ;; esac
+RBDNBD=${RBDNBD:-$ROOT/build/gateway/control/rbd-nbdd}
+DEV_CLUSTER=$ROOT/deploy/dev-cluster.sh
+POOL=rbd IMAGE=bench
+STAMP=$(date +%Y-%m-%d-%H%M)
+OUT_MD=$ROOT/bench/results/rbd-peers-$STAMP.md
+RAW=$ROOT/bench/results/rbd-peers-$STAMP
+CLK_TCK=$(getconf CLK_TCK)
+
+say() { printf '[rbd-peers] %s\n' "$*" >&2; }
+die() { say "ERROR: $*"; exit 1; }
+b() { local s=$1; shift; timeout --kill-after=10 "$s" "$@"; }
+
+for c in fio qemu-nbd rbd ceph ceph-mon ceph-osd /usr/bin/python3 /usr/bin/time; do
+  command -v "$c" >/dev/null 2>&1 || die "missing $c (deploy/install-deps.sh)"
+done
+[ -x "$RBDNBD" ] || die "no rbd-nbdd at $RBDNBD (build first: ninja -C build rbd-nbdd)"
+fio --enghelp=rbd >/dev/null 2>&1 || die "this fio has no rbd engine"
+fio --enghelp=nbd >/dev/null 2>&1 || die "this fio has no nbd engine"
+[ -f /usr/lib/x86_64-linux-gnu/qemu/block-rbd.so ] || ls /usr/lib/*/qemu/block-rbd.so >/dev/null 2>&1 \
+  || die "qemu-nbd has no rbd driver (package qemu-block-extra)"
+
+# ---------------------------------------------------------------------------------------
+# The bench's own cluster, wiped at the end
+# ---------------------------------------------------------------------------------------
+if [ -n "${BENCH_DIR:-}" ]; then
+  mkdir -p "$BENCH_DIR"
+else
+  BENCH_DIR=$(mktemp -d /tmp/rbdnbd-bench.XXXXXX)
+fi
+WORK=$(mktemp -d /tmp/rbdnbd-bench-work.XXXXXX)   # sockets and server logs
+SERVER_PID=
+cleanup() {
+  local rc=$?
+  set +e
+  if [ -n "$SERVER_PID" ]; then kill -TERM "$SERVER_PID" 2>/dev/null; wait "$SERVER_PID" 2>/dev/null; fi
+  if [ "${KEEP_CLUSTER:-0}" = 1 ]; then
+    say "cluster kept: $BENCH_DIR (wipe: $DEV_CLUSTER wipe $BENCH_DIR)"
+  else
+    b 120 "$DEV_CLUSTER" wipe "$BENCH_DIR" >&2
+  fi
+  rm -rf "$WORK"
+  exit $rc
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+say "starting a fresh memstore dev cluster in $BENCH_DIR (mon 127.0.0.1:$BENCH_PORT)"
+DEV_CLUSTER_PORT=$BENCH_PORT DEV_CLUSTER_STORE=memstore b 180 "$DEV_CLUSTER" start "$BENCH_DIR" >&2 \
+  || die "the bench cluster did not start"
+eval "$("$DEV_CLUSTER" env "$BENCH_DIR")"
+unset CEPH_ARGS
+KEYRING=$CEPH_KEYRING
+if [ "$BENCH_RBD_CACHE" = off ]; then
+  # the clients' conf: the cluster's, plus the cache setting (every path reads $CEPH_CONF)
+  cp "$CEPH_CONF" "$WORK/client.conf"
+  printf '\n[client]\nrbd_cache = false\n' >>"$WORK/client.conf"
+  export CEPH_CONF=$WORK/client.conf
+fi
+b 60 rbd create --size "$IMAGE_SIZE" "$POOL/$IMAGE" || die "rbd create failed"
+FEATURES=$(rbd info --format json "$POOL/$IMAGE" | /usr/bin/python3 -c 'import json,sys; print(",".join(json.load(sys.stdin)["features"]))')
+FIO_RBD=(--ioengine=rbd --clientname=admin --pool="$POOL" --rbdname="$IMAGE")
+
+say "prefilling $IMAGE_SIZE (sequential 4 MiB writes through librbd)"
+t0=$SECONDS
+b 900 fio --name=prefill "${FIO_RBD[@]}" --rw=write --bs=4M --iodepth=16 --size="$IMAGE_SIZE" \
+  --output-format=json --output="$WORK/prefill.json" >/dev/null || die "prefill failed"
+say "prefilled in $((SECONDS - t0)) s"
+
+mkdir -p "$RAW"
+
+# ---------------------------------------------------------------------------------------
+# Servers
+# ---------------------------------------------------------------------------------------
+wait_sock() {   # wait_sock SOCK PID NAME
+  local i
+  for ((i = 0; i < 600; i++)); do
+    [ -S "$1" ] && return 0
+    kill -0 "$2" 2>/dev/null || { cat "$WORK/$3.log" >&2; die "$3 exited before its socket appeared"; }
+    sleep 0.05
+  done
+  die "$3: no socket after 30 s"
+}
+
+start_server() {   # start_server PATH -> SERVER_PID, URI
+  local sock=$WORK/$1.sock
+  rm -f "$sock"
+  case $1 in
+    rbd-nbdd)
+      local w=(); [ -n "${RBDNBD_WORKERS:-}" ] && w=(--workers "$RBDNBD_WORKERS")
+      "$RBDNBD" serve --rbd "$POOL/$IMAGE" -s "$sock" "${w[@]}" >>"$WORK/$1.log" 2>&1 </dev/null &
+      SERVER_PID=$!
+      URI="nbd+unix:///$POOL/$IMAGE?socket=$sock"
+      ;;
+    qemu-nbd)
+      qemu-nbd -t -f raw --cache="$QEMU_CACHE" --aio=threads -k "$sock" -x "$IMAGE" \
+        "rbd:$POOL/$IMAGE:conf=$CEPH_CONF:id=admin:keyring=$KEYRING" >>"$WORK/$1.log" 2>&1 </dev/null &
+      SERVER_PID=$!
+      URI="nbd+unix:///$IMAGE?socket=$sock"
+      ;;
+  esac
+  wait_sock "$sock" "$SERVER_PID" "$1"
+}
+
+stop_server() {
+  [ -n "$SERVER_PID" ] || return 0
+  kill -TERM "$SERVER_PID" 2>/dev/null
+  local i
+  for ((i = 0; i < 600; i++)); do kill -0 "$SERVER_PID" 2>/dev/null || break; sleep 0.05; done
+  kill -KILL "$SERVER_PID" 2>/dev/null || true
+  wait "$SERVER_PID" 2>/dev/null || true
+  SERVER_PID=
+}
+
+cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }   # utime+stime, all threads
+
+# ---------------------------------------------------------------------------------------
+# The interleaved run
+# ---------------------------------------------------------------------------------------
+#          name                 rw         bs  iodepth
+ALL_WORKLOADS=(
+  "4k-randread-QD1             randread   4k  1"
+  "4k-randread-QD32            randread   4k  32"
+  "4k-randwrite-QD1            randwrite  4k  1"
+  "4k-randwrite-QD32           randwrite  4k  32"
+  "1M-seqread-QD8              read       1M  8"
+  "1M-seqwrite-QD8             write      1M  8"
+)
+PATHS=(fio-rbd rbd-nbdd qemu-nbd)
+LOAD0=$(cut -d' ' -f1 /proc/loadavg)
+T_RUN=$SECONDS
+wi=0
+for w in "${ALL_WORKLOADS[@]}"; do
+  read -r name rw bs qd <<<"$w"
+  if [ -n "${WORKLOADS:-}" ] && [[ ",$WORKLOADS," != *",$name,"* ]]; then continue; fi
+  for ((k = 0; k < 3; k++)); do
+    p=${PATHS[$(( (wi + k) % 3 ))]}
+    json=$RAW/$name.$p.json
+    common=(--name="$name" --rw="$rw" --bs="$bs" --iodepth="$qd" --numjobs=1 --size="$IMAGE_SIZE"
+            --time_based --runtime="$RUNTIME" --norandommap --randrepeat=0
+            --output-format=json --output="$json")
+    osd=$(cat "$BENCH_DIR/run/osd.0.pid")
+    if [ "$p" = fio-rbd ]; then
+      o0=$(cpu_ticks "$osd")
+      b $((RUNTIME + 120)) /usr/bin/time -f '%U %S' -o "$json.fiocpu" \
+        fio "${common[@]}" "${FIO_RBD[@]}" >/dev/null || die "$name/$p: fio failed"
+      o1=$(cpu_ticks "$osd")
+      echo "na $((o1 - o0))" >"$json.cpu"
+    else
+      start_server "$p"
+      c0=$(cpu_ticks "$SERVER_PID"); o0=$(cpu_ticks "$osd")
+      b $((RUNTIME + 120)) /usr/bin/time -f '%U %S' -o "$json.fiocpu" \
+        fio "${common[@]}" --ioengine=nbd --uri="$URI" >/dev/null \
+        || { tail -n 20 "$WORK/$p.log" >&2; die "$name/$p: fio failed"; }
+      c1=$(cpu_ticks "$SERVER_PID"); o1=$(cpu_ticks "$osd")
+      echo "$((c1 - c0)) $((o1 - o0))" >"$json.cpu"
+      stop_server
+    fi
+    say "$(printf '%-18s %-9s done' "$name" "$p")"
+  done
+  wi=$((wi + 1))
+done
+LOAD1=$(cut -d' ' -f1 /proc/loadavg)
+say "interleaved run: $((SECONDS - T_RUN)) s; 1-min load average $LOAD0 before, $LOAD1 after"
+
+# ---------------------------------------------------------------------------------------
+# The table
+# ---------------------------------------------------------------------------------------
+HEADER=$(cat <<EOF
+# rbd-peers: rbd-nbdd vs fio-rbd vs qemu-nbd on one RBD image
+
+- Date: $(date -u +%FT%TZ); $(nproc) cores; $(uname -r); 1-min load average $LOAD0 before the run, $LOAD1 after
+- Cluster: a fresh single-host dev cluster (deploy/dev-cluster.sh, memstore, 1 mon, 1 OSD, size 1, cephx), wiped afterwards
+- Image: $POOL/$IMAGE, $IMAGE_SIZE, features $FEATURES, prefilled by one full sequential write
+- librbd cache: $( [ "$BENCH_RBD_CACHE" = off ] && echo "off on every path (client conf rbd_cache = false; qemu-nbd --cache=none). With librbd's defaults fio-rbd's writes are acknowledged by the cache (~6 µs) while the NBD paths, whose client never flushes, stay writethrough: not comparable" || echo "librbd's defaults on every path (qemu-nbd --cache=writeback); note fio-rbd's writes are then acknowledged by librbd's cache")
+- fio $(fio --version | sed 's/^fio-//'), numjobs=1 (one connection), time_based, RUNTIME=$RUNTIME s per run, --norandommap; the three paths interleaved per workload (order rotated)
+- rbd-nbdd: \`serve --rbd $POOL/$IMAGE -s SOCK\`${RBDNBD_WORKERS:+ --workers $RBDNBD_WORKERS}; qemu-nbd $(qemu-nbd --version | head -1 | awk '{print $2}'): \`-f raw --cache=$QEMU_CACHE --aio=threads -t -k SOCK rbd:...\` (qemu's rbd driver uses librbd aio whatever --aio says); both over Unix sockets
+- p50/p99: fio completion latency (clat). Gateway CPU: the server process's utime+stime (all threads, /proc/PID/stat) during the fio run, per I/O. fio-rbd has no gateway: its cell shows n/a, with the whole fio process's CPU per I/O in brackets (fio + librbd inside it: not separable)
+- The second table: client = the whole fio process (user+sys from wait4, including start-up), OSD = osd.0's utime+stime during the run; total = client + gateway + OSD
+- Runs on this machine kind vary by up to 2x: compare paths only within one run
+EOF
+)
+/usr/bin/python3 - "$RAW" "$CLK_TCK" "$RUNTIME" "$OUT_MD" "$HEADER" <<'PY'
+import json, os, sys
+raw, tck, runtime, out_md, header = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4], sys.argv[5]
+names = [("4k-randread-QD1", "4k randread QD1"), ("4k-randread-QD32", "4k randread QD32"),
+         ("4k-randwrite-QD1", "4k randwrite QD1"), ("4k-randwrite-QD32", "4k randwrite QD32"),
+         ("1M-seqread-QD8", "1M seq read QD8"), ("1M-seqwrite-QD8", "1M seq write QD8")]
+paths = ["fio-rbd", "rbd-nbdd", "qemu-nbd"]
+res = {}
+for key, label in names:
+    for p in paths:
+        f = os.path.join(raw, f"{key}.{p}.json")
+        if not os.path.exists(f):
+            continue
+        j = json.load(open(f))["jobs"][0]
+        d = j["write"] if "write" in key else j["read"]
+        ios = j["read"]["total_ios"] + j["write"]["total_ios"]
+        pct = d["clat_ns"].get("percentile", {})
+        gw, osd = open(f + ".cpu").read().split()
+        u, s = open(f + ".fiocpu").read().split()[-2:]
+        per_io = lambda us: us / ios if ios else float("nan")
+        client_v = per_io((float(u) + float(s)) * 1e6)
+        osd_v = per_io(int(osd) * 1e6 / tck)
+        if gw == "na":
+            cpu_v = 0.0
+            cpu_s = "n/a (fio+librbd %.1f)" % client_v
+        else:
+            cpu_v = per_io(int(gw) * 1e6 / tck)
+            cpu_s = "%.1f" % cpu_v
+        res[(key, p)] = dict(label=label, iops=d["iops"], mbs=d["bw_bytes"] / 1e6,
+                             p50=pct.get("50.000000", 0) / 1000.0, p99=pct.get("99.000000", 0) / 1000.0,
+                             cpu=cpu_s, cpu_v=cpu_v, client=client_v, osd=osd_v)
+lines = ["| workload | path | IOPS | MB/s | p50 µs | p99 µs | gateway CPU µs/IO | IOPS ratio vs fio-rbd | IOPS ratio vs qemu-nbd |",
+         "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
+ratio = lambda a, b: "%.2f" % (a / b) if b else "-"
+for key, label in names:
+    base = res.get((key, "fio-rbd")); q = res.get((key, "qemu-nbd"))
+    for p in paths:
+        r = res.get((key, p))
+        if not r:
+            continue
+        lines.append("| %s | %s | %.0f | %.1f | %.1f | %.1f | %s | %s | %s |" % (
+            label, p, r["iops"], r["mbs"], r["p50"], r["p99"], r["cpu"],
+            ratio(r["iops"], base["iops"]) if base else "-", ratio(r["iops"], q["iops"]) if q else "-"))
+table = "\n".join(lines)
+c = ["| workload | path | client (fio) CPU µs/IO | gateway CPU µs/IO | OSD CPU µs/IO | total CPU µs/IO |",
+     "| --- | --- | ---: | ---: | ---: | ---: |"]
+for key, label in names:
+    for p in paths:
+        r = res.get((key, p))
+        if r:
+            c.append("| %s | %s | %.1f | %s | %.1f | %.1f |" % (
+                label, p, r["client"], "%.1f" % r["cpu_v"] if p != "fio-rbd" else "-", r["osd"],
+                r["client"] + r["cpu_v"] + r["osd"]))
+cputable = "\n".join(c)
+
+# The issue's targets
+t = ["| target | measured | met |", "| --- | --- | --- |"]
+for key, label in (("4k-randread-QD32", "4k randread QD32"), ("4k-randwrite-QD32", "4k randwrite QD32")):
+    r, b, q = res.get((key, "rbd-nbdd")), res.get((key, "fio-rbd")), res.get((key, "qemu-nbd"))
+    if r and b:
+        x = r["iops"] / b["iops"]
+        t.append(f"| {label}: rbd-nbdd >= 0.9x fio-rbd IOPS | {x:.2f}x | {'yes' if x >= 0.9 else 'NO'} |")
+    if r and q:
+        x = r["iops"] / q["iops"]
+        t.append(f"| {label}: rbd-nbdd >= 1.2x qemu-nbd IOPS | {x:.2f}x | {'yes' if x >= 1.2 else 'NO'} |")
+for key, label in (("4k-randread-QD1", "4k randread QD1"), ("4k-randwrite-QD1", "4k randwrite QD1")):
+    r, b = res.get((key, "rbd-nbdd")), res.get((key, "fio-rbd"))
+    if r and b:
+        d = r["p50"] - b["p50"]
+        t.append(f"| {label}: rbd-nbdd p50 latency within 30 µs of fio-rbd | {r['p50']:.1f} vs {b['p50']:.1f} µs (+{d:.1f}) | {'yes' if d <= 30 else 'NO'} |")
+targets = "\n".join(t)
+md = f"{header}\n\n{table}\n\n## CPU per I/O on the whole machine\n\n{cputable}\n\n## The issue's targets\n\n{targets}\n"
+open(out_md, "w").write(md)
+print(table)
+print()
+print(cputable)
+print()
+print(targets)
+PY
+say "written: $OUT_MD (fio JSON in $RAW/)"

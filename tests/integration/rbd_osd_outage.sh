@@ -1,0 +1,79 @@
+#!/bin/bash
+# An OSD stopped for ~10 s in the middle of I/O: the I/O waits, then completes, and with
+# default settings the client sees no error. Two outages, each under its own fio run
+# (ioengine=nbd against rbd-nbdd, 4k randwrite, iodepth 8, crc32c verify, 64 MiB paced at
+# 800 IOPS: a ~20 s write phase), starting 3 s into it:
+#   freeze  osd.0 gets SIGSTOP, and SIGCONT OUTAGE (10) s later: it stays "up" in the map
+#   stop    a real clean stop of osd.0 (deploy/dev-cluster.sh stop-osd: the mon marks it
+#           down, memstore keeps its data), restarted (`start`) OUTAGE s after the stop
+#           began; PGs go inactive and come back
+# Each time fio must finish with no error, every block written and verified, and a write
+# latency maximum showing that it really waited through the outage; the server logs no
+# error and every connection closes with 0 errors. RBD_OUTAGE_MODES picks the outages.
+. "$(dirname "$0")/lib_rbd.sh"
+require_cmd fio
+rbd_setup
+OUTAGE=${RBD_OUTAGE_SECS:-10}
+
+IMG=rbd/$(unique_image_name)
+rbd_create "$IMG" 128M
+start_rbd_server --rbd "$IMG" --log-level debug
+U=$(rbd_uri "$IMG")
+
+outage() {   # outage freeze|stop
+  local mode=$1 json="$TMPD/fio-$1.json" t0 rc=0
+  bg t 300 fio --name="outage-$mode" --ioengine=nbd --uri="$U" --rw=randwrite --bs=4k --size=64M \
+    --iodepth=8 --rate_iops=800 --verify=crc32c --verify_fatal=1 --end_fsync=1 \
+    --output-format=json --output="$json"
+  local fio=$BG_PID
+  sleep 3
+  _alive "$fio" || fail "$mode: fio ended before the outage: $(cat "$json")"
+  t0=$EPOCHREALTIME
+  case $mode in
+    freeze)
+      log "freeze: SIGSTOP osd.0 for ${OUTAGE}s with fio running"
+      osd_freeze "$OUTAGE"
+      wait "$FREEZE_PID"
+      RBD_OSD_FROZEN=
+      ;;
+    stop)
+      log "stop: stopping osd.0 (clean stop) with fio running"
+      RBD_OSD_DOWN=1
+      ceph_osd_stop || fail "dev-cluster.sh stop-osd failed"
+      local left; left=$(/usr/bin/python3 -c "print(max(0.0, $OUTAGE - ($EPOCHREALTIME - $t0)))")
+      _alive "$fio" || fail "stop: fio ended while the OSD was down: $(cat "$json")"
+      sleep "$left"
+      ceph_osd_start || fail "restarting osd.0 failed"
+      RBD_OSD_DOWN=
+      ;;
+  esac
+  log "$mode: osd.0 back after $(/usr/bin/python3 -c "print(f'{$EPOCHREALTIME - $t0:.1f}')") s"
+  wait "$fio" || rc=$?
+  [ "$rc" = 0 ] || { cat "$json" >&2; fail "$mode: fio exited $rc"; }
+  /usr/bin/python3 -c '
+import json, sys
+mode, outage = sys.argv[2], float(sys.argv[3])
+j = json.load(open(sys.argv[1]))["jobs"][0]
+w, r = j["write"], j["read"]
+maxlat = w["clat_ns"]["max"] / 1e9
+print("%s: fio error=%d, wrote %d MiB, verified %d MiB, %.0f write IOPS, max write latency %.1f s"
+      % (mode, j["error"], w["io_bytes"] >> 20, r["io_bytes"] >> 20, w["iops"], maxlat), file=sys.stderr)
+if j["error"] or j.get("total_err", 0):
+    sys.exit("fio reported an error")
+if w["io_bytes"] != 64 << 20 or r["io_bytes"] != 64 << 20:
+    sys.exit("not every block was written and verified")
+if maxlat < outage * 0.5:
+    sys.exit("max write latency %.1f s: the I/O did not wait through the outage" % maxlat)' \
+    "$json" "$mode" "$OUTAGE" || fail "$mode: fio results"
+  t 30 ceph --connect-timeout 20 -s >/dev/null || fail "$mode: the cluster does not answer after the outage"
+  server_alive || fail "$mode: the server died"
+}
+
+for m in ${RBD_OUTAGE_MODES:-freeze stop}; do outage "$m"; done
+
+[ -z "$(server_errors "$SERVER_LOG")" ] || { server_errors "$SERVER_LOG" >&2; fail "the server logged errors"; }
+if grep -E 'closed after [0-9]+ requests' "$SERVER_LOG" | grep -vq '(0 errors)'; then
+  fail "a connection closed with errors: $(grep -E 'closed after' "$SERVER_LOG" | grep -v '(0 errors)')"
+fi
+stop_rbd_server
+pass "osd.0 out for ${OUTAGE}s under fio (${RBD_OUTAGE_MODES:-freeze stop}): no error, 64 MiB written and verified each time"
