@@ -7,6 +7,7 @@
 
 #include <cerrno>
 #include <cstring>
+#include <limits>
 
 #include "common/unique_fd.h"
 
@@ -29,8 +30,13 @@ Result<void> Field(const json& j, const char* key, T* out) {
     if (!it->is_string()) return Err(EINVAL, "'{}' must be a string", key);
     *out = it->get<std::string>();
   } else {
-    if (!it->is_number_unsigned()) return Err(EINVAL, "'{}' must be a non-negative integer", key);
-    *out = it->get<T>();
+    // Any non-negative integer: JSON built in memory may hold a signed one.
+    if (!it->is_number_integer() || it->template get<int64_t>() < 0) {
+      return Err(EINVAL, "'{}' must be a non-negative integer", key);
+    }
+    auto v = static_cast<uint64_t>(it->template get<int64_t>());
+    if (v > std::numeric_limits<T>::max()) return Err(ERANGE, "'{}' is too large", key);
+    *out = static_cast<T>(v);
   }
   return {};
 }
@@ -118,7 +124,7 @@ json MappedInfoToJson(const MappedInfo& m) {
               {"live_connections", m.live_connections}, {"size", m.size},
               {"read_only", r.read_only}, {"exclusive", r.exclusive},  {"encryption", r.encryption},
               {"io_timeout", r.io_timeout_s}, {"reattach_timeout", r.reattach_timeout_s},
-              {"client_name", r.client_name}};
+              {"client_name", r.client_name}, {"kernel_connected", m.kernel_connected}};
 }
 
 Result<DeviceRecord> RecordFromJson(const json& j) {

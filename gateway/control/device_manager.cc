@@ -240,7 +240,19 @@ Result<void> DeviceManager::Detach(const std::string& target) {
 std::vector<MappedInfo> DeviceManager::List() {
   std::lock_guard lock(mu_);
   std::vector<MappedInfo> out;
-  for (const auto& [index, e] : devices_) out.push_back(InfoOf(e));
+  // Reconcile with the kernel: a device that was disconnected behind our back
+  // (nbd-client -d, dead-connection timeout) shows as not connected.
+  auto status = nl_->Status();
+  for (const auto& [index, e] : devices_) {
+    MappedInfo info = InfoOf(e);
+    if (status) {
+      info.kernel_connected = false;
+      for (const auto& s : *status) {
+        if (s.index == index) info.kernel_connected = s.connected;
+      }
+    }
+    out.push_back(std::move(info));
+  }
   return out;
 }
 

@@ -47,6 +47,7 @@ struct MappedInfo {
   std::string device;  // /dev/nbdN
   size_t live_connections = 0;
   uint64_t size = 0;
+  bool kernel_connected = true;  // netlink STATUS: the kernel still has the device
 };
 
 class DeviceManager {

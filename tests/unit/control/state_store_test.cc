@@ -1,0 +1,97 @@
+#include "control/state_store.h"
+
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cstdlib>
+#include <fstream>
+#include <sstream>
+
+#include <gtest/gtest.h>
+
+namespace rbdnbd {
+namespace {
+
+class StateStoreTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    char tmpl[] = "/tmp/rbdnbd-state-XXXXXX";
+    ASSERT_NE(mkdtemp(tmpl), nullptr);
+    dir_ = std::string(tmpl) + "/state";
+  }
+  void TearDown() override { std::system(("rm -rf " + dir_.substr(0, dir_.rfind('/'))).c_str()); }
+  std::string dir_;
+};
+
+TEST_F(StateStoreTest, EmptyWhenNoFile) {
+  StateStore s(dir_);
+  ASSERT_TRUE(s.Init().has_value());
+  auto d = s.Load();
+  ASSERT_TRUE(d.has_value());
+  EXPECT_TRUE(d->empty());
+}
+
+TEST_F(StateStoreTest, RoundTripAndPermissions) {
+  StateStore s(dir_);
+  ASSERT_TRUE(s.Init().has_value());
+  DeviceRecord r;
+  r.index = 3;
+  r.spec = "kube/ns/img@snap";
+  r.cookie = "rbd-nbdd-abc";
+  r.connections = 4;
+  r.io_timeout_s = 30;
+  r.reattach_timeout_s = 60;
+  r.read_only = true;
+  r.encryption = "luks2";
+  r.passphrase_file = "/etc/pass";
+  r.client_name = "client.kube";
+  r.keyring_path = "/etc/ceph/kube.keyring";
+  r.key_in_memory = true;
+  r.client_addr = "127.0.0.1:0/123";
+  ASSERT_TRUE(s.Save({r}).has_value());
+  auto d = s.Load();
+  ASSERT_TRUE(d.has_value());
+  ASSERT_EQ(d->size(), 1u);
+  const DeviceRecord& g = d->front();
+  EXPECT_EQ(g.index, 3u);
+  EXPECT_EQ(g.spec, r.spec);
+  EXPECT_EQ(g.cookie, r.cookie);
+  EXPECT_EQ(g.connections, 4u);
+  EXPECT_EQ(g.io_timeout_s, 30u);
+  EXPECT_EQ(g.reattach_timeout_s, 60u);
+  EXPECT_TRUE(g.read_only);
+  EXPECT_EQ(g.encryption, "luks2");
+  EXPECT_EQ(g.passphrase_file, "/etc/pass");
+  EXPECT_EQ(g.client_name, "client.kube");
+  EXPECT_EQ(g.keyring_path, r.keyring_path);
+  EXPECT_TRUE(g.key_in_memory);
+  EXPECT_EQ(g.client_addr, r.client_addr);
+  struct stat st;
+  ASSERT_EQ(stat(s.path().c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 0777, 0600u);
+  ASSERT_EQ(stat(dir_.c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 0777, 0700u);
+  EXPECT_NE(access((s.path() + ".tmp").c_str(), F_OK), 0) << "the temporary file must be renamed away";
+}
+
+TEST_F(StateStoreTest, CorruptFileIsAnErrorNotACrash) {
+  StateStore s(dir_);
+  ASSERT_TRUE(s.Init().has_value());
+  std::ofstream(s.path()) << "{not json";
+  auto d = s.Load();
+  ASSERT_FALSE(d.has_value());
+  EXPECT_EQ(d.error().code, EINVAL);
+}
+
+TEST_F(StateStoreTest, RecordsWithoutSpecOrCookieAreSkipped) {
+  StateStore s(dir_);
+  ASSERT_TRUE(s.Init().has_value());
+  std::ofstream(s.path()) << R"({"version":1,"devices":[{"index":1},{"index":2,"spec":"rbd/a","cookie":"c"},7]})";
+  auto d = s.Load();
+  ASSERT_TRUE(d.has_value());
+  ASSERT_EQ(d->size(), 1u);
+  EXPECT_EQ(d->front().index, 2u);
+}
+
+}  // namespace
+}  // namespace rbdnbd
