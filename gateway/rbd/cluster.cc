@@ -40,7 +40,8 @@ std::string DescribeConnectError(int r, const ClusterOptions& o, const std::stri
                          mons.empty() ? "(from ceph.conf)" : mons, o.connect_timeout.count());
     case EACCES:
     case EPERM:
-      return fmt::format("authentication failed for {} (wrong key, or no such user)", o.client_name);
+      // The monitor refuses a user without mon caps exactly like a bad key.
+      return fmt::format("authentication failed for {} (wrong key, no such user, or no mon caps)", o.client_name);
     case ENOENT:
       return fmt::format("no key for {}: give --keyring, --keyfile or --key-fd, or put a keyring in ceph.conf",
                          o.client_name);

@@ -230,6 +230,13 @@ void RbdBackend::Submit(EventLoop& loop, IoRequest& io) {
     io.OnIoDone(0);
     return;
   }
+  if (io.type == IoType::kFlush && !written_.load(std::memory_order_acquire)) {
+    io.OnIoDone(0);
+    return;
+  }
+  if (io.type == IoType::kWrite || io.type == IoType::kTrim || io.type == IoType::kWriteZeroes) {
+    written_.store(true, std::memory_order_release);
+  }
   auto* op = new Op{this, &loop, &io};
   op->fua_pending = io.type == IoType::kWrite && (io.flags & kIoFua);
   int r = Start(op);

@@ -94,6 +94,10 @@ class RbdBackend final : public Backend {
   bool watching_ = false;
   mutable std::atomic<uint64_t> size_{0};
   mutable std::atomic<bool> size_stale_{false};
+  // Set by the first write-like request: until then a FLUSH has nothing to
+  // make durable and must not reach librbd (which refuses it with EROFS when
+  // another client holds the exclusive lock).
+  std::atomic<bool> written_{false};
   std::mutex listener_mu_;
   std::function<void()> listener_;
 };
