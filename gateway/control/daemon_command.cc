@@ -22,6 +22,7 @@
 #include <spdlog/spdlog.h>
 
 #include "common/log.h"
+#include "control/process.h"
 #include "common/size_parse.h"
 #include "common/unique_fd.h"
 #include "control/control_protocol.h"
@@ -115,10 +116,7 @@ int ParseArgs(int argc, char** argv, DaemonArgs* a) {
     std::fprintf(stderr, "rbd-nbdd daemon: unexpected argument '%s'\n", argv[optind]);
     return 2;
   }
-  if (a->workers == 0) {
-    unsigned n = std::thread::hardware_concurrency();
-    a->workers = n == 0 ? 1 : (n > 8 ? 8 : n);
-  }
+  if (a->workers == 0) a->workers = DefaultWorkers();
   return -1;
 }
 
@@ -209,13 +207,8 @@ int RunDaemon(int argc, char** argv) {
     std::fprintf(stderr, "rbd-nbdd daemon: %s\n", r.error().message.c_str());
     return 2;
   }
-  sigset_t sigs;
-  sigemptyset(&sigs);
-  sigaddset(&sigs, SIGINT);
-  sigaddset(&sigs, SIGTERM);
-  sigaddset(&sigs, SIGHUP);
-  pthread_sigmask(SIG_BLOCK, &sigs, nullptr);
-  signal(SIGPIPE, SIG_IGN);
+  // Signals are taken synchronously by this thread only (workers block all).
+  sigset_t sigs = BlockControlSignals();
   UniqueFd sigfd(signalfd(-1, &sigs, SFD_CLOEXEC));
 
   if (auto m = EnsureNbdModule(args.nbds_max, args.max_part); !m) {

@@ -15,6 +15,7 @@
 #include "backend/backend_factory.h"
 #include "control/ceph_options.h"
 #include "common/log.h"
+#include "control/process.h"
 #include "common/size_parse.h"
 #include "device/server.h"
 #include "rbd/image_spec.h"
@@ -153,10 +154,7 @@ int ParseArgs(int argc, char** argv, ServeArgs* a) {
   if (a->server.unix_paths.empty() && a->server.tcp_addresses.empty()) {
     a->server.tcp_addresses.emplace_back("127.0.0.1:10809");
   }
-  if (a->workers == 0) {
-    unsigned n = std::thread::hardware_concurrency();
-    a->workers = n == 0 ? 1 : (n > 8 ? 8 : n);
-  }
+  if (a->workers == 0) a->workers = DefaultWorkers();
   return -1;
 }
 
@@ -193,13 +191,7 @@ int RunServe(int argc, char** argv) {
     return 2;
   }
   // Signals are taken synchronously by this thread only (workers block all).
-  sigset_t sigs;
-  sigemptyset(&sigs);
-  sigaddset(&sigs, SIGINT);
-  sigaddset(&sigs, SIGTERM);
-  sigaddset(&sigs, SIGHUP);
-  pthread_sigmask(SIG_BLOCK, &sigs, nullptr);
-  signal(SIGPIPE, SIG_IGN);
+  sigset_t sigs = BlockControlSignals();
 
   ExportRegistry registry;
   for (const auto& spec : args.exports) {
