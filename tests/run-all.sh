@@ -13,6 +13,10 @@
 #   interop/NAME   every tests/interop/*.sh against build/'s rbd-nbdd
 #   interop-asan/NAME  the same against build-asan/'s rbd-nbdd (the sanitizers watch the
 #                  server under real clients and bad input)
+#   dev-cluster    starts one dev Ceph cluster (deploy/dev-cluster.sh) for the run
+#   integration/NAME  every tests/integration/*.sh against that cluster (real Ceph)
+#   e2e            tests/e2e/run-all.sh: every scenario in its own user-mode Linux guest
+#                  (real kernel nbd driver, krbd, the daemon, a dev cluster inside)
 #
 # Options:
 #   --quick          skip the ASan and fuzz builds and everything that needs them
@@ -20,6 +24,7 @@
 #                    build steps are left out of the count)
 #   --server nbdkit  run only the interop scripts, against nbdkit (the reference server the
 #                    scripts were validated on), not rbd-nbdd
+#   --no-integration, --no-e2e   leave those stages out (developer shortcuts; CI runs all)
 #   PATTERN...       run only interop scripts whose name contains one of the patterns
 #
 # BUILD_PREFIX (default build) moves the build directories: PREFIX, PREFIX-asan,
@@ -34,12 +39,14 @@ ROOT=$(cd "$(dirname "$0")/.." && pwd)
 cd "$ROOT"
 export PATH="/usr/sbin:/usr/bin:/sbin:/bin:$PATH"   # Debian's python3 (python3-libnbd) first
 
-QUICK=0 BUILD=1 SERVER=rbd-nbdd
+QUICK=0 BUILD=1 SERVER=rbd-nbdd INTEGRATION=1 E2E=1
 PATTERNS=()
 while [ $# -gt 0 ]; do
   case "$1" in
     --quick) QUICK=1 ;;
     --no-build) BUILD=0 ;;
+    --no-integration) INTEGRATION=0 ;;
+    --no-e2e) E2E=0 ;;
     --server) SERVER=$2; shift ;;
     --server=*) SERVER=${1#*=} ;;
     -h|--help) sed -n '2,/^set -uo/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
@@ -187,6 +194,29 @@ else
     else
       not_run interop-asan "build-asan failed"
     fi
+  fi
+
+  # 5. Integration with a real Ceph cluster: one dev cluster for the whole stage.
+  if [ "$INTEGRATION" = 1 ] && [ ${#PATTERNS[@]} -eq 0 ]; then
+    export RBDNBD_CLUSTER_DIR="$B/test-cluster" DEV_CLUSTER_PORT=${DEV_CLUSTER_PORT:-14300}
+    bash deploy/dev-cluster.sh wipe "$RBDNBD_CLUSTER_DIR" >/dev/null 2>&1
+    if step dev-cluster 180 bash deploy/dev-cluster.sh start "$RBDNBD_CLUSTER_DIR"; then
+      eval "$(bash deploy/dev-cluster.sh env "$RBDNBD_CLUSTER_DIR")"
+      export CEPH_CONF
+      for f in "$ROOT"/tests/integration/*.sh; do
+        case "$(basename "$f")" in lib_*) continue ;; esac
+        step "integration/$(basename "$f" .sh)" 900 env RBDNBD="$B/$BIN" RBDNBD_BIN="$B/$BIN" bash "$f"
+      done
+    else
+      not_run integration "the dev cluster did not start"
+    fi
+    bash deploy/dev-cluster.sh wipe "$RBDNBD_CLUSTER_DIR" >/dev/null 2>&1
+    unset RBDNBD_CLUSTER_DIR CEPH_CONF CEPH_KEYRING CEPH_MON_HOST
+  fi
+
+  # 6. End to end under a real kernel (user-mode Linux), one guest per scenario.
+  if [ "$E2E" = 1 ] && [ ${#PATTERNS[@]} -eq 0 ]; then
+    step e2e 2400 env RBDNBD_BIN="$B/$BIN" E2E_JOBS="${E2E_JOBS:-1}" bash "$ROOT/tests/e2e/run-all.sh"
   fi
 fi
 
