@@ -45,6 +45,9 @@ Serve every RBD-backed /dev/nbdX of this node from one process. Clients
   --nbds_max N           nbd devices to create if the module must be loaded (16)
   --max_part N           partitions per nbd device, for the module (0)
   --pid-file PATH        write the process id here once ready
+  --no-netlink           use the old ioctl interface even if netlink exists
+                         (what happens on kernels without it: devices then
+                         do not survive a daemon restart)
   --log-level LEVEL      trace|debug|info|warn|error|critical|off (default info)
   --log-target TARGET    stderr|syslog|file:PATH (default stderr)
   -h, --help             this help
@@ -65,10 +68,11 @@ struct DaemonArgs {
   std::string pid_file;
   std::string log_level = "info";
   std::string log_target = "stderr";
+  bool no_netlink = false;
 };
 
 int ParseArgs(int argc, char** argv, DaemonArgs* a) {
-  enum { kControl = 1000, kState, kNbdsMax, kMaxPart, kPid, kLevel, kTarget };
+  enum { kControl = 1000, kState, kNbdsMax, kMaxPart, kPid, kLevel, kTarget, kNoNetlink };
   static const option kOptions[] = {
       {"control-socket", required_argument, nullptr, kControl},
       {"state-dir", required_argument, nullptr, kState},
@@ -78,6 +82,7 @@ int ParseArgs(int argc, char** argv, DaemonArgs* a) {
       {"pid-file", required_argument, nullptr, kPid},
       {"log-level", required_argument, nullptr, kLevel},
       {"log-target", required_argument, nullptr, kTarget},
+      {"no-netlink", no_argument, nullptr, kNoNetlink},
       {"help", no_argument, nullptr, 'h'},
       {nullptr, 0, nullptr, 0},
   };
@@ -103,6 +108,7 @@ int ParseArgs(int argc, char** argv, DaemonArgs* a) {
       case kPid: a->pid_file = optarg; break;
       case kLevel: a->log_level = optarg; break;
       case kTarget: a->log_target = optarg; break;
+      case kNoNetlink: a->no_netlink = true; break;
       case 'h': PrintDaemonHelp(); return 0;
       case ':':
         std::fprintf(stderr, "rbd-nbdd daemon: option '%s' needs a value\n", argv[optind - 1]);
@@ -215,13 +221,18 @@ int RunDaemon(int argc, char** argv) {
     spdlog::error("{}", m.error().message);
     return 1;
   }
-  auto nl = NbdNetlink::Open();
-  if (!nl) {
-    spdlog::error("{}", nl.error().message);
-    return 1;
+  std::unique_ptr<NbdNetlink> nl;
+  if (!args.no_netlink) {
+    auto opened = NbdNetlink::Open();
+    if (opened) nl = std::move(opened).value();
+    else spdlog::warn("{}", opened.error().message);
   }
-  auto watcher = NbdLinkWatcher::Open();
-  if (!watcher) spdlog::warn("{}; dead links will not be reattached automatically", watcher.error().message);
+  if (!nl) spdlog::warn("using the nbd ioctl interface: devices will not survive a daemon restart");
+  Result<std::unique_ptr<NbdLinkWatcher>> watcher = Err(ENOTSUP, "no netlink");
+  if (nl) {
+    watcher = NbdLinkWatcher::Open();
+    if (!watcher) spdlog::warn("{}; dead links are found by polling only", watcher.error().message);
+  }
   StateStore store(args.state_dir);
   if (auto r = store.Init(); !r) {
     spdlog::error("{}", r.error().message);
@@ -236,7 +247,7 @@ int RunDaemon(int argc, char** argv) {
   // Woken by librbd (image header changed) and by devices that lost a connection.
   UniqueFd resize_fd(eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
   int resize_raw = resize_fd.get();
-  DeviceManager manager(std::move(nl).value(), **loops, std::move(store), [resize_raw] {
+  DeviceManager manager(std::move(nl), **loops, std::move(store), [resize_raw] {
     uint64_t one = 1;  // librbd's thread: only a wake-up
     [[maybe_unused]] ssize_t n = ::write(resize_raw, &one, sizeof(one));
   });

@@ -113,7 +113,7 @@ Result<MappedInfo> DeviceManager::Map(MapRequest req) {
   if (!backend) return Unexpected(backend.error());
   req.device.on_lost = on_image_update_;
   r.client_addr = (*backend)->cluster()->Address();
-  auto dev = KernelDevice::Map(*nl_, loops_, Export{r.spec, "", *backend}, req.device);
+  auto dev = KernelDevice::Map(nl_.get(), loops_, Export{r.spec, "", *backend}, req.device);
   if (!dev) return Unexpected(dev.error());
   r.index = (*dev)->index();
   if (r.key_in_memory) {
@@ -126,7 +126,7 @@ Result<MappedInfo> DeviceManager::Map(MapRequest req) {
   e.backend = *backend;
   e.device = std::move(dev).value();
   if (auto s = SaveLocked(); !s) {
-    (void)e.device->Unmap(*nl_);
+    (void)e.device->Unmap(nl_.get());
     devices_.erase(r.index);
     ForgetKernelKey(KeyringDescription(r.cookie));
     return Unexpected(s.error());
@@ -154,7 +154,7 @@ Result<void> DeviceManager::Unmap(const std::string& target, bool force) {
       return Err(EBUSY, "{} is in use (mounted or held open); unmount it first, or use --force", path);
     }
   }
-  if (auto r = e->device->Unmap(*nl_); !r) return r;
+  if (auto r = e->device->Unmap(nl_.get()); !r) return r;
   uint32_t index = e->record.index;
   std::string cookie = e->record.cookie;
   std::string spec = e->record.spec;
@@ -165,6 +165,7 @@ Result<void> DeviceManager::Unmap(const std::string& target, bool force) {
 }
 
 Result<MappedInfo> DeviceManager::AttachLocked(const DeviceRecord& r) {
+  if (!nl_) return Err(ENOTSUP, "reattaching /dev/nbd{} needs the nbd netlink interface", r.index);
   if (devices_.count(r.index)) return Err(EBUSY, "/dev/nbd{} is already attached", r.index);
   ClusterOptions cluster;
   cluster.client_name = r.client_name.empty() ? "client.admin" : r.client_name;
@@ -242,10 +243,10 @@ std::vector<MappedInfo> DeviceManager::List() {
   std::vector<MappedInfo> out;
   // Reconcile with the kernel: a device that was disconnected behind our back
   // (nbd-client -d, dead-connection timeout) shows as not connected.
-  auto status = nl_->Status();
+  auto status = nl_ ? nl_->Status() : Result<std::vector<NbdDeviceStatus>>(Err(ENOTSUP, "no netlink"));
   for (const auto& [index, e] : devices_) {
     MappedInfo info = InfoOf(e);
-    if (status) {
+    if (status.has_value()) {
       info.kernel_connected = false;
       for (const auto& s : *status) {
         if (s.index == index) info.kernel_connected = s.connected;
@@ -287,13 +288,14 @@ void DeviceManager::DetachAll() {
 void DeviceManager::OnLinkDead(uint32_t index) {
   std::lock_guard lock(mu_);
   auto it = devices_.find(index);
-  if (it == devices_.end()) return;
+  if (it == devices_.end() || !nl_) return;
   spdlog::warn("/dev/nbd{}: the kernel reports every connection dead; reattaching", index);
   if (auto r = it->second.device->Reattach(*nl_); !r) spdlog::error("/dev/nbd{}: {}", index, r.error().message);
 }
 
 void DeviceManager::CheckDevices() {
   std::lock_guard lock(mu_);
+  if (!nl_) return;  // the ioctl interface can neither reattach nor resize
   for (auto& [index, e] : devices_) {
     if (e.device->live_connections() < e.record.connections) {
       if (auto r = e.device->Reattach(*nl_); !r) {

@@ -52,6 +52,7 @@ struct MappedInfo {
 
 class DeviceManager {
  public:
+  // `nl` null: the ioctl fallback (kernel without the nbd netlink family).
   DeviceManager(std::unique_ptr<NbdNetlink> nl, LoopPool& loops, StateStore store,
                 std::function<void()> on_image_update);
   ~DeviceManager();

@@ -122,7 +122,21 @@ std::vector<int> Raw(const std::vector<UniqueFd>& fds) {
 }
 }  // namespace
 
-Result<std::unique_ptr<KernelDevice>> KernelDevice::Map(NbdNetlink& nl, LoopPool& loops, Export exp,
+namespace {
+// The ioctl interface cannot pick a device: take the first one nobody serves.
+Result<uint32_t> FindFreeDevice() {
+  for (uint32_t i = 0; i < 1024; i++) {
+    std::ifstream size(fmt::format("/sys/block/nbd{}/size", i));
+    uint64_t sectors = 0;
+    if (!(size >> sectors)) break;  // no such device: the module made fewer
+    std::ifstream pid(fmt::format("/sys/block/nbd{}/pid", i));
+    if (sectors == 0 && !pid) return i;
+  }
+  return Err(ENOSPC, "no free /dev/nbdX (load the module with a larger nbds_max)");
+}
+}  // namespace
+
+Result<std::unique_ptr<KernelDevice>> KernelDevice::Map(NbdNetlink* nl, LoopPool& loops, Export exp,
                                                         const KernelDeviceParams& params) {
   std::unique_ptr<KernelDevice> d(new KernelDevice(loops, std::move(exp), params));
   BackendCaps caps = d->export_.backend->Capabilities();
@@ -141,11 +155,20 @@ Result<std::unique_ptr<KernelDevice>> KernelDevice::Map(NbdNetlink& nl, LoopPool
   p.timeout_s = params.io_timeout_s;
   p.dead_conn_timeout_s = params.reattach_timeout_s;
   p.backend_id = params.cookie;
-  auto index = nl.Connect(p);
-  if (!index) return Unexpected(index.error());  // ~KernelDevice closes our ends
-  d->index_ = *index;
+  if (nl == nullptr) {
+    auto index = params.index ? Result<uint32_t>(*params.index) : FindFreeDevice();
+    if (!index) return Unexpected(index.error());
+    auto dev = NbdIoctlDevice::Connect(*index, p);
+    if (!dev) return Unexpected(dev.error());
+    d->ioctl_ = std::move(dev).value();
+    d->index_ = *index;
+  } else {
+    auto index = nl->Connect(p);
+    if (!index) return Unexpected(index.error());  // ~KernelDevice closes our ends
+    d->index_ = *index;
+  }
   if (auto r = d->WaitReady(); !r) {
-    (void)nl.Disconnect(d->index_);
+    (void)d->Unmap(nl);
     return Unexpected(r.error());
   }
   return d;
@@ -183,9 +206,13 @@ Result<void> KernelDevice::Reattach(NbdNetlink& nl) {
   return {};
 }
 
-Result<void> KernelDevice::Unmap(NbdNetlink& nl) {
+Result<void> KernelDevice::Unmap(NbdNetlink* nl) {
   closing_ = true;
-  if (auto r = nl.Disconnect(index_); !r && r.error().code != ENOENT) return r;
+  if (ioctl_) {
+    if (auto r = ioctl_->Disconnect(); !r) return r;
+  } else if (nl != nullptr) {
+    if (auto r = nl->Disconnect(index_); !r && r.error().code != ENOENT) return r;
+  }
   // The kernel sends DISC on every socket and closes them; our side drains.
   if (!WaitConnectionsClosed(std::chrono::seconds(30))) {
     spdlog::warn("{}: connections still open 30 s after DISCONNECT; closing them", path());

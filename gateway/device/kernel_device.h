@@ -32,6 +32,7 @@
 #include "common/result.h"
 #include "device/connection.h"
 #include "device/export.h"
+#include "netlink/nbd_ioctl.h"
 #include "netlink/nbd_netlink.h"
 #include "uring/loop_pool.h"
 
@@ -50,14 +51,15 @@ struct KernelDeviceParams {
 
 class KernelDevice {
  public:
-  static Result<std::unique_ptr<KernelDevice>> Map(NbdNetlink& nl, LoopPool& loops, Export exp,
+  // `nl` null: the old ioctl interface (no reattach, no resize, no cookie).
+  static Result<std::unique_ptr<KernelDevice>> Map(NbdNetlink* nl, LoopPool& loops, Export exp,
                                                    const KernelDeviceParams& params);
   // Takes over a device the kernel still holds (a previous daemon died).
   static Result<std::unique_ptr<KernelDevice>> Attach(NbdNetlink& nl, LoopPool& loops, Export exp,
                                                       uint32_t index, const KernelDeviceParams& params);
   ~KernelDevice();
 
-  Result<void> Unmap(NbdNetlink& nl);
+  Result<void> Unmap(NbdNetlink* nl);
   // Closes our side; the device stays in the kernel.
   void Detach();
   // Replaces dead connections with fresh ones.
@@ -97,6 +99,7 @@ class KernelDevice {
   std::condition_variable cv_;
   std::vector<std::shared_ptr<Slot>> slots_;
   std::atomic<bool> closing_{false};  // unmap, detach or destruction in progress
+  std::unique_ptr<NbdIoctlDevice> ioctl_;  // set on the ioctl fallback path
 };
 
 // Flags the kernel should see for these capabilities.
