@@ -124,7 +124,7 @@ demo_rbd() {
   echo "written in $((SECONDS - t0)) s"
   say "fio: 4k random writes with crc32c verification through rbd-nbdd"
   timeout 300 fio --name=verify --ioengine=nbd --uri="$URI" --rw=randwrite --bs=4k --iodepth=16 \
-    --offset=512M --size=64M --verify=crc32c --verify_fatal=1 --output-format=json --output="$WORK/fio.json" >/dev/null
+    --offset=512M --size=64M --verify=crc32c --verify_fatal=1 --verify_state_save=0 --output-format=json --output="$WORK/fio.json" >/dev/null
   /usr/bin/python3 -c 'import json,sys; j=json.load(open(sys.argv[1]))["jobs"][0]
 print("fio: %d write IOPS, %d errors, %d MiB verified" % (j["write"]["iops"], j["error"], j["read"]["io_bytes"] >> 20))' "$WORK/fio.json"
   say "SIGTERM: drain, flush, exit 0"
