@@ -7,7 +7,7 @@ PKGS=(
   # build
   build-essential cmake ninja-build pkg-config clang libclang-rt-14-dev
   libgtest-dev libgmock-dev
-  liburing-dev libspdlog-dev libfmt-dev
+  liburing-dev libspdlog-dev libfmt-dev nlohmann-json3-dev
   libnl-3-dev libnl-genl-3-dev
   librbd-dev librados-dev
   libgrpc++-dev libprotobuf-dev protobuf-compiler protobuf-compiler-grpc
@@ -18,7 +18,7 @@ PKGS=(
   # kernel end-to-end harness
   user-mode-linux kmod iproute2 procps util-linux e2fsprogs xfsprogs
   # CSI tests
-  python3-grpcio python3-yaml
+  python3-grpcio python3-yaml jq
 )
 missing=()
 for p in "${PKGS[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
