@@ -102,13 +102,30 @@ size_t KernelDevice::live_connections() {
   return static_cast<size_t>(std::count_if(slots_.begin(), slots_.end(), [](const auto& s) { return !s->closed; }));
 }
 
+// The nbd driver leaves max_sectors_kb at the block layer's 128 KiB, so a
+// 1 MiB I/O becomes eight requests. Raise it to 4 MiB (one RBD object, and
+// what krbd uses), within what the queue allows; failure only costs speed.
+void KernelDevice::TuneQueue() {
+  std::string dir = fmt::format("/sys/block/nbd{}/queue/", index_);
+  uint64_t hw = 0;
+  std::ifstream(dir + "max_hw_sectors_kb") >> hw;
+  uint64_t want = std::min<uint64_t>(hw == 0 ? 4096 : hw, 4096);
+  std::ofstream out(dir + "max_sectors_kb");
+  if (!(out << want << "\n") || !out.flush()) {
+    spdlog::debug("{}: could not set max_sectors_kb to {}", path(), want);
+  }
+}
+
 Result<void> KernelDevice::WaitReady() {
   std::string sys = fmt::format("/sys/block/nbd{}/size", index_);
   uint64_t want = size_ / 512;
   uint64_t sectors = 0;
   for (int i = 0; i < 1000; i++) {  // up to 10 s
     std::ifstream f(sys);
-    if (f >> sectors && sectors == want) return {};
+    if (f >> sectors && sectors == want) {
+      TuneQueue();
+      return {};
+    }
     std::this_thread::sleep_for(std::chrono::milliseconds(10));
   }
   return Err(ETIMEDOUT, "{} did not reach {} bytes (sysfs says {} sectors)", path(), size_, sectors);

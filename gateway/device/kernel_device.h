@@ -89,6 +89,7 @@ class KernelDevice {
   void CloseConnections(bool force);
   bool WaitConnectionsClosed(std::chrono::milliseconds timeout);
   Result<void> WaitReady();
+  void TuneQueue();
 
   LoopPool& loops_;
   Export export_;
