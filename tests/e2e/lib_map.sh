@@ -1,0 +1,324 @@
+# shellcheck shell=bash
+# shellcheck disable=SC2034  # SERVER_PID/SERVER_LOG are read by lib.sh, MAPPED_* by scenarios
+# tests/e2e/lib_map.sh - helpers for the map_*.sh scenarios: RBD images of the dev cluster
+# mapped as /dev/nbdX by `rbd-nbdd daemon` + `rbd-nbdd map`, inside the UML guest.
+#
+#   . "$(dirname "$0")/../lib.sh"
+#   . "$(dirname "$0")/../lib_map.sh"
+#   cluster_up                      # memstore dev cluster in /run/cluster, its env exported
+#   start_daemon                    # rbd-nbdd daemon (it loads nbd itself), ready
+#   rbd_ create --size 64M rbd/img
+#   map_image $((64 << 20)) rbd/img # MAPPED_DEV=/dev/nbdN, unmapped at exit
+#   ...
+#   unmap_dev "$MAPPED_DEV"
+#   stop_daemon                     # SIGTERM: exit 0, no crash in its log
+#   pass
+#
+# The daemon runs without CEPH_CONF/CEPH_KEYRING/CEPH_ARGS in its environment, as a
+# system service would: everything it knows about the cluster comes with each map request
+# (-c, -k, --keyfile...). It is also SERVER_PID/SERVER_LOG for lib.sh, so a failing
+# scenario prints the end of the daemon's log and run_fio notices a dead daemon.
+#
+# Teardown at exit (LIFO with the scenario's own hooks): every device the daemon still has
+# is unmapped with --force, any nbd device left connected in the kernel is disconnected,
+# the daemon gets SIGTERM, and the cluster is wiped (its logs kept in $E2E_WORK/ceph-log).
+# Hooks never fail the scenario: the checks that count are made explicitly before `pass`
+# (unmap_dev, stop_daemon, assert_no_nbd_connected).
+
+# The scenario runs a private copy of the binary: other work on the host may relink the
+# build's rbd-nbdd while a guest runs (an exec then fails with EACCES/ETXTBSY, or the daemon
+# and the CLI would be different versions).
+_map_copy_bin() {
+  local dst=/run/e2e-bin/rbd-nbdd
+  [ -x "$RBDNBD_BIN" ] || fail "rbd-nbdd not found at $RBDNBD_BIN"
+  mkdir -p /run/e2e-bin
+  for _ in 1 2 3 4 5 6; do
+    if cp "$RBDNBD_BIN" "$dst.tmp" 2>/dev/null && timeout 20 "$dst.tmp" version > /dev/null 2>&1; then
+      mv "$dst.tmp" "$dst"
+      log "rbd-nbdd $("$dst" version 2>&1 | head -n 1) (copied from $RBDNBD_BIN)"
+      RBDNBD_BIN=$dst
+      return 0
+    fi
+    sleep 5   # a relink in progress
+  done
+  fail "cannot copy a working rbd-nbdd from $RBDNBD_BIN"
+}
+_map_copy_bin
+
+MAP_SOCK=/run/rbdnbdd.sock
+MAP_STATE=/run/rbdnbdd-state
+MAP_CLUSTER_DIR=/run/cluster
+MAP_CLUSTER_PORT=14200
+DAEMON_PID=
+DAEMON_LOG=
+_DAEMON_N=0
+MAPPED_DEV=
+MAPPED_COOKIE=
+
+# rbdnbdd SUBCOMMAND ARGS... : the CLI against this scenario's daemon (not bounded).
+rbdnbdd() {
+  local sub=$1
+  shift
+  "$RBDNBD_BIN" "$sub" --control-socket "$MAP_SOCK" "$@"
+}
+
+# ---------------------------------------------------------------------------------------
+# The dev cluster
+# ---------------------------------------------------------------------------------------
+# cluster_up : start the memstore dev cluster (~12-20 s in the guest) and export its env:
+# CEPH_CONF, CEPH_KEYRING (client.admin), CEPH_MON_HOST, KUBE_KEYRING (client.kube, caps
+# profile rbd pool=kube).
+cluster_up() {
+  require_cmd ceph rbd ceph-mon ceph-osd jq
+  local t0=$SECONDS
+  step "dev cluster (memstore) in $MAP_CLUSTER_DIR"
+  if ! RBDNBD_CLUSTER_DIR=$MAP_CLUSTER_DIR DEV_CLUSTER_PORT=$MAP_CLUSTER_PORT DEV_CLUSTER_TIMEOUT=120 \
+       t 200 bash "$E2E_ROOT/deploy/dev-cluster.sh" start "$MAP_CLUSTER_DIR" \
+       > "$E2E_WORK/cluster-start.log" 2>&1; then
+    tail -n 30 "$E2E_WORK/cluster-start.log" >&2
+    _cluster_down
+    fail "the dev cluster did not start"
+  fi
+  on_exit _cluster_down
+  eval "$(bash "$E2E_ROOT/deploy/dev-cluster.sh" env "$MAP_CLUSTER_DIR")"
+  KUBE_KEYRING=$MAP_CLUSTER_DIR/client.kube.keyring
+  [ -f "$CEPH_CONF" ] && [ -f "$CEPH_KEYRING" ] && [ -f "$KUBE_KEYRING" ] \
+    || fail "the dev cluster's conf or keyrings are missing in $MAP_CLUSTER_DIR"
+  log "dev cluster up in $((SECONDS - t0))s (mon $CEPH_MON_HOST)"
+}
+
+_cluster_down() {
+  [ -d "$MAP_CLUSTER_DIR" ] || return 0
+  if [ -d "$MAP_CLUSTER_DIR/log" ]; then   # keep the end of each log with the scenario's
+    mkdir -p "$E2E_WORK/ceph-log"
+    local f
+    for f in "$MAP_CLUSTER_DIR"/log/*; do
+      [ -f "$f" ] && tail -n 2000 "$f" > "$E2E_WORK/ceph-log/$(basename "$f")"
+    done
+  fi
+  t 60 bash "$E2E_ROOT/deploy/dev-cluster.sh" wipe "$MAP_CLUSTER_DIR" > /dev/null 2>&1
+}
+
+# rbd_ ARGS... : the rbd CLI as client.admin, bounded.
+rbd_() { t 120 rbd -c "$CEPH_CONF" --keyring "$CEPH_KEYRING" "$@"; }
+
+# rbd_size SPEC : the image's (or snapshot's) size in bytes.
+rbd_size() { rbd_ info --format json "$1" | jq -r .size; }
+
+# ---------------------------------------------------------------------------------------
+# The daemon
+# ---------------------------------------------------------------------------------------
+# start_daemon [DAEMON_ARGS...] : `rbd-nbdd daemon` in the background, log in
+# $E2E_WORK/daemon.N.log (DAEMON_LOG). Ready once `status` answers with its pid: the
+# daemon reattaches the devices of its state file before it listens, so they are back too.
+start_daemon() {
+  [ -x "$RBDNBD_BIN" ] || fail "rbd-nbdd not found at $RBDNBD_BIN"
+  if [ -n "$DAEMON_PID" ] && _alive "$DAEMON_PID"; then
+    fail "start_daemon: a daemon is already running (pid $DAEMON_PID)"
+  fi
+  _DAEMON_N=$((_DAEMON_N + 1))
+  [ "$_DAEMON_N" != 1 ] || on_exit _daemon_teardown
+  DAEMON_LOG=$E2E_WORK/daemon.$_DAEMON_N.log
+  log "starting: rbd-nbdd daemon --control-socket $MAP_SOCK --state-dir $MAP_STATE $*"
+  env -u CEPH_CONF -u CEPH_KEYRING -u CEPH_ARGS -u CEPH_MON_HOST \
+    "$RBDNBD_BIN" daemon --control-socket "$MAP_SOCK" --state-dir "$MAP_STATE" \
+    --log-level "$E2E_LOG_LEVEL" "$@" > "$DAEMON_LOG" 2>&1 < /dev/null &
+  DAEMON_PID=$!
+  SERVER_PID=$DAEMON_PID SERVER_LOG=$DAEMON_LOG
+  local t0=$SECONDS deadline=$((SECONDS + 120)) pid=
+  while :; do
+    pid=$(timeout 10 "$RBDNBD_BIN" status --control-socket "$MAP_SOCK" --format json 2>/dev/null \
+            | jq -r '.pid // empty' 2>/dev/null) || pid=
+    [ "$pid" != "$DAEMON_PID" ] || break
+    if ! _alive "$DAEMON_PID"; then
+      local rc=0
+      wait "$DAEMON_PID" || rc=$?
+      DAEMON_PID='' SERVER_PID=''
+      tail -n 40 "$DAEMON_LOG" >&2
+      fail "the daemon exited (rc=$rc) before it was ready"
+    fi
+    [ "$SECONDS" -lt "$deadline" ] || fail "the daemon (pid $DAEMON_PID) was not ready within 120 s"
+    sleep 0.2
+  done
+  log "daemon ready (pid $DAEMON_PID) in $((SECONDS - t0))s"
+}
+
+daemon_alive() { [ -n "$DAEMON_PID" ] && _alive "$DAEMON_PID"; }
+
+# _daemon_crashed LOG : 0 (and the lines printed) if LOG shows a crash or sanitizer report.
+_daemon_crashed() {
+  grep -nE 'Sanitizer|runtime error:|Segmentation fault|terminate called|Assertion|assert(ion)? failed|\[critical\]' \
+    "$1" >&2
+}
+
+# stop_daemon : SIGTERM; it must exit 0 within 60 s with no crash in its log. Devices it
+# still serves stay in the kernel (the upgrade path).
+stop_daemon() {
+  daemon_alive || fail "stop_daemon: the daemon (pid ${DAEMON_PID:-none}) is not running$(_server_death)"
+  log "daemon peak RSS $(awk '/^VmHWM/ {printf "%d MiB", $2 / 1024}' "/proc/$DAEMON_PID/status")"
+  kill -TERM "$DAEMON_PID"
+  if ! _wait_exit "$DAEMON_PID" 60; then
+    kill -ABRT "$DAEMON_PID" 2>/dev/null
+    _wait_exit "$DAEMON_PID" 5 || kill -KILL "$DAEMON_PID" 2>/dev/null
+    fail "the daemon did not exit within 60 s of SIGTERM"
+  fi
+  local rc=0 pid=$DAEMON_PID
+  wait "$DAEMON_PID" || rc=$?
+  DAEMON_PID='' SERVER_PID=''
+  ! _daemon_crashed "$DAEMON_LOG" || fail "crash report in $DAEMON_LOG"
+  [ "$rc" = 0 ] || fail "the daemon (pid $pid) exited $rc after SIGTERM, expected 0"
+  log "daemon exited 0 after SIGTERM"
+}
+
+# kill_daemon : SIGKILL, as a crash would; its devices stay in the kernel, waiting.
+kill_daemon() {
+  daemon_alive || fail "kill_daemon: the daemon is not running"
+  kill -KILL "$DAEMON_PID"
+  wait "$DAEMON_PID" 2>/dev/null || true   # 137: killed, as intended
+  log "daemon (pid $DAEMON_PID) SIGKILLed"
+  DAEMON_PID='' SERVER_PID=''
+}
+
+# At exit: unmap what the daemon still serves, disconnect what the kernel still holds,
+# stop the daemon. Quiet and bounded: never fails the scenario.
+_daemon_teardown() {
+  local d
+  if daemon_alive; then
+    for d in $(timeout 20 "$RBDNBD_BIN" list-mapped --control-socket "$MAP_SOCK" --format json 2>/dev/null \
+                 | jq -r '.[].device' 2>/dev/null); do
+      log "cleanup: rbd-nbdd unmap --force $d"
+      t 60 "$RBDNBD_BIN" unmap --control-socket "$MAP_SOCK" --force "$d" >&2 || true
+    done
+  fi
+  for d in $(nbd_connected_list); do
+    log "cleanup: /dev/$d still connected in the kernel: nbd-client -d"
+    t 30 nbd-client -d "/dev/$d" >> "$E2E_WORK/nbd-client.log" 2>&1 || true
+  done
+  if daemon_alive; then
+    kill -TERM "$DAEMON_PID"
+    _wait_exit "$DAEMON_PID" 30 || kill -KILL "$DAEMON_PID" 2>/dev/null
+  fi
+  DAEMON_PID='' SERVER_PID=''
+}
+
+# ---------------------------------------------------------------------------------------
+# Mapping
+# ---------------------------------------------------------------------------------------
+# map_image BYTES MAP_ARGS... : `rbd-nbdd map` as client.admin (-c CEPH_CONF -k
+# CEPH_KEYRING before MAP_ARGS, which hold the spec and may override them). Sets MAPPED_DEV
+# (and MAPPED_COOKIE with --show-cookie). The device must be ready when map returns: its
+# sysfs size is BYTES already (no waiting). Unmapped at exit.
+map_image() {
+  local bytes=$1 out rc=0
+  shift
+  log "rbd-nbdd map $*"
+  out=$(t 180 "$RBDNBD_BIN" map --control-socket "$MAP_SOCK" -c "$CEPH_CONF" -k "$CEPH_KEYRING" "$@" \
+          2> "$E2E_WORK/map.err") || rc=$?
+  if [ "$rc" != 0 ]; then
+    cat "$E2E_WORK/map.err" >&2
+    fail "rbd-nbdd map $* exited $rc"
+  fi
+  MAPPED_DEV=$(sed -n 1p <<< "$out")
+  MAPPED_COOKIE=$(sed -n 2p <<< "$out")
+  [[ "$MAPPED_DEV" =~ ^/dev/nbd[0-9]+$ ]] || fail "rbd-nbdd map printed '$out', expected /dev/nbdN"
+  on_exit "_unmap_quiet $MAPPED_DEV"
+  [ "$(nbd_size "$MAPPED_DEV")" = "$bytes" ] \
+    || fail "map returned before $MAPPED_DEV was ready: sysfs size $(nbd_size "$MAPPED_DEV"), expected $bytes"
+  log "mapped at $MAPPED_DEV: $(_nbd_queue_summary "$MAPPED_DEV")"
+}
+
+# unmap_dev DEV|SPEC [DEV] : `rbd-nbdd unmap` must succeed, and the kernel must drop the
+# device (sysfs size 0, no pid) within 30 s. With a SPEC, give the device as DEV too.
+unmap_dev() {
+  local target=$1 dev=${2:-$1}
+  t 90 "$RBDNBD_BIN" unmap --control-socket "$MAP_SOCK" "$target" || fail "rbd-nbdd unmap $target failed"
+  wait_nbd_size "$dev" 0 30
+  wait_until 30 "$dev to lose its pid attribute" test ! -e "/sys/block/$(basename "$dev")/pid"
+  log "unmapped $target"
+}
+
+_unmap_quiet() {
+  [ "$(nbd_size "$1")" != 0 ] || return 0
+  daemon_alive || return 0
+  t 60 "$RBDNBD_BIN" unmap --control-socket "$MAP_SOCK" --force "$1" > /dev/null 2>&1
+}
+
+# nbd_connected_list : the nbd devices the kernel has connected (pid attribute or size).
+nbd_connected_list() {
+  local d
+  for d in /sys/block/nbd*; do
+    [ -e "$d" ] || continue
+    if [ -e "$d/pid" ] || [ "$(cat "$d/size" 2>/dev/null || echo 0)" != 0 ]; then basename "$d"; fi
+  done
+}
+
+# assert_no_nbd_connected : no /dev/nbdN connected in the kernel, none listed by the daemon.
+assert_no_nbd_connected() {
+  local c l
+  c=$(nbd_connected_list | tr '\n' ' ')
+  [ -z "$c" ] || fail "nbd device(s) still connected in the kernel: $c"
+  if daemon_alive; then
+    l=$(t 20 "$RBDNBD_BIN" list-mapped --control-socket "$MAP_SOCK" --format json | jq -c 'length') \
+      || fail "list-mapped failed"
+    [ "$l" = 0 ] || fail "list-mapped lists $l device(s), expected none: $(rbdnbdd list-mapped)"
+  fi
+}
+
+# mapped_json : the daemon's list-mapped as JSON.
+mapped_json() { t 20 "$RBDNBD_BIN" list-mapped --control-socket "$MAP_SOCK" --format json; }
+
+# ---------------------------------------------------------------------------------------
+# The kernel log
+# ---------------------------------------------------------------------------------------
+# expect_nbd_reconnects : the kernel's connection-level messages are expected from here on:
+# a socket closed under it ("Receive control failed", "Send control failed"), a request
+# timed out and was requeued ("Connection timed out, retrying"), or a request found its only
+# socket dead and waits for a reconnect ("Dead connection, failed to find a fallback": with
+# one connection nbd logs this on every submission while it waits, before it gives up or
+# resends). What a user would see still fails the scenario: "I/O error, dev nbdN" (the
+# request was completed with an error), "Buffer I/O error", filesystem errors.
+expect_nbd_reconnects() {
+  local -a alts keep=()
+  local a
+  IFS='|' read -ra alts <<< "$E2E_DMESG_IOERRS"
+  for a in "${alts[@]}"; do
+    case $a in
+      'Receive control failed' | 'Send control failed' | 'Connection timed out' | 'Dead connection') ;;
+      *) keep+=("$a") ;;
+    esac
+  done
+  E2E_DMESG_IOERRS=$(IFS='|'; echo "${keep[*]}")
+}
+
+# dmesg_mark : remember where the kernel log is; dmesg_since prints what came after.
+_DMESG_MARK=0
+dmesg_mark() { _DMESG_MARK=$(dmesg | wc -l); }
+dmesg_since() { dmesg | tail -n +"$((_DMESG_MARK + 1))"; }
+
+# ---------------------------------------------------------------------------------------
+# Data
+# ---------------------------------------------------------------------------------------
+# fio_verify NAME DEV SIZE [FIO_ARGS...] : random 4k writes at QD16 (io_uring, O_DIRECT)
+# over SIZE bytes of DEV, then every block read back and checked (crc32c); run_fio fails
+# the scenario on any error. FIO_ARGS may override (e.g. --offset, --bs, --ioengine).
+fio_verify() {
+  local name=$1 dev=$2 size=$3
+  shift 3
+  run_fio "$name" --filename="$dev" --direct=1 --ioengine=io_uring --rw=randwrite --bs=4k \
+    --iodepth=16 --size="$size" --verify=crc32c --do_verify=1 --verify_fatal=1 --verify_dump=1 "$@"
+}
+
+# dev_sha256 DEV [BYTES] : sha256 of the first BYTES (default: all) of DEV, read O_DIRECT.
+dev_sha256() {
+  local bytes=${2:-$(nbd_size "$1")}
+  t 300 dd if="$1" bs=1M count=$((bytes >> 20)) iflag=direct status=none | sha256sum | cut -d' ' -f1
+}
+
+# rbd_sha256 SPEC : sha256 of the image (or snapshot) as `rbd export` reads it.
+rbd_sha256() {
+  local rc=0 sum
+  sum=$(set -o pipefail; rbd_ export --no-progress "$1" - 2> "$E2E_WORK/rbd-export.err" | sha256sum | cut -d' ' -f1) \
+    || rc=$?
+  [ "$rc" = 0 ] || { cat "$E2E_WORK/rbd-export.err" >&2; fail "rbd export $1 failed"; }
+  echo "$sum"
+}
