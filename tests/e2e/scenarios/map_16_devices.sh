@@ -1,8 +1,9 @@
 #!/bin/bash
-# Sixteen images mapped at once by one daemon (one connection each): sixteen distinct
-# /dev/nbdN, list-mapped lists all sixteen, each device holds its own data (a distinct
-# pattern written to each, then all read back O_DIRECT and compared), a single rbd-nbdd
-# process serves them, and all sixteen unmap cleanly.
+# Sixteen images mapped at once by one daemon (one connection each; the sixteen map and
+# the sixteen unmap requests are sent in parallel): sixteen distinct /dev/nbdN, list-mapped
+# lists all sixteen, each device holds its own data (a distinct pattern written to each,
+# then all read back O_DIRECT and compared), a single rbd-nbdd process serves them, and
+# all sixteen unmap cleanly.
 # e2e-vm: VM_TIMEOUT=480
 . "$(dirname "$0")/../lib.sh"
 . "$(dirname "$0")/../lib_map.sh"
@@ -18,11 +19,29 @@ for i in $(seq 0 $((N - 1))); do echo "rbd/many$i"; done \
   | t 300 xargs -P 4 -I{} rbd -c "$CEPH_CONF" --keyring "$CEPH_KEYRING" create --size 64M {} \
   || fail "rbd create failed"
 
-step "map $N images"
+step "map $N images, all requests at once"
+# Sixteen `rbd-nbdd map` clients in parallel, as a node plugin may issue them: the daemon
+# must hand each its own device.
 declare -a DEVS
+PIDS=()   # a bare `wait` would wait for the daemon too
 for i in $(seq 0 $((N - 1))); do
-  map_image "$SIZE" "rbd/many$i" --connections 1
-  DEVS[i]=$MAPPED_DEV
+  ( rc=0
+    t 300 "$RBDNBD_BIN" map --control-socket "$MAP_SOCK" -c "$CEPH_CONF" -k "$CEPH_KEYRING" \
+      --connections 1 "rbd/many$i" > "$E2E_WORK/map.$i.out" 2> "$E2E_WORK/map.$i.err" || rc=$?
+    echo "$rc" > "$E2E_WORK/map.$i.rc" ) &
+  PIDS+=($!)
+done
+wait "${PIDS[@]}"
+for i in $(seq 0 $((N - 1))); do
+  DEVS[i]=$(cat "$E2E_WORK/map.$i.out")
+  [[ "${DEVS[i]}" =~ ^/dev/nbd[0-9]+$ ]] && on_exit "_unmap_quiet ${DEVS[i]}"
+done
+for i in $(seq 0 $((N - 1))); do
+  [ "$(cat "$E2E_WORK/map.$i.rc")" = 0 ] \
+    || fail "map rbd/many$i exited $(cat "$E2E_WORK/map.$i.rc"): $(cat "$E2E_WORK/map.$i.err")"
+  [[ "${DEVS[i]}" =~ ^/dev/nbd[0-9]+$ ]] || fail "map rbd/many$i printed '${DEVS[i]}'"
+  [ "$(nbd_size "${DEVS[i]}")" = "$SIZE" ] \
+    || fail "map rbd/many$i returned before ${DEVS[i]} was ready: size $(nbd_size "${DEVS[i]}")"
 done
 uniq_devs=$(printf '%s\n' "${DEVS[@]}" | sort -u | wc -l)
 [ "$uniq_devs" = "$N" ] || fail "$N maps gave only $uniq_devs distinct devices: ${DEVS[*]}"
@@ -33,11 +52,10 @@ mapped_json > "$E2E_WORK/list-mapped.json" || fail "list-mapped failed"
 t 20 "$RBDNBD_BIN" list-mapped --control-socket "$MAP_SOCK" | sed 's/^/    /' >&2
 [ "$(jq length "$E2E_WORK/list-mapped.json")" = "$N" ] \
   || fail "list-mapped lists $(jq length "$E2E_WORK/list-mapped.json") devices, expected $N"
-for i in $(seq 0 $((N - 1))); do
-  got=$(jq -r --arg s "rbd/many$i" '.[] | select(.spec == $s) | "\(.device) \(.live_connections)/\(.connections) \(.size) \(.kernel_connected)"' \
-          "$E2E_WORK/list-mapped.json")
-  [ "$got" = "${DEVS[i]} 1/1 $SIZE true" ] || fail "list-mapped for rbd/many$i: '$got', expected '${DEVS[i]} 1/1 $SIZE true'"
-done
+want=$(for i in $(seq 0 $((N - 1))); do echo "rbd/many$i ${DEVS[i]} 1/1 $SIZE true"; done | sort)
+got=$(jq -r '.[] | "\(.spec) \(.device) \(.live_connections)/\(.connections) \(.size) \(.kernel_connected)"' \
+        "$E2E_WORK/list-mapped.json" | sort)
+[ "$got" = "$want" ] || fail "list-mapped differs from what was mapped: $(diff <(echo "$want") <(echo "$got") | tr '\n' ' ')"
 
 step "one daemon process serves them all"
 procs=$(pgrep -x rbd-nbdd | tr '\n' ' ')
@@ -47,7 +65,7 @@ log "one process (pid $DAEMON_PID), $(ls /proc/$DAEMON_PID/task | wc -l) threads
 
 step "a distinct pattern on each device, at its start and near its end"
 for i in $(seq 0 $((N - 1))); do
-  { yes "device $i of $N, image rbd/many$i" || :; } | head -c $((2 << 20)) > "$PAT.$i"
+  { yes "device $i of $N, image rbd/many$i" || :; } | head -c $((1 << 20)) > "$PAT.$i"
   for off in 0 60; do
     t 60 dd if="$PAT.$i" of="${DEVS[i]}" bs=1M seek="$off" oflag=direct conv=notrunc status=none \
       || fail "write to ${DEVS[i]} failed"
@@ -56,14 +74,26 @@ done
 drop_caches
 for i in $(seq 0 $((N - 1))); do
   for off in 0 60; do
-    t 60 dd if="${DEVS[i]}" bs=1M skip="$off" count=2 iflag=direct status=none | cmp -s - "$PAT.$i" \
+    t 60 dd if="${DEVS[i]}" bs=1M skip="$off" count=1 iflag=direct status=none | cmp -s - "$PAT.$i" \
       || fail "${DEVS[i]} (rbd/many$i) at ${off} MiB does not hold its own pattern"
   done
 done
 log "all $N devices hold their own data"
 
-step "unmap all $N"
-for i in $(seq 0 $((N - 1))); do unmap_dev "${DEVS[i]}"; done
+step "unmap all $N, all requests at once"
+PIDS=()
+for i in $(seq 0 $((N - 1))); do
+  ( rc=0
+    t 300 "$RBDNBD_BIN" unmap --control-socket "$MAP_SOCK" "${DEVS[i]}" 2> "$E2E_WORK/unmap.$i.err" || rc=$?
+    echo "$rc" > "$E2E_WORK/unmap.$i.rc" ) &
+  PIDS+=($!)
+done
+wait "${PIDS[@]}"
+for i in $(seq 0 $((N - 1))); do
+  [ "$(cat "$E2E_WORK/unmap.$i.rc")" = 0 ] \
+    || fail "unmap ${DEVS[i]} exited $(cat "$E2E_WORK/unmap.$i.rc"): $(cat "$E2E_WORK/unmap.$i.err")"
+  wait_nbd_size "${DEVS[i]}" 0 30
+done
 assert_no_nbd_connected
 stop_daemon
 pass

@@ -45,7 +45,7 @@ log "ext4 grew from $blocks0 to $blocks1 blocks"
 
 step "the new space is usable: fill beyond the old size"
 (cd "$MNT" && sha256sum before) > "$E2E_WORK/manifest"
-t 180 dd if=/dev/urandom of="$MNT/after" bs=1M count=150 status=none || fail "writing 150 MiB failed"
+t 180 dd if=/dev/urandom of="$MNT/after" bs=1M count=120 status=none || fail "writing 120 MiB failed"
 (cd "$MNT" && sha256sum after) >> "$E2E_WORK/manifest"
 t 120 sync || fail "sync failed"
 umount_dir "$MNT"

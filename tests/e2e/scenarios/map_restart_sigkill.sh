@@ -10,8 +10,9 @@
 # failed", "Connection timed out, retrying", "Dead connection, failed to find a fallback"
 # while a request waits for the reconnect): those are expected; an I/O error a user could
 # see ("I/O error, dev nbdN", "Buffer I/O error", filesystem errors) still fails.
-# Both restarts stall I/O for up to the io-timeout (30 s by default): requests the kernel
-# had sent on the old socket are resent only when they time out.
+# Both restarts stall I/O for up to the io-timeout: requests the kernel had sent on the old
+# socket are resent only when they time out. The device is mapped with --io-timeout 15
+# (default 30) to keep the scenario short; the new daemons must keep that setting.
 # e2e-vm: VM_TIMEOUT=480
 . "$(dirname "$0")/../lib.sh"
 . "$(dirname "$0")/../lib_map.sh"
@@ -23,7 +24,7 @@ SIZE=$((128 << 20))
 cluster_up
 start_daemon
 rbd_ create --size 128M "$IMG" || fail "rbd create $IMG failed"
-map_image "$SIZE" "$IMG" --show-cookie
+map_image "$SIZE" "$IMG" --show-cookie --io-timeout 15
 DEV=$MAPPED_DEV COOKIE=$MAPPED_COOKIE
 SYS=/sys/block/$(basename "$DEV")
 [ -n "$COOKIE" ] || fail "map --show-cookie printed no cookie"
@@ -58,15 +59,15 @@ writes_progress() {
 }
 
 step "(1) SIGKILL under fio randwrite + verify"
-fio_bg kill 12M 0
+fio_bg kill 8M 0
 writes_progress 300
 t_kill=$SECONDS
 kill_daemon
 sleep 1
 [ "$(cat "$SYS/size")" = $((SIZE / 512)) ] || fail "$DEV lost its size after SIGKILL"
 start_daemon
-l=$(mapped_json | jq -r --arg d "$DEV" '.[] | select(.device == $d) | "\(.cookie) \(.live_connections)/\(.connections)"')
-[ "$l" = "$COOKIE 1/1" ] || fail "after the restart list-mapped shows '$l' for $DEV, expected '$COOKIE 1/1'"
+l=$(mapped_json | jq -r --arg d "$DEV" '.[] | select(.device == $d) | "\(.cookie) \(.live_connections)/\(.connections) \(.io_timeout)"')
+[ "$l" = "$COOKIE 1/1 15" ] || fail "after the restart list-mapped shows '$l' for $DEV, expected '$COOKIE 1/1 15'"
 grep -E 'fenced|attached|reattach' "$DAEMON_LOG" | sed 's/^/    /' >&2
 w0=$(writes_done)
 wait_until 90 "writes to resume on $DEV" eval '[ "$(writes_done)" -gt '"$w0"' ]'
@@ -75,7 +76,7 @@ wait_fio "after SIGKILL" 240
 log "fio finished with zero errors, verify passed, $((SECONDS - t_kill)) s after the SIGKILL"
 
 step "(2) SIGTERM (upgrade) under fio randwrite + verify"
-fio_bg term 8M 64M
+fio_bg term 4M 64M
 writes_progress 200
 t_term=$SECONDS
 pid_attr=$(cat "$SYS/pid" 2>/dev/null || echo none)
@@ -85,15 +86,15 @@ sleep 1
 [ -e "$SYS/pid" ] || fail "$DEV is no longer connected in the kernel after SIGTERM"
 log "$DEV kept its size and its kernel connection (pid attribute $pid_attr) with no daemon"
 start_daemon
-l=$(mapped_json | jq -r --arg d "$DEV" '.[] | select(.device == $d) | "\(.cookie) \(.live_connections)/\(.connections)"')
-[ "$l" = "$COOKIE 1/1" ] || fail "after the upgrade list-mapped shows '$l' for $DEV, expected '$COOKIE 1/1'"
+l=$(mapped_json | jq -r --arg d "$DEV" '.[] | select(.device == $d) | "\(.cookie) \(.live_connections)/\(.connections) \(.io_timeout)"')
+[ "$l" = "$COOKIE 1/1 15" ] || fail "after the upgrade list-mapped shows '$l' for $DEV, expected '$COOKIE 1/1 15'"
 wait_fio "after SIGTERM" 240
 log "fio finished with zero errors, verify passed, $((SECONDS - t_term)) s after the SIGTERM"
 
 step "(3) the data written across the SIGKILL still verifies"
 drop_caches
 run_fio kill-reverify --filename="$DEV" --direct=1 --ioengine=io_uring --rw=randwrite --bs=4k \
-  --iodepth=16 --size=12M --offset=0 --verify=crc32c --verify_only=1 --verify_fatal=1 --verify_dump=1
+  --iodepth=16 --size=8M --offset=0 --verify=crc32c --verify_only=1 --verify_fatal=1 --verify_dump=1
 
 unmap_dev "$DEV"
 assert_no_nbd_connected
