@@ -63,6 +63,15 @@ start() {  # start SERVE-ARGS... : rbd-nbdd serve on $WORK/nbd.sock, wait until 
   cat "$WORK/server.log"; echo "server socket did not appear"; exit 1
 }
 
+# same_sha256 LABEL_A FILE_A LABEL_B FILE_B : print both checksums; exit 1 unless equal.
+same_sha256() {
+  local a b
+  a=$(sha256sum <"$2" | cut -d' ' -f1)
+  b=$(sha256sum <"$4" | cut -d' ' -f1)
+  printf '%-26s sha256 %s\n%-26s sha256 %s\n' "$1" "$a" "$3" "$b"
+  [ "$a" = "$b" ] || { echo "MISMATCH"; exit 1; }
+}
+
 stop() {  # SIGTERM, wait (bounded), require exit code 0
   kill -TERM "$SERVER_PID"
   local rc=0
@@ -87,12 +96,8 @@ demo_memory() {
   timeout 300 nbdcopy "$DATA/in" "$URI"
   timeout 300 nbdcopy "$URI" "$DATA/out"
   truncate -s 256M "$DATA/out"   # the export is 1 GiB; compare what was sent
-  local a b
-  a=$(sha256sum <"$DATA/in" | cut -d' ' -f1)
-  b=$(sha256sum <"$DATA/out" | cut -d' ' -f1)
-  echo "sent      sha256 $a"
-  echo "read back sha256 $b   ($((SECONDS - t0)) s for both copies)"
-  [ "$a" = "$b" ] || { echo "MISMATCH"; exit 1; }
+  echo "both copies took $((SECONDS - t0)) s"
+  same_sha256 "sent" "$DATA/in" "read back" "$DATA/out"
 
   say "SIGTERM: drain, flush, exit 0"
   stop
@@ -131,12 +136,7 @@ print("fio: %d write IOPS, %d errors, %d MiB verified" % (j["write"]["iops"], j[
   stop
   timeout 300 rbd export --no-progress rbd/demo "$DATA/out" >/dev/null
   truncate -s 256M "$DATA/out"   # the image is 1 GiB; compare what nbdcopy wrote
-  local a b
-  a=$(sha256sum <"$DATA/in" | cut -d' ' -f1)
-  b=$(sha256sum <"$DATA/out" | cut -d' ' -f1)
-  echo "written through rbd-nbdd   sha256 $a"
-  echo "rbd export (from Ceph)     sha256 $b"
-  [ "$a" = "$b" ] || { echo "MISMATCH"; exit 1; }
+  same_sha256 "written through rbd-nbdd" "$DATA/in" "rbd export (from Ceph)" "$DATA/out"
   echo "--- server log"
   cat "$WORK/server.log"
 }

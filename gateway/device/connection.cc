@@ -457,7 +457,7 @@ void Connection::Fail(const std::string& why) {
     }
     send_queue_.clear();
   }
-  phase_ = Phase::kTransmission;  // let BeginDrain run
+  // No-op when already draining: the shutdown() above has ended any recv.
   BeginDrain("connection failed");
   MaybeFinish();
 }
