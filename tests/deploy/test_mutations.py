@@ -1,0 +1,147 @@
+#!/usr/bin/python3
+"""Self-check of test_manifests.py: every check must catch the breakage it exists for.
+
+Each mutation copies deploy/kubernetes, deploy/rbd-nbdd.service and csi/README.md into a
+temporary tree, replaces one exact string (which must occur exactly once), runs
+test_manifests.py --root TMP, and requires exit 1 with a FAIL line containing the
+expected check name. A mutation the test does not catch is a failure here.
+Prints one line per mutation and "N passed, N failed"; exit 0/1.
+"""
+
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.abspath(os.path.join(HERE, "..", ".."))
+K = "deploy/kubernetes/"
+NP = K + "csi-nodeplugin.yaml"
+DS = K + "rbd-nbdd-daemon.yaml"
+PV = K + "examples/static-pv.yaml"
+BLK = K + "examples/static-block.yaml"
+UNIT = "deploy/rbd-nbdd.service"
+RO = "readOnly: true"
+
+# (file, old, new, a substring of the FAIL line that must appear)
+MUTATIONS = [
+    (K + "csidriver.yaml", "  attachRequired: false", "  attachRequired: true", "attachRequired is the boolean false"),
+    (K + "csidriver.yaml", "  attachRequired: false", '  attachRequired: "false"', "attachRequired is the boolean false"),
+    (K + "csidriver.yaml", "name: rbd-nbdd.csi.ceph.io", "name: rbd.csi.ceph.com", "CSIDriver: name is"),
+    (K + "csidriver.yaml", "  fsGroupPolicy: File", "  fsGroupPolicy: [File", "parses"),
+    (K + "csidriver.yaml", "  fsGroupPolicy: File", "  fsGroupPolicy: None", "fsGroupPolicy File"),
+    (K + "namespace.yaml", "  name: rbd-nbdd\n  labels", "  labels", "has apiVersion, kind, metadata.name"),
+    (NP, "mountPropagation: Bidirectional", "mountPropagation: HostToContainer", "mountPropagation Bidirectional"),
+    (NP, "mountPropagation: Bidirectional", "mountPropogation: Bidirectional", "fields valid"),
+    (NP, "privileged: true", "privileged: false", "rbd-nbdd-csi is privileged"),
+    (NP, "--kubelet-registration-path=/var/lib/kubelet/plugins/rbd-nbdd.csi.ceph.io/csi.sock",
+     "--kubelet-registration-path=/var/lib/kubelet/plugins/rbd.csi.ceph.com/csi.sock", "--kubelet-registration-path"),
+    (NP, "path: /var/lib/kubelet/plugins_registry", "path: /var/lib/kubelet/plugins-registry", "registration-dir"),
+    (NP, "- --csi-address=/csi/csi.sock\n            - --kubelet", "- --csi-address=/csi/plugin.sock\n            - --kubelet",
+     "registrar: --csi-address"),
+    (NP, "- /run/rbd-nbdd/control.sock", "- /run/rbd-nbdd/ctl.sock", "--control-socket identical"),
+    (NP, "path: /run/rbd-nbdd\n", "path: /run/rbd-nbdd-csi-run\n", "same hostPath as the daemon's"),
+    (NP, "hostPath:\n            path: /var/lib/rbd-nbdd-csi\n            type: DirectoryOrCreate", "emptyDir: {}",
+     "nodeplugin (state dir survives the pod)"),
+    (NP, "path: /dev\n", "path: /host-dev\n", "nodeplugin: /dev is hostPath /dev"),
+    (NP, "mountPath: /lib/modules\n              " + RO, "mountPath: /lib/modules", "nodeplugin: /lib/modules"),
+    (NP, "path: /var/lib/kubelet/plugins/rbd-nbdd.csi.ceph.io\n            type: DirectoryOrCreate",
+     "path: /var/lib/kubelet/plugins/rbd-nbdd.csi.ceph.io\n            type: DirectoryOrCreat", "valid type"),
+    (NP, "- --driver-name\n            - rbd-nbdd.csi.ceph.io", "- --driver-name\n            - rbd.csi.ceph.com",
+     "--driver-name equals"),
+    (NP, "name: rbd-nbdd-csi-config", "name: rbd-csi-config", "--cluster-config"),
+    (NP, "name: NODE_ID\n              valueFrom:\n                fieldRef:\n                  fieldPath: spec.nodeName",
+     "name: NODE_ID\n              valueFrom:\n                fieldRef:\n                  fieldPath: metadata.name",
+     "--node-id"),
+    (NP, "--http-endpoint=:9812", "--http-endpoint=:9808", "livenessprobe sidecar"),
+    (NP, "registry.k8s.io/sig-storage/csi-node-driver-registrar:v2.9.0",
+     "registry.k8s.io/sig-storage/csi-node-driver-registrar:v2.8.0", "node-driver-registrar sidecar"),
+    (NP, "hostNetwork: true", "hostNetwork: false", "nodeplugin: hostNetwork"),
+    (DS, "type: OnDelete", "type: RollingUpdate", "updateStrategy OnDelete"),
+    (DS, "hostPath:\n            path: /var/lib/rbd-nbdd\n            type: DirectoryOrCreate", "emptyDir: {}",
+     "daemon (state dir survives the pod)"),
+    (DS, "hostNetwork: true", "hostNetwork: false", "daemon: hostNetwork"),
+    (DS, "hostPID: false", "hostPID: true", "hostPID"),
+    (DS, "priorityClassName: system-node-critical", "priorityClassName: system-cluster-critical", "priorityClassName"),
+    (DS, "mountPath: /lib/modules\n              " + RO, "mountPath: /lib/modules", "daemon: /lib/modules"),
+    (DS, "path: /sys\n", "path: /host-sys\n", "daemon: /sys is hostPath"),
+    (DS, "command: [rbd-nbdd, status, --control-socket, /run/rbd-nbdd/control.sock]\n            periodSeconds: 10",
+     "command: [rbd-nbdd, list-mapped, --control-socket, /run/rbd-nbdd/control.sock]\n            periodSeconds: 10",
+     "readinessProbe runs"),
+    (DS, "- rbd-nbdd\n            - daemon", "- rbd-nbdd-csi\n            - daemon", "exactly one DaemonSet runs `rbd-nbdd daemon`"),
+    (DS, "imagePullPolicy: IfNotPresent", "imagePullPolicy: Always", "imagePullPolicy IfNotPresent"),
+    (DS, "terminationGracePeriodSeconds: 60", "terminationGracePeriodSeconds: 5", "terminationGracePeriodSeconds"),
+    (DS, "name: state\n              mountPath", "name: stat\n              mountPath", "names a volume"),
+    (DS, "  nodeSelector:\n        kubernetes.io/os: linux", "  nodeSelector:\n        kubernetes.io/os: windows",
+     "placed on the same nodes"),
+    (PV, "driver: rbd-nbdd.csi.ceph.io", "driver: rbd.csi.ceph.com", "PV csi.driver"),
+    (PV, "volumeHandle: pvc-static", "volumeHandle: pvc-other", "volumeHandle is the image name"),
+    (PV, "      pool: kube", "      poolName: kube", "has clusterID, pool, imageName"),
+    (PV, "      pool: kube", "      pool: kube\n      imageFeature: layering", "documented in csi/README.md"),
+    (PV, "name: rbd-nbdd-csi-secret", "name: csi-rbd-secret", "nodeStageSecretRef"),
+    (PV, "clusterID: ceph-cluster-1", "clusterID: ceph-cluster-2", "clusterID is one of the ConfigMap's"),
+    (PV, '      staticVolume: "true"', "      staticVolume: true", "staticVolume is the string"),
+    (PV, "fsType: ext4", "fsType: xfs", "fsType ext4"),
+    (PV, 'storageClassName: ""\n  volumeName', "volumeName", "storageClassName"),
+    (PV, "volumeName: rbd-nbdd-static", "volumeName: rbd-nbdd-other", "PVC volumeName is the PV"),
+    (PV, "claimName: rbd-nbdd-static", "claimName: rbd-nbdd-other", "Pod uses the PVC"),
+    (BLK, '  volumeMode: Block\n  storageClassName: ""\n  claimRef', '  volumeMode: Filesystem\n  storageClassName: ""\n  claimRef',
+     "volumeMode Block"),
+    (BLK, "volumeDevices:", "volumeMounts:", "fields valid"),
+    (K + "secret.yaml", "  userKey:", "  key:", "has userID and userKey"),
+    (K + "secret.yaml", "userID: kube", "userID: client.kube", "no 'client.' prefix"),
+    (K + "configmap.yaml", '"monitors": [', '"mons": [', "config.json"),
+    (K + "configmap.yaml", '"clusterID": "ceph-cluster-1",', '"clusterID": "ceph-cluster-1"', "config.json parses"),
+    (K + "configmap.yaml", "namespace: rbd-nbdd", "namespace: default", "namespace rbd-nbdd"),
+    (K + "kustomization.yaml", "  - secret.yaml\n", "  - secrets.yaml\n", "every resource exists"),
+    (K + "kustomization.yaml", "  - csidriver.yaml\n", "", "lists every base manifest"),
+    (K + "rbac.yaml", 'resources: ["nodes"]', 'resources: ["nodes", "secrets"]', "only `get nodes`"),
+    (K + "rbac.yaml", "    name: rbd-nbdd-csi-nodeplugin\n    namespace: rbd-nbdd",
+     "    name: default\n    namespace: rbd-nbdd", "bound to the ClusterRole"),
+    (UNIT, "KillMode=process", "KillMode=none", "KillMode"),
+    (UNIT, "KillSignal=SIGTERM", "KillSignal=SIGKILL", "KillSignal"),
+    (UNIT, "bin/rbd-nbdd daemon", "bin/rbd-nbdd serve", "ExecStart"),
+    (UNIT, "--state-dir /var/lib/rbd-nbdd", "--state-dir /var/lib/rbd-nbdd2", "same control socket and state dir"),
+    (UNIT, "Restart=always", "Restart=no", "Restart=always"),
+]
+
+
+def main():
+    passed = failed = 0
+    tmp = tempfile.mkdtemp(prefix="rbd-nbdd-deploy-test.")
+    try:
+        for i, (rel, old, new, expect) in enumerate(MUTATIONS, 1):
+            tree = os.path.join(tmp, str(i))
+            shutil.copytree(os.path.join(ROOT, "deploy", "kubernetes"), os.path.join(tree, "deploy", "kubernetes"))
+            shutil.copy(os.path.join(ROOT, UNIT), os.path.join(tree, UNIT))
+            os.makedirs(os.path.join(tree, "csi"))
+            shutil.copy(os.path.join(ROOT, "csi", "README.md"), os.path.join(tree, "csi", "README.md"))
+            path = os.path.join(tree, rel)
+            text = open(path).read()
+            label = f"{rel}: {old.splitlines()[0]!r} -> {new.splitlines()[0] if new else '(removed)'!r}"
+            if text.count(old) != 1:
+                failed += 1
+                print(f"FAIL - {label}: the original text occurs {text.count(old)} times (stale mutation)")
+                continue
+            with open(path, "w") as f:
+                f.write(text.replace(old, new))
+            r = subprocess.run([sys.executable, os.path.join(HERE, "test_manifests.py"), "--root", tree, "--quiet"],
+                               capture_output=True, text=True, timeout=120,
+                               env=dict(os.environ, RBD_NBDD_TEST_NO_KUBECTL="1"))
+            fails = [l for l in r.stdout.splitlines() if l.startswith("FAIL")]
+            if r.returncode == 1 and any(expect in l for l in fails):
+                passed += 1
+                print(f"ok   - caught: {label}")
+            else:
+                failed += 1
+                print(f"FAIL - not caught: {label} (rc {r.returncode}, expected a FAIL with {expect!r}; got {fails[:3]})")
+            shutil.rmtree(tree)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    print(f"{passed} passed, {failed} failed")
+    return 1 if failed or not passed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
