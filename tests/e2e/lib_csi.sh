@@ -1,0 +1,453 @@
+# shellcheck shell=bash
+# shellcheck disable=SC2034  # CSI_* are read by the scenarios
+# tests/e2e/lib_csi.sh - helpers for the csi_*.sh scenarios: the CSI node plugin
+# (rbd-nbdd-csi) in front of `rbd-nbdd daemon`, driven over its Unix socket by a real gRPC
+# client (tests/csi/csi_client.py, Debian's python3-grpcio + python3-protobuf, stubs
+# generated from csi/proto/csi.proto at test time), inside the UML guest.
+#
+#   . "$(dirname "$0")/../lib.sh"
+#   . "$(dirname "$0")/../lib_map.sh"
+#   . "$(dirname "$0")/../lib_csi.sh"
+#   cluster_up; start_daemon
+#   csi_setup                       # cluster config + client.kube secrets file
+#   start_csi                       # the plugin, ready (GetPluginInfo answers)
+#   rbd_ create --size 256M kube/vol1
+#   csi_stage vol1 "$(csi_staging vol1)" --fs ext4
+#   csi_publish vol1 "$(csi_staging vol1)" "$(csi_target vol1 pod1)" --fs ext4
+#   ...
+#   csi_ok unpublish --vol vol1 --target ...; csi_ok unstage --vol vol1 --staging ...
+#   assert_csi_clean; stop_csi; stop_daemon; pass
+#
+# Settings (environment):
+#   CSI_BIN   the plugin (default build/csi/rbd-nbdd-csi under the repository; when that is
+#             missing and CSI_BIN was not given, build-csi/csi/rbd-nbdd-csi). A private copy
+#             runs, as for rbd-nbdd (lib_map.sh): the build may be relinked meanwhile.
+#   CSI_PROTO the proto the client speaks (default csi/proto/csi.proto)
+#
+# The plugin runs with no CEPH_* in its environment and never sees client.admin: every
+# stage carries the client.kube key in its secrets (CSI_SECRETS, a 0600 JSON file; the key
+# never goes on a command line). Volumes live in pool kube.
+#
+# Teardown at exit (before lib_map.sh's daemon teardown, LIFO): every publish and stage the
+# scenario made (csi_ok/csi_stage/csi_publish record them) is undone through the plugin when
+# it runs, whatever is still mounted under $CSI_KUBELET is unmounted, the plugin gets
+# SIGTERM; lib_map.sh then unmaps what the daemon still serves. Hooks never fail the
+# scenario: the checks that count are explicit (assert_csi_clean, stop_csi).
+
+CSI_PY=/usr/bin/python3
+CSI_CLIENT=$E2E_ROOT/tests/csi/csi_client.py
+CSI_PROTO=${CSI_PROTO:-$E2E_ROOT/csi/proto/csi.proto}
+export CSI_PROTO
+export CSI_PY_DIR=/run/csi-py
+CSI_DIR=/run/csi
+CSI_SOCK=$CSI_DIR/csi.sock
+CSI_ENDPOINT=unix://$CSI_SOCK
+CSI_STATE=/run/csi-state
+CSI_CONFIG=$CSI_DIR/config.json
+CSI_SECRETS=$CSI_DIR/secrets.json
+CSI_NODE_ID=e2e
+CSI_DRIVER=rbd-nbdd.csi.ceph.io
+CSI_CLUSTER_ID=dev
+CSI_POOL=kube
+CSI_KUBELET=/var/lib/kubelet
+CSI_PID=
+CSI_LOG=
+CSI_LAST=
+_CSI_N=0
+_CSI_UNDO=$CSI_DIR/undo.list
+
+if [ -z "${CSI_BIN:-}" ]; then
+  CSI_BIN=$E2E_ROOT/build/csi/rbd-nbdd-csi
+  [ -x "$CSI_BIN" ] || [ ! -x "$E2E_ROOT/build-csi/csi/rbd-nbdd-csi" ] \
+    || CSI_BIN=$E2E_ROOT/build-csi/csi/rbd-nbdd-csi
+fi
+case "$CSI_BIN" in /*) ;; *) CSI_BIN=$E2E_ROOT/$CSI_BIN ;; esac
+
+_csi_prereqs() {
+  require_cmd protoc grpc_python_plugin blkid findmnt mkfs.ext4 mkfs.xfs
+  "$CSI_PY" -c 'import grpc, google.protobuf' 2>/dev/null \
+    || skip "$CSI_PY lacks grpc or protobuf (apt-get install python3-grpcio python3-protobuf)"
+  [ -f "$CSI_PROTO" ] || fail "no CSI proto at $CSI_PROTO"
+  [ -x "$CSI_BIN" ] || skip "no rbd-nbdd-csi at $CSI_BIN (build it: ninja -C build rbd-nbdd-csi)"
+}
+
+# Private copy of the plugin (see _map_copy_bin).
+_csi_copy_bin() {
+  local dst=/run/e2e-bin/rbd-nbdd-csi
+  mkdir -p /run/e2e-bin
+  for _ in 1 2 3 4 5 6; do
+    if cp "$CSI_BIN" "$dst.tmp" 2>/dev/null && timeout 20 "$dst.tmp" --version > /dev/null 2>&1; then
+      mv "$dst.tmp" "$dst"
+      log "rbd-nbdd-csi $("$dst" --version 2>&1 | head -n 1) (copied from $CSI_BIN)"
+      CSI_BIN=$dst
+      return 0
+    fi
+    sleep 5
+  done
+  fail "cannot copy a working rbd-nbdd-csi from $CSI_BIN"
+}
+
+_csi_prereqs
+_csi_copy_bin
+mkdir -p "$CSI_DIR" "$CSI_KUBELET"
+: > "$_CSI_UNDO"
+t 120 "$CSI_PY" "$E2E_ROOT/tests/csi/gen_stubs.py" > /dev/null 2> "$E2E_WORK/csi-gen.err" \
+  || { cat "$E2E_WORK/csi-gen.err" >&2; fail "generating the Python stubs from $CSI_PROTO failed"; }
+
+# ---------------------------------------------------------------------------------------
+# Cluster config and secrets
+# ---------------------------------------------------------------------------------------
+# csi_mon_addr : the dev cluster's mon as a plain HOST:PORT (its msgr2 address; a bare
+# non-standard port is taken as v2 by librados).
+csi_mon_addr() { sed -E 's/.*v2:([0-9.]+:[0-9]+).*/\1/' <<< "$CEPH_MON_HOST"; }
+
+# kube_key : the client.kube key (never printed by the helpers).
+kube_key() { awk '$1 == "key" {print $3; exit}' "$KUBE_KEYRING"; }
+
+# csi_setup : after cluster_up: --cluster-config (clusterID dev -> the mon) and the
+# client.kube secrets in $CSI_SECRETS (also exported as CSI_SECRETS_FILE, the client's default).
+csi_setup() {
+  local mon key
+  mon=$(csi_mon_addr)
+  [[ "$mon" =~ ^[0-9.]+:[0-9]+$ ]] || fail "cannot read a mon address from CEPH_MON_HOST=$CEPH_MON_HOST"
+  jq -n --arg id "$CSI_CLUSTER_ID" --arg m "$mon" '[{clusterID: $id, monitors: [$m]}]' > "$CSI_CONFIG"
+  key=$(kube_key)
+  [ -n "$key" ] || fail "no key in $KUBE_KEYRING"
+  (umask 077; jq -n --arg k "$key" '{userID: "kube", userKey: $k}' > "$CSI_SECRETS")
+  export CSI_SECRETS_FILE=$CSI_SECRETS
+  log "cluster config: $(cat "$CSI_CONFIG"); secrets: client.kube in $CSI_SECRETS"
+}
+
+# csi_secrets_file PATH USERID KEY : another secrets file (bad credentials tests).
+csi_secrets_file() {
+  (umask 077; jq -n --arg u "$2" --arg k "$3" '{userID: $u, userKey: $k}' > "$1")
+}
+
+# ---------------------------------------------------------------------------------------
+# The plugin
+# ---------------------------------------------------------------------------------------
+# start_csi [ARGS...] : rbd-nbdd-csi in the background (log $E2E_WORK/csi.N.log, CSI_LOG),
+# ready once GetPluginInfo answers OK.
+start_csi() {
+  if [ -n "$CSI_PID" ] && _alive "$CSI_PID"; then fail "start_csi: a plugin runs already (pid $CSI_PID)"; fi
+  _CSI_N=$((_CSI_N + 1))
+  [ "$_CSI_N" != 1 ] || on_exit _csi_teardown
+  CSI_LOG=$E2E_WORK/csi.$_CSI_N.log
+  local -a args=(--endpoint "$CSI_ENDPOINT" --node-id "$CSI_NODE_ID" --control-socket "$MAP_SOCK"
+                 --state-dir "$CSI_STATE" --cluster-config "$CSI_CONFIG" --log-level debug "$@")
+  log "starting: rbd-nbdd-csi ${args[*]}"
+  env -u CEPH_CONF -u CEPH_KEYRING -u CEPH_ARGS -u CEPH_MON_HOST -u CSI_SECRETS_FILE \
+    "$CSI_BIN" "${args[@]}" > "$CSI_LOG" 2>&1 < /dev/null &
+  CSI_PID=$!
+  local t0=$SECONDS deadline=$((SECONDS + 60))
+  while :; do
+    if [ -S "$CSI_SOCK" ] && csi_call_quiet GetPluginInfo; then break; fi
+    if ! _alive "$CSI_PID"; then
+      local rc=0
+      wait "$CSI_PID" || rc=$?
+      CSI_PID=
+      tail -n 40 "$CSI_LOG" >&2
+      fail "rbd-nbdd-csi exited (rc=$rc) before it was ready"
+    fi
+    [ "$SECONDS" -lt "$deadline" ] || fail "rbd-nbdd-csi (pid $CSI_PID) not ready within 60 s"
+    sleep 0.2
+  done
+  log "rbd-nbdd-csi ready (pid $CSI_PID) in $((SECONDS - t0))s"
+}
+
+csi_alive() { [ -n "$CSI_PID" ] && _alive "$CSI_PID"; }
+
+_csi_crashed() {
+  grep -nE 'Sanitizer|runtime error:|Segmentation fault|terminate called|Assertion|assert(ion)? failed|\[critical\]' \
+    "$1" >&2
+}
+
+# stop_csi : SIGTERM; exit 0 within 30 s, no crash in its log; mounts and devices stay.
+stop_csi() {
+  csi_alive || fail "stop_csi: the plugin (pid ${CSI_PID:-none}) is not running"
+  kill -TERM "$CSI_PID"
+  if ! _wait_exit "$CSI_PID" 30; then
+    kill -ABRT "$CSI_PID" 2>/dev/null
+    _wait_exit "$CSI_PID" 5 || kill -KILL "$CSI_PID" 2>/dev/null
+    fail "rbd-nbdd-csi did not exit within 30 s of SIGTERM"
+  fi
+  local rc=0 pid=$CSI_PID
+  wait "$CSI_PID" || rc=$?
+  CSI_PID=
+  ! _csi_crashed "$CSI_LOG" || fail "crash report in $CSI_LOG"
+  [ "$rc" = 0 ] || fail "rbd-nbdd-csi (pid $pid) exited $rc after SIGTERM, expected 0"
+  [ ! -S "$CSI_SOCK" ] || log "note: $CSI_SOCK still exists after the plugin exited"
+  log "rbd-nbdd-csi exited 0 after SIGTERM"
+}
+
+# ---------------------------------------------------------------------------------------
+# Calls
+# ---------------------------------------------------------------------------------------
+# csi_client ARGS... : the client as is (bounded), for scenarios that want the raw result.
+csi_client() { t "${CSI_CALL_TIMEOUT:-200}" "$CSI_PY" "$CSI_CLIENT" --endpoint "$CSI_ENDPOINT" "$@"; }
+
+csi_call_quiet() { csi_client --timeout 10 call "$@" > /dev/null 2>&1; }
+
+# _csi_arg NAME ARGS... : the value after --NAME in ARGS.
+_csi_arg() {
+  local n=$1
+  shift
+  while [ $# -gt 0 ]; do
+    if [ "$1" = "--$n" ]; then echo "${2:-}"; return 0; fi
+    shift
+  done
+}
+
+# csi_expect CODE VERB ARGS... : the call must end with gRPC status CODE (ANY: whatever);
+# CSI_LAST holds its JSON result line. Logs the call and its time.
+csi_expect() {
+  local code=$1 verb=$2 out rc=0
+  shift 2
+  out=$(csi_client --expect "$code" "$verb" "$@" 2> "$E2E_WORK/csi-call.err") || rc=$?
+  CSI_LAST=$out
+  local got el det
+  got=$(jq -r '.code // "?"' <<< "$out" 2>/dev/null) || got='?'
+  el=$(jq -r '.elapsed // "?"' <<< "$out" 2>/dev/null) || el='?'
+  det=$(jq -r '.details // ""' <<< "$out" 2>/dev/null | head -c 300) || det=''
+  log "csi $verb $(_csi_brief "$verb" "$@") -> $got (${el}s)${det:+: $det}"
+  if [ "$rc" != 0 ]; then
+    cat "$E2E_WORK/csi-call.err" >&2
+    fail "csi $verb $(_csi_brief "$verb" "$@"): expected $code, got $got${det:+ ($det)}"
+  fi
+  if [ "$got" = OK ]; then _csi_record "$verb" "$@"; fi
+  return 0
+}
+
+# csi_ok VERB ARGS... : csi_expect OK.
+csi_ok() { csi_expect OK "$@"; }
+
+_csi_brief() {
+  local verb=$1
+  shift
+  local v s tg p
+  v=$(_csi_arg vol "$@") s=$(_csi_arg staging "$@") tg=$(_csi_arg target "$@") p=$(_csi_arg path "$@")
+  case $verb in
+    call) echo "$1" ;;
+    *) echo "vol=${v:-∅}${tg:+ target=$tg}${p:+ path=$p}$( [ -z "$tg$p" ] && [ -n "$s" ] && echo " staging=$s")" ;;
+  esac
+}
+
+# Remember what to undo at exit: successful stages and publishes.
+_csi_record() {
+  local verb=$1
+  shift
+  case $verb in
+    stage)   echo "S $(_csi_arg vol "$@") $(_csi_arg staging "$@")" >> "$_CSI_UNDO" ;;
+    publish) echo "P $(_csi_arg vol "$@") $(_csi_arg target "$@")" >> "$_CSI_UNDO" ;;
+  esac
+}
+
+# ---------------------------------------------------------------------------------------
+# Paths (as kubelet passes them) and volumes
+# ---------------------------------------------------------------------------------------
+# csi_staging VOL : the mount staging path (kubelet: .../csi/DRIVER/SHA256/globalmount).
+csi_staging() {
+  echo "$CSI_KUBELET/plugins/kubernetes.io/csi/$CSI_DRIVER/$(printf '%s' "$1" | sha256sum | cut -c1-64)/globalmount"
+}
+# csi_target VOL POD : a pod's mount target (.../pods/UID/volumes/kubernetes.io~csi/PV/mount).
+csi_target() { echo "$CSI_KUBELET/pods/$2/volumes/kubernetes.io~csi/$1/mount"; }
+# csi_block_staging VOL, csi_block_target VOL POD : the same for raw block volumes.
+csi_block_staging() { echo "$CSI_KUBELET/plugins/kubernetes.io/csi/volumeDevices/staging/$1"; }
+csi_block_target() { echo "$CSI_KUBELET/plugins/kubernetes.io/csi/volumeDevices/publish/$1/$2"; }
+
+# csi_ctx IMAGE : the volume_context arguments for kube/IMAGE on the dev cluster.
+csi_ctx() { echo "--ctx clusterID=$CSI_CLUSTER_ID --ctx pool=$CSI_POOL --ctx imageName=$1"; }
+
+# csi_stage VOL STAGING ACCESS_ARGS... : NodeStageVolume of kube/VOL (volume_id = image
+# name), client.kube secrets; kubelet makes the staging directory first, so do we.
+csi_stage() {
+  local vol=$1 staging=$2
+  shift 2
+  mkdir -p "$staging"
+  # shellcheck disable=SC2046
+  csi_ok stage --vol "$vol" --staging "$staging" $(csi_ctx "$vol") --secrets "$CSI_SECRETS" "$@"
+}
+
+# csi_publish VOL STAGING TARGET ACCESS_ARGS... : NodePublishVolume; kubelet makes the
+# target's parent, the plugin the target itself.
+csi_publish() {
+  local vol=$1 staging=$2 target=$3
+  shift 3
+  mkdir -p "$(dirname "$target")"
+  # shellcheck disable=SC2046
+  csi_ok publish --vol "$vol" --staging "$staging" --target "$target" $(csi_ctx "$vol") "$@"
+}
+
+csi_unpublish() { csi_ok unpublish --vol "$1" --target "$2"; }
+csi_unstage() { csi_ok unstage --vol "$1" --staging "$2"; }
+
+# csi_create_image VOL SIZE : kube/VOL (created as client.admin, used as client.kube).
+csi_create_image() { rbd_ create --size "$2" "$CSI_POOL/$1" || fail "rbd create $CSI_POOL/$1 failed"; }
+
+# ---------------------------------------------------------------------------------------
+# Checks
+# ---------------------------------------------------------------------------------------
+# mount_source DIR : the device mounted at DIR (exactly there), or nothing.
+mount_source() { findmnt -n -o SOURCE --mountpoint "$1" 2>/dev/null | tail -n 1; }
+# mount_opts DIR : its mount options.
+mount_opts() { findmnt -n -o OPTIONS --mountpoint "$1" 2>/dev/null | tail -n 1; }
+mount_fstype() { findmnt -n -o FSTYPE --mountpoint "$1" 2>/dev/null | tail -n 1; }
+
+# staged_dev STAGING : the /dev/nbdN mounted at STAGING; fails otherwise.
+staged_dev() {
+  local d
+  d=$(mount_source "$1")
+  [[ "$d" =~ ^/dev/nbd[0-9]+$ ]] || fail "$1 is not a mounted /dev/nbdN (source: '${d:-none}')"
+  echo "$d"
+}
+
+# csi_mounts : every mount point under $CSI_KUBELET.
+csi_mounts() { awk -v p="$CSI_KUBELET/" 'index($2, p) == 1 {print $2}' /proc/self/mounts | sed 's/\\040/ /g'; }
+
+# assert_csi_clean : nothing mounted under $CSI_KUBELET, no nbd device in the kernel, and
+# the daemon lists no mapping.
+assert_csi_clean() {
+  local m
+  m=$(csi_mounts | tr '\n' ' ')
+  [ -z "$m" ] || fail "still mounted: $m"
+  assert_no_nbd_connected
+  log "clean: no CSI mount, no nbd device, nothing mapped"
+}
+
+# assert_no_secret_leak KEY : KEY is in no log (scenario, plugin, daemon, Ceph), not in the
+# plugin's state dir, and in no process's argv.
+assert_no_secret_leak() {
+  local key=$1 hits
+  [ -n "$key" ] || fail "assert_no_secret_leak: empty key"
+  hits=$(grep -rlF -- "$key" "$E2E_WORK" "$CSI_STATE" "$MAP_STATE" "$MAP_CLUSTER_DIR/log" 2>/dev/null \
+           | grep -v -e "^$CSI_SECRETS\$" || true)
+  [ -z "$hits" ] || fail "the key appears in: $hits"
+  if grep -lF -- "$key" /proc/[0-9]*/cmdline 2>/dev/null | grep -v "/proc/$$/" | grep -q .; then
+    fail "the key appears in a process's argv"
+  fi
+  log "the key is in no log, state file or argv"
+}
+
+# ---------------------------------------------------------------------------------------
+# Teardown
+# ---------------------------------------------------------------------------------------
+_csi_teardown() {
+  local kind vol path lines=() i batch=
+  if csi_alive && [ -s "$_CSI_UNDO" ]; then
+    mapfile -t lines < "$_CSI_UNDO"
+    for ((i = ${#lines[@]} - 1; i >= 0; i--)); do
+      read -r kind vol path <<< "${lines[i]}"
+      case $kind in
+        P) batch+=$(jq -c -n --arg v "$vol" --arg p "$path" \
+             '{name: "cleanup", method: "NodeUnpublishVolume", expect: "ANY", request: {volume_id: $v, target_path: $p}}')$'\n' ;;
+        S) batch+=$(jq -c -n --arg v "$vol" --arg p "$path" \
+             '{name: "cleanup", method: "NodeUnstageVolume", expect: "ANY", request: {volume_id: $v, staging_target_path: $p}}')$'\n' ;;
+      esac
+    done
+    log "cleanup: unpublish/unstage ${#lines[@]} recorded call(s) through the plugin"
+    printf '%s' "$batch" | t 300 "$CSI_PY" "$CSI_CLIENT" --endpoint "$CSI_ENDPOINT" --timeout 60 batch \
+      > "$E2E_WORK/csi-cleanup.json" 2>&1 || true
+  fi
+  local m
+  for m in $(csi_mounts | sort -r); do
+    log "cleanup: umount $m"
+    t 60 umount "$m" 2>/dev/null || t 30 umount -l "$m" || true
+  done
+  if csi_alive; then
+    kill -TERM "$CSI_PID"
+    _wait_exit "$CSI_PID" 20 || kill -KILL "$CSI_PID" 2>/dev/null
+  fi
+  CSI_PID=
+  [ ! -d "$CSI_STATE" ] || cp -a "$CSI_STATE" "$E2E_WORK/csi-state" 2>/dev/null || true
+}
+
+# ---------------------------------------------------------------------------------------
+# Results of the last call (CSI_LAST)
+# ---------------------------------------------------------------------------------------
+# csi_usage UNIT FIELD : from the last NodeGetVolumeStats: usage[unit == UNIT].FIELD as a
+# number (0 when absent: proto3 leaves zeros out).
+csi_usage() {
+  jq -r --arg u "$1" --arg f "$2" \
+    '[.response.usage[]? | select(.unit == $u)] | if length == 1 then (.[0][$f] // "0" | tonumber) else "none" end' \
+    <<< "$CSI_LAST"
+}
+
+# csi_resp FILTER : jq FILTER on the last call's response.
+csi_resp() { jq -r ".response | $1" <<< "$CSI_LAST"; }
+
+# expect_erofs PATH : creating a file under PATH must fail with EROFS.
+expect_erofs() {
+  local out
+  if out=$(touch "$1/erofs-probe.$RANDOM" 2>&1); then fail "a write under $1 succeeded; it is read-only"; fi
+  grep -q 'Read-only file system' <<< "$out" || fail "a write under $1 failed, but not with EROFS: $out"
+  if out=$(t 30 dd if=/dev/zero of="$1/$(ls "$1" | head -n 1)" bs=4k count=1 conv=notrunc status=none 2>&1); then
+    fail "overwriting a file under $1 succeeded; it is read-only"
+  fi
+  grep -q 'Read-only file system' <<< "$out" || fail "an overwrite under $1 failed, but not with EROFS: $out"
+  log "writes under $1 fail with EROFS"
+}
+
+# df_bytes DIR FIELD : df's size|used|avail of DIR in bytes; df_inodes DIR FIELD: itotal|iused|iavail.
+df_bytes() { df -B1 --output="$2" "$1" | tail -n 1 | tr -d ' '; }
+df_inodes() { df --output="$2" "$1" | tail -n 1 | tr -d ' '; }
+
+# near A B PCT : |A - B| <= PCT% of B.
+near() { awk -v a="$1" -v b="$2" -v p="$3" 'BEGIN { d = a - b; if (d < 0) d = -d; exit !(d <= b * p / 100) }'; }
+
+# assert_mapped_as_kube DEV SPEC : the daemon maps SPEC at DEV, as client.kube, and only once.
+assert_mapped_as_kube() {
+  local l
+  l=$(mapped_json | jq -c --arg s "$2" '[.[] | select(.spec == $s) | {device, client_name}]')
+  [ "$l" = "[{\"device\":\"$1\",\"client_name\":\"client.kube\"}]" ] \
+    || fail "list-mapped for $2: $l, expected it once at $1 as client.kube (all: $(mapped_json | jq -c .))"
+}
+
+# csi_batch [--parallel] : JSON lines on stdin ({name, method, request, expect}), all in one
+# client process (with --parallel: all at once, one thread each). Every result is logged;
+# any status other than its expect fails the scenario. The result lines are left in
+# $E2E_WORK/csi-batch.N.json (CSI_BATCH_OUT). Successful stages and publishes are recorded
+# for the teardown.
+_CSI_BATCH_N=0
+csi_batch() {
+  _CSI_BATCH_N=$((_CSI_BATCH_N + 1))
+  CSI_BATCH_OUT=$E2E_WORK/csi-batch.$_CSI_BATCH_N.json
+  local rc=0
+  csi_client batch "$@" > "$CSI_BATCH_OUT" 2> "$E2E_WORK/csi-batch.err" || rc=$?
+  jq -r '"csi \(.name): \(.method) -> \(.code) (\(.elapsed)s)\(if .ok then "" else ", expected \(.expect)" end)\(if .details != "" then ": " + (.details | .[0:300]) else "" end)"' \
+    "$CSI_BATCH_OUT" 2>/dev/null | while IFS= read -r l; do log "$l"; done
+  jq -r 'select(.code == "OK") | if .method == "NodeStageVolume" then "S \(.name)" elif .method == "NodePublishVolume" then "P \(.name)" else empty end' \
+    "$CSI_BATCH_OUT" 2>/dev/null | while read -r k n; do
+      # names of recorded calls are "VOL PATH" (see csi_req_*)
+      case "$n" in *' '*) echo "$k $n" >> "$_CSI_UNDO" ;; esac
+    done
+  if [ "$rc" != 0 ]; then
+    cat "$E2E_WORK/csi-batch.err" >&2
+    fail "csi batch $_CSI_BATCH_N: $(grep -c . "$E2E_WORK/csi-batch.err") call(s) did not return what was expected"
+  fi
+}
+
+# csi_req NAME METHOD EXPECT REQUEST_JSON : one batch line.
+csi_req() { jq -c -n --arg n "$1" --arg m "$2" --arg e "$3" --argjson r "$4" '{name: $n, method: $m, expect: $e, request: $r}'; }
+
+# csi_cap FS|block [MODE] : a volume_capability as JSON.
+csi_cap() {
+  local mode=${2:-SINGLE_NODE_WRITER}
+  if [ "$1" = block ]; then jq -c -n --arg m "$mode" '{block: {}, access_mode: {mode: $m}}'
+  else jq -c -n --arg f "$1" --arg m "$mode" '{mount: {fs_type: $f}, access_mode: {mode: $m}}'; fi
+}
+
+# csi_stage_json VOL STAGING FS|block : a full NodeStageVolume request (client.kube secrets).
+csi_stage_json() {
+  jq -c -n --arg v "$1" --arg s "$2" --argjson c "$(csi_cap "$3")" --slurpfile sec "$CSI_SECRETS" \
+    --arg cl "$CSI_CLUSTER_ID" --arg p "$CSI_POOL" \
+    '{volume_id: $v, staging_target_path: $s, volume_capability: $c, secrets: $sec[0],
+      volume_context: {clusterID: $cl, pool: $p, imageName: $v}}'
+}
+
+# csi_publish_json VOL STAGING TARGET FS|block [true|false] : a NodePublishVolume request.
+csi_publish_json() {
+  jq -c -n --arg v "$1" --arg s "$2" --arg t "$3" --argjson c "$(csi_cap "$4")" --argjson ro "${5:-false}" \
+    --arg cl "$CSI_CLUSTER_ID" --arg p "$CSI_POOL" \
+    '{volume_id: $v, staging_target_path: $s, target_path: $t, volume_capability: $c, readonly: $ro,
+      volume_context: {clusterID: $cl, pool: $p, imageName: $v}}'
+}

@@ -1,0 +1,194 @@
+#!/bin/bash
+# Every error code rbd-nbdd-csi owes a CO, each checked on the wire:
+#   INVALID_ARGUMENT for each missing required field of every Node call, checked before
+#     anything else (the other fields point at bogus paths and pools);
+#   NOT_FOUND for stats/expand of an unknown volume (absolute and relative paths) and for
+#     stats of a known volume at a path that does not exist;
+#   FAILED_PRECONDITION for publish without a staging path and for publish of an unstaged
+#     volume;
+#   ALREADY_EXISTS for a republish to the same target with another readonly flag or another
+#     capability (the same publish again is OK);
+#   ABORTED for a stage or unstage of a volume whose stage is still running (a slow stage:
+#     its monitors are 127.0.0.1:1, unreachable), while other calls still answer; the slow
+#     stage then fails with a clear error and leaves no device and no mount;
+#   bad credentials (a wrong key for client.kube, an unknown user): an error, no device left;
+#     no key (good or bad) in any log, the state dir, or a process's argv;
+#   UNIMPLEMENTED for Controller calls; GetPluginInfo, GetPluginCapabilities (no controller
+#     service), NodeGetInfo and Probe OK; Probe FAILED_PRECONDITION while the daemon is down,
+#     OK again once it is back.
+# e2e-vm: VM_TIMEOUT=420
+. "$(dirname "$0")/../lib.sh"
+. "$(dirname "$0")/../lib_map.sh"
+. "$(dirname "$0")/../lib_csi.sh"
+
+cluster_up
+start_daemon
+csi_setup
+start_csi
+
+VOL=err1
+ST=$(csi_staging $VOL)
+TG=$(csi_target $VOL pod-err)
+csi_create_image $VOL 64M
+mkdir -p "$ST" "$(dirname "$TG")"
+BOGUS=/nonexistent/bogus/path
+STAGE=$(csi_stage_json $VOL "$ST" ext4)
+PUB=$(csi_publish_json $VOL "$ST" "$TG" ext4)
+# without(JSON, jq path...) : JSON with those fields deleted
+without() { local j=$1; shift; local p; for p in "$@"; do j=$(jq -c "del($p)" <<< "$j"); done; echo "$j"; }
+# bogus(JSON) : every path in it replaced by a bogus one, and the pool by one that does not exist
+bogus() {
+  jq -c --arg b "$BOGUS" 'with_entries(if (.key | test("path$")) then .value = $b else . end)
+    | if .volume_context.pool then .volume_context.pool = "no-such-pool" else . end' <<< "$1"
+}
+
+step "identity, node info, and UNIMPLEMENTED controller calls"
+{
+  csi_req info GetPluginInfo OK '{}'
+  csi_req caps GetPluginCapabilities OK '{}'
+  csi_req probe Probe OK '{}'
+  csi_req node-info NodeGetInfo OK '{}'
+  csi_req node-caps NodeGetCapabilities OK '{}'
+  csi_req create-volume CreateVolume UNIMPLEMENTED '{"name": "pvc-1"}'
+  csi_req delete-volume DeleteVolume UNIMPLEMENTED '{"volume_id": "pvc-1"}'
+  csi_req controller-publish ControllerPublishVolume UNIMPLEMENTED '{"volume_id": "pvc-1", "node_id": "e2e"}'
+  csi_req controller-caps ControllerGetCapabilities UNIMPLEMENTED '{}'
+} | csi_batch
+jq -e 'select(.name == "caps") | [.response.capabilities[]?.service.type] | index("CONTROLLER_SERVICE") | not' \
+  "$CSI_BATCH_OUT" > /dev/null || fail "GetPluginCapabilities advertises CONTROLLER_SERVICE: $(jq -c 'select(.name == "caps")' "$CSI_BATCH_OUT")"
+jq -e 'select(.name == "probe") | (.response.ready // true) == true' "$CSI_BATCH_OUT" > /dev/null \
+  || fail "Probe answered ready=false with the daemon up"
+
+step "INVALID_ARGUMENT for every missing field, before anything else"
+XP=$(jq -c -n --arg v $VOL --arg p "$TG" --arg s "$ST" '{volume_id: $v, volume_path: $p, staging_target_path: $s, capacity_range: {required_bytes: "134217728"}}')
+SP=$(jq -c -n --arg v $VOL --arg p "$TG" '{volume_id: $v, volume_path: $p}')
+{
+  csi_req stage-no-volume-id NodeStageVolume INVALID_ARGUMENT "$(bogus "$(without "$STAGE" .volume_id)")"
+  csi_req stage-no-staging-path NodeStageVolume INVALID_ARGUMENT "$(without "$STAGE" .staging_target_path)"
+  csi_req stage-no-capability NodeStageVolume INVALID_ARGUMENT "$(bogus "$(without "$STAGE" .volume_capability)")"
+  csi_req stage-no-access-mode NodeStageVolume INVALID_ARGUMENT "$(bogus "$(without "$STAGE" .volume_capability.access_mode)")"
+  csi_req stage-no-secrets NodeStageVolume INVALID_ARGUMENT "$(bogus "$(without "$STAGE" .secrets)")"
+  csi_req stage-no-user-key NodeStageVolume INVALID_ARGUMENT "$(bogus "$(without "$STAGE" .secrets.userKey)")"
+  csi_req stage-no-user-id NodeStageVolume INVALID_ARGUMENT "$(bogus "$(without "$STAGE" .secrets.userID)")"
+  csi_req stage-no-pool NodeStageVolume INVALID_ARGUMENT "$(without "$STAGE" .volume_context.pool)"
+  csi_req stage-no-image NodeStageVolume INVALID_ARGUMENT "$(without "$STAGE" .volume_context.imageName)"
+  csi_req stage-no-context NodeStageVolume INVALID_ARGUMENT "$(without "$STAGE" .volume_context)"
+  csi_req unstage-no-volume-id NodeUnstageVolume INVALID_ARGUMENT "{\"staging_target_path\": \"$BOGUS\"}"
+  csi_req unstage-no-staging-path NodeUnstageVolume INVALID_ARGUMENT "{\"volume_id\": \"$VOL\"}"
+  csi_req publish-no-volume-id NodePublishVolume INVALID_ARGUMENT "$(bogus "$(without "$PUB" .volume_id)")"
+  csi_req publish-no-target NodePublishVolume INVALID_ARGUMENT "$(without "$PUB" .target_path)"
+  csi_req publish-no-capability NodePublishVolume INVALID_ARGUMENT "$(without "$PUB" .volume_capability)"
+  csi_req unpublish-no-volume-id NodeUnpublishVolume INVALID_ARGUMENT "{\"target_path\": \"$BOGUS\"}"
+  csi_req unpublish-no-target NodeUnpublishVolume INVALID_ARGUMENT "{\"volume_id\": \"$VOL\"}"
+  csi_req stats-no-volume-id NodeGetVolumeStats INVALID_ARGUMENT "$(bogus "$(without "$SP" .volume_id)")"
+  csi_req stats-no-path NodeGetVolumeStats INVALID_ARGUMENT "$(without "$SP" .volume_path)"
+  csi_req stats-unknown-no-path NodeGetVolumeStats INVALID_ARGUMENT '{"volume_id": "no-such-volume"}'
+  csi_req expand-no-volume-id NodeExpandVolume INVALID_ARGUMENT "$(bogus "$(without "$XP" .volume_id)")"
+  csi_req expand-no-path NodeExpandVolume INVALID_ARGUMENT "$(without "$XP" .volume_path)"
+} | csi_batch
+assert_no_nbd_connected
+[ -z "$(csi_mounts)" ] || fail "an invalid request mounted something: $(csi_mounts)"
+
+step "NOT_FOUND for stats/expand of an unknown volume; FAILED_PRECONDITION for publish of an unstaged volume"
+{
+  csi_req stats-unknown NodeGetVolumeStats NOT_FOUND '{"volume_id": "no-such-volume", "volume_path": "/run"}'
+  csi_req stats-unknown-relative NodeGetVolumeStats NOT_FOUND '{"volume_id": "no-such-volume", "volume_path": "some/relative/path"}'
+  csi_req expand-unknown NodeExpandVolume NOT_FOUND '{"volume_id": "no-such-volume", "volume_path": "/run", "capacity_range": {"required_bytes": "134217728"}}'
+  csi_req expand-unknown-relative NodeExpandVolume NOT_FOUND '{"volume_id": "no-such-volume", "volume_path": "rel/path", "capacity_range": {"required_bytes": "134217728"}}'
+  csi_req publish-no-staging-path NodePublishVolume FAILED_PRECONDITION "$(without "$PUB" .staging_target_path)"
+  csi_req publish-unstaged NodePublishVolume FAILED_PRECONDITION "$PUB"
+  csi_req unpublish-never-published NodeUnpublishVolume OK "$(jq -c -n --arg v $VOL --arg t "$TG" '{volume_id: $v, target_path: $t}')"
+  csi_req unstage-never-staged NodeUnstageVolume OK "$(jq -c -n --arg v $VOL --arg s "$ST" '{volume_id: $v, staging_target_path: $s}')"
+} | csi_batch
+[ ! -e "$TG" ] || fail "a failed publish left $TG behind"
+
+step "ALREADY_EXISTS for a republish with another readonly flag or capability"
+csi_stage $VOL "$ST" --fs ext4
+csi_publish $VOL "$ST" "$TG" --fs ext4
+{
+  csi_req republish-same NodePublishVolume OK "$PUB"
+  csi_req republish-readonly NodePublishVolume ALREADY_EXISTS "$(jq -c '.readonly = true' <<< "$PUB")"
+  csi_req republish-block NodePublishVolume ALREADY_EXISTS "$(jq -c --argjson c "$(csi_cap block)" '.volume_capability = $c' <<< "$PUB")"
+  csi_req republish-other-mode NodePublishVolume ALREADY_EXISTS "$(jq -c --argjson c "$(csi_cap ext4 SINGLE_NODE_READER_ONLY)" '.volume_capability = $c' <<< "$PUB")"
+  csi_req stats-missing-path NodeGetVolumeStats NOT_FOUND "$(jq -c -n --arg v $VOL '{volume_id: $v, volume_path: "/run/no/such/path"}')"
+} | csi_batch
+[[ ",$(mount_opts "$TG")," == *,rw,* ]] || fail "a refused republish changed $TG: $(mount_opts "$TG")"
+csi_unpublish $VOL "$TG"
+csi_unstage $VOL "$ST"
+assert_csi_clean
+
+step "ABORTED while a stage of the same volume is running (monitors unreachable)"
+SLOW=slow1
+SLOW_ST=$(csi_staging $SLOW)
+mkdir -p "$SLOW_ST"
+csi_create_image $SLOW 64M
+slow_req=$(jq -c --arg s "$SLOW_ST" '.volume_context.monitors = "127.0.0.1:1" | del(.volume_context.clusterID)
+  | .volume_id = "slow1" | .volume_context.imageName = "slow1" | .staging_target_path = $s' <<< "$STAGE")
+echo "S $SLOW $SLOW_ST" >> "$_CSI_UNDO"
+t0=$SECONDS
+(csi_req slow-stage NodeStageVolume ANY "$slow_req" | csi_client batch > "$E2E_WORK/slow-stage.json" 2>&1) &
+SLOW_PID=$!
+on_exit "kill $SLOW_PID 2>/dev/null || true"
+# the stage is under way once the plugin recorded the volume (it writes its record before it
+# maps); give the client at most 8 s to get there
+deadline=$((SECONDS + 8))
+until grep -rqs -- "$SLOW" "$CSI_STATE" || [ "$SECONDS" -ge "$deadline" ]; do sleep 0.2; done
+grep -rqs -- "$SLOW" "$CSI_STATE" && log "the slow stage is under way (state recorded after $((SECONDS - t0)) s)" \
+  || log "no state record for $SLOW after 8 s: going on, the stage should still be waiting for its monitors"
+kill -0 "$SLOW_PID" 2>/dev/null || fail "the slow stage finished already: $(cat "$E2E_WORK/slow-stage.json")"
+{
+  csi_req concurrent-stage NodeStageVolume ABORTED "$slow_req"
+  csi_req concurrent-unstage NodeUnstageVolume ABORTED "$(jq -c -n --arg s "$SLOW_ST" '{volume_id: "slow1", staging_target_path: $s}')"
+  csi_req concurrent-expand NodeExpandVolume ABORTED "$(jq -c -n --arg s "$SLOW_ST" '{volume_id: "slow1", volume_path: $s, capacity_range: {required_bytes: "134217728"}}')"
+  csi_req other-call-answers NodeGetInfo OK '{}'
+} | csi_batch
+kill -0 "$SLOW_PID" 2>/dev/null || fail "the slow stage finished during the concurrent calls; they proved nothing: $(cat "$E2E_WORK/slow-stage.json")"
+while kill -0 "$SLOW_PID" 2>/dev/null; do
+  [ "$((SECONDS - t0))" -lt 150 ] || fail "the slow stage is still running after 150 s"
+  sleep 0.5
+done
+wait "$SLOW_PID" || true
+r=$(head -n 1 "$E2E_WORK/slow-stage.json")
+code=$(jq -r .code <<< "$r") det=$(jq -r .details <<< "$r")
+log "the slow stage ended after $((SECONDS - t0)) s: $code: $det"
+[ "$code" != OK ] && [ "$code" != ABORTED ] || fail "the stage against unreachable monitors returned $code"
+grep -qiE 'monitor|connect|timed? ?out|unreachable|127\.0\.0\.1:1' <<< "$det" \
+  || fail "the slow stage's error does not say what went wrong: '$det'"
+! mountpoint -q "$SLOW_ST" || fail "the failed stage left $SLOW_ST mounted"
+assert_no_nbd_connected
+csi_unstage $SLOW "$SLOW_ST"
+
+step "bad credentials: an error, no device, no key anywhere"
+BAD=badkey1
+BAD_ST=$(csi_staging $BAD)
+mkdir -p "$BAD_ST"
+csi_create_image $BAD 64M
+BADKEY=$(ceph-authtool --gen-print-key)
+[ -n "$BADKEY" ] && [ "$BADKEY" != "$(kube_key)" ] || fail "could not make a wrong key"
+csi_secrets_file "$CSI_DIR/bad.json" kube "$BADKEY"
+csi_secrets_file "$CSI_DIR/nouser.json" nobody "$(kube_key)"
+echo "S $BAD $BAD_ST" >> "$_CSI_UNDO"
+for sec in bad nouser; do
+  # shellcheck disable=SC2046
+  csi_expect ANY stage --vol $BAD --staging "$BAD_ST" --fs ext4 $(csi_ctx $BAD) --secrets "$CSI_DIR/$sec.json"
+  code=$(jq -r .code <<< "$CSI_LAST")
+  [ "$code" != OK ] || fail "a stage with $sec credentials succeeded"
+  log "stage with $sec credentials: $code: $(jq -r .details <<< "$CSI_LAST")"
+  ! mountpoint -q "$BAD_ST" || fail "a stage with $sec credentials left $BAD_ST mounted"
+  assert_no_nbd_connected
+  csi_unstage $BAD "$BAD_ST"
+done
+sleep 1
+assert_no_secret_leak "$BADKEY"
+assert_no_secret_leak "$(kube_key)"
+
+step "Probe: FAILED_PRECONDITION while the daemon is down, OK once it is back"
+stop_daemon
+csi_expect FAILED_PRECONDITION call Probe
+start_daemon
+csi_ok call Probe
+assert_csi_clean
+
+stop_csi
+stop_daemon
+pass

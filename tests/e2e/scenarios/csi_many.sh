@@ -1,0 +1,84 @@
+#!/bin/bash
+# Eight volumes at once through rbd-nbdd-csi: eight NodeStageVolume calls sent in parallel
+# (one client, eight threads on one gRPC channel), then eight NodePublishVolume in parallel;
+# eight distinct /dev/nbdN, each mapped once as client.kube with ext4 on it; data written to
+# each target and verified (after dropping caches); eight unpublish and eight unstage in
+# parallel; nothing left mounted, mapped or connected.
+# e2e-vm: VM_TIMEOUT=420
+. "$(dirname "$0")/../lib.sh"
+. "$(dirname "$0")/../lib_map.sh"
+. "$(dirname "$0")/../lib_csi.sh"
+
+N=8
+cluster_up
+start_daemon
+csi_setup
+start_csi
+
+vols=()
+for i in $(seq 1 $N); do
+  vols+=("many$i")
+  csi_create_image "many$i" 64M
+  mkdir -p "$(csi_staging "many$i")" "$(dirname "$(csi_target "many$i" "pod$i")")"
+done
+
+step "$N stages in parallel"
+for v in "${vols[@]}"; do
+  csi_req "$v $(csi_staging "$v")" NodeStageVolume OK "$(csi_stage_json "$v" "$(csi_staging "$v")" ext4)"
+done | csi_batch --parallel
+log "stage times: $(jq -r .elapsed "$CSI_BATCH_OUT" | sort -n | tr '\n' ' ')"
+devs=()
+for v in "${vols[@]}"; do
+  d=$(staged_dev "$(csi_staging "$v")")
+  [ "$(blkid -p -s TYPE -o value "$d")" = ext4 ] || fail "$v: no ext4 on $d"
+  assert_mapped_as_kube "$d" "$CSI_POOL/$v"
+  devs+=("$d")
+done
+[ "$(printf '%s\n' "${devs[@]}" | sort -u | wc -l)" = $N ] || fail "the $N volumes do not have $N distinct devices: ${devs[*]}"
+[ "$(mapped_json | jq length)" = $N ] || fail "the daemon lists $(mapped_json | jq length) devices, expected $N"
+log "devices: ${devs[*]}"
+
+step "$N publishes in parallel"
+i=0
+for v in "${vols[@]}"; do
+  i=$((i + 1))
+  csi_req "$v $(csi_target "$v" "pod$i")" NodePublishVolume OK "$(csi_publish_json "$v" "$(csi_staging "$v")" "$(csi_target "$v" "pod$i")" ext4)"
+done | csi_batch --parallel
+log "publish times: $(jq -r .elapsed "$CSI_BATCH_OUT" | sort -n | tr '\n' ' ')"
+
+step "write and verify each"
+i=0
+for v in "${vols[@]}"; do
+  i=$((i + 1))
+  tg=$(csi_target "$v" "pod$i")
+  mountpoint -q "$tg" || fail "$tg is not mounted"
+  [ "$(mount_source "$tg")" = "${devs[i - 1]}" ] || fail "$tg shows $(mount_source "$tg"), expected ${devs[i - 1]}"
+  t 30 dd if=/dev/urandom of="$tg/data" bs=1M count=3 status=none || fail "writing to $tg failed"
+  echo "$v" > "$tg/name"
+  (cd "$tg" && sha256sum data name) > "$E2E_WORK/$v.sha256"
+done
+drop_caches
+i=0
+for v in "${vols[@]}"; do
+  i=$((i + 1))
+  tg=$(csi_target "$v" "pod$i")
+  verify_files "$tg" "$E2E_WORK/$v.sha256"
+  [ "$(cat "$tg/name")" = "$v" ] || fail "$tg holds the data of $(cat "$tg/name")"
+done
+
+step "$N unpublishes, then $N unstages, in parallel"
+i=0
+for v in "${vols[@]}"; do
+  i=$((i + 1))
+  csi_req "unpublish $v" NodeUnpublishVolume OK "$(jq -c -n --arg v "$v" --arg t "$(csi_target "$v" "pod$i")" '{volume_id: $v, target_path: $t}')"
+done | csi_batch --parallel
+for v in "${vols[@]}"; do
+  csi_req "unstage $v" NodeUnstageVolume OK "$(jq -c -n --arg v "$v" --arg s "$(csi_staging "$v")" '{volume_id: $v, staging_target_path: $s}')"
+done | csi_batch --parallel
+log "unstage times: $(jq -r .elapsed "$CSI_BATCH_OUT" | sort -n | tr '\n' ' ')"
+for d in "${devs[@]}"; do wait_nbd_size "$d" 0 30; done
+assert_csi_clean
+
+stop_csi
+stop_daemon
+pass
