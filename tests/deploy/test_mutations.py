@@ -116,7 +116,8 @@ def main():
             shutil.copytree(os.path.join(ROOT, "deploy", "kubernetes"), os.path.join(tree, "deploy", "kubernetes"))
             shutil.copy(os.path.join(ROOT, UNIT), os.path.join(tree, UNIT))
             os.makedirs(os.path.join(tree, "csi"))
-            shutil.copy(os.path.join(ROOT, "csi", "README.md"), os.path.join(tree, "csi", "README.md"))
+            if os.path.exists(os.path.join(ROOT, "csi", "README.md")):  # else test_manifests.py fails on it
+                shutil.copy(os.path.join(ROOT, "csi", "README.md"), os.path.join(tree, "csi", "README.md"))
             path = os.path.join(tree, rel)
             text = open(path).read()
             label = f"{rel}: {old.splitlines()[0]!r} -> {new.splitlines()[0] if new else '(removed)'!r}"
