@@ -1,0 +1,32 @@
+// Expander: NodeExpandVolume.
+//
+// The daemon already follows `rbd resize` (it sends RECONFIGURE with the new
+// size), so the node's part is: wait until the kernel shows the device at
+// least `required_bytes` big (polled, bounded by NodeContext::resize_wait),
+// then grow the filesystem of a mount volume (resize2fs DEV, xfs_growfs on
+// the staging mount). Block volumes need nothing more.
+//
+// Contract: unknown volume or missing volume_path is kNotFound; a volume
+// whose stage did not finish is kFailedPrecondition; a device that does not
+// reach the size in time is ETIMEDOUT. Returns the device size in bytes.
+// gRPC threads; serialised per volume by VolumeLocks (taken here).
+#pragma once
+
+#include <cstdint>
+#include <string>
+
+#include "common/result.h"
+#include "csi/node_context.h"
+
+namespace rbdnbd::csi {
+
+class Expander {
+ public:
+  explicit Expander(NodeContext ctx) : ctx_(std::move(ctx)) {}
+  Result<uint64_t> Expand(const std::string& volume_id, const std::string& volume_path, uint64_t required_bytes);
+
+ private:
+  NodeContext ctx_;
+};
+
+}  // namespace rbdnbd::csi

@@ -1,0 +1,42 @@
+// IdentityService: csi.v1.Identity (GetPluginInfo, GetPluginCapabilities,
+// Probe). The gRPC boundary only: no logic beyond the daemon health check.
+//
+// Contract: Probe asks the rbd-nbdd daemon for its status. Unreachable, or a
+// daemon that reports no NBD driver (nbd_driver=false; when a daemon does not
+// report the field, /sys/module/nbd missing) is FAILED_PRECONDITION with the
+// reason; otherwise ready=true. Called on gRPC threads, concurrently.
+#pragma once
+
+#include <string>
+
+#include "csi.grpc.pb.h"
+#include "csi/daemon_client.h"
+
+namespace rbdnbd::csi {
+
+struct IdentityOptions {
+  std::string driver_name;
+  std::string version;
+  std::string nbd_module_path = "/sys/module/nbd";
+};
+
+class IdentityService final : public ::csi::v1::Identity::Service {
+ public:
+  IdentityService(IdentityOptions options, DaemonClient* daemon) : options_(std::move(options)), daemon_(daemon) {}
+
+  grpc::Status GetPluginInfo(grpc::ServerContext*, const ::csi::v1::GetPluginInfoRequest*,
+                             ::csi::v1::GetPluginInfoResponse* response) override;
+  grpc::Status GetPluginCapabilities(grpc::ServerContext*, const ::csi::v1::GetPluginCapabilitiesRequest*,
+                                     ::csi::v1::GetPluginCapabilitiesResponse* response) override;
+  grpc::Status Probe(grpc::ServerContext*, const ::csi::v1::ProbeRequest*, ::csi::v1::ProbeResponse* response) override;
+
+ private:
+  IdentityOptions options_;
+  DaemonClient* daemon_;
+};
+
+// The rule for plugin names (CSI: domain style, at most 63 characters,
+// alphanumeric at both ends, [-.a-zA-Z0-9] between).
+bool IsValidDriverName(const std::string& name);
+
+}  // namespace rbdnbd::csi

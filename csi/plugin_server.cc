@@ -1,0 +1,94 @@
+#include "csi/plugin_server.h"
+
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <filesystem>
+
+#include <grpcpp/security/server_credentials.h>
+#include <grpcpp/server_builder.h>
+#include <spdlog/spdlog.h>
+
+#ifndef RBDNBD_VERSION
+#define RBDNBD_VERSION "unknown"
+#endif
+
+namespace rbdnbd::csi {
+
+Result<std::string> EndpointSocketPath(const std::string& endpoint) {
+  std::string path = endpoint;
+  if (path.rfind("unix://", 0) == 0) path = path.substr(7);
+  if (path.empty() || path[0] != '/') {
+    return Err(EINVAL, "endpoint '{}' must be unix:///absolute/path or an absolute path", endpoint);
+  }
+  return path;
+}
+
+Result<std::unique_ptr<PluginServer>> PluginServer::Start(const PluginOptions& options, PluginDeps deps) {
+  if (!IsValidDriverName(options.driver_name)) {
+    return Err(EINVAL, "driver name '{}' is not a valid CSI plugin name (domain style, at most 63 characters)",
+               options.driver_name);
+  }
+  if (options.node_id.empty()) return Err(EINVAL, "the node id must not be empty");
+  auto socket_path = EndpointSocketPath(options.endpoint);
+  if (!socket_path) return Unexpected(socket_path.error());
+  auto store = VolumeStore::Create(options.state_dir);
+  if (!store) return Unexpected(store.error());
+
+  std::unique_ptr<PluginServer> s(new PluginServer());
+  s->socket_path_ = *socket_path;
+  s->store_ = std::make_unique<VolumeStore>(std::move(store).value());
+  s->deps_ = std::move(deps);
+  if (!s->deps_.mounter) s->deps_.mounter = MakeSystemMounter();
+  if (!s->deps_.fs) s->deps_.fs = MakeSystemFsTools();
+  if (!s->deps_.devices) s->deps_.devices = MakeSystemBlockDevices();
+  if (!s->deps_.daemon) s->deps_.daemon = MakeDaemonClient(options.control_socket);
+
+  NodeContext ctx;
+  ctx.store = s->store_.get();
+  ctx.locks = &s->locks_;
+  ctx.mounter = s->deps_.mounter.get();
+  ctx.fs = s->deps_.fs.get();
+  ctx.devices = s->deps_.devices.get();
+  ctx.daemon = s->deps_.daemon.get();
+  ctx.cluster_config_path = options.cluster_config;
+  ctx.resize_wait = options.resize_wait;
+  s->identity_ = std::make_unique<IdentityService>(
+      IdentityOptions{options.driver_name, RBDNBD_VERSION, options.nbd_module_path}, ctx.daemon);
+  s->node_ = std::make_unique<NodeService>(NodeOptions{options.node_id, options.max_volumes_per_node}, ctx);
+
+  // A socket left by an earlier instance would make bind() fail.
+  std::error_code ec;
+  std::filesystem::create_directories(std::filesystem::path(s->socket_path_).parent_path(), ec);
+  struct stat st{};
+  if (::lstat(s->socket_path_.c_str(), &st) == 0) {
+    if (!S_ISSOCK(st.st_mode)) return Err(EEXIST, "{} exists and is not a socket", s->socket_path_);
+    ::unlink(s->socket_path_.c_str());
+  }
+
+  grpc::ServerBuilder builder;
+  int port = 0;
+  builder.AddListeningPort("unix://" + s->socket_path_, grpc::InsecureServerCredentials(), &port);
+  builder.RegisterService(s->identity_.get());
+  builder.RegisterService(s->node_.get());
+  s->server_ = builder.BuildAndStart();
+  if (!s->server_) return Err(EADDRNOTAVAIL, "cannot listen on {}", options.endpoint);
+  ::chmod(s->socket_path_.c_str(), 0660);
+  spdlog::info("rbd-nbdd-csi {} serving {} as {} on node {} (daemon {}, state {})", RBDNBD_VERSION,
+               options.endpoint, options.driver_name, options.node_id, options.control_socket, options.state_dir);
+  return s;
+}
+
+void PluginServer::Shutdown(std::chrono::milliseconds grace) {
+  if (!server_) return;
+  server_->Shutdown(std::chrono::system_clock::now() + grace);
+  server_->Wait();
+  server_.reset();
+  ::unlink(socket_path_.c_str());
+}
+
+PluginServer::~PluginServer() { Shutdown(std::chrono::milliseconds(0)); }
+
+}  // namespace rbdnbd::csi

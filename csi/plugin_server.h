@@ -1,0 +1,72 @@
+// PluginServer: owns everything the plugin runs (state store, locks, host
+// helpers, daemon client, the two gRPC services) and the gRPC server on a
+// Unix socket.
+//
+// Contract
+// * Start() creates the state directory, replaces a stale socket file at
+//   the endpoint, and returns once the server listens (the socket exists);
+//   every failure is a Result error naming the cause.
+// * gRPC's sync server runs each RPC on one of its threads; the services are
+//   safe for that (VolumeLocks serialise per volume).
+// * Shutdown() stops accepting, lets RPCs in flight finish (bounded) and
+//   returns; devices and mounts are left as they are. Called once, from the
+//   thread that called Start() (main's signal loop, or a test).
+// * `deps` may replace host helpers (tests); null members get the real ones.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <string>
+
+#include <grpcpp/server.h>
+
+#include "common/result.h"
+#include "csi/identity_service.h"
+#include "csi/node_service.h"
+
+namespace rbdnbd::csi {
+
+struct PluginOptions {
+  std::string endpoint = "unix:///csi/csi.sock";
+  std::string node_id;
+  std::string driver_name = "rbd-nbdd.csi.ceph.io";
+  std::string control_socket = "/run/rbd-nbdd/control.sock";
+  std::string state_dir = "/var/lib/rbd-nbdd-csi";
+  std::string cluster_config = "/etc/rbd-nbdd-csi/config.json";
+  int64_t max_volumes_per_node = 0;
+  std::string nbd_module_path = "/sys/module/nbd";
+  std::chrono::milliseconds resize_wait{30000};
+};
+
+struct PluginDeps {
+  std::unique_ptr<Mounter> mounter;
+  std::unique_ptr<FsTools> fs;
+  std::unique_ptr<BlockDevices> devices;
+  std::unique_ptr<DaemonClient> daemon;
+};
+
+// "unix:///abs/path" or "/abs/path" -> "/abs/path"; anything else EINVAL.
+Result<std::string> EndpointSocketPath(const std::string& endpoint);
+
+class PluginServer {
+ public:
+  static Result<std::unique_ptr<PluginServer>> Start(const PluginOptions& options, PluginDeps deps = {});
+  ~PluginServer();
+
+  void Shutdown(std::chrono::milliseconds grace = std::chrono::seconds(10));
+  const std::string& socket_path() const { return socket_path_; }
+
+ private:
+  PluginServer() = default;
+
+  std::string socket_path_;
+  std::unique_ptr<VolumeStore> store_;
+  VolumeLocks locks_;
+  PluginDeps deps_;
+  std::unique_ptr<IdentityService> identity_;
+  std::unique_ptr<NodeService> node_;
+  std::unique_ptr<grpc::Server> server_;
+};
+
+}  // namespace rbdnbd::csi

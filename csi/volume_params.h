@@ -1,0 +1,40 @@
+// VolumeParams: what a NodeStageVolume needs to map an image, parsed from the
+// request's volume_context and node_stage_secrets (see csi/README.md).
+//
+// Contract: ParseVolumeParams() is pure (the cluster list is passed in). Every
+// problem is kInvalidArgument (EINVAL) with the key named: missing userID,
+// userKey, pool, imageName (unless staticVolume), clusterID/monitors; an
+// unknown clusterID; a bad number or boolean; an encryption format without its
+// passphrase. A message names a key, never a secret's value. The key and the
+// passphrase stay in Secret objects (wiped on destruction). Any thread.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <string>
+
+#include "common/result.h"
+#include "csi/cluster_config.h"
+#include "rbd/secret.h"
+
+namespace rbdnbd::csi {
+
+using StringMap = std::map<std::string, std::string>;
+
+struct VolumeParams {
+  std::string spec;            // canonical pool/[namespace/]image
+  std::string mon_host;        // comma-separated monitors
+  std::string client_name;     // client.<userID>
+  Secret key;                  // the cephx key
+  uint32_t connections = 1;
+  uint32_t io_timeout_s = 30;
+  uint32_t reattach_timeout_s = 60;
+  bool exclusive = false;
+  std::string encryption;      // "", "luks1" or "luks2"
+  Secret passphrase;           // only with encryption
+};
+
+Result<VolumeParams> ParseVolumeParams(const std::string& volume_id, const StringMap& context,
+                                       const StringMap& secrets, const ClusterConfig& clusters);
+
+}  // namespace rbdnbd::csi
