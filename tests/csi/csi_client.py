@@ -16,6 +16,8 @@ Verbs (each prints ONE JSON line: {"method", "code", "details", "elapsed", "resp
     expand    --vol ID --path PATH --bytes N [--staging DIR] [--fs TYPE | --block]
     batch [--parallel]          JSON lines on stdin: {"name", "method", "request", "expect"};
                                 one result line each, with "name" and "ok"
+    repl                        commands as JSON lines on stdin, answers on stdout (see repl()):
+                                Python and grpc start once per test, not once per call
 Request shaping for error tests: --drop FIELD (dotted: volume_context.pool, secrets.userKey,
 volume_capability.access_mode) removes a field after the request is built; --set FIELD=JSON
 sets one. The exit code is 0 when the gRPC status is the expected one (--expect, default OK;
@@ -24,6 +26,7 @@ a usage or setup error. Secrets never reach argv (they come from a file) or the 
 """
 import argparse
 import concurrent.futures
+import io
 import json
 import os
 import sys
@@ -59,7 +62,9 @@ def _load_stubs(proto=None):
 
 
 class Csi:
-    """One channel to the plugin; call() never raises on a gRPC status."""
+    """Calls to one endpoint; call() never raises on a gRPC status. Each call (or batch)
+    opens its own channel: a channel kept across a plugin restart would sit in gRPC's
+    reconnect backoff and fail calls with UNAVAILABLE after the plugin is back."""
 
     def __init__(self, endpoint, timeout=120.0, proto=None):
         self.pb, self.pb_grpc = _load_stubs(proto)
@@ -67,32 +72,36 @@ class Csi:
             endpoint = "unix://" + endpoint
         self.endpoint = endpoint
         self.timeout = timeout
-        self.channel = grpc.insecure_channel(endpoint)
-        self.stubs = {s: getattr(self.pb_grpc, s + "Stub")(self.channel) for s in SERVICES}
         self.service_of = {m: s for s, ms in SERVICES.items() for m in ms}
+
+    def channel(self):
+        return grpc.insecure_channel(self.endpoint)
 
     def request(self, method, body):
         svc = self.pb.DESCRIPTOR.services_by_name[self.service_of[method]]
         cls = getattr(self.pb, svc.methods_by_name[method].input_type.name)
         return json_format.ParseDict(body or {}, cls(), ignore_unknown_fields=False)
 
-    def call(self, method, body=None, timeout=None):
+    def call(self, method, body=None, timeout=None, channel=None):
         """(code name, details, response dict or None, seconds)."""
         if method not in self.service_of:
             raise ValueError(f"unknown CSI method {method}")
         req = self.request(method, body)
-        fn = getattr(self.stubs[self.service_of[method]], method)
-        t0 = time.monotonic()
+        ch = channel or self.channel()
         try:
-            resp = fn(req, timeout=timeout or self.timeout, wait_for_ready=False)
-            out = json_format.MessageToDict(resp, preserving_proto_field_name=True,
-                                            including_default_value_fields=False)
-            return "OK", "", out, time.monotonic() - t0
-        except grpc.RpcError as e:
-            return e.code().name, e.details() or "", None, time.monotonic() - t0
-
-    def close(self):
-        self.channel.close()
+            stub = getattr(self.pb_grpc, self.service_of[method] + "Stub")(ch)
+            fn = getattr(stub, method)
+            t0 = time.monotonic()
+            try:
+                resp = fn(req, timeout=timeout or self.timeout, wait_for_ready=False)
+                out = json_format.MessageToDict(resp, preserving_proto_field_name=True,
+                                                including_default_value_fields=False)
+                return "OK", "", out, time.monotonic() - t0
+            except grpc.RpcError as e:
+                return e.code().name, e.details() or "", None, time.monotonic() - t0
+        finally:
+            if channel is None:
+                ch.close()
 
 
 # ---------------------------------------------------------------------------------------
@@ -215,7 +224,7 @@ def _result(method, code, details, resp, elapsed, name=None, expect=None):
     return r
 
 
-def main(argv=None):
+def _parser():
     ap = argparse.ArgumentParser(prog="csi_client.py", description=__doc__.splitlines()[0])
     ap.add_argument("--endpoint", default=os.environ.get("CSI_ENDPOINT", "unix:///run/csi/csi.sock"))
     ap.add_argument("--timeout", type=float, default=float(os.environ.get("CSI_TIMEOUT", 120)))
@@ -227,10 +236,10 @@ def main(argv=None):
     p.add_argument("method")
     p.add_argument("json", nargs="?", default="{}")
 
-    def common(p, fs=True, target=False, staging=True, staging_req=True):
+    def common(p, fs=True, target=False, staging=True):
         p.add_argument("--vol", default="")
         if staging:
-            p.add_argument("--staging", default="", required=False)
+            p.add_argument("--staging", default="")
         if target:
             p.add_argument("--target", default="")
         if fs:
@@ -260,52 +269,156 @@ def main(argv=None):
     p.add_argument("--bytes", type=int, required=True)
     p = sub.add_parser("batch")
     p.add_argument("--parallel", action="store_true")
+    sub.add_parser("repl")
+    return ap
 
-    a = ap.parse_args(argv)
+
+_CSI_CACHE = {}
+
+
+def _csi_for(a):
+    key = (a.endpoint, a.timeout, a.proto)
+    if key not in _CSI_CACHE:
+        _CSI_CACHE[key] = Csi(a.endpoint, a.timeout, a.proto)
+    return _CSI_CACHE[key]
+
+
+def run_batch(csi, items, parallel=False):
+    """(rc, result dicts, error lines) for batch items {name, method, request, expect}."""
+    def one(it, ch):
+        code, det, resp, el = csi.call(it["method"], it.get("request", {}), channel=ch)
+        return _result(it["method"], code, det, resp, el, it.get("name", it["method"]),
+                       it.get("expect", "OK"))
+    ch = csi.channel()
     try:
-        csi = Csi(a.endpoint, a.timeout, a.proto)
-    except Exception as e:  # noqa: BLE001
-        print(f"csi_client: setup failed: {e}", file=sys.stderr)
-        return 2
-
-    if a.verb == "batch":
-        items = [json.loads(l) for l in sys.stdin if l.strip()]
-
-        def one(it):
-            code, det, resp, el = csi.call(it["method"], it.get("request", {}))
-            return _result(it["method"], code, det, resp, el, it.get("name", it["method"]),
-                           it.get("expect", "OK"))
-        if a.parallel:
-            with concurrent.futures.ThreadPoolExecutor(max_workers=max(1, len(items))) as ex:
-                results = list(ex.map(one, items))
+        if parallel and items:
+            with concurrent.futures.ThreadPoolExecutor(max_workers=len(items)) as ex:
+                results = list(ex.map(lambda it: one(it, ch), items))
         else:
-            results = [one(it) for it in items]
-        bad = 0
-        for r in results:
-            print(json.dumps(r, sort_keys=True), flush=True)
-            if not r["ok"]:
-                bad += 1
-                print(f"csi_client: {r['name']}: {r['method']} returned {r['code']}"
-                      f" ({r['details']}), expected {r['expect']}", file=sys.stderr)
-        return 1 if bad else 0
+            results = [one(it, ch) for it in items]
+    finally:
+        ch.close()
+    errs = [f"csi_client: {r['name']}: {r['method']} returned {r['code']} ({r['details']}),"
+            f" expected {r['expect']}" for r in results if not r["ok"]]
+    return (1 if errs else 0), results, errs
 
+
+def run_argv(argv, stdin=None):
+    """(rc, stdout lines, stderr lines) of one command line; never exits."""
+    try:
+        a = _parser().parse_args(argv)
+    except SystemExit as e:
+        return (e.code if isinstance(e.code, int) else 2), [], [f"csi_client: bad arguments {argv!r}"]
+    try:
+        csi = _csi_for(a)
+    except Exception as e:  # noqa: BLE001
+        return 2, [], [f"csi_client: setup failed: {e}"]
+    if a.verb == "repl":
+        return 2, [], ["csi_client: repl is not a command inside the repl"]
+    if a.verb == "batch":
+        try:
+            items = [json.loads(l) for l in (stdin if stdin is not None else sys.stdin) if l.strip()]
+        except ValueError as e:
+            return 2, [], [f"csi_client: batch: {e}"]
+        rc, results, errs = run_batch(csi, items, a.parallel)
+        return rc, [json.dumps(r, sort_keys=True) for r in results], errs
     try:
         if a.verb == "call":
-            body = json.loads(sys.stdin.read() if a.json == "-" else a.json)
+            body = json.loads((stdin if stdin is not None else sys.stdin).read() if a.json == "-" else a.json)
             method = a.method
         else:
             method, body = build(a)
-    except (ValueError, OSError) as e:
-        print(f"csi_client: {e}", file=sys.stderr)
-        return 2
-    code, det, resp, el = csi.call(method, body)
+        code, det, resp, el = csi.call(method, body)
+    except (ValueError, OSError, KeyError) as e:
+        return 2, [], [f"csi_client: {e}"]
     r = _result(method, code, det, resp, el)
-    print(json.dumps(r, sort_keys=True), flush=True)
     if a.expect not in ("ANY", code):
-        print(f"csi_client: {method} returned {code} ({det}) in {el:.2f}s, expected {a.expect}",
-              file=sys.stderr)
-        return 1
+        return 1, [json.dumps(r, sort_keys=True)], [
+            f"csi_client: {method} returned {code} ({det}) in {el:.2f}s, expected {a.expect}"]
+    return 0, [json.dumps(r, sort_keys=True)], []
+
+
+US, RS = "\x1f", "\x1e"   # field and record separators of the repl's lines
+
+
+def _flat(text):
+    return str(text).replace("\n", " ").replace(US, " ").replace(RS, " ")
+
+
+def repl(inp, out):
+    """Commands in, one answer line each, for as long as inp is open, so that a test pays
+    Python's and grpc's start-up once, not per call. Lines are fields joined by US (0x1f),
+    so that a shell needs no JSON tool (in a UML guest every exec costs about a second):
+        R US STDIN US ARG...       run `csi_client.py ARG...`; STDIN (a batch's lines
+                                   joined by RS, 0x1e) may be empty
+        S<id> US STDIN US ARG...   the same in the background; answers at once
+        P<id>                      answers rc 0 once <id> has ended, else 1
+        C<id>                      waits for <id>, answers as R would
+    Answer: RC US CODE US ELAPSED US DETAILS US STDOUT US STDERR (output lines joined by RS;
+    CODE, ELAPSED and DETAILS from a single call's result, empty for a batch)."""
+    pending = {}
+    ex = concurrent.futures.ThreadPoolExecutor(max_workers=16)
+
+    def run(fields):
+        st = fields[1] if len(fields) > 1 else ""
+        argv = fields[2:]
+        rc, o, e = run_argv(argv, io.StringIO(st.replace(RS, "\n")) if st else None)
+        code = el = det = ""
+        if o and "batch" not in argv:
+            try:
+                r = json.loads(o[0])
+                code, el, det = r["code"], str(r["elapsed"]), r["details"]
+            except (ValueError, KeyError):
+                pass
+        return [str(rc), code, el, _flat(det), RS.join(_flat(x) for x in o), RS.join(_flat(x) for x in e)]
+
+    for line in inp:
+        line = line.rstrip("\n")
+        if not line:
+            continue
+        try:
+            fields = line.split(US)
+            op = fields[0]
+            if op == "R":
+                reply = run(fields)
+            elif op.startswith("S"):
+                pending[op[1:]] = ex.submit(run, fields)
+                reply = ["0", "SUBMITTED", "", "", "", ""]
+            elif op.startswith("P"):
+                fut = pending.get(op[1:])
+                reply = ["0" if fut is None or fut.done() else "1", "", "", "", "", ""]
+            elif op.startswith("C"):
+                fut = pending.pop(op[1:], None)
+                reply = fut.result() if fut else ["2", "", "", "", "", f"nothing submitted as {op[1:]}"]
+            else:
+                reply = ["2", "", "", "", "", f"csi_client repl: unknown request {op!r}"]
+        except Exception as e:  # noqa: BLE001 - the repl must answer every line
+            reply = ["2", "", "", "", "", _flat(f"csi_client repl: {type(e).__name__}: {e}")]
+        out.write(US.join(reply) + "\n")
+        out.flush()
+    ex.shutdown(wait=False, cancel_futures=True)
     return 0
+
+
+def main(argv=None):
+    argv = sys.argv[1:] if argv is None else argv
+    try:
+        a = _parser().parse_args(argv)
+    except SystemExit as e:
+        return e.code if isinstance(e.code, int) else 2
+    if a.verb == "repl":
+        try:
+            _csi_for(a)   # generate/import the stubs before the first request
+        except Exception as e:  # noqa: BLE001
+            print(f"csi_client: setup failed: {e}", file=sys.stderr)
+            return 2
+        return repl(sys.stdin, sys.stdout)
+    rc, o, e = run_argv(argv)
+    for l in o:
+        print(l, flush=True)
+    for l in e:
+        print(l, file=sys.stderr, flush=True)
+    return rc
 
 
 if __name__ == "__main__":

@@ -87,12 +87,6 @@ _csi_copy_bin() {
   fail "cannot copy a working rbd-nbdd-csi from $CSI_BIN"
 }
 
-_csi_prereqs
-_csi_copy_bin
-mkdir -p "$CSI_DIR" "$CSI_KUBELET"
-: > "$_CSI_UNDO"
-t 120 "$CSI_PY" "$E2E_ROOT/tests/csi/gen_stubs.py" > /dev/null 2> "$E2E_WORK/csi-gen.err" \
-  || { cat "$E2E_WORK/csi-gen.err" >&2; fail "generating the Python stubs from $CSI_PROTO failed"; }
 
 # ---------------------------------------------------------------------------------------
 # Cluster config and secrets
@@ -183,17 +177,99 @@ stop_csi() {
 # ---------------------------------------------------------------------------------------
 # Calls
 # ---------------------------------------------------------------------------------------
-# csi_client ARGS... : the client as is (bounded), for scenarios that want the raw result.
-csi_client() { t "${CSI_CALL_TIMEOUT:-200}" "$CSI_PY" "$CSI_CLIENT" --endpoint "$CSI_ENDPOINT" "$@"; }
+# The client runs as ONE long-lived process per scenario (csi_client.py repl, fed through
+# two FIFOs): in the guest, starting Python and importing grpc costs ~10 s, far more than
+# the calls. Each call opens its own gRPC channel to $CSI_ENDPOINT.
+CSI_REQ_FD='' CSI_RESP_FD='' CSI_REPL_PID=''
+_csi_repl_start() {
+  local req=$CSI_DIR/repl.in resp=$CSI_DIR/repl.out
+  rm -f "$req" "$resp"
+  mkfifo -m 600 "$req" "$resp"
+  "$CSI_PY" "$CSI_CLIENT" --endpoint "$CSI_ENDPOINT" repl < "$req" > "$resp" 2>> "$E2E_WORK/csi-repl.err" &
+  CSI_REPL_PID=$!
+  exec {CSI_REQ_FD}> "$req"
+  exec {CSI_RESP_FD}< "$resp"
+}
+
+_csi_repl_stop() {
+  [ -z "$CSI_REQ_FD" ] || exec {CSI_REQ_FD}>&-
+  [ -z "$CSI_RESP_FD" ] || exec {CSI_RESP_FD}<&-
+  CSI_REQ_FD='' CSI_RESP_FD=''
+  [ -z "$CSI_REPL_PID" ] || _wait_exit "$CSI_REPL_PID" 10 || kill "$CSI_REPL_PID" 2>/dev/null
+}
+
+# _csi_repl_send LINE : one request line to the repl; its answer is split into
+# CSI_RC CSI_CODE CSI_ELAPSED CSI_DETAILS CSI_OUT CSI_ERR (output lines joined by 0x1e).
+# Shell builtins only: in the guest every exec costs about a second.
+_csi_repl_send() {
+  CSI_RC=2 CSI_CODE='' CSI_ELAPSED='' CSI_DETAILS='' CSI_OUT='' CSI_ERR=''
+  if [ -z "$CSI_REQ_FD" ] || ! _alive "$CSI_REPL_PID"; then
+    CSI_ERR="the CSI client (repl) is not running"; return 2
+  fi
+  if ! { printf '%s\n' "$1" >&"$CSI_REQ_FD"; } 2>/dev/null; then
+    CSI_ERR="the CSI client (repl) is gone"; return 2
+  fi
+  local line
+  if ! IFS= read -r -t "${CSI_CALL_TIMEOUT:-300}" -u "$CSI_RESP_FD" line; then
+    CSI_ERR="no answer from the CSI client within ${CSI_CALL_TIMEOUT:-300} s"; return 2
+  fi
+  IFS=$'\x1f' read -r CSI_RC CSI_CODE CSI_ELAPSED CSI_DETAILS CSI_OUT CSI_ERR <<< "$line"
+}
+
+# _csi_line OP ARGS... : a request line; a batch's stdin is read here.
+_csi_line() {
+  local op=$1 stdin='' l IFS=$'\x1f'
+  shift
+  if [ "${1:-}" = batch ]; then
+    while IFS= read -r l || [ -n "$l" ]; do stdin+=${l}$'\x1e'; done
+  fi
+  printf '%s' "$op$IFS$stdin$IFS--endpoint$IFS$CSI_ENDPOINT$IFS$*"
+}
+
+# _csi_print_reply : the last command's stdout and stderr, one line each.
+_csi_print_reply() {
+  local -a lines=()
+  local l
+  if [ -n "$CSI_OUT" ]; then IFS=$'\x1e' read -r -a lines <<< "$CSI_OUT"; for l in "${lines[@]}"; do printf '%s\n' "$l"; done; fi
+  if [ -n "$CSI_ERR" ]; then IFS=$'\x1e' read -r -a lines <<< "$CSI_ERR"; for l in "${lines[@]}"; do printf '%s\n' "$l" >&2; done; fi
+  return "$CSI_RC"
+}
+
+# csi_client ARGS... : `csi_client.py ARGS...` (its stdout, stderr and exit code), run by
+# the scenario's client process.
+csi_client() {
+  local line
+  line=$(_csi_line R "$@")
+  _csi_repl_send "$line" || { _csi_print_reply; return 2; }
+  _csi_print_reply
+}
+
+# csi_submit ID ARGS... : start `csi_client.py ARGS...` in the background of the client;
+# csi_done ID tells whether it ended; csi_collect ID waits and gives its output and exit code.
+csi_submit() {
+  local id=$1 line
+  shift
+  line=$(_csi_line "S$id" "$@")
+  _csi_repl_send "$line" || { _csi_print_reply; return 2; }
+}
+csi_done() { _csi_repl_send "P$1" && [ "$CSI_RC" = 0 ]; }
+csi_collect() {
+  CSI_CALL_TIMEOUT=600 _csi_repl_send "C$1"
+  _csi_print_reply
+}
 
 csi_call_quiet() { csi_client --timeout 10 call "$@" > /dev/null 2>&1; }
 
-# _csi_arg NAME ARGS... : the value after --NAME in ARGS.
-_csi_arg() {
-  local n=$1
-  shift
+# _csi_args ARGS... : _A_VOL _A_STAGING _A_TARGET _A_PATH from a command line (builtins only).
+_csi_args() {
+  _A_VOL='' _A_STAGING='' _A_TARGET='' _A_PATH=''
   while [ $# -gt 0 ]; do
-    if [ "$1" = "--$n" ]; then echo "${2:-}"; return 0; fi
+    case $1 in
+      --vol) _A_VOL=${2:-} ;;
+      --staging) _A_STAGING=${2:-} ;;
+      --target) _A_TARGET=${2:-} ;;
+      --path) _A_PATH=${2:-} ;;
+    esac
     shift
   done
 }
@@ -201,34 +277,33 @@ _csi_arg() {
 # csi_expect CODE VERB ARGS... : the call must end with gRPC status CODE (ANY: whatever);
 # CSI_LAST holds its JSON result line. Logs the call and its time.
 csi_expect() {
-  local code=$1 verb=$2 out rc=0
+  local code=$1 verb=$2 line
   shift 2
-  out=$(csi_client --expect "$code" "$verb" "$@" 2> "$E2E_WORK/csi-call.err") || rc=$?
-  CSI_LAST=$out
-  local got el det
-  got=$(jq -r '.code // "?"' <<< "$out" 2>/dev/null) || got='?'
-  el=$(jq -r '.elapsed // "?"' <<< "$out" 2>/dev/null) || el='?'
-  det=$(jq -r '.details // ""' <<< "$out" 2>/dev/null | head -c 300) || det=''
-  log "csi $verb $(_csi_brief "$verb" "$@") -> $got (${el}s)${det:+: $det}"
-  if [ "$rc" != 0 ]; then
-    cat "$E2E_WORK/csi-call.err" >&2
-    fail "csi $verb $(_csi_brief "$verb" "$@"): expected $code, got $got${det:+ ($det)}"
+  line=$(_csi_line R --expect "$code" "$verb" "$@")
+  _csi_repl_send "$line" || true
+  CSI_LAST=${CSI_OUT%%$'\x1e'*}
+  _csi_brief "$verb" "$@"
+  log "csi $verb $_BRIEF -> ${CSI_CODE:-?} (${CSI_ELAPSED:-?}s)${CSI_DETAILS:+: ${CSI_DETAILS:0:300}}"
+  if [ "$CSI_RC" != 0 ]; then
+    _csi_print_reply > /dev/null || true
+    fail "csi $verb $_BRIEF: expected $code, got ${CSI_CODE:-no answer}${CSI_DETAILS:+ ($CSI_DETAILS)}"
   fi
-  if [ "$got" = OK ]; then _csi_record "$verb" "$@"; fi
+  if [ "$CSI_CODE" = OK ]; then _csi_record "$verb" "$@"; fi
   return 0
 }
 
 # csi_ok VERB ARGS... : csi_expect OK.
 csi_ok() { csi_expect OK "$@"; }
 
+# _csi_brief VERB ARGS... : a short description of a call, in _BRIEF.
 _csi_brief() {
   local verb=$1
   shift
-  local v s tg p
-  v=$(_csi_arg vol "$@") s=$(_csi_arg staging "$@") tg=$(_csi_arg target "$@") p=$(_csi_arg path "$@")
+  _csi_args "$@"
   case $verb in
-    call) echo "$1" ;;
-    *) echo "vol=${v:-∅}${tg:+ target=$tg}${p:+ path=$p}$( [ -z "$tg$p" ] && [ -n "$s" ] && echo " staging=$s")" ;;
+    call) _BRIEF=$1 ;;
+    *) _BRIEF="vol=${_A_VOL:-∅}${_A_TARGET:+ target=$_A_TARGET}${_A_PATH:+ path=$_A_PATH}"
+       [ -n "$_A_TARGET$_A_PATH" ] || _BRIEF+="${_A_STAGING:+ staging=$_A_STAGING}" ;;
   esac
 }
 
@@ -236,9 +311,10 @@ _csi_brief() {
 _csi_record() {
   local verb=$1
   shift
+  _csi_args "$@"
   case $verb in
-    stage)   echo "S $(_csi_arg vol "$@") $(_csi_arg staging "$@")" >> "$_CSI_UNDO" ;;
-    publish) echo "P $(_csi_arg vol "$@") $(_csi_arg target "$@")" >> "$_CSI_UNDO" ;;
+    stage)   echo "S $_A_VOL $_A_STAGING" >> "$_CSI_UNDO" ;;
+    publish) echo "P $_A_VOL $_A_TARGET" >> "$_CSI_UNDO" ;;
   esac
 }
 
@@ -319,12 +395,13 @@ assert_csi_clean() {
 assert_no_secret_leak() {
   local key=$1 hits
   [ -n "$key" ] || fail "assert_no_secret_leak: empty key"
-  hits=$(grep -rlF -- "$key" "$E2E_WORK" "$CSI_STATE" "$MAP_STATE" "$MAP_CLUSTER_DIR/log" 2>/dev/null \
-           | grep -v -e "^$CSI_SECRETS\$" || true)
-  [ -z "$hits" ] || fail "the key appears in: $hits"
-  if grep -lF -- "$key" /proc/[0-9]*/cmdline 2>/dev/null | grep -v "/proc/$$/" | grep -q .; then
-    fail "the key appears in a process's argv"
-  fi
+  local pat=$CSI_DIR/leak.pat
+  (umask 077; printf '%s\n' "$key" > "$pat")   # the key goes to grep in a file, not in its argv
+  hits=$(grep -rlF -f "$pat" "$E2E_WORK" "$CSI_STATE" "$MAP_STATE" "$MAP_CLUSTER_DIR/log" 2>/dev/null || true)
+  [ -z "$hits" ] || { rm -f "$pat"; fail "the key appears in: $hits"; }
+  hits=$(grep -lF -f "$pat" /proc/[0-9]*/cmdline /proc/[0-9]*/environ 2>/dev/null || true)
+  rm -f "$pat"
+  [ -z "$hits" ] || fail "the key appears in the argv or environment of: $(for h in $hits; do p=${h#/proc/}; p=${p%%/*}; echo "$p:$(tr '\0' ' ' < "/proc/$p/cmdline" 2>/dev/null | cut -c1-60)"; done)"
   log "the key is in no log, state file or argv"
 }
 
@@ -345,8 +422,7 @@ _csi_teardown() {
       esac
     done
     log "cleanup: unpublish/unstage ${#lines[@]} recorded call(s) through the plugin"
-    printf '%s' "$batch" | t 300 "$CSI_PY" "$CSI_CLIENT" --endpoint "$CSI_ENDPOINT" --timeout 60 batch \
-      > "$E2E_WORK/csi-cleanup.json" 2>&1 || true
+    printf '%s' "$batch" | csi_client --timeout 60 batch > "$E2E_WORK/csi-cleanup.json" 2>&1 || true
   fi
   local m
   for m in $(csi_mounts | sort -r); do
@@ -451,3 +527,16 @@ csi_publish_json() {
     '{volume_id: $v, staging_target_path: $s, target_path: $t, volume_capability: $c, readonly: $ro,
       volume_context: {clusterID: $cl, pool: $p, imageName: $v}}'
 }
+
+# ---------------------------------------------------------------------------------------
+# Set-up when sourced
+# ---------------------------------------------------------------------------------------
+shopt -s lastpipe   # `... | csi_batch` runs csi_batch in this shell: CSI_BATCH_OUT, fail
+_csi_prereqs
+_csi_copy_bin
+mkdir -p "$CSI_DIR" "$CSI_KUBELET"
+: > "$_CSI_UNDO"
+t 120 "$CSI_PY" "$E2E_ROOT/tests/csi/gen_stubs.py" > /dev/null 2> "$E2E_WORK/csi-gen.err" \
+  || { cat "$E2E_WORK/csi-gen.err" >&2; fail "generating the Python stubs from $CSI_PROTO failed"; }
+_csi_repl_start
+on_exit _csi_repl_stop

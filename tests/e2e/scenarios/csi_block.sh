@@ -5,7 +5,7 @@
 # written through the target with O_DIRECT (and a flush) reads back through it and matches
 # `rbd export` of the image (sha256 of the whole image, against the expected image built
 # locally); unpublish removes the target file, unstage unmaps. Every call repeated is OK.
-# e2e-vm: VM_TIMEOUT=300
+# e2e-vm: VM_TIMEOUT=900
 . "$(dirname "$0")/../lib.sh"
 . "$(dirname "$0")/../lib_map.sh"
 . "$(dirname "$0")/../lib_csi.sh"

@@ -16,7 +16,7 @@
 #   UNIMPLEMENTED for Controller calls; GetPluginInfo, GetPluginCapabilities (no controller
 #     service), NodeGetInfo and Probe OK; Probe FAILED_PRECONDITION while the daemon is down,
 #     OK again once it is back.
-# e2e-vm: VM_TIMEOUT=420
+# e2e-vm: VM_TIMEOUT=900
 . "$(dirname "$0")/../lib.sh"
 . "$(dirname "$0")/../lib_map.sh"
 . "$(dirname "$0")/../lib_csi.sh"
@@ -126,29 +126,26 @@ slow_req=$(jq -c --arg s "$SLOW_ST" '.volume_context.monitors = "127.0.0.1:1" | 
   | .volume_id = "slow1" | .volume_context.imageName = "slow1" | .staging_target_path = $s' <<< "$STAGE")
 echo "S $SLOW $SLOW_ST" >> "$_CSI_UNDO"
 t0=$SECONDS
-(csi_req slow-stage NodeStageVolume ANY "$slow_req" | csi_client batch > "$E2E_WORK/slow-stage.json" 2>&1) &
-SLOW_PID=$!
-on_exit "kill $SLOW_PID 2>/dev/null || true"
+csi_req slow-stage NodeStageVolume ANY "$slow_req" | csi_submit slow batch
 # the stage is under way once the plugin recorded the volume (it writes its record before it
-# maps); give the client at most 8 s to get there
+# maps); give it at most 8 s to get there
 deadline=$((SECONDS + 8))
 until grep -rqs -- "$SLOW" "$CSI_STATE" || [ "$SECONDS" -ge "$deadline" ]; do sleep 0.2; done
-grep -rqs -- "$SLOW" "$CSI_STATE" && log "the slow stage is under way (state recorded after $((SECONDS - t0)) s)" \
-  || log "no state record for $SLOW after 8 s: going on, the stage should still be waiting for its monitors"
-kill -0 "$SLOW_PID" 2>/dev/null || fail "the slow stage finished already: $(cat "$E2E_WORK/slow-stage.json")"
+if grep -rqs -- "$SLOW" "$CSI_STATE"; then log "the slow stage is under way (state recorded after $((SECONDS - t0)) s)"
+else log "no state record for $SLOW after 8 s: going on, the stage should still be waiting for its monitors"; fi
+! csi_done slow || fail "the slow stage finished already: $(csi_collect slow 2>&1)"
 {
   csi_req concurrent-stage NodeStageVolume ABORTED "$slow_req"
   csi_req concurrent-unstage NodeUnstageVolume ABORTED "$(jq -c -n --arg s "$SLOW_ST" '{volume_id: "slow1", staging_target_path: $s}')"
   csi_req concurrent-expand NodeExpandVolume ABORTED "$(jq -c -n --arg s "$SLOW_ST" '{volume_id: "slow1", volume_path: $s, capacity_range: {required_bytes: "134217728"}}')"
   csi_req other-call-answers NodeGetInfo OK '{}'
 } | csi_batch
-kill -0 "$SLOW_PID" 2>/dev/null || fail "the slow stage finished during the concurrent calls; they proved nothing: $(cat "$E2E_WORK/slow-stage.json")"
-while kill -0 "$SLOW_PID" 2>/dev/null; do
+! csi_done slow || fail "the slow stage finished during the concurrent calls, they proved nothing: $(csi_collect slow 2>&1)"
+while ! csi_done slow; do
   [ "$((SECONDS - t0))" -lt 150 ] || fail "the slow stage is still running after 150 s"
   sleep 0.5
 done
-wait "$SLOW_PID" || true
-r=$(head -n 1 "$E2E_WORK/slow-stage.json")
+r=$(csi_collect slow 2>/dev/null | head -n 1)
 code=$(jq -r .code <<< "$r") det=$(jq -r .details <<< "$r")
 log "the slow stage ended after $((SECONDS - t0)) s: $code: $det"
 [ "$code" != OK ] && [ "$code" != ABORTED ] || fail "the stage against unreachable monitors returned $code"

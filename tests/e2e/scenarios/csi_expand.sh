@@ -5,7 +5,7 @@
 # capacity_bytes >= required_bytes, the device has the new size, and df on the published
 # path shows the grown filesystem at once; NodeGetVolumeStats agrees; a repeated expand is
 # OK; the data is intact; unpublish/unstage leave nothing behind.
-# e2e-vm: VM_TIMEOUT=420
+# e2e-vm: VM_TIMEOUT=900
 . "$(dirname "$0")/../lib.sh"
 . "$(dirname "$0")/../lib_map.sh"
 . "$(dirname "$0")/../lib_csi.sh"

@@ -9,7 +9,7 @@
 #   lists nothing, the kernel has no nbd device); stage again: no mkfs (same filesystem UUID,
 #   the data still there); every call repeated returns OK (idempotency). Then an xfs volume
 #   (512 MiB: mkfs.xfs refuses less than 300 MB): made, mounted with nouuid, same cycle.
-# e2e-vm: VM_TIMEOUT=420
+# e2e-vm: VM_TIMEOUT=900
 . "$(dirname "$0")/../lib.sh"
 . "$(dirname "$0")/../lib_map.sh"
 . "$(dirname "$0")/../lib_csi.sh"

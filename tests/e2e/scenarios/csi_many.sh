@@ -4,7 +4,7 @@
 # eight distinct /dev/nbdN, each mapped once as client.kube with ext4 on it; data written to
 # each target and verified (after dropping caches); eight unpublish and eight unstage in
 # parallel; nothing left mounted, mapped or connected.
-# e2e-vm: VM_TIMEOUT=420
+# e2e-vm: VM_TIMEOUT=900
 . "$(dirname "$0")/../lib.sh"
 . "$(dirname "$0")/../lib_map.sh"
 . "$(dirname "$0")/../lib_csi.sh"
