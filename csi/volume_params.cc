@@ -87,6 +87,11 @@ Result<VolumeParams> ParseVolumeParams(const std::string& volume_id, const Strin
   }
   p.mon_host = monitors;
 
+  for (const auto& [key, value] : {std::pair{"pool", pool}, std::pair{"radosNamespace", ns}, std::pair{"imageName", image}}) {
+    if (value.find_first_of("/@") != std::string::npos) {
+      return Err(kInvalidArgument, "volume_context '{}' must not contain '/' or '@'", key);
+    }
+  }
   std::string text = ns.empty() ? pool + "/" + image : pool + "/" + ns + "/" + image;
   auto spec = ParseImageSpec(text);
   if (!spec) return Err(kInvalidArgument, "volume_context pool/radosNamespace/imageName: {}", spec.error().message);
