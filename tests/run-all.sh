@@ -4,6 +4,7 @@
 #   tests/run-all.sh [--quick] [--no-build] [--server nbdkit] [PATTERN...]
 #
 # Steps, each counted once in the summary:
+#   deploy         tests/deploy/run.sh: deploy/kubernetes manifests + deploy/rbd-nbdd.service, static
 #   build          cmake+ninja, RelWithDebInfo, into build/
 #   unit           ctest in build/
 #   build-asan     the same with -DRBDNBD_SANITIZE=ON (ASan+UBSan) into build-asan/
@@ -156,6 +157,9 @@ elif [ "$SERVER" != rbd-nbdd ]; then
   echo "run-all: --server must be rbd-nbdd or nbdkit" >&2; exit 2
 else
   BIN=gateway/control/rbd-nbdd
+  # 0. Static checks of the Kubernetes manifests and the systemd unit (no build needed).
+  if [ ${#PATTERNS[@]} -eq 0 ]; then step deploy 300 bash "$ROOT/tests/deploy/run.sh"; fi
+
   # 1. The release build and its unit tests.
   if build_step build "$B" ""; then
     step unit 1200 ctest --test-dir "$B" --output-on-failure -j "$JOBS"

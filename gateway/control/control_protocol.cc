@@ -68,6 +68,7 @@ json MapRequestToJson(const MapRequest& r) {
          {"connect_timeout", r.cluster.connect_timeout.count()}};
   if (r.device.index) j["device"] = *r.device.index;
   if (!r.cluster.key.empty()) j["key"] = r.cluster.key.reveal();
+  if (!r.image.passphrase.empty()) j["passphrase"] = r.image.passphrase.reveal();
   return j;
 }
 
@@ -94,8 +95,17 @@ Result<MapRequest> MapRequestFromJson(const json& j) {
   if (!format) return Unexpected(format.error());
   r.image.encryption = *format;
   RBDNBD_FIELD(j, "passphrase_file", &r.passphrase_file);
-  if (r.image.encryption != EncryptionFormat::kNone && r.passphrase_file.empty()) {
-    return Err(EINVAL, "an encrypted map needs 'passphrase_file'");
+  std::string passphrase;
+  RBDNBD_FIELD(j, "passphrase", &passphrase);
+  r.image.passphrase = Secret(std::move(passphrase));
+  if (!r.passphrase_file.empty() && !r.image.passphrase.empty()) {
+    return Err(EINVAL, "give 'passphrase_file' or 'passphrase', not both");
+  }
+  if (r.image.encryption != EncryptionFormat::kNone && r.passphrase_file.empty() && r.image.passphrase.empty()) {
+    return Err(EINVAL, "an encrypted map needs 'passphrase_file' or 'passphrase'");
+  }
+  if (r.image.encryption == EncryptionFormat::kNone && !r.image.passphrase.empty()) {
+    return Err(EINVAL, "'passphrase' needs 'encryption' luks1|luks2");
   }
   std::string name;
   RBDNBD_FIELD(j, "client_name", &name);
@@ -133,6 +143,7 @@ Result<DeviceRecord> RecordFromJson(const json& j) {
   if (!req->device.index) return Err(EINVAL, "attach: 'device' is required");
   if (req->device.cookie.empty()) return Err(EINVAL, "attach: 'cookie' is required");
   if (!req->cluster.key.empty()) return Err(EINVAL, "attach: give 'keyring' or 'keyfile', not an in-memory key");
+  if (!req->image.passphrase.empty()) return Err(EINVAL, "attach: give 'passphrase_file', not an in-memory passphrase");
   auto spec = ParseImageSpec(req->spec);
   if (!spec) return Unexpected(spec.error());
   DeviceRecord r;

@@ -7,7 +7,11 @@
 //
 // Ops: map, unmap {target, force}, attach {device, cookie, spec, ...},
 // detach {target}, list, status. A map request may carry "key" (a cephx key
-// in memory, e.g. from a CSI secret); the daemon never logs or stores it.
+// in memory, e.g. from a CSI secret) and "passphrase" (a LUKS passphrase in
+// memory); the daemon never logs them or writes them to disk (it parks them
+// in the kernel keyring for its successor). list/status replies carry
+// "nbd_driver" (the nbd module is loaded) and "netlink" (devices survive a
+// daemon restart).
 //
 // Contract: pure conversions, any thread; parse errors are EINVAL with the
 // field named. The wire helpers (ReadLine/WriteAll) are blocking and bounded

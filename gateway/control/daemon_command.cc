@@ -168,7 +168,9 @@ void ServeClient(UniqueFd fd, DeviceManager& manager) {
     std::string op = req["op"];
     if (op == "map") {
       auto mr = MapRequestFromJson(req);
-      if (req.contains("key")) req["key"] = "";  // drop our copy of the key
+      for (const char* secret : {"key", "passphrase"}) {
+        if (req.contains(secret)) req[secret] = "";  // drop our copy
+      }
       if (!mr) {
         reply = ErrorReply(mr.error());
       } else {
@@ -196,7 +198,12 @@ void ServeClient(UniqueFd fd, DeviceManager& manager) {
     } else if (op == "list" || op == "status") {
       json devices = json::array();
       for (const auto& m : manager.List()) devices.push_back(MappedInfoToJson(m));
-      reply = json{{"ok", true}, {"devices", devices}, {"pid", ::getpid()}};
+      struct stat st;
+      reply = json{{"ok", true},
+                   {"devices", devices},
+                   {"pid", ::getpid()},
+                   {"nbd_driver", ::stat("/sys/module/nbd", &st) == 0},
+                   {"netlink", manager.uses_netlink()}};
     } else {
       reply = ErrorReply(Error{EINVAL, "unknown op '" + op + "' (map|unmap|attach|detach|list|status)"});
     }

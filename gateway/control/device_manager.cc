@@ -24,6 +24,13 @@ std::string NewCookie() {
 
 namespace {
 std::string KeyringDescription(const std::string& cookie) { return "rbd-nbdd:" + cookie; }
+std::string PassphraseDescription(const std::string& cookie) { return "rbd-nbdd-luks:" + cookie; }
+
+// Drops what Map() parked in the kernel keyring for this device.
+void ForgetParkedSecrets(const DeviceRecord& r) {
+  if (r.key_in_memory) ForgetKernelKey(KeyringDescription(r.cookie));
+  if (r.passphrase_in_memory) ForgetKernelKey(PassphraseDescription(r.cookie));
+}
 
 const char* EncryptionName(EncryptionFormat f) {
   switch (f) {
@@ -108,6 +115,7 @@ Result<MappedInfo> DeviceManager::Map(MapRequest req) {
   r.keyring_path = req.cluster.keyring_path;
   r.keyfile_path = req.keyfile_path;
   r.key_in_memory = !req.cluster.key.empty() && req.keyfile_path.empty();
+  r.passphrase_in_memory = !req.image.passphrase.empty() && req.passphrase_file.empty();
 
   auto backend = OpenBackend(r, req.cluster, req.image);
   if (!backend) return Unexpected(backend.error());
@@ -121,6 +129,11 @@ Result<MappedInfo> DeviceManager::Map(MapRequest req) {
       spdlog::warn("/dev/nbd{}: {}; it will not survive a daemon restart", r.index, k.error().message);
     }
   }
+  if (r.passphrase_in_memory) {
+    if (auto k = StoreKernelKey(PassphraseDescription(r.cookie), req.image.passphrase); !k) {
+      spdlog::warn("/dev/nbd{}: {}; it will not survive a daemon restart", r.index, k.error().message);
+    }
+  }
   Entry& e = devices_[r.index];
   e.record = r;
   e.backend = *backend;
@@ -128,7 +141,7 @@ Result<MappedInfo> DeviceManager::Map(MapRequest req) {
   if (auto s = SaveLocked(); !s) {
     (void)e.device->Unmap(nl_.get());
     devices_.erase(r.index);
-    ForgetKernelKey(KeyringDescription(r.cookie));
+    ForgetParkedSecrets(r);
     return Unexpected(s.error());
   }
   spdlog::info("mapped {} at /dev/nbd{} ({} connection(s), cookie {})", r.spec, r.index, r.connections, r.cookie);
@@ -156,10 +169,10 @@ Result<void> DeviceManager::Unmap(const std::string& target, bool force) {
   }
   if (auto r = e->device->Unmap(nl_.get()); !r) return r;
   uint32_t index = e->record.index;
-  std::string cookie = e->record.cookie;
+  DeviceRecord record = e->record;
   std::string spec = e->record.spec;
   devices_.erase(index);
-  ForgetKernelKey(KeyringDescription(cookie));
+  ForgetParkedSecrets(record);
   spdlog::info("unmapped {} from {}", spec, path);
   return SaveLocked();
 }
@@ -184,6 +197,11 @@ Result<MappedInfo> DeviceManager::AttachLocked(const DeviceRecord& r) {
   auto enc = ParseEncryptionFormat(r.encryption);
   if (!enc) return Unexpected(enc.error());
   image.encryption = *enc;
+  if (r.passphrase_in_memory) {
+    auto pass = LoadKernelKey(PassphraseDescription(r.cookie));
+    if (!pass) return Unexpected(pass.error());
+    image.passphrase = std::move(pass).value();
+  }
   // Fence the daemon that served this device before: it is gone, but its
   // watch would hold the exclusive lock for ~30 s, and fencing guarantees
   // it can never write again.
@@ -272,7 +290,7 @@ size_t DeviceManager::Restore() {
       attached++;
     } else {
       spdlog::error("cannot reattach {} at /dev/nbd{}: {}; forgetting it", r.spec, r.index, info.error().message);
-      if (r.key_in_memory) ForgetKernelKey(KeyringDescription(r.cookie));
+      ForgetParkedSecrets(r);
     }
   }
   if (auto s = SaveLocked(); !s) spdlog::error("{}", s.error().message);

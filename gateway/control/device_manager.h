@@ -62,6 +62,8 @@ class DeviceManager {
   Result<MappedInfo> Attach(const DeviceRecord& record);  // a device the kernel still holds
   Result<void> Detach(const std::string& target);        // leave it in the kernel
   std::vector<MappedInfo> List();
+  // False: the ioctl fallback, whose devices do not survive a daemon restart.
+  bool uses_netlink() const { return nl_ != nullptr; }
 
   // Daemon start: reattach everything in the state file. Returns how many.
   size_t Restore();

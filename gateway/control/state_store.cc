@@ -29,6 +29,7 @@ json ToJson(const DeviceRecord& d) {
               {"client_name", d.client_name}, {"conf", d.conf_path},
               {"mon_host", d.mon_host},     {"keyring", d.keyring_path},
               {"keyfile", d.keyfile_path},  {"key_in_memory", d.key_in_memory},
+              {"passphrase_in_memory", d.passphrase_in_memory},
               {"client_addr", d.client_addr}};
 }
 
@@ -85,6 +86,7 @@ Result<std::vector<DeviceRecord>> StateStore::Load() const {
     Get(d, "keyring", &r.keyring_path);
     Get(d, "keyfile", &r.keyfile_path);
     Get(d, "key_in_memory", &r.key_in_memory);
+    Get(d, "passphrase_in_memory", &r.passphrase_in_memory);
     Get(d, "client_addr", &r.client_addr);
     if (r.spec.empty() || r.cookie.empty()) continue;
     out.push_back(std::move(r));

@@ -34,7 +34,8 @@ struct DeviceRecord {
   std::string mon_host;
   std::string keyring_path;
   std::string keyfile_path;
-  bool key_in_memory = false;  // mapped with a key that was never on disk
+  bool key_in_memory = false;         // mapped with a key that was never on disk
+  bool passphrase_in_memory = false;  // LUKS passphrase handed over in memory (CSI)
   std::string client_addr;     // the serving daemon's rados address, fenced by its successor
 };
 

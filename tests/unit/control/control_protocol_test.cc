@@ -35,6 +35,27 @@ TEST(ControlProtocolTest, MapRequestRoundTrip) {
   EXPECT_FALSE(back->cluster.read_ceph_args) << "the daemon must not apply its own CEPH_ARGS to a client's map";
 }
 
+TEST(ControlProtocolTest, InMemoryPassphraseRoundTrip) {
+  MapRequest r;
+  r.spec = "rbd/img";
+  r.image.encryption = EncryptionFormat::kLuks1;
+  r.image.passphrase = Secret(std::string("correct horse"));
+  json j = MapRequestToJson(r);
+  EXPECT_EQ(j["passphrase"], "correct horse");
+  EXPECT_EQ(j["passphrase_file"], "");
+  auto back = MapRequestFromJson(j);
+  ASSERT_TRUE(back.has_value()) << back.error().message;
+  EXPECT_EQ(back->image.encryption, EncryptionFormat::kLuks1);
+  EXPECT_EQ(back->image.passphrase.reveal(), "correct horse");
+  EXPECT_TRUE(back->passphrase_file.empty());
+  // A passphrase in memory is for map only: attach records come from the state file.
+  j["device"] = 3;
+  j["cookie"] = "c";
+  auto rec = RecordFromJson(j);
+  ASSERT_FALSE(rec.has_value());
+  EXPECT_NE(rec.error().message.find("passphrase"), std::string::npos) << rec.error().message;
+}
+
 TEST(ControlProtocolTest, BadRequestsNameTheField) {
   struct Case { const char* text; const char* needle; } cases[] = {
       {R"({"op":"map"})", "spec"},
@@ -47,6 +68,9 @@ TEST(ControlProtocolTest, BadRequestsNameTheField) {
       {R"({"op":"map","spec":"rbd/a","connect_timeout":0})", "connect_timeout"},
       {R"({"op":"map","spec":"rbd/a","device":-1})", "device"},
       {R"({"op":"map","spec":"rbd/a","device":4294967296})", "device"},
+      {R"({"op":"map","spec":"rbd/a","passphrase":"p"})", "encryption"},
+      {R"({"op":"map","spec":"rbd/a","encryption":"luks1","passphrase":"p","passphrase_file":"/f"})", "not both"},
+      {R"({"op":"map","spec":"rbd/a","encryption":"luks1","passphrase":7})", "passphrase"},
   };
   for (const auto& c : cases) {
     auto r = MapRequestFromJson(json::parse(c.text));

@@ -47,6 +47,7 @@ TEST_F(StateStoreTest, RoundTripAndPermissions) {
   r.client_name = "client.kube";
   r.keyring_path = "/etc/ceph/kube.keyring";
   r.key_in_memory = true;
+  r.passphrase_in_memory = true;
   r.client_addr = "127.0.0.1:0/123";
   ASSERT_TRUE(s.Save({r}).has_value());
   auto d = s.Load();
@@ -65,6 +66,7 @@ TEST_F(StateStoreTest, RoundTripAndPermissions) {
   EXPECT_EQ(g.client_name, "client.kube");
   EXPECT_EQ(g.keyring_path, r.keyring_path);
   EXPECT_TRUE(g.key_in_memory);
+  EXPECT_TRUE(g.passphrase_in_memory);
   EXPECT_EQ(g.client_addr, r.client_addr);
   struct stat st;
   ASSERT_EQ(stat(s.path().c_str(), &st), 0);
