@@ -10,7 +10,7 @@ PKGS=(
   liburing-dev libspdlog-dev libfmt-dev nlohmann-json3-dev
   libnl-3-dev libnl-genl-3-dev
   librbd-dev librados-dev
-  libgrpc++-dev libprotobuf-dev protobuf-compiler protobuf-compiler-grpc
+  libgrpc++-dev libprotobuf-dev protobuf-compiler protobuf-compiler-grpc libssl-dev
   # NBD peers and clients used by tests and benchmarks
   libnbd-bin python3-libnbd nbdkit qemu-utils qemu-block-extra fio nbd-client
   # Ceph dev cluster (deploy/dev-cluster.sh) and the rbd-nbd / krbd peers
@@ -18,7 +18,7 @@ PKGS=(
   # kernel end-to-end harness
   user-mode-linux kmod iproute2 procps util-linux e2fsprogs xfsprogs
   # CSI tests
-  python3-grpcio python3-yaml jq
+  python3-grpcio python3-protobuf python3-yaml jq kubernetes-client
 )
 missing=()
 for p in "${PKGS[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
