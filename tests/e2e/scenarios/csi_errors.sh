@@ -125,6 +125,13 @@ csi_create_image $SLOW 64M
 slow_req=$(jq -c --arg s "$SLOW_ST" '.volume_context.monitors = "127.0.0.1:1" | del(.volume_context.clusterID)
   | .volume_id = "slow1" | .volume_context.imageName = "slow1" | .staging_target_path = $s' <<< "$STAGE")
 echo "S $SLOW $SLOW_ST" >> "$_CSI_UNDO"
+# the concurrent calls are made beforehand: the slow stage's window is its connect timeout
+concurrent=$(
+  csi_req concurrent-stage NodeStageVolume ABORTED "$slow_req"
+  csi_req concurrent-unstage NodeUnstageVolume ABORTED "$(jq -c -n --arg s "$SLOW_ST" '{volume_id: "slow1", staging_target_path: $s}')"
+  csi_req concurrent-expand NodeExpandVolume ABORTED "$(jq -c -n --arg s "$SLOW_ST" '{volume_id: "slow1", volume_path: $s, capacity_range: {required_bytes: "134217728"}}')"
+  csi_req other-call-answers NodeGetInfo OK '{}'
+)
 t0=$SECONDS
 csi_req slow-stage NodeStageVolume ANY "$slow_req" | csi_submit slow batch
 # the stage is under way once the plugin recorded the volume (it writes its record before it
@@ -134,12 +141,7 @@ until grep -rqs -- "$SLOW" "$CSI_STATE" || [ "$SECONDS" -ge "$deadline" ]; do sl
 if grep -rqs -- "$SLOW" "$CSI_STATE"; then log "the slow stage is under way (state recorded after $((SECONDS - t0)) s)"
 else log "no state record for $SLOW after 8 s: going on, the stage should still be waiting for its monitors"; fi
 ! csi_done slow || fail "the slow stage finished already: $(csi_collect slow 2>&1)"
-{
-  csi_req concurrent-stage NodeStageVolume ABORTED "$slow_req"
-  csi_req concurrent-unstage NodeUnstageVolume ABORTED "$(jq -c -n --arg s "$SLOW_ST" '{volume_id: "slow1", staging_target_path: $s}')"
-  csi_req concurrent-expand NodeExpandVolume ABORTED "$(jq -c -n --arg s "$SLOW_ST" '{volume_id: "slow1", volume_path: $s, capacity_range: {required_bytes: "134217728"}}')"
-  csi_req other-call-answers NodeGetInfo OK '{}'
-} | csi_batch
+printf '%s\n' "$concurrent" | csi_batch
 ! csi_done slow || fail "the slow stage finished during the concurrent calls, they proved nothing: $(csi_collect slow 2>&1)"
 while ! csi_done slow; do
   [ "$((SECONDS - t0))" -lt 150 ] || fail "the slow stage is still running after 150 s"
