@@ -219,8 +219,12 @@ Result<void> Stager::EnsureMounted(VolumeRecord* record, Undo* undo) {
   }
   undo->mounted = true;
   if (!fresh && !record->read_only) {
-    // The image may have grown while it was not staged.
-    if (auto r = ctx_.fs->Grow(device, record->staging_path, record->fs_type); !r) return r;
+    // The image may have grown while it was not staged. A failed grow leaves
+    // a working (smaller) filesystem: warn, and let NodeExpandVolume report it.
+    if (auto r = ctx_.fs->Grow(device, record->staging_path, record->fs_type); !r) {
+      spdlog::warn("stage {}: growing the filesystem failed, staged at its old size: {}", record->volume_id,
+                   r.error().message);
+    }
   }
   return {};
 }
