@@ -54,9 +54,9 @@ step "identity, node info, and UNIMPLEMENTED controller calls"
   csi_req controller-publish ControllerPublishVolume UNIMPLEMENTED '{"volume_id": "pvc-1", "node_id": "e2e"}'
   csi_req controller-caps ControllerGetCapabilities UNIMPLEMENTED '{}'
 } | csi_batch
-jq -e 'select(.name == "caps") | [.response.capabilities[]?.service.type] | index("CONTROLLER_SERVICE") | not' \
+jq -s -e '.[] | select(.name == "caps") | [.response.capabilities[]?.service.type // empty] | all(. != "CONTROLLER_SERVICE")' \
   "$CSI_BATCH_OUT" > /dev/null || fail "GetPluginCapabilities advertises CONTROLLER_SERVICE: $(jq -c 'select(.name == "caps")' "$CSI_BATCH_OUT")"
-jq -e 'select(.name == "probe") | (.response.ready // true) == true' "$CSI_BATCH_OUT" > /dev/null \
+jq -s -e '.[] | select(.name == "probe") | (.response.ready // true) == true' "$CSI_BATCH_OUT" > /dev/null \
   || fail "Probe answered ready=false with the daemon up"
 
 step "INVALID_ARGUMENT for every missing field, before anything else"
