@@ -70,16 +70,10 @@ Result<void> Publisher::Publish(const PublishRequest& req) {
     return Err(kFailedPrecondition, "volume {} is not staged on this node (NodeStageVolume first)", req.volume_id);
   }
   VolumeRecord record = **loaded;
-  if (CanonicalPath(record.staging_path) != CanonicalPath(req.staging_path)) {
-    return Err(kFailedPrecondition, "volume {} is staged at {}, not {}", req.volume_id, record.staging_path,
-               req.staging_path);
-  }
-  if (record.mode != req.capability.mode) {
-    return Err(kFailedPrecondition, "volume {} is staged as a {} volume, published as {}", req.volume_id,
-               VolumeModeName(record.mode), VolumeModeName(req.capability.mode));
-  }
   const bool read_only = req.readonly || IsReaderOnly(req.capability.access_mode);
+  const PublishedTarget wanted{req.target_path, read_only, req.capability.mode, req.capability.access_mode};
 
+  // Already published at this target? The same publish is OK; another one is ALREADY_EXISTS.
   auto current = ctx_.mounter->MountAt(req.target_path);
   if (!current) return Unexpected(current.error());
   auto entry = std::find_if(record.published.begin(), record.published.end(),
@@ -89,17 +83,30 @@ Result<void> Publisher::Publish(const PublishRequest& req) {
       return Err(kAlreadyExists, "{} already has {} mounted on it", req.target_path, (*current)->source);
     }
     bool mounted_ro = (*current)->read_only();
-    bool recorded_ro = entry != record.published.end() ? entry->read_only : mounted_ro;
-    if (recorded_ro != read_only || mounted_ro != read_only) {
-      return Err(kAlreadyExists, "volume {} is already published at {} {}", req.volume_id, req.target_path,
-                 mounted_ro ? "read-only" : "read-write");
+    // A bind found without an entry (a crash between mount and record) is judged by what is mounted.
+    PublishedTarget existing = entry != record.published.end()
+                                   ? *entry
+                                   : PublishedTarget{req.target_path, mounted_ro, record.mode, req.capability.access_mode};
+    if (existing != wanted || mounted_ro != read_only) {
+      return Err(kAlreadyExists, "volume {} is already published at {} ({}, {}, access mode {})", req.volume_id,
+                 req.target_path, VolumeModeName(existing.mode), existing.read_only ? "read-only" : "read-write",
+                 existing.access_mode);
     }
     if (entry == record.published.end()) {
-      record.published.push_back({req.target_path, read_only});
+      record.published.push_back(wanted);
       if (auto r = ctx_.store->Save(record); !r) return r;
     }
     spdlog::info("publish {}: already at {}", req.volume_id, req.target_path);
     return {};
+  }
+
+  if (CanonicalPath(record.staging_path) != CanonicalPath(req.staging_path)) {
+    return Err(kFailedPrecondition, "volume {} is staged at {}, not {}", req.volume_id, record.staging_path,
+               req.staging_path);
+  }
+  if (record.mode != req.capability.mode) {
+    return Err(kFailedPrecondition, "volume {} is staged as a {} volume, published as {}", req.volume_id,
+               VolumeModeName(record.mode), VolumeModeName(req.capability.mode));
   }
 
   std::string source = record.mode == VolumeMode::kMount ? record.staging_path : record.device;
@@ -120,7 +127,7 @@ Result<void> Publisher::Publish(const PublishRequest& req) {
   record.published.erase(std::remove_if(record.published.begin(), record.published.end(),
                                         [&](const PublishedTarget& p) { return p.target_path == req.target_path; }),
                          record.published.end());
-  record.published.push_back({req.target_path, read_only});
+  record.published.push_back(wanted);
   if (auto r = ctx_.store->Save(record); !r) return r;
   spdlog::info("published {} at {}{}", req.volume_id, req.target_path, read_only ? " read-only" : "");
   return {};

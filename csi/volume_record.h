@@ -16,6 +16,8 @@ enum class VolumeMode { kMount, kBlock };
 struct PublishedTarget {
   std::string target_path;
   bool read_only = false;
+  VolumeMode mode = VolumeMode::kMount;  // the capability it was published with
+  int access_mode = 0;
 
   bool operator==(const PublishedTarget&) const = default;
 };

@@ -34,7 +34,12 @@ std::string Sha256Hex(const std::string& text) {
 
 json RecordToJson(const VolumeRecord& r) {
   json published = json::array();
-  for (const auto& p : r.published) published.push_back({{"target_path", p.target_path}, {"read_only", p.read_only}});
+  for (const auto& p : r.published) {
+    published.push_back({{"target_path", p.target_path},
+                         {"read_only", p.read_only},
+                         {"mode", VolumeModeName(p.mode)},
+                         {"access_mode", p.access_mode}});
+  }
   return json{{"version", 1},
               {"volume_id", r.volume_id},
               {"spec", r.spec},
@@ -68,7 +73,9 @@ Result<VolumeRecord> RecordFromJson(const json& j) {
     r.cookie = j.value("cookie", "");
     r.staged = j.value("staged", false);
     for (const auto& p : j.value("published", json::array())) {
-      r.published.push_back({p.at("target_path").get<std::string>(), p.value("read_only", false)});
+      r.published.push_back({p.at("target_path").get<std::string>(), p.value("read_only", false),
+                             p.value("mode", "mount") == "block" ? VolumeMode::kBlock : VolumeMode::kMount,
+                             p.value("access_mode", 0)});
     }
   } catch (const json::exception& e) {
     return Err(EINVAL, "volume record: {}", e.what());

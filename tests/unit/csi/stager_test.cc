@@ -342,6 +342,12 @@ TEST_F(NodeOpsTest, PublishMountIsIdempotentAndConflictsAreAlreadyExists) {
   PublishRequest ro = pub;
   ro.readonly = true;
   EXPECT_EQ(publisher.Publish(ro).error().code, kAlreadyExists);
+  PublishRequest block = pub;
+  block.capability.mode = VolumeMode::kBlock;
+  EXPECT_EQ(publisher.Publish(block).error().code, kAlreadyExists);
+  PublishRequest reader = pub;
+  reader.capability.access_mode = kSingleNodeReaderOnly;
+  EXPECT_EQ(publisher.Publish(reader).error().code, kAlreadyExists);
   ASSERT_EQ(Record()->published.size(), 1u);
   EXPECT_EQ(Record()->published[0].target_path, pub.target_path);
 

@@ -38,7 +38,8 @@ class VolumeStoreTest : public ::testing::Test {
     r.device = "/dev/nbd3";
     r.cookie = "rbd-nbdd-abc";
     r.staged = true;
-    r.published = {{"/var/lib/kubelet/pods/u/volumes/kubernetes.io~csi/pv/mount", true}};
+    r.published = {{"/var/lib/kubelet/pods/u/volumes/kubernetes.io~csi/pv/mount", true, VolumeMode::kMount, 3},
+                   {"/var/lib/kubelet/pods/v/volumeDevices/kubernetes.io~csi/pv", false, VolumeMode::kBlock, 1}};
     return r;
   }
 
