@@ -9,6 +9,7 @@
 # Exit: 0 all passed (or some skipped), 1 any failed, 77 all skipped.
 #
 # Settings (environment):
+#   CSI_BIN         the CSI plugin for csi_*.sh (default build/csi/rbd-nbdd-csi)
 #   RBDNBD_BIN      the daemon under test (default build/gateway/control/rbd-nbdd, relative
 #                   to the repository root). When the default is missing it is built:
 #                   cmake -S . -B build -G Ninja && ninja -C build rbd-nbdd
@@ -38,6 +39,10 @@ PATTERNS=("$@")
 RBDNBD_BIN=${RBDNBD_BIN:-build/gateway/control/rbd-nbdd}
 case "$RBDNBD_BIN" in /*) ;; *) RBDNBD_BIN=$ROOT/$RBDNBD_BIN ;; esac
 export RBDNBD_BIN
+# The CSI plugin for csi_*.sh (tests/e2e/lib_csi.sh), forwarded into the guests.
+CSI_BIN=${CSI_BIN:-build/csi/rbd-nbdd-csi}
+case "$CSI_BIN" in /*) ;; *) CSI_BIN=$ROOT/$CSI_BIN ;; esac
+export CSI_BIN
 E2E_LOGS=${E2E_LOGS:-$ROOT/build/e2e-logs}
 E2E_TIMEOUT=${E2E_TIMEOUT:-300}
 export E2E_LOG_LEVEL=${E2E_LOG_LEVEL:-debug}
@@ -102,7 +107,7 @@ run_one() {
   t=$SECONDS
   env VM_MEM="${VM_MEM:-2G}" VM_TIMEOUT="$E2E_TIMEOUT" "${extra[@]}" \
       VM_OUT="$out" VM_QUIET=1 \
-      VM_ENV="RBDNBD_BIN E2E_LOG_LEVEL E2E_NBD_TIMEOUT CI" \
+      VM_ENV="RBDNBD_BIN CSI_BIN E2E_LOG_LEVEL E2E_NBD_TIMEOUT CI" \
       "$HERE/uml/run.sh" "$f" > "$out/host.log" 2>&1 < /dev/null &
   local rp=$!
   trap 'kill -TERM $rp 2>/dev/null' TERM   # run.sh ends its guest on TERM
