@@ -456,7 +456,10 @@ expect_erofs() {
   local out
   if out=$(touch "$1/erofs-probe.$RANDOM" 2>&1); then fail "a write under $1 succeeded; it is read-only"; fi
   grep -q 'Read-only file system' <<< "$out" || fail "a write under $1 failed, but not with EROFS: $out"
-  if out=$(t 30 dd if=/dev/zero of="$1/$(ls "$1" | head -n 1)" bs=4k count=1 conv=notrunc status=none 2>&1); then
+  local f
+  f=$(find "$1" -type f | head -n 1)
+  [ -n "$f" ] || fail "expect_erofs: no file under $1 to overwrite"
+  if out=$(t 30 dd if=/dev/zero of="$f" bs=4k count=1 conv=notrunc status=none 2>&1); then
     fail "overwriting a file under $1 succeeded; it is read-only"
   fi
   grep -q 'Read-only file system' <<< "$out" || fail "an overwrite under $1 failed, but not with EROFS: $out"
