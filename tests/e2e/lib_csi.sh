@@ -19,8 +19,8 @@
 #   assert_csi_clean; stop_csi; stop_daemon; pass
 #
 # Settings (environment):
-#   CSI_BIN   the plugin (default build/csi/rbd-nbdd-csi under the repository; when that is
-#             missing and CSI_BIN was not given, build-csi/csi/rbd-nbdd-csi). A private copy
+#   CSI_BIN   the plugin (default build/csi/rbd-nbdd-csi under the repository, or
+#             build-csi/csi/rbd-nbdd-csi when that is newer or the only one). A private copy
 #             runs, as for rbd-nbdd (lib_map.sh): the build may be relinked meanwhile.
 #   CSI_PROTO the proto the client speaks (default csi/proto/csi.proto)
 #
@@ -57,9 +57,13 @@ _CSI_N=0
 _CSI_UNDO=$CSI_DIR/undo.list
 
 if [ -z "${CSI_BIN:-}" ]; then
+  # run-all.sh does not pass CSI_BIN into the guest (yet): the build's plugin, or the
+  # development build in build-csi/ when that one is newer (or the only one)
   CSI_BIN=$E2E_ROOT/build/csi/rbd-nbdd-csi
-  [ -x "$CSI_BIN" ] || [ ! -x "$E2E_ROOT/build-csi/csi/rbd-nbdd-csi" ] \
-    || CSI_BIN=$E2E_ROOT/build-csi/csi/rbd-nbdd-csi
+  if [ -x "$E2E_ROOT/build-csi/csi/rbd-nbdd-csi" ] \
+     && { [ ! -x "$CSI_BIN" ] || [ "$E2E_ROOT/build-csi/csi/rbd-nbdd-csi" -nt "$CSI_BIN" ]; }; then
+    CSI_BIN=$E2E_ROOT/build-csi/csi/rbd-nbdd-csi
+  fi
 fi
 case "$CSI_BIN" in /*) ;; *) CSI_BIN=$E2E_ROOT/$CSI_BIN ;; esac
 
