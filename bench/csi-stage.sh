@@ -17,7 +17,7 @@
 #   CS_ROUNDS=5      rounds per filesystem
 #   CS_SIZE=1G       image size
 #   RBDNBD_BIN       the daemon (default build/gateway/control/rbd-nbdd)
-#   CSI_BIN          the plugin (default build/csi/rbd-nbdd-csi, else build-csi/csi/rbd-nbdd-csi)
+#   CSI_BIN          the plugin (default build/csi/rbd-nbdd-csi, or build-csi/csi/ when newer)
 #   VM_MEM=3G, VM_TIMEOUT=1800
 # Output: the table on stdout, also written to bench/results/csi-stage-<date>.md; the raw
 # per-round times, the guest console and the logs in build/bench-csi-stage/<date>/.
@@ -78,8 +78,11 @@ die() { say "ERROR: $*"; exit 1; }
 RBDNBD_BIN=${RBDNBD_BIN:-$ROOT/build/gateway/control/rbd-nbdd}
 [ -x "$RBDNBD_BIN" ] || die "no rbd-nbdd at $RBDNBD_BIN (ninja -C build rbd-nbdd)"
 if [ -z "${CSI_BIN:-}" ]; then
-  CSI_BIN=$ROOT/build/csi/rbd-nbdd-csi
-  [ -x "$CSI_BIN" ] || CSI_BIN=$ROOT/build-csi/csi/rbd-nbdd-csi
+  CSI_BIN=$ROOT/build/csi/rbd-nbdd-csi   # or the development build, when newer
+  if [ -x "$ROOT/build-csi/csi/rbd-nbdd-csi" ] \
+     && { [ ! -x "$CSI_BIN" ] || [ "$ROOT/build-csi/csi/rbd-nbdd-csi" -nt "$CSI_BIN" ]; }; then
+    CSI_BIN=$ROOT/build-csi/csi/rbd-nbdd-csi
+  fi
 fi
 [ -x "$CSI_BIN" ] || die "no rbd-nbdd-csi at $CSI_BIN (ninja -C build rbd-nbdd-csi)"
 export RBDNBD_BIN CSI_BIN CS_ROUNDS CS_SIZE
