@@ -98,13 +98,15 @@ Result<void> Stager::Stage(const StageRequest& req) {
   }
 
   VolumeRecord record = want;
-  bool owned = false;  // the recorded device is this volume's, from an earlier attempt
+  // An unfinished earlier stage of this volume mapped whatever device the spec has now:
+  // a failure of this attempt unmaps it. A finished stage keeps its device on failure.
+  bool owned = false;
   if (previous) {
     record.published = previous->published;
     if (previous->spec == want.spec) {
       record.device = previous->device;
       record.cookie = previous->cookie;
-      owned = !previous->device.empty();
+      owned = !previous->staged;
     } else if (!previous->staged) {
       // An unfinished stage of another image under this volume_id: clean it up first.
       if (auto r = UnmapRecorded(*previous); !r) return r;
@@ -167,7 +169,7 @@ Result<void> Stager::EnsureMapped(VolumeRecord* record, const VolumeParams& para
       return Err(kFailedPrecondition, "{} is already mapped read-only at {}; a writable stage needs it unmapped first",
                  record->spec, d->device);
     }
-    undo->mapped = owned && d->device == record->device;
+    undo->mapped = owned;
     record->device = d->device;
     record->cookie = d->cookie;
     spdlog::info("stage {}: {} is already mapped at {}", record->volume_id, record->spec, record->device);

@@ -90,6 +90,12 @@ Result<VolumeStore> VolumeStore::Create(std::string dir) {
   std::filesystem::create_directories(dir, ec);
   if (ec) return Err(ec.value(), "creating state directory {}: {}", dir, ec.message());
   ::chmod(dir.c_str(), 0700);
+  // Temporaries of a Save() cut short by a crash; the records themselves are whole.
+  for (const auto& e : std::filesystem::directory_iterator(dir, ec)) {
+    if (e.path().filename().string().find(".json.tmp.") != std::string::npos) {
+      std::filesystem::remove(e.path(), ec);
+    }
+  }
   return VolumeStore(std::move(dir));
 }
 

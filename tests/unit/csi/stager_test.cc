@@ -231,6 +231,37 @@ TEST_F(NodeOpsTest, MountFailureAfterFsckRollsBack) {
   EXPECT_FALSE(Record().has_value());
 }
 
+TEST_F(NodeOpsTest, FailedRetryOfACrashedStageUnmapsWhatTheCrashLeft) {
+  // A crash after the map, before the record got the device: record (staged=false) + mapping.
+  VolumeRecord crashed;
+  crashed.volume_id = "vol-1";
+  crashed.spec = "kube/img-1";
+  crashed.staging_path = Stage().staging_path;
+  ASSERT_TRUE(store_->Save(crashed));
+  daemon_.devices.push_back({"/dev/nbd5", "kube/img-1", "c5", 1 << 30, false});
+  fs_.fail_mkfs = EIO;
+  Stager stager(ctx_);
+  ASSERT_FALSE(stager.Stage(Stage()));
+  EXPECT_TRUE(daemon_.devices.empty());
+  EXPECT_FALSE(Record().has_value());
+}
+
+TEST_F(NodeOpsTest, FailedRestageOfAStagedVolumeKeepsItsDeviceAndRecord) {
+  Stager stager(ctx_);
+  ASSERT_TRUE(stager.Stage(Stage()));
+  mounter_.table.clear();  // the mount went away
+  mounter_.fail_mount = EIO;
+  ASSERT_FALSE(stager.Stage(Stage()));
+  ASSERT_EQ(daemon_.devices.size(), 1u);  // still mapped: unstage will unmap it
+  auto rec = Record();
+  ASSERT_TRUE(rec);
+  EXPECT_TRUE(rec->staged);
+  EXPECT_EQ(rec->device, "/dev/nbd0");
+  mounter_.fail_mount = 0;
+  ASSERT_TRUE(stager.Unstage("vol-1", rec->staging_path));
+  EXPECT_TRUE(daemon_.devices.empty());
+}
+
 TEST_F(NodeOpsTest, DaemonErrorsKeepTheirMeaning) {
   Stager stager(ctx_);
   daemon_.fail_map = ENOENT;  // the image does not exist

@@ -147,6 +147,18 @@ TEST_F(VolumeStoreTest, CorruptOrForeignFilesAreErrors) {
   EXPECT_NE(foreign.error().message.find("another volume"), std::string::npos);
 }
 
+TEST_F(VolumeStoreTest, CreateRemovesTemporariesOfAnInterruptedSave) {
+  VolumeRecord r = Sample();
+  ASSERT_TRUE(store_->Save(r));
+  std::string tmp = store_->PathFor(r.volume_id) + ".tmp.123.0";
+  std::ofstream(tmp) << "{\"volume_id\": \"half";
+  auto again = VolumeStore::Create(store_->dir());
+  ASSERT_TRUE(again);
+  EXPECT_FALSE(fs::exists(tmp));
+  auto loaded = again->Load(r.volume_id);
+  ASSERT_TRUE(loaded && loaded->has_value());
+}
+
 TEST(VolumeRecordJsonTest, RejectsBadRecords) {
   EXPECT_FALSE(RecordFromJson(nlohmann::json::array()));
   EXPECT_FALSE(RecordFromJson(nlohmann::json{{"spec", "p/i"}}));
