@@ -34,6 +34,7 @@ inline constexpr int kFailedPrecondition = EPERM;
 inline constexpr int kUnavailable = EHOSTDOWN;
 
 grpc::StatusCode ToGrpcCode(int code);
+const char* StatusCodeName(grpc::StatusCode code);  // "INVALID_ARGUMENT", for logs
 grpc::Status ToGrpcStatus(const Error& error);
 
 // For the boundary: OK, or the error converted.

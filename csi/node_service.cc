@@ -29,7 +29,7 @@ class RpcLog {
     if (status.ok()) {
       spdlog::info("{} {} {}: OK ({} ms)", rpc_, volume_id_, path_, ms);
     } else {
-      spdlog::warn("{} {} {}: code {} {} ({} ms)", rpc_, volume_id_, path_, static_cast<int>(status.error_code()),
+      spdlog::warn("{} {} {}: {}: {} ({} ms)", rpc_, volume_id_, path_, StatusCodeName(status.error_code()),
                    status.error_message(), ms);
     }
     return status;
