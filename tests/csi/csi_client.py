@@ -362,7 +362,8 @@ def repl(inp, out):
     def run(fields):
         st = fields[1] if len(fields) > 1 else ""
         argv = fields[2:]
-        rc, o, e = run_argv(argv, io.StringIO(st.replace(RS, "\n")) if st else None)
+        # never None here: a command must not read the repl's own input
+        rc, o, e = run_argv(argv, io.StringIO(st.replace(RS, "\n")))
         code = el = det = ""
         if o and "batch" not in argv:
             try:

@@ -224,9 +224,12 @@ _csi_repl_send() {
 _csi_line() {
   local op=$1 stdin='' l IFS=$'\x1f'
   shift
-  if [ "${1:-}" = batch ]; then
-    while IFS= read -r l || [ -n "$l" ]; do stdin+=${l}$'\x1e'; done
-  fi
+  for l in "$@"; do   # a batch (after any global option) reads its lines here, never in the repl
+    if [ "$l" = batch ]; then
+      while IFS= read -r l || [ -n "$l" ]; do stdin+=${l}$'\x1e'; done
+      break
+    fi
+  done
   printf '%s' "$op$IFS$stdin$IFS--endpoint$IFS$CSI_ENDPOINT$IFS$*"
 }
 
