@@ -220,7 +220,7 @@ else
 
   # 6. End to end under a real kernel (user-mode Linux), one guest per scenario.
   if [ "$E2E" = 1 ] && [ ${#PATTERNS[@]} -eq 0 ]; then
-    step e2e 2400 env RBDNBD_BIN="$B/$BIN" CSI_BIN="$B/csi/rbd-nbdd-csi" E2E_JOBS="${E2E_JOBS:-2}" bash "$ROOT/tests/e2e/run-all.sh"
+    step e2e 3000 env RBDNBD_BIN="$B/$BIN" CSI_BIN="$B/csi/rbd-nbdd-csi" E2E_JOBS="${E2E_JOBS:-2}" bash "$ROOT/tests/e2e/run-all.sh"
   fi
 fi
 
