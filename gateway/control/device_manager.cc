@@ -26,7 +26,15 @@ namespace {
 std::string KeyringDescription(const std::string& cookie) { return "rbd-nbdd:" + cookie; }
 std::string PassphraseDescription(const std::string& cookie) { return "rbd-nbdd-luks:" + cookie; }
 
-// Drops what Map() parked in the kernel keyring for this device.
+// Parks a secret that a map request handed over in memory in the kernel
+// keyring, for the daemon that reattaches after a restart.
+void Park(uint32_t index, const std::string& description, const Secret& secret) {
+  if (auto k = StoreKernelKey(description, secret); !k) {
+    spdlog::warn("/dev/nbd{}: {}; it will not survive a daemon restart", index, k.error().message);
+  }
+}
+
+// Drops what Map() parked for this device.
 void ForgetParkedSecrets(const DeviceRecord& r) {
   if (r.key_in_memory) ForgetKernelKey(KeyringDescription(r.cookie));
   if (r.passphrase_in_memory) ForgetKernelKey(PassphraseDescription(r.cookie));
@@ -124,16 +132,8 @@ Result<MappedInfo> DeviceManager::Map(MapRequest req) {
   auto dev = KernelDevice::Map(nl_.get(), loops_, Export{r.spec, "", *backend}, req.device);
   if (!dev) return Unexpected(dev.error());
   r.index = (*dev)->index();
-  if (r.key_in_memory) {
-    if (auto k = StoreKernelKey(KeyringDescription(r.cookie), req.cluster.key); !k) {
-      spdlog::warn("/dev/nbd{}: {}; it will not survive a daemon restart", r.index, k.error().message);
-    }
-  }
-  if (r.passphrase_in_memory) {
-    if (auto k = StoreKernelKey(PassphraseDescription(r.cookie), req.image.passphrase); !k) {
-      spdlog::warn("/dev/nbd{}: {}; it will not survive a daemon restart", r.index, k.error().message);
-    }
-  }
+  if (r.key_in_memory) Park(r.index, KeyringDescription(r.cookie), req.cluster.key);
+  if (r.passphrase_in_memory) Park(r.index, PassphraseDescription(r.cookie), req.image.passphrase);
   Entry& e = devices_[r.index];
   e.record = r;
   e.backend = *backend;
@@ -168,12 +168,10 @@ Result<void> DeviceManager::Unmap(const std::string& target, bool force) {
     }
   }
   if (auto r = e->device->Unmap(nl_.get()); !r) return r;
-  uint32_t index = e->record.index;
   DeviceRecord record = e->record;
-  std::string spec = e->record.spec;
-  devices_.erase(index);
+  devices_.erase(record.index);
   ForgetParkedSecrets(record);
-  spdlog::info("unmapped {} from {}", spec, path);
+  spdlog::info("unmapped {} from {}", record.spec, path);
   return SaveLocked();
 }
 
