@@ -8,9 +8,8 @@
 #   . "$(dirname "$0")/../lib.sh"
 #   . "$(dirname "$0")/../lib_map.sh"
 #   . "$(dirname "$0")/../lib_csi.sh"
-#   cluster_up; start_daemon
-#   csi_setup                       # cluster config + client.kube secrets file
-#   start_csi                       # the plugin, ready (GetPluginInfo answers)
+#   csi_up                          # cluster_up, start_daemon, csi_setup (cluster config +
+#                                   # client.kube secrets file), start_csi (the plugin, ready)
 #   rbd_ create --size 256M kube/vol1
 #   csi_stage vol1 "$(csi_staging vol1)" --fs ext4
 #   csi_publish vol1 "$(csi_staging vol1)" "$(csi_target vol1 pod1)" --fs ext4
@@ -104,6 +103,15 @@ kube_key() { awk '$1 == "key" {print $3; exit}' "$KUBE_KEYRING"; }
 
 # csi_setup : after cluster_up: --cluster-config (clusterID dev -> the mon) and the
 # client.kube secrets in $CSI_SECRETS (also exported as CSI_SECRETS_FILE, the client's default).
+# csi_up : what every csi_*.sh scenario starts with: the dev cluster, the daemon, the
+# cluster config and secrets, and the plugin, ready.
+csi_up() {
+  cluster_up
+  start_daemon
+  csi_setup
+  start_csi
+}
+
 csi_setup() {
   local mon key
   mon=$(csi_mon_addr)
@@ -155,11 +163,6 @@ start_csi() {
 
 csi_alive() { [ -n "$CSI_PID" ] && _alive "$CSI_PID"; }
 
-_csi_crashed() {
-  grep -nE 'Sanitizer|runtime error:|Segmentation fault|terminate called|Assertion|assert(ion)? failed|\[critical\]' \
-    "$1" >&2
-}
-
 # stop_csi : SIGTERM; exit 0 within 30 s, no crash in its log; mounts and devices stay.
 stop_csi() {
   csi_alive || fail "stop_csi: the plugin (pid ${CSI_PID:-none}) is not running"
@@ -172,7 +175,7 @@ stop_csi() {
   local rc=0 pid=$CSI_PID
   wait "$CSI_PID" || rc=$?
   CSI_PID=
-  ! _csi_crashed "$CSI_LOG" || fail "crash report in $CSI_LOG"
+  ! log_shows_crash "$CSI_LOG" || fail "crash report in $CSI_LOG"
   [ "$rc" = 0 ] || fail "rbd-nbdd-csi (pid $pid) exited $rc after SIGTERM, expected 0"
   [ ! -S "$CSI_SOCK" ] || log "note: $CSI_SOCK still exists after the plugin exited"
   log "rbd-nbdd-csi exited 0 after SIGTERM"

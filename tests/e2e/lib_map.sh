@@ -145,8 +145,9 @@ start_daemon() {
 
 daemon_alive() { [ -n "$DAEMON_PID" ] && _alive "$DAEMON_PID"; }
 
-# _daemon_crashed LOG : 0 (and the lines printed) if LOG shows a crash or sanitizer report.
-_daemon_crashed() {
+# log_shows_crash LOG : 0 (and the lines printed) if LOG shows a crash or sanitizer report
+# (the daemon's log here, the CSI plugin's in lib_csi.sh).
+log_shows_crash() {
   grep -nE 'Sanitizer|runtime error:|Segmentation fault|terminate called|Assertion|assert(ion)? failed|\[critical\]' \
     "$1" >&2
 }
@@ -165,7 +166,7 @@ stop_daemon() {
   local rc=0 pid=$DAEMON_PID
   wait "$DAEMON_PID" || rc=$?
   DAEMON_PID='' SERVER_PID=''
-  ! _daemon_crashed "$DAEMON_LOG" || fail "crash report in $DAEMON_LOG"
+  ! log_shows_crash "$DAEMON_LOG" || fail "crash report in $DAEMON_LOG"
   [ "$rc" = 0 ] || fail "the daemon (pid $pid) exited $rc after SIGTERM, expected 0"
   log "daemon exited 0 after SIGTERM"
 }

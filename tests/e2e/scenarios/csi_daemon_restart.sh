@@ -16,10 +16,7 @@
 . "$(dirname "$0")/../lib_csi.sh"
 expect_nbd_reconnects
 
-cluster_up
-start_daemon
-csi_setup
-start_csi
+csi_up
 
 V1=rs1 V2=rs2
 ST1=$(csi_staging $V1) ST2=$(csi_staging $V2)

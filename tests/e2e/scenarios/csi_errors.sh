@@ -21,10 +21,7 @@
 . "$(dirname "$0")/../lib_map.sh"
 . "$(dirname "$0")/../lib_csi.sh"
 
-cluster_up
-start_daemon
-csi_setup
-start_csi
+csi_up
 
 VOL=err1
 ST=$(csi_staging $VOL)

@@ -10,10 +10,7 @@
 . "$(dirname "$0")/../lib_map.sh"
 . "$(dirname "$0")/../lib_csi.sh"
 
-cluster_up
-start_daemon
-csi_setup
-start_csi
+csi_up
 
 # expand_case FS FROM_MIB TO_MIB
 expand_case() {

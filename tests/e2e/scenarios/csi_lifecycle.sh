@@ -14,10 +14,7 @@
 . "$(dirname "$0")/../lib_map.sh"
 . "$(dirname "$0")/../lib_csi.sh"
 
-cluster_up
-start_daemon
-csi_setup
-start_csi
+csi_up
 
 step "identity and node info"
 csi_ok call GetPluginInfo

@@ -10,10 +10,7 @@
 . "$(dirname "$0")/../lib_csi.sh"
 
 N=8
-cluster_up
-start_daemon
-csi_setup
-start_csi
+csi_up
 
 vols=()
 for i in $(seq 1 $N); do
