@@ -31,7 +31,7 @@
 #   bench/rbd-peers.sh
 #
 # Settings (environment):
-#   RUNTIME=15          seconds per run (6 workloads x 3 paths x RUNTIME, plus ~1 min)
+#   RUNTIME=15          seconds per run (6 workloads x 3 or 4 paths x RUNTIME, plus ~1 min)
 #   IMAGE_SIZE=2G       the image (prefilled completely)
 #   BENCH_PORT=15500    mon port of the bench's own cluster (the OSD uses PORT+2..PORT+99)
 #   BENCH_DIR           its directory (default /tmp/rbdnbd-bench.XXXXXX); wiped at the end
@@ -40,6 +40,8 @@
 #                         default: librbd's defaults (qemu-nbd --cache=writeback)
 #   RBDNBD              the binary (default build/gateway/control/rbd-nbdd)
 #   RBDNBD_WORKERS      rbd-nbdd --workers (default: the server's default)
+#   RBDNBD_POLL_US=100  also run a fourth path, rbd-nbdd-poll: rbd-nbdd serve --poll-us N
+#                       (busy polling before sleeping); 0 or empty leaves it out
 #   WORKLOADS           a comma list of workload names to run (default: all six)
 # Output: a markdown table on stdout, also written to bench/results/rbd-peers-<date>.md
 # (the fio JSON of every run is kept in bench/results/rbd-peers-<date>/).
@@ -141,8 +143,9 @@ start_server() {   # start_server PATH -> SERVER_PID, URI
   local sock=$WORK/$1.sock
   rm -f "$sock"
   case $1 in
-    rbd-nbdd)
+    rbd-nbdd|rbd-nbdd-poll)
       local w=(); [ -n "${RBDNBD_WORKERS:-}" ] && w=(--workers "$RBDNBD_WORKERS")
+      [ "$1" = rbd-nbdd-poll ] && w+=(--poll-us "$RBDNBD_POLL_US")
       "$RBDNBD" serve --rbd "$POOL/$IMAGE" -s "$sock" "${w[@]}" >>"$WORK/$1.log" 2>&1 </dev/null &
       SERVER_PID=$!
       URI="nbd+unix:///$POOL/$IMAGE?socket=$sock"
@@ -182,14 +185,17 @@ ALL_WORKLOADS=(
   "1M-seqwrite-QD8             write      1M  8"
 )
 PATHS=(fio-rbd rbd-nbdd qemu-nbd)
+RBDNBD_POLL_US=${RBDNBD_POLL_US-100}
+[ "${RBDNBD_POLL_US:-0}" != 0 ] && PATHS+=(rbd-nbdd-poll)
+export BENCH_PATHS="${PATHS[*]}"
 LOAD0=$(cut -d' ' -f1 /proc/loadavg)
 T_RUN=$SECONDS
 wi=0
 for w in "${ALL_WORKLOADS[@]}"; do
   read -r name rw bs qd <<<"$w"
   if [ -n "${WORKLOADS:-}" ] && [[ ",$WORKLOADS," != *",$name,"* ]]; then continue; fi
-  for ((k = 0; k < 3; k++)); do
-    p=${PATHS[$(( (wi + k) % 3 ))]}
+  for ((k = 0; k < ${#PATHS[@]}; k++)); do
+    p=${PATHS[$(( (wi + k) % ${#PATHS[@]} ))]}
     json=$RAW/$name.$p.json
     common=(--name="$name" --rw="$rw" --bs="$bs" --iodepth="$qd" --numjobs=1 --size="$IMAGE_SIZE"
             --time_based --runtime="$RUNTIME" --norandommap --randrepeat=0
@@ -228,8 +234,8 @@ HEADER=$(cat <<EOF
 - Cluster: a fresh single-host dev cluster (deploy/dev-cluster.sh, memstore, 1 mon, 1 OSD, size 1, cephx), wiped afterwards
 - Image: $POOL/$IMAGE, $IMAGE_SIZE, features $FEATURES, prefilled by one full sequential write
 - librbd cache: $( [ "$BENCH_RBD_CACHE" = off ] && echo "off on every path (client conf rbd_cache = false; qemu-nbd --cache=none). With librbd's defaults fio-rbd's writes are acknowledged by the cache (~6 µs) while the NBD paths, whose client never flushes, stay writethrough: not comparable" || echo "librbd's defaults on every path (qemu-nbd --cache=writeback); note fio-rbd's writes are then acknowledged by librbd's cache")
-- fio $(fio --version | sed 's/^fio-//'), numjobs=1 (one connection), time_based, RUNTIME=$RUNTIME s per run, --norandommap; the three paths interleaved per workload (order rotated)
-- rbd-nbdd: \`serve --rbd $POOL/$IMAGE -s SOCK\`${RBDNBD_WORKERS:+ --workers $RBDNBD_WORKERS}; qemu-nbd $(qemu-nbd --version | head -1 | awk '{print $2}'): \`-f raw --cache=$QEMU_CACHE --aio=threads -t -k SOCK rbd:...\` (qemu's rbd driver uses librbd aio whatever --aio says); both over Unix sockets
+- fio $(fio --version | sed 's/^fio-//'), numjobs=1 (one connection), time_based, RUNTIME=$RUNTIME s per run, --norandommap; the paths interleaved per workload (order rotated)
+- rbd-nbdd: \`serve --rbd $POOL/$IMAGE -s SOCK\`${RBDNBD_WORKERS:+ --workers $RBDNBD_WORKERS}$( [ "${RBDNBD_POLL_US:-0}" != 0 ] && echo "; rbd-nbdd-poll: the same with \`--poll-us $RBDNBD_POLL_US\`"); qemu-nbd $(qemu-nbd --version | head -1 | awk '{print $2}'): \`-f raw --cache=$QEMU_CACHE --aio=threads -t -k SOCK rbd:...\` (qemu's rbd driver uses librbd aio whatever --aio says); both over Unix sockets
 - p50/p99: fio completion latency (clat). Gateway CPU: the server process's utime+stime (all threads, /proc/PID/stat) during the fio run, per I/O. fio-rbd has no gateway: its cell shows n/a, with the whole fio process's CPU per I/O in brackets (fio + librbd inside it: not separable)
 - The second table: client = the whole fio process (user+sys from wait4, including start-up), OSD = osd.0's utime+stime during the run; total = client + gateway + OSD
 - Runs on this machine kind vary by up to 2x: compare paths only within one run
@@ -241,7 +247,7 @@ raw, tck, runtime, out_md, header = sys.argv[1], int(sys.argv[2]), int(sys.argv[
 names = [("4k-randread-QD1", "4k randread QD1"), ("4k-randread-QD32", "4k randread QD32"),
          ("4k-randwrite-QD1", "4k randwrite QD1"), ("4k-randwrite-QD32", "4k randwrite QD32"),
          ("1M-seqread-QD8", "1M seq read QD8"), ("1M-seqwrite-QD8", "1M seq write QD8")]
-paths = ["fio-rbd", "rbd-nbdd", "qemu-nbd"]
+paths = os.environ["BENCH_PATHS"].split()
 res = {}
 for key, label in names:
     for p in paths:
@@ -292,19 +298,22 @@ cputable = "\n".join(c)
 
 # The issue's targets
 t = ["| target | measured | met |", "| --- | --- | --- |"]
+ours = [p for p in paths if p.startswith("rbd-nbdd")]
 for key, label in (("4k-randread-QD32", "4k randread QD32"), ("4k-randwrite-QD32", "4k randwrite QD32")):
-    r, b, q = res.get((key, "rbd-nbdd")), res.get((key, "fio-rbd")), res.get((key, "qemu-nbd"))
-    if r and b:
-        x = r["iops"] / b["iops"]
-        t.append(f"| {label}: rbd-nbdd >= 0.9x fio-rbd IOPS | {x:.2f}x | {'yes' if x >= 0.9 else 'NO'} |")
-    if r and q:
-        x = r["iops"] / q["iops"]
-        t.append(f"| {label}: rbd-nbdd >= 1.2x qemu-nbd IOPS | {x:.2f}x | {'yes' if x >= 1.2 else 'NO'} |")
+    for o in ours:
+        r, b, q = res.get((key, o)), res.get((key, "fio-rbd")), res.get((key, "qemu-nbd"))
+        if r and b:
+            x = r["iops"] / b["iops"]
+            t.append(f"| {label}: {o} >= 0.9x fio-rbd IOPS | {x:.2f}x | {'yes' if x >= 0.9 else 'NO'} |")
+        if r and q:
+            x = r["iops"] / q["iops"]
+            t.append(f"| {label}: {o} >= 1.2x qemu-nbd IOPS | {x:.2f}x | {'yes' if x >= 1.2 else 'NO'} |")
 for key, label in (("4k-randread-QD1", "4k randread QD1"), ("4k-randwrite-QD1", "4k randwrite QD1")):
-    r, b = res.get((key, "rbd-nbdd")), res.get((key, "fio-rbd"))
-    if r and b:
-        d = r["p50"] - b["p50"]
-        t.append(f"| {label}: rbd-nbdd p50 latency within 30 µs of fio-rbd | {r['p50']:.1f} vs {b['p50']:.1f} µs (+{d:.1f}) | {'yes' if d <= 30 else 'NO'} |")
+    for o in ours:
+        r, b = res.get((key, o)), res.get((key, "fio-rbd"))
+        if r and b:
+            d = r["p50"] - b["p50"]
+            t.append(f"| {label}: {o} p50 latency within 30 µs of fio-rbd | {r['p50']:.1f} vs {b['p50']:.1f} µs ({d:+.1f}) | {'yes' if d <= 30 else 'NO'} |")
 targets = "\n".join(t)
 md = f"{header}\n\n{table}\n\n## CPU per I/O on the whole machine\n\n{cputable}\n\n## The issue's targets\n\n{targets}\n"
 open(out_md, "w").write(md)

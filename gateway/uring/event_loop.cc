@@ -63,7 +63,8 @@ class EventLoop::Timer final : public Completion {
   std::function<void()> fn_;
 };
 
-EventLoop::EventLoop(std::string name, unsigned flags) : ring_flags_(flags), name_(std::move(name)) {}
+EventLoop::EventLoop(std::string name, unsigned flags, std::chrono::microseconds busy_poll)
+    : ring_flags_(flags), name_(std::move(name)), busy_poll_(busy_poll) {}
 
 Result<std::unique_ptr<EventLoop>> EventLoop::Create(const Options& options) {
   int efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
@@ -83,7 +84,7 @@ Result<std::unique_ptr<EventLoop>> EventLoop::Create(const Options& options) {
     io_uring_params p{};
     p.flags = flags | IORING_SETUP_CQSIZE;
     p.cq_entries = options.entries * 4;
-    std::unique_ptr<EventLoop> loop(new EventLoop(options.name, flags));
+    std::unique_ptr<EventLoop> loop(new EventLoop(options.name, flags, options.busy_poll));
     last = io_uring_queue_init_params(options.entries, &loop->ring_, &p);
     if (last == -EINVAL) continue;  // flag unknown to this kernel: try the next set
     if (last < 0) break;
@@ -175,6 +176,36 @@ void EventLoop::Dispatch(io_uring_cqe* cqe) {
   if (c != nullptr) c->Complete(cqe->res, cqe->flags);
 }
 
+unsigned EventLoop::Reap() {
+  // Dispatch in batches; callbacks may submit (and so flush) new SQEs.
+  unsigned total = 0;
+  for (;;) {
+    io_uring_cqe* cqe;
+    unsigned head, n = 0;
+    io_uring_for_each_cqe(&ring_, head, cqe) {
+      Dispatch(cqe);
+      n++;
+    }
+    if (n == 0) return total;
+    io_uring_cq_advance(&ring_, n);
+    total += n;
+  }
+}
+
+bool EventLoop::PollBriefly() {
+  int r = io_uring_submit(&ring_);  // the replies and requests of this iteration go out first
+  if (r > 0) submitted_ += static_cast<uint64_t>(r);
+  const auto deadline = std::chrono::steady_clock::now() + busy_poll_;
+  do {
+    if (io_uring_cq_ready(&ring_) > 0 || wake_pending_.load(std::memory_order_acquire)) return true;
+    // Runs the ring's pending task work (socket completions under
+    // DEFER_TASKRUN/COOP_TASKRUN) without waiting.
+    io_uring_get_events(&ring_);
+    if (io_uring_cq_ready(&ring_) > 0) return true;
+  } while (std::chrono::steady_clock::now() < deadline);
+  return false;
+}
+
 void EventLoop::Run() {
   owner_ = std::this_thread::get_id();
   if (ring_flags_ & IORING_SETUP_R_DISABLED) {
@@ -188,26 +219,20 @@ void EventLoop::Run() {
   ArmWake();
   RunPosted();
   RunDeferred();
+  bool active = false;  // the last iteration did work: worth a busy-poll window
   while (!stop_.load(std::memory_order_acquire)) {
-    int r = io_uring_submit_and_wait(&ring_, 1);
+    bool ready = active && busy_poll_.count() > 0 && PollBriefly();
+    int r = ready ? io_uring_submit(&ring_) : io_uring_submit_and_wait(&ring_, 1);
     if (r < 0 && r != -EINTR && r != -ETIME && r != -EBUSY) {
       spdlog::critical("{}: io_uring_submit_and_wait: {}", name_, strerror(-r));
       break;
     }
     if (r > 0) submitted_ += static_cast<uint64_t>(r);
-    // Dispatch in batches; callbacks may submit (and so flush) new SQEs.
-    for (;;) {
-      io_uring_cqe* cqe;
-      unsigned head, n = 0;
-      io_uring_for_each_cqe(&ring_, head, cqe) {
-        Dispatch(cqe);
-        n++;
-      }
-      if (n == 0) break;
-      io_uring_cq_advance(&ring_, n);
-    }
+    unsigned n = Reap();
+    bool posted = wake_pending_.load(std::memory_order_acquire);
     RunPosted();
     RunDeferred();
+    active = n > 0 || posted;
   }
   // Tasks posted before Stop() still run.
   RunPosted();

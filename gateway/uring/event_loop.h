@@ -17,6 +17,13 @@
 //   Run() ──► [submit pending SQEs + wait for >=1 CQE] ──► dispatch CQEs ──►
 //      ▲                                                  run posted tasks ──┐
 //      └───────────────────────── until Stop() ──────────────────────────────┘
+//
+// Busy polling (Options::busy_poll, off by default): after an iteration that
+// did work, the loop first spins for up to busy_poll, reaping completions and
+// watching for posted tasks, before it sleeps in io_uring_enter(). At low queue
+// depth this saves the thread wake-ups of "next request arrived" and "librbd
+// completed" (tens of µs each on a VM) at the price of CPU while I/O is active;
+// an idle loop still sleeps after one window.
 #pragma once
 
 #include <liburing.h>
@@ -50,6 +57,7 @@ class EventLoop {
   struct Options {
     unsigned entries = 512;   // SQ size; the CQ is twice that
     std::string name = "loop";
+    std::chrono::microseconds busy_poll{0};  // spin this long before sleeping (0: never)
   };
 
   // Creates the ring. Tries SINGLE_ISSUER|DEFER_TASKRUN, then COOP_TASKRUN,
@@ -104,8 +112,12 @@ class EventLoop {
   friend class WakeReader;
   friend class Timer;
 
-  EventLoop(std::string name, unsigned flags);
+  EventLoop(std::string name, unsigned flags, std::chrono::microseconds busy_poll);
   void ArmWake();
+  // Spins up to busy_poll_ for a CQE or a posted task; true if one is there.
+  bool PollBriefly();
+  // Dispatches every ready CQE; returns how many.
+  unsigned Reap();
   void RunPosted();
   void RunDeferred();
   void Dispatch(io_uring_cqe* cqe);
@@ -113,6 +125,7 @@ class EventLoop {
   io_uring ring_{};
   unsigned ring_flags_ = 0;
   std::string name_;
+  std::chrono::microseconds busy_poll_;
   std::thread::id owner_{};
   UniqueFd wake_fd_;  // eventfd written by Post() and Stop()
   std::unique_ptr<WakeReader> wake_reader_;

@@ -8,11 +8,13 @@
 
 namespace rbdnbd {
 
-Result<std::unique_ptr<LoopPool>> LoopPool::Create(unsigned workers, const std::string& name_prefix) {
+Result<std::unique_ptr<LoopPool>> LoopPool::Create(unsigned workers, const std::string& name_prefix,
+                                                   std::chrono::microseconds busy_poll) {
   if (workers == 0 || workers > 256) return Err(EINVAL, "workers must be 1..256, not {}", workers);
   auto pool = std::unique_ptr<LoopPool>(new LoopPool());
   for (unsigned i = 0; i < workers; i++) {
-    auto loop = EventLoop::Create({.entries = 512, .name = fmt::format("{}{}", name_prefix, i)});
+    auto loop = EventLoop::Create(
+        {.entries = 512, .name = fmt::format("{}{}", name_prefix, i), .busy_poll = busy_poll});
     if (!loop) return WithContext(loop.error(), "creating io_uring event loop");
     auto w = std::make_unique<Worker>();
     w->loop = std::move(loop).value();

@@ -9,6 +9,7 @@
 #pragma once
 
 #include <atomic>
+#include <chrono>
 #include <memory>
 #include <string>
 #include <thread>
@@ -22,7 +23,9 @@ namespace rbdnbd {
 
 class LoopPool {
  public:
-  static Result<std::unique_ptr<LoopPool>> Create(unsigned workers, const std::string& name_prefix);
+  // busy_poll: each loop's EventLoop::Options::busy_poll (0: sleep at once).
+  static Result<std::unique_ptr<LoopPool>> Create(unsigned workers, const std::string& name_prefix,
+                                                  std::chrono::microseconds busy_poll = {});
   ~LoopPool();
 
   void Start();
