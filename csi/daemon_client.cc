@@ -2,6 +2,8 @@
 
 #include <cstring>
 
+#include <nlohmann/json.hpp>
+
 #include "control/control_protocol.h"
 #include "csi/csi_error.h"
 

@@ -19,7 +19,7 @@
 #include <string>
 #include <vector>
 
-#include <nlohmann/json.hpp>
+#include <nlohmann/json_fwd.hpp>  // the full header (slow to compile) only where json is used
 
 #include "common/result.h"
 #include "csi/volume_params.h"

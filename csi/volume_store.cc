@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include <openssl/evp.h>
+#include <nlohmann/json.hpp>
 
 #include <atomic>
 #include <cerrno>

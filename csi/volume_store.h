@@ -15,7 +15,7 @@
 #include <optional>
 #include <string>
 
-#include <nlohmann/json.hpp>
+#include <nlohmann/json_fwd.hpp>  // the full header (slow to compile) only where json is used
 
 #include "common/result.h"
 #include "csi/volume_record.h"

@@ -9,6 +9,8 @@
 #include <string>
 #include <vector>
 
+#include <nlohmann/json.hpp>
+
 #include "common/size_parse.h"
 #include "control/ceph_options.h"
 #include "control/control_protocol.h"

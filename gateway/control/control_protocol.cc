@@ -9,6 +9,8 @@
 #include <cstring>
 #include <limits>
 
+#include <nlohmann/json.hpp>
+
 #include "common/unique_fd.h"
 
 namespace rbdnbd {

@@ -20,7 +20,7 @@
 
 #include <string>
 
-#include <nlohmann/json.hpp>
+#include <nlohmann/json_fwd.hpp>  // the full header (slow to compile) only where json is used
 
 #include "common/result.h"
 #include "control/device_manager.h"

@@ -20,6 +20,7 @@
 #include <thread>
 
 #include <spdlog/spdlog.h>
+#include <nlohmann/json.hpp>
 
 #include "common/log.h"
 #include "control/process.h"

@@ -6,6 +6,8 @@
 
 #include <spdlog/spdlog.h>
 
+#include "rbd/mon_probe.h"
+
 namespace rbdnbd {
 
 std::string ClusterOptions::PoolKey() const {
@@ -36,6 +38,15 @@ namespace {
 std::string DescribeConnectError(int r, const ClusterOptions& o, const std::string& mons) {
   switch (-r) {
     case ETIMEDOUT:
+      // Ceph's v1 protocol (a bare IP:PORT other than :3300) retries a refused
+      // key until the timeout: a TCP connect tells that from unreachable.
+      if (AnyEndpointAcceptsTcp(MonitorEndpoints(mons), std::chrono::seconds(2))) {
+        return fmt::format(
+            "the monitors at {} accept connections but did not let {} in within {} s: most likely a wrong key "
+            "or an unknown user (with a bare IP:PORT Ceph uses its v1 protocol, which retries a refused key "
+            "until the timeout; give the monitors as v2:IP:PORT to be refused at once)",
+            mons, o.client_name, o.connect_timeout.count());
+      }
       return fmt::format("monitors {} did not answer within {} s (unreachable, or wrong -m / ceph.conf)",
                          mons.empty() ? "(from ceph.conf)" : mons, o.connect_timeout.count());
     case EACCES:

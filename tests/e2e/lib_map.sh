@@ -72,7 +72,7 @@ cluster_up() {
   require_cmd ceph rbd ceph-mon ceph-osd jq
   local t0=$SECONDS
   step "dev cluster (memstore) in $MAP_CLUSTER_DIR"
-  if ! RBDNBD_CLUSTER_DIR=$MAP_CLUSTER_DIR DEV_CLUSTER_PORT=$MAP_CLUSTER_PORT DEV_CLUSTER_TIMEOUT=120 \
+  if ! RBDNBD_CLUSTER_DIR=$MAP_CLUSTER_DIR DEV_CLUSTER_PORT=$MAP_CLUSTER_PORT DEV_CLUSTER_TIMEOUT=120 DEV_CLUSTER_TRACE=1 \
        t 200 bash "$E2E_ROOT/deploy/dev-cluster.sh" start "$MAP_CLUSTER_DIR" \
        > "$E2E_WORK/cluster-start.log" 2>&1; then
     tail -n 30 "$E2E_WORK/cluster-start.log" >&2

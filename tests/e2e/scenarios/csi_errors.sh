@@ -170,6 +170,10 @@ for sec in bad nouser; do
   code=$(jq -r .code <<< "$CSI_LAST")
   [ "$code" != OK ] || fail "a stage with $sec credentials succeeded"
   log "stage with $sec credentials: $code: $(jq -r .details <<< "$CSI_LAST")"
+  # The plugin's monitors are a bare IP:PORT (Ceph's v1 protocol retries a refused key
+  # until the connect timeout): the error must still say it is the credentials.
+  jq -r .details <<< "$CSI_LAST" | grep -qE "authentication failed|wrong key" \
+    || fail "a stage with $sec credentials did not name the credentials as the problem"
   ! mountpoint -q "$BAD_ST" || fail "a stage with $sec credentials left $BAD_ST mounted"
   assert_no_nbd_connected
   csi_unstage $BAD "$BAD_ST"

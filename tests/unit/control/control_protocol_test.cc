@@ -1,6 +1,7 @@
 #include "control/control_protocol.h"
 
 #include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
 
 namespace rbdnbd {
 namespace {
