@@ -161,7 +161,9 @@ else
   if [ ${#PATTERNS[@]} -eq 0 ]; then step deploy 300 bash "$ROOT/tests/deploy/run.sh"; fi
 
   # 1. The release build and its unit tests.
-  if build_step build "$B" ""; then
+  # Line tables only (-g1): stack traces keep file:line, and the build takes a quarter
+  # less time than with full debug info (-g).
+  if build_step build "$B" "" "-DCMAKE_CXX_FLAGS_RELWITHDEBINFO=-O2 -g1 -DNDEBUG"; then
     step unit 1200 ctest --test-dir "$B" --output-on-failure -j "$JOBS"
   else
     not_run unit "build failed"

@@ -107,6 +107,16 @@ int ParseArgs(int argc, char** argv, ServeArgs* a) {
   optind = 1;
   opterr = 0;
   int c;
+  // A numeric option's value in [lo, hi], or a message and false.
+  auto number = [](const char* opt, uint64_t lo, uint64_t hi, unsigned* out) {
+    auto n = ParseUint(optarg, lo, hi);
+    if (!n) {
+      std::fprintf(stderr, "rbd-nbdd serve: %s: %s\n", opt, n.error().message.c_str());
+      return false;
+    }
+    *out = static_cast<unsigned>(*n);
+    return true;
+  };
   while ((c = getopt_long(argc, argv, ":e:s:t:w:hm:c:n:k:", options.data(), nullptr)) != -1) {
     auto ceph = HandleCephOption(c, optarg, &a->ceph);
     if (!ceph) {
@@ -119,31 +129,12 @@ int ParseArgs(int argc, char** argv, ServeArgs* a) {
       case 'e': a->exports.emplace_back(optarg); break;
       case 's': a->server.unix_paths.emplace_back(optarg); break;
       case 't': a->server.tcp_addresses.emplace_back(optarg); break;
-      case 'w': {
-        auto n = ParseUint(optarg, 1, 256);
-        if (!n) {
-          std::fprintf(stderr, "rbd-nbdd serve: --workers: %s\n", n.error().message.c_str());
-          return 2;
-        }
-        a->workers = static_cast<unsigned>(*n);
-        break;
-      }
-      case kPollUs: {
-        auto n = ParseUint(optarg, 0, 10000);
-        if (!n) {
-          std::fprintf(stderr, "rbd-nbdd serve: --poll-us: %s\n", n.error().message.c_str());
-          return 2;
-        }
-        a->poll_us = static_cast<unsigned>(*n);
-        break;
-      }
+      case 'w': if (!number("--workers", 1, 256, &a->workers)) return 2; break;
+      case kPollUs: if (!number("--poll-us", 0, 10000, &a->poll_us)) return 2; break;
       case kDrainTimeout: {
-        auto n = ParseUint(optarg, 0, 86400);
-        if (!n) {
-          std::fprintf(stderr, "rbd-nbdd serve: --drain-timeout: %s\n", n.error().message.c_str());
-          return 2;
-        }
-        a->server.drain_timeout = std::chrono::seconds(*n);
+        unsigned secs;
+        if (!number("--drain-timeout", 0, 86400, &secs)) return 2;
+        a->server.drain_timeout = std::chrono::seconds(secs);
         break;
       }
       case kPidFile: a->pid_file = optarg; break;

@@ -24,6 +24,9 @@
 # A scenario can ask for other VM settings with header lines such as
 #   # e2e-vm: VM_MEM=3G VM_TIMEOUT=600
 # (only VM_MEM, VM_TIMEOUT, VM_MODULES and VM_OVERLAY_SIZE are honoured).
+# Scenarios with the same "# e2e-batch: NAME" header line run one after another in ONE
+# guest that shares one dev cluster (tests/e2e/batch.sh: a clean slate between them);
+# each is still reported on its own. E2E_NO_BATCH=1 gives every scenario its own guest.
 set -uo pipefail
 
 HERE=$(cd "$(dirname "$(readlink -f "$0")")" && pwd)
@@ -91,8 +94,71 @@ vm_settings() {
     | grep -E '^(VM_MEM|VM_TIMEOUT|VM_MODULES|VM_OVERLAY_SIZE)=[^[:space:]]*$' || true
 }
 
+# batch_of FILE : its "# e2e-batch:" name, empty for a scenario with a guest of its own.
+batch_of() {
+  [ "${E2E_NO_BATCH:-0}" = 1 ] && return 0
+  sed -n 's/^# e2e-batch:[[:space:]]*\([A-Za-z0-9_-]*\).*/\1/p' "$1" | head -n 1
+}
+
+# The units of work, one guest each: a scenario file, or "batch:NAME" for the scenarios
+# of a batch (in name order, in BATCH_FILES[NAME]).
+UNITS=()
+declare -A BATCH_FILES=()
+for f in "${SCENARIOS[@]}"; do
+  b=$(batch_of "$f")
+  if [ -z "$b" ]; then UNITS+=("$f"); continue; fi
+  [ -n "${BATCH_FILES[$b]:-}" ] || UNITS+=("batch:$b")
+  BATCH_FILES[$b]="${BATCH_FILES[$b]:-} $f"
+done
+
+# unit_files UNIT : the scenario files of a unit, one per line.
+unit_files() {
+  case $1 in
+    batch:*) printf '%s\n' ${BATCH_FILES[${1#batch:}]} ;;
+    *) echo "$1" ;;
+  esac
+}
+
 record() {  # record VERDICT NAME SECS DETAIL
   RESULTS+=("$(printf '%-5s %-34s %6ss  %s' "$1" "$2" "$3" "$4")")
+}
+
+# run_unit UNIT : a scenario's own guest (run_one), or one guest for a batch (run_batch).
+run_unit() {
+  case $1 in
+    batch:*) run_batch "${1#batch:}" ;;
+    *) run_one "$1" ;;
+  esac
+}
+
+# run_batch NAME : boot one guest for the batch's scenarios (tests/e2e/batch.sh), then give
+# each scenario its own log directory and result, as run_one would.
+run_batch() {
+  local b=$1 bout=$E2E_LOGS/batch-$1 f name out rc t secs=120
+  local -a files extra=()
+  mapfile -t files < <(unit_files "batch:$b")
+  rm -rf "$bout"
+  mkdir -p "$bout"
+  for f in "${files[@]}"; do   # the guest's bound: the sum of the scenarios' own
+    local s
+    s=$(vm_settings "$f" | sed -n 's/^VM_TIMEOUT=//p')
+    secs=$((secs + ${s:-$E2E_TIMEOUT}))
+    mapfile -t -O "${#extra[@]}" extra < <(vm_settings "$f" | grep -v '^VM_TIMEOUT=')
+  done
+  t=$SECONDS
+  boot_guest "$bout" "${extra[@]}" VM_TIMEOUT="$secs" -- "$HERE/batch.sh" "${files[@]}"
+  rc=$?
+  for f in "${files[@]}"; do
+    name=$(basename "$f" .sh)
+    out=$E2E_LOGS/$name
+    rm -rf "$out"
+    if [ -d "$bout/$name" ]; then mv "$bout/$name" "$out"; else mkdir -p "$out"; fi
+    cp "$bout/timing" "$out/timing" 2>/dev/null
+    cp "$bout/host.log" "$out/host.log"
+    # A scenario the guest never finished: the guest's own verdict (124 timeout, 125 died).
+    [ -s "$out/result" ] || echo "$([ "$rc" = 0 ] && echo 125 || echo "$rc") $((SECONDS - t))" > "$out/result"
+    [ -s "$out/console.log" ] || cp "$bout/console.log" "$out/console.log" 2>/dev/null
+  done
 }
 
 # run_one FILE : boot a guest for one scenario; leaves "RC SECONDS" in its result file.
@@ -105,17 +171,30 @@ run_one() {
   local -a extra
   mapfile -t extra < <(vm_settings "$f")
   t=$SECONDS
-  env VM_MEM="${VM_MEM:-2G}" VM_TIMEOUT="$E2E_TIMEOUT" "${extra[@]}" \
-      VM_OUT="$out" VM_QUIET=1 \
+  boot_guest "$out" "${extra[@]}" -- "$f"
+  rc=$?
+  echo "$rc $((SECONDS - t))" > "$out/result"
+}
+
+# boot_guest OUT [VM_X=V...] -- SCRIPT [ARGS...] : one guest (uml/run.sh) running SCRIPT,
+# its files in OUT; the settings override the defaults (later ones win). Waits for the
+# guest and returns its exit code; a TERM to this subshell ends the guest.
+boot_guest() {
+  local out=$1 rp rc
+  shift
+  local -a settings=()
+  while [ "$1" != -- ]; do settings+=("$1"); shift; done
+  shift
+  env VM_MEM="${VM_MEM:-2G}" VM_TIMEOUT="$E2E_TIMEOUT" "${settings[@]}" VM_OUT="$out" VM_QUIET=1 \
       VM_ENV="RBDNBD_BIN CSI_BIN E2E_LOG_LEVEL E2E_NBD_TIMEOUT CI" \
-      "$HERE/uml/run.sh" "$f" > "$out/host.log" 2>&1 < /dev/null &
-  local rp=$!
+      "$HERE/uml/run.sh" "$@" > "$out/host.log" 2>&1 < /dev/null &
+  rp=$!
   trap 'kill -TERM $rp 2>/dev/null' TERM   # run.sh ends its guest on TERM
   while :; do
     wait "$rp"; rc=$?
     kill -0 "$rp" 2>/dev/null || break
   done
-  echo "$rc $((SECONDS - t))" > "$out/result"
+  return "$rc"
 }
 
 # report FILE : print and count the verdict of a finished scenario.
@@ -172,20 +251,20 @@ if [ -n "$PREREQ" ]; then
 else
   trap stop_all TERM INT
   # Up to JOBS guests at once (in the background even when JOBS=1, so that a signal is
-  # handled at once); each is reported as soon as it finishes.
-  pending=("${SCENARIOS[@]}")
+  # handled at once); each unit's scenarios are reported as soon as its guest finishes.
+  pending=("${UNITS[@]}")
   while [ ${#pending[@]} -gt 0 ] || [ ${#PID_OF[@]} -gt 0 ]; do
     while [ ${#pending[@]} -gt 0 ] && [ ${#PID_OF[@]} -lt "$JOBS" ]; do
-      run_one "${pending[0]}" &
+      run_unit "${pending[0]}" &
       PID_OF[${pending[0]}]=$!
       pending=("${pending[@]:1}")
     done
     wait -n
-    for f in "${!PID_OF[@]}"; do
-      if ! kill -0 "${PID_OF[$f]}" 2>/dev/null; then
-        wait "${PID_OF[$f]}"
-        unset "PID_OF[$f]"
-        report "$f"
+    for u in "${!PID_OF[@]}"; do
+      if ! kill -0 "${PID_OF[$u]}" 2>/dev/null; then
+        wait "${PID_OF[$u]}"
+        unset "PID_OF[$u]"
+        while read -r f; do report "$f"; done < <(unit_files "$u")
       fi
     done
   done

@@ -6,6 +6,7 @@
 # `rbd export` of the image (sha256 of the whole image, against the expected image built
 # locally); unpublish removes the target file, unstage unmaps. Every call repeated is OK.
 # e2e-vm: VM_TIMEOUT=900
+# e2e-batch: csi1
 . "$(dirname "$0")/../lib.sh"
 . "$(dirname "$0")/../lib_map.sh"
 . "$(dirname "$0")/../lib_csi.sh"

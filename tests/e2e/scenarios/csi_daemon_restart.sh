@@ -11,6 +11,7 @@
 # The kernel logs connection-level messages while the daemon is gone (see
 # expect_nbd_reconnects); a user-visible I/O error or a filesystem error still fails.
 # e2e-vm: VM_TIMEOUT=900
+# e2e-batch: csi2
 . "$(dirname "$0")/../lib.sh"
 . "$(dirname "$0")/../lib_map.sh"
 . "$(dirname "$0")/../lib_csi.sh"

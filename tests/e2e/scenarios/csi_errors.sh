@@ -17,6 +17,7 @@
 #     service), NodeGetInfo and Probe OK; Probe FAILED_PRECONDITION while the daemon is down,
 #     OK again once it is back.
 # e2e-vm: VM_TIMEOUT=900
+# e2e-batch: csi2
 . "$(dirname "$0")/../lib.sh"
 . "$(dirname "$0")/../lib_map.sh"
 . "$(dirname "$0")/../lib_csi.sh"

@@ -6,6 +6,7 @@
 # path shows the grown filesystem at once; NodeGetVolumeStats agrees; a repeated expand is
 # OK; the data is intact; unpublish/unstage leave nothing behind.
 # e2e-vm: VM_TIMEOUT=900
+# e2e-batch: csi1
 . "$(dirname "$0")/../lib.sh"
 . "$(dirname "$0")/../lib_map.sh"
 . "$(dirname "$0")/../lib_csi.sh"

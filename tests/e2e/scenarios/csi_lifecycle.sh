@@ -10,6 +10,7 @@
 #   the data still there); every call repeated returns OK (idempotency). Then an xfs volume
 #   (512 MiB: mkfs.xfs refuses less than 300 MB): made, mounted with nouuid, same cycle.
 # e2e-vm: VM_TIMEOUT=900
+# e2e-batch: csi1
 . "$(dirname "$0")/../lib.sh"
 . "$(dirname "$0")/../lib_map.sh"
 . "$(dirname "$0")/../lib_csi.sh"

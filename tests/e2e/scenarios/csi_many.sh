@@ -5,6 +5,7 @@
 # each target and verified (after dropping caches); eight unpublish and eight unstage in
 # parallel; nothing left mounted, mapped or connected.
 # e2e-vm: VM_TIMEOUT=900
+# e2e-batch: csi2
 . "$(dirname "$0")/../lib.sh"
 . "$(dirname "$0")/../lib_map.sh"
 . "$(dirname "$0")/../lib_csi.sh"

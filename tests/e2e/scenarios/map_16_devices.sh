@@ -5,6 +5,7 @@
 # then all read back O_DIRECT and compared), a single rbd-nbdd process serves them, and
 # all sixteen unmap cleanly.
 # e2e-vm: VM_TIMEOUT=480
+# e2e-batch: map3
 . "$(dirname "$0")/../lib.sh"
 . "$(dirname "$0")/../lib_map.sh"
 

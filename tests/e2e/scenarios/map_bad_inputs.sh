@@ -9,6 +9,7 @@
 # the end if any did. Then the same daemon maps a good image (as admin, and as client.kube
 # on its own pool) and unmaps it.
 # e2e-vm: VM_TIMEOUT=420
+# e2e-batch: map2
 . "$(dirname "$0")/../lib.sh"
 . "$(dirname "$0")/../lib_map.sh"
 require_cmd ceph-authtool

@@ -2,6 +2,7 @@
 # Discard: blkdiscard of whole RBD objects on a mapped image; the range then reads back as
 # zeroes, the data around it is intact, and `rbd du` shows the space given back.
 # e2e-vm: VM_TIMEOUT=420
+# e2e-batch: map1
 . "$(dirname "$0")/../lib.sh"
 . "$(dirname "$0")/../lib_map.sh"
 require_cmd blkdiscard

@@ -3,6 +3,7 @@
 # known checksums, unmount, unmap; map the image again (so nothing can come from the page
 # cache or from the daemon's state), e2fsck, mount and verify every checksum.
 # e2e-vm: VM_TIMEOUT=420
+# e2e-batch: map1
 . "$(dirname "$0")/../lib.sh"
 . "$(dirname "$0")/../lib_map.sh"
 require_cmd mkfs.ext4 e2fsck

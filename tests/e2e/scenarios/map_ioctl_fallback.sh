@@ -3,6 +3,7 @@
 # --no-netlink, as on an old kernel) still maps with the NBD_SET_* ioctls and NBD_DO_IT:
 # map, mkfs.ext4, mount, write and verify files, unmap; the kernel drops the device.
 # e2e-vm: VM_TIMEOUT=420
+# e2e-batch: map2
 . "$(dirname "$0")/../lib.sh"
 . "$(dirname "$0")/../lib_map.sh"
 require_cmd mkfs.ext4

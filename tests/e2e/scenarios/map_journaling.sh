@@ -4,6 +4,7 @@
 # records the writes (`rbd journal status`: the client's commit position has entries), and
 # after the unmap `rbd export` reads exactly what the device read.
 # e2e-vm: VM_TIMEOUT=420
+# e2e-batch: map1
 . "$(dirname "$0")/../lib.sh"
 . "$(dirname "$0")/../lib_map.sh"
 

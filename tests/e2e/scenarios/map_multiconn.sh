@@ -4,6 +4,7 @@
 # sees no error. UML has one vCPU, so blk-mq gives the device one hardware queue and the
 # kernel sends its requests on the first socket: this checks correctness, not scaling.
 # e2e-vm: VM_TIMEOUT=420
+# e2e-batch: map2
 . "$(dirname "$0")/../lib.sh"
 . "$(dirname "$0")/../lib_map.sh"
 

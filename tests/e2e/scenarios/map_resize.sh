@@ -4,6 +4,7 @@
 # new size within a bounded wait with no remap, and resize2fs grows the mounted ext4
 # online. Files written before and after the grow verify, and the new space is usable.
 # e2e-vm: VM_TIMEOUT=420
+# e2e-batch: map1
 . "$(dirname "$0")/../lib.sh"
 . "$(dirname "$0")/../lib_map.sh"
 require_cmd mkfs.ext4 resize2fs e2fsck

@@ -14,6 +14,7 @@
 # socket are resent only when they time out. The device is mapped with --io-timeout 15
 # (default 30) to keep the scenario short; the new daemons must keep that setting.
 # e2e-vm: VM_TIMEOUT=480
+# e2e-batch: map3
 . "$(dirname "$0")/../lib.sh"
 . "$(dirname "$0")/../lib_map.sh"
 expect_nbd_reconnects

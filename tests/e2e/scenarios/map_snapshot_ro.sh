@@ -3,6 +3,7 @@
 # (blockdev --getro = 1, sysfs ro = 1, list-mapped read_only), a write to it fails, and it
 # reads exactly the snapshot's content, not the image's newer data.
 # e2e-vm: VM_TIMEOUT=420
+# e2e-batch: map1
 . "$(dirname "$0")/../lib.sh"
 . "$(dirname "$0")/../lib_map.sh"
 

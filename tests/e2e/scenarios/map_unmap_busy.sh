@@ -6,6 +6,7 @@
 # here), it can be lazily unmounted, and data synced before the forced unmap is intact
 # when the image is mapped and mounted again.
 # e2e-vm: VM_TIMEOUT=420
+# e2e-batch: map2
 . "$(dirname "$0")/../lib.sh"
 . "$(dirname "$0")/../lib_map.sh"
 require_cmd mkfs.ext4

@@ -4,6 +4,7 @@
 # written, the device disconnected, and the server stopped with SIGTERM (exit 0, after its
 # flush). A NEW server on the same file must then present the same filesystem: fsck clean,
 # every checksum intact.
+# e2e-batch: serve
 . "$(dirname "$0")/../lib.sh"
 require_cmd nbd-client mkfs.ext4 e2fsck
 

@@ -4,6 +4,7 @@
 # data around it stays intact. Then a whole-device discard leaves every byte that was ever
 # written reading as zeroes.
 # Reads use O_DIRECT so that they reach the server.
+# e2e-batch: serve
 . "$(dirname "$0")/../lib.sh"
 require_cmd nbd-client blkdiscard cmp
 

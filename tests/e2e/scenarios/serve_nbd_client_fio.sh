@@ -4,6 +4,7 @@
 # and at 64k. Each of the four jobs owns a 256 MiB quarter of the 1 GiB device. Any I/O
 # error or verification failure fails the scenario.
 # e2e-vm: VM_TIMEOUT=420
+# e2e-batch: serve
 . "$(dirname "$0")/../lib.sh"
 require_cmd nbd-client fio jq
 

@@ -3,6 +3,7 @@
 # nbd driver, configured by Debian's nbd-client over netlink: mkfs.ext4, mount, write files,
 # unmount, reconnect the device (so nothing can come from the page cache), fsck, mount
 # again and verify every checksum. Then disconnect, and SIGTERM must exit 0.
+# e2e-batch: serve
 . "$(dirname "$0")/../lib.sh"
 require_cmd nbd-client mkfs.ext4 e2fsck
 

@@ -7,6 +7,7 @@
 # everything on the first socket: this checks correctness of a multi-socket device, not
 # scaling. Later scenarios with `rbd-nbdd map --connections N` hit the same limit.
 # e2e-vm: VM_TIMEOUT=360
+# e2e-batch: serve
 . "$(dirname "$0")/../lib.sh"
 require_cmd nbd-client fio jq
 
