@@ -1,10 +1,8 @@
 #include "rbd/mon_probe.h"
 
-#include <fcntl.h>
 #include <netdb.h>
 #include <poll.h>
 #include <sys/socket.h>
-#include <unistd.h>
 
 #include <algorithm>
 #include <cerrno>
@@ -120,8 +118,12 @@ std::vector<std::string> MonitorEndpoints(std::string_view mon_host) {
 }
 
 bool AnyEndpointAcceptsTcp(const std::vector<std::string>& endpoints, std::chrono::milliseconds timeout) {
-  return std::any_of(endpoints.begin(), endpoints.end(),
-                     [timeout](const std::string& ep) { return AcceptsTcp(ep, timeout); });
+  // One bound for all: many blackholed monitors must not add up.
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  return std::any_of(endpoints.begin(), endpoints.end(), [deadline](const std::string& ep) {
+    auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
+    return left.count() > 0 && AcceptsTcp(ep, left);
+  });
 }
 
 }  // namespace rbdnbd

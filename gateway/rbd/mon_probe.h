@@ -6,8 +6,9 @@
 // client_mount_timeout runs out. The error is then ETIMEDOUT whether the
 // monitors are down or the key is wrong; a TCP connect tells the two apart.
 //
-// Contract: pure parsing, and a blocking probe bounded by `timeout` per
-// address (every address is tried at most once). Any thread.
+// Contract: pure parsing, and a blocking probe bounded by `timeout` in all
+// (every address is tried at most once, in order, while time is left). Any
+// thread.
 #pragma once
 
 #include <chrono>
@@ -24,7 +25,7 @@ namespace rbdnbd {
 // 6789). DNS names are kept as they are.
 std::vector<std::string> MonitorEndpoints(std::string_view mon_host);
 
-// True if any endpoint accepts a TCP connection within `timeout`.
+// True if an endpoint accepts a TCP connection before `timeout` has passed.
 bool AnyEndpointAcceptsTcp(const std::vector<std::string>& endpoints, std::chrono::milliseconds timeout);
 
 }  // namespace rbdnbd
