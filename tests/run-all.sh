@@ -7,7 +7,8 @@
 #   deploy         tests/deploy/run.sh: deploy/kubernetes manifests + deploy/rbd-nbdd.service, static
 #   build          cmake+ninja, RelWithDebInfo, into build/
 #   unit           ctest in build/
-#   build-asan     the same with -DRBDNBD_SANITIZE=ON (ASan+UBSan) into build-asan/
+#   build-asan     the same with -DRBDNBD_SANITIZE=ON (ASan+UBSan), as a unity build, into
+#                  build-asan/
 #   unit-asan      ctest in build-asan/
 #   build-fuzz     clang, -DRBDNBD_FUZZ=ON, into build-fuzz/ (the fuzz targets only)
 #   fuzz           tests/fuzz/run-fuzz.sh build-fuzz 20 (if that script exists)
@@ -170,9 +171,13 @@ else
   fi
 
   # 2. ASan+UBSan build and its unit tests.
+  # A unity build (each target's sources compiled as one or a few TUs): instrumented code
+  # of the headers' inline functions is generated once per unity TU, not once per file,
+  # and the build takes half the time (404 s -> ~200 s on 2 cores, measured). The release
+  # build above stays one TU per file, so a missing #include still fails there.
   ASAN_OK=0
   if [ "$QUICK" = 0 ]; then
-    if build_step build-asan "$B-asan" "" -DRBDNBD_SANITIZE=ON; then
+    if build_step build-asan "$B-asan" "" -DRBDNBD_SANITIZE=ON -DCMAKE_UNITY_BUILD=ON; then
       ASAN_OK=1
       step unit-asan 1200 ctest --test-dir "$B-asan" --output-on-failure -j "$JOBS"
     else

@@ -25,7 +25,7 @@ using testing::FakeDaemonClient;
 using testing::FakeFsTools;
 using testing::FakeMounter;
 
-constexpr const char* kKey = "AQDUMMYKEYDUMMYKEYDUMMYKEY0123456789==";
+constexpr const char* kStagerKey = "AQDUMMYKEYDUMMYKEYDUMMYKEY0123456789==";
 constexpr const char* kPassphrase = "luks passphrase never on disk";
 
 class NodeOpsTest : public ::testing::Test {
@@ -57,7 +57,7 @@ class NodeOpsTest : public ::testing::Test {
     r.capability.mode = mode;
     r.capability.access_mode = access_mode;
     r.context = {{"clusterID", "dev"}, {"pool", "kube"}, {"imageName", "img-1"}};
-    r.secrets = {{"userID", "kube"}, {"userKey", kKey}};
+    r.secrets = {{"userID", "kube"}, {"userKey", kStagerKey}};
     return r;
   }
 
@@ -104,7 +104,7 @@ TEST_F(NodeOpsTest, StageBlankMountVolumeFormatsMountsAndRecords) {
   req.capability.mount_flags = {"noatime"};
   ASSERT_TRUE(stager.Stage(req));
   EXPECT_EQ(daemon_.maps, 1);
-  EXPECT_EQ(daemon_.last_key, kKey);
+  EXPECT_EQ(daemon_.last_key, kStagerKey);
   EXPECT_FALSE(daemon_.last_read_only);
   EXPECT_EQ(fs_.made, std::vector<std::string>{"/dev/nbd0:ext4"});
   EXPECT_TRUE(fs_.checked.empty());  // a fresh filesystem needs no fsck
@@ -120,7 +120,7 @@ TEST_F(NodeOpsTest, StageBlankMountVolumeFormatsMountsAndRecords) {
   EXPECT_EQ(rec->device, "/dev/nbd0");
   EXPECT_EQ(rec->cookie, "cookie-1");
   EXPECT_EQ(rec->fs_type, "ext4");
-  EXPECT_EQ(AllStateText().find(kKey), std::string::npos) << "the cephx key reached the state dir";
+  EXPECT_EQ(AllStateText().find(kStagerKey), std::string::npos) << "the cephx key reached the state dir";
 }
 
 TEST_F(NodeOpsTest, StageIsIdempotentAndOtherOptionsAreAlreadyExists) {
@@ -495,7 +495,7 @@ TEST_F(NodeOpsTest, EncryptedStageSendsThePassphraseOnlyToTheDaemon) {
   ASSERT_TRUE(stager.Stage(req));
   std::string state = AllStateText();
   EXPECT_EQ(state.find(kPassphrase), std::string::npos);
-  EXPECT_EQ(state.find(kKey), std::string::npos);
+  EXPECT_EQ(state.find(kStagerKey), std::string::npos);
 }
 
 }  // namespace
