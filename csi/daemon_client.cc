@@ -78,6 +78,7 @@ json BuildMapRequest(const VolumeParams& p, bool read_only) {
          {"key", p.key.reveal()},
          {"connections", p.connections},
          {"io_timeout", p.io_timeout_s},
+         {"connect_timeout", p.connect_timeout_s},
          {"reattach_timeout", p.reattach_timeout_s},
          {"exclusive", p.exclusive},
          {"read_only", read_only},

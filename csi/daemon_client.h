@@ -3,7 +3,8 @@
 //
 // Contract
 // * Each call is one request and one reply on a new connection; blocking
-//   (the daemon answers a map within its connect timeout, ~30 s); safe to
+//   (the daemon answers a map within its connect timeout: the volume's
+//   connectTimeout, 30 s by default); safe to
 //   call from several gRPC threads at once.
 // * A daemon that cannot be reached is kUnavailable (EHOSTDOWN) with the
 //   socket named; an error the daemon answers keeps the daemon's errno

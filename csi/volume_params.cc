@@ -106,6 +106,9 @@ Result<VolumeParams> ParseVolumeParams(const std::string& volume_id, const Strin
   auto io_timeout = GetNumber(context, "ioTimeout", 30, 0, 86400);
   if (!io_timeout) return Unexpected(io_timeout.error());
   p.io_timeout_s = *io_timeout;
+  auto connect_timeout = GetNumber(context, "connectTimeout", 30, 1, 3600);
+  if (!connect_timeout) return Unexpected(connect_timeout.error());
+  p.connect_timeout_s = *connect_timeout;
   auto reattach = GetNumber(context, "reattachTimeout", 60, 0, 86400);
   if (!reattach) return Unexpected(reattach.error());
   p.reattach_timeout_s = *reattach;

@@ -28,6 +28,7 @@ struct VolumeParams {
   Secret key;                  // the cephx key
   uint32_t connections = 1;
   uint32_t io_timeout_s = 30;
+  uint32_t connect_timeout_s = 30;  // bound on reaching the monitors and logging in
   uint32_t reattach_timeout_s = 60;
   bool exclusive = false;
   std::string encryption;      // "", "luks1" or "luks2"

@@ -11,7 +11,8 @@
 #   ABORTED for a stage or unstage of a volume whose stage is still running (a slow stage:
 #     its monitors are 127.0.0.1:1, unreachable), while other calls still answer; the slow
 #     stage then fails with a clear error and leaves no device and no mount;
-#   bad credentials (a wrong key for client.kube, an unknown user): an error, no device left;
+#   bad credentials (a wrong key for client.kube, an unknown user; connectTimeout=10): an
+#     error naming the credentials, after the volume's connect timeout, no device left;
 #     no key (good or bad) in any log, the state dir, or a process's argv;
 #   UNIMPLEMENTED for Controller calls; GetPluginInfo, GetPluginCapabilities (no controller
 #     service), NodeGetInfo and Probe OK; Probe FAILED_PRECONDITION while the daemon is down,
@@ -166,8 +167,10 @@ csi_secrets_file "$CSI_DIR/bad.json" kube "$BADKEY"
 csi_secrets_file "$CSI_DIR/nouser.json" nobody "$(kube_key)"
 echo "S $BAD $BAD_ST" >> "$_CSI_UNDO"
 for sec in bad nouser; do
+  # connectTimeout=10 (the volume_context key): the error comes after 10 s, not the default 30
   # shellcheck disable=SC2046
-  csi_expect ANY stage --vol $BAD --staging "$BAD_ST" --fs ext4 $(csi_ctx $BAD) --secrets "$CSI_DIR/$sec.json"
+  csi_expect ANY stage --vol $BAD --staging "$BAD_ST" --fs ext4 $(csi_ctx $BAD) --ctx connectTimeout=10 \
+    --secrets "$CSI_DIR/$sec.json"
   code=$(jq -r .code <<< "$CSI_LAST")
   [ "$code" != OK ] || fail "a stage with $sec credentials succeeded"
   log "stage with $sec credentials: $code: $(jq -r .details <<< "$CSI_LAST")"
@@ -175,6 +178,9 @@ for sec in bad nouser; do
   # until the connect timeout): the error must still say it is the credentials.
   jq -r .details <<< "$CSI_LAST" | grep -qE "authentication failed|wrong key" \
     || fail "a stage with $sec credentials did not name the credentials as the problem"
+  # the monitors refused at once (msgr2), or the daemon waited the volume's connectTimeout
+  jq -r .details <<< "$CSI_LAST" | grep -qE "authentication failed|within 10 s" \
+    || fail "a stage with $sec credentials did not use the volume's connectTimeout (10 s)"
   ! mountpoint -q "$BAD_ST" || fail "a stage with $sec credentials left $BAD_ST mounted"
   assert_no_nbd_connected
   csi_unstage $BAD "$BAD_ST"

@@ -25,7 +25,7 @@ namespace {
 namespace fs = std::filesystem;
 namespace pb = ::csi::v1;
 
-constexpr const char* kKey = "AQCgrpcTESTKEYgrpcTESTKEYgrpcTESTKEY0==";
+constexpr const char* kGrpcKey = "AQCgrpcTESTKEYgrpcTESTKEYgrpcTESTKEY0==";
 
 class GrpcServerTest : public ::testing::Test {
  protected:
@@ -95,7 +95,7 @@ class GrpcServerTest : public ::testing::Test {
     (*r.mutable_volume_context())["pool"] = "kube";
     (*r.mutable_volume_context())["imageName"] = "img-1";
     (*r.mutable_secrets())["userID"] = "kube";
-    (*r.mutable_secrets())["userKey"] = kKey;
+    (*r.mutable_secrets())["userKey"] = kGrpcKey;
     return r;
   }
 
@@ -326,6 +326,7 @@ TEST_F(GrpcServerTest, BlockVolumeLifecycleThroughTheDaemon) {
   StartServer();
   pb::NodeStageVolumeRequest stage = StageRequest(BlockCapability());
   (*stage.mutable_volume_context())["connections"] = "4";
+  (*stage.mutable_volume_context())["connectTimeout"] = "7";
   ASSERT_TRUE(Stage(stage).ok());
   ASSERT_TRUE(Stage(stage).ok());  // idempotent
 
@@ -336,12 +337,13 @@ TEST_F(GrpcServerTest, BlockVolumeLifecycleThroughTheDaemon) {
     EXPECT_EQ(r["spec"], "kube/img-1");
     EXPECT_EQ(r["client_name"], "client.kube");
     EXPECT_EQ(r["mon_host"], "127.0.0.1:14200");
-    EXPECT_EQ(r["key"], kKey);  // handed over in memory
+    EXPECT_EQ(r["connect_timeout"], 7);
+    EXPECT_EQ(r["key"], kGrpcKey);  // handed over in memory
     EXPECT_EQ(r["connections"], 4);
     EXPECT_EQ(r["read_only"], false);
   }
   EXPECT_EQ(maps, 1);
-  EXPECT_EQ(StateText().find(kKey), std::string::npos);
+  EXPECT_EQ(StateText().find(kGrpcKey), std::string::npos);
   EXPECT_NE(StateText().find("/dev/nbd0"), std::string::npos);
 
   pb::NodePublishVolumeRequest pub;

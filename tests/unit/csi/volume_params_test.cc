@@ -27,6 +27,7 @@ TEST(VolumeParamsTest, ParsesAFullRequest) {
   StringMap ctx = Context();
   ctx["connections"] = "4";
   ctx["ioTimeout"] = "15";
+  ctx["connectTimeout"] = "5";
   ctx["reattachTimeout"] = "120";
   ctx["exclusive"] = "true";
   auto p = ParseVolumeParams("vol-1", ctx, Secrets(), Clusters());
@@ -37,6 +38,7 @@ TEST(VolumeParamsTest, ParsesAFullRequest) {
   EXPECT_EQ(p->key.reveal(), kKey);
   EXPECT_EQ(p->connections, 4u);
   EXPECT_EQ(p->io_timeout_s, 15u);
+  EXPECT_EQ(p->connect_timeout_s, 5u);
   EXPECT_EQ(p->reattach_timeout_s, 120u);
   EXPECT_TRUE(p->exclusive);
   EXPECT_EQ(p->encryption, "");
@@ -48,6 +50,7 @@ TEST(VolumeParamsTest, Defaults) {
   ASSERT_TRUE(p);
   EXPECT_EQ(p->connections, 1u);
   EXPECT_EQ(p->io_timeout_s, 30u);
+  EXPECT_EQ(p->connect_timeout_s, 30u);
   EXPECT_EQ(p->reattach_timeout_s, 60u);
   EXPECT_FALSE(p->exclusive);
 }
@@ -78,7 +81,8 @@ TEST(VolumeParamsTest, MissingContextKeysAreInvalidArgument) {
 TEST(VolumeParamsTest, BadValuesAreInvalidArgument) {
   for (const auto& [key, value] : std::vector<std::pair<std::string, std::string>>{
            {"connections", "abc"}, {"connections", "0"}, {"connections", "17"}, {"connections", "4x"},
-           {"ioTimeout", "-1"}, {"reattachTimeout", "1e3"}, {"exclusive", "yes"}, {"staticVolume", "maybe"},
+           {"ioTimeout", "-1"}, {"reattachTimeout", "1e3"},
+           {"connectTimeout", "0"}, {"connectTimeout", "3601"}, {"exclusive", "yes"}, {"staticVolume", "maybe"},
            {"encryption", "luks3"}, {"monitors", "a b"}}) {
     StringMap ctx = Context();
     ctx[key] = value;
