@@ -25,10 +25,12 @@ export LC_ALL=C
 
 E2E_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 E2E_NAME=$(basename "$0" .sh)
-E2E_WORK=/run/e2e
-E2E_SOCK=/run/nbd.sock
+. "$(dirname "${BASH_SOURCE[0]}")/guest_paths.sh"   # E2E_WORK, E2E_SOCK, MAP_*, CSI_* paths
 E2E_T0=$SECONDS
-E2E_UP0=$(cut -d' ' -f1 /proc/uptime)
+# /proc/uptime in centiseconds, read with builtins only (log runs for every line)
+_uptime_cs() { local u _; read -r u _ < /proc/uptime; u=${u/./}; _UPTIME_CS=$((10#$u)); }
+_uptime_cs
+E2E_UP0_CS=$_UPTIME_CS
 
 if [ "${VM_GUEST:-}" != 1 ]; then
   echo "$E2E_NAME: this runs inside the UML guest: use tests/e2e/run-all.sh, or" \
@@ -46,12 +48,15 @@ mkdir -p "$E2E_WORK"
 # ---------------------------------------------------------------------------------------
 # Reporting and bounded commands
 # ---------------------------------------------------------------------------------------
-log()  { printf '[%s %5.1fs] %s\n' "$E2E_NAME" "$(_uptime_since_start)" "$*" >&2; }
+log() {
+  _uptime_cs
+  local d=$((_UPTIME_CS - E2E_UP0_CS))
+  printf '[%s %3d.%ds] %s\n' "$E2E_NAME" $((d / 100)) $((d % 100 / 10)) "$*" >&2
+}
 fail() { log "FAIL: $*"; exit 1; }
 skip() { log "SKIP: $*"; exit 77; }
 pass() { log "PASS${1:+: $*}"; exit 0; }
 
-_uptime_since_start() { awk -v a="$E2E_UP0" '{print $1 - a}' /proc/uptime; }
 
 # t SECS CMD... : CMD bounded by SECS (TERM, then KILL 10 s later). A timeout is reported
 # as such, so that a hang is never mistaken for an ordinary failure.
@@ -63,6 +68,12 @@ t() {
   return "$rc"
 }
 
+# nap SECS : sleep without an exec. In the guest an exec costs 0.1-0.5 s (more with a
+# second guest on the host), so a poll loop with `sleep 0.1` polled every ~0.5 s and kept
+# the vCPU busy. read -t on a pipe we hold both ends of (nothing ever arrives) is a builtin.
+exec {_NAP_FD}<> <(:)
+nap() { read -r -t "$1" -u "$_NAP_FD" _ || true; }
+
 # wait_until SECS WHAT CMD... : poll CMD every 0.1 s until it succeeds; fail after SECS.
 wait_until() {
   local secs=$1 what=$2
@@ -70,7 +81,7 @@ wait_until() {
   local deadline=$((SECONDS + secs))
   until "$@"; do
     [ "$SECONDS" -lt "$deadline" ] || fail "timed out after ${secs}s waiting for $what"
-    sleep 0.1
+    nap 0.1
   done
 }
 
@@ -123,9 +134,12 @@ trap 'log "interrupted (SIGTERM: the guest timer ran out?)"; exit 143' TERM
 trap 'exit 130' INT
 
 # A process that exited but was not reaped yet is a zombie: kill -0 still succeeds on it.
+# Builtins only (polled): the state is the field after the last ')' of /proc/PID/stat.
 _alive() {
   local st
-  st=$(awk '{print $3}' "/proc/$1/stat" 2>/dev/null) || return 1
+  { read -r st < "/proc/$1/stat"; } 2>/dev/null || return 1
+  st=${st##*) }
+  st=${st%% *}
   [ -n "$st" ] && [ "$st" != Z ] && [ "$st" != X ]
 }
 
@@ -134,8 +148,35 @@ _wait_exit() {
   local deadline=$((SECONDS + $2))
   while _alive "$1"; do
     [ "$SECONDS" -lt "$deadline" ] || return 1
-    sleep 0.1
+    nap 0.1
   done
+}
+
+# private_copy SRC NAME VERSION_ARG : a private copy of the binary SRC at $E2E_BIN_DIR/NAME
+# (set in PRIVATE_COPY) that runs (`NAME VERSION_ARG` answers). Scenarios run copies because
+# other work on the host may relink the build's binaries while a guest runs: an exec would
+# then fail with EACCES/ETXTBSY, or the daemon and the CLI would be different versions.
+# In a batch, an earlier scenario's copy is reused while SRC keeps its mtime (cp -p copies
+# it; a relink changes it): copying and checking a 30 MB binary costs 2-8 s in the guest.
+private_copy() {
+  local src=$1 name=$2 arg=$3 dst=$E2E_BIN_DIR/$2 v
+  [ -x "$src" ] || fail "$name not found at $src"
+  if [ -x "$dst" ] && ! [ "$src" -nt "$dst" ] && ! [ "$dst" -nt "$src" ]; then
+    log "$name: this batch's copy of $src"
+    PRIVATE_COPY=$dst
+    return 0
+  fi
+  mkdir -p "$E2E_BIN_DIR"
+  for _ in 1 2 3 4 5 6; do
+    if cp -p "$src" "$dst.tmp" 2>/dev/null && v=$(timeout 20 "$dst.tmp" "$arg" 2>&1); then
+      mv "$dst.tmp" "$dst"
+      log "$name ${v%%$'\n'*} (copied from $src)"
+      PRIVATE_COPY=$dst
+      return 0
+    fi
+    nap 5   # a relink in progress
+  done
+  fail "cannot copy a working $name from $src"
 }
 
 # ---------------------------------------------------------------------------------------
@@ -189,7 +230,7 @@ start_server() {
       fail "server exited (rc=$rc) before its socket appeared"
     fi
     [ "$SECONDS" -lt "$deadline" ] || fail "server socket $E2E_SOCK did not appear in 30 s"
-    sleep 0.05
+    nap 0.05
   done
   log "server ready (pid $SERVER_PID)"
 }

@@ -38,17 +38,14 @@ CSI_CLIENT=$E2E_ROOT/tests/csi/csi_client.py
 CSI_PROTO=${CSI_PROTO:-$E2E_ROOT/csi/proto/csi.proto}
 export CSI_PROTO
 export CSI_PY_DIR=/run/csi-py
-CSI_DIR=/run/csi
 CSI_SOCK=$CSI_DIR/csi.sock
 CSI_ENDPOINT=unix://$CSI_SOCK
-CSI_STATE=/run/csi-state
 CSI_CONFIG=$CSI_DIR/config.json
 CSI_SECRETS=$CSI_DIR/secrets.json
 CSI_NODE_ID=e2e
 CSI_DRIVER=rbd-nbdd.csi.ceph.io
 CSI_CLUSTER_ID=dev
 CSI_POOL=kube
-CSI_KUBELET=/var/lib/kubelet
 CSI_PID=
 CSI_LOG=
 CSI_LAST=
@@ -73,23 +70,6 @@ _csi_prereqs() {
   [ -f "$CSI_PROTO" ] || fail "no CSI proto at $CSI_PROTO"
   [ -x "$CSI_BIN" ] || skip "no rbd-nbdd-csi at $CSI_BIN (build it: ninja -C build rbd-nbdd-csi)"
 }
-
-# Private copy of the plugin (see _map_copy_bin).
-_csi_copy_bin() {
-  local dst=/run/e2e-bin/rbd-nbdd-csi
-  mkdir -p /run/e2e-bin
-  for _ in 1 2 3 4 5 6; do
-    if cp "$CSI_BIN" "$dst.tmp" 2>/dev/null && timeout 20 "$dst.tmp" --version > /dev/null 2>&1; then
-      mv "$dst.tmp" "$dst"
-      log "rbd-nbdd-csi $("$dst" --version 2>&1 | head -n 1) (copied from $CSI_BIN)"
-      CSI_BIN=$dst
-      return 0
-    fi
-    sleep 5
-  done
-  fail "cannot copy a working rbd-nbdd-csi from $CSI_BIN"
-}
-
 
 # ---------------------------------------------------------------------------------------
 # Cluster config and secrets
@@ -156,7 +136,7 @@ start_csi() {
       fail "rbd-nbdd-csi exited (rc=$rc) before it was ready"
     fi
     [ "$SECONDS" -lt "$deadline" ] || fail "rbd-nbdd-csi (pid $CSI_PID) not ready within 60 s"
-    sleep 0.2
+    nap 0.1
   done
   log "rbd-nbdd-csi ready (pid $CSI_PID) in $((SECONDS - t0))s"
 }
@@ -483,12 +463,13 @@ df_inodes() { df --output="$2" "$1" | tail -n 1 | tr -d ' '; }
 # near A B PCT : |A - B| <= PCT% of B.
 near() { awk -v a="$1" -v b="$2" -v p="$3" 'BEGIN { d = a - b; if (d < 0) d = -d; exit !(d <= b * p / 100) }'; }
 
-# assert_mapped_as_kube DEV SPEC : the daemon maps SPEC at DEV, as client.kube, and only once.
+# assert_mapped_as_kube DEV SPEC [MAPPED] : the daemon maps SPEC at DEV, as client.kube, and
+# only once. MAPPED: a list-mapped JSON taken before (several volumes, one listing).
 assert_mapped_as_kube() {
-  local l
-  l=$(mapped_json | jq -c --arg s "$2" '[.[] | select(.spec == $s) | {device, client_name}]')
+  local l all=${3:-$(mapped_json)}
+  l=$(jq -c --arg s "$2" '[.[] | select(.spec == $s) | {device, client_name}]' <<< "$all")
   [ "$l" = "[{\"device\":\"$1\",\"client_name\":\"client.kube\"}]" ] \
-    || fail "list-mapped for $2: $l, expected it once at $1 as client.kube (all: $(mapped_json | jq -c .))"
+    || fail "list-mapped for $2: $l, expected it once at $1 as client.kube (all: $(jq -c . <<< "$all"))"
 }
 
 # csi_batch [--parallel] : JSON lines on stdin ({name, method, request, expect}), all in one
@@ -546,7 +527,8 @@ csi_publish_json() {
 # ---------------------------------------------------------------------------------------
 shopt -s lastpipe   # `... | csi_batch` runs csi_batch in this shell: CSI_BATCH_OUT, fail
 _csi_prereqs
-_csi_copy_bin
+private_copy "$CSI_BIN" rbd-nbdd-csi --version
+CSI_BIN=$PRIVATE_COPY
 mkdir -p "$CSI_DIR" "$CSI_KUBELET"
 : > "$_CSI_UNDO"
 t 120 "$CSI_PY" "$E2E_ROOT/tests/csi/gen_stubs.py" > /dev/null 2> "$E2E_WORK/csi-gen.err" \

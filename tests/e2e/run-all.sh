@@ -135,18 +135,20 @@ run_unit() {
 # each scenario its own log directory and result, as run_one would.
 run_batch() {
   local b=$1 bout=$E2E_LOGS/batch-$1 f name out rc t secs=120
-  local -a files extra=()
+  local -a files bounded=() extra=()
   mapfile -t files < <(unit_files "batch:$b")
   rm -rf "$bout"
   mkdir -p "$bout"
-  for f in "${files[@]}"; do   # the guest's bound: the sum of the scenarios' own
+  for f in "${files[@]}"; do   # each scenario's own bound; the guest's is their sum
     local s
     s=$(vm_settings "$f" | sed -n 's/^VM_TIMEOUT=//p')
-    secs=$((secs + ${s:-$E2E_TIMEOUT}))
+    s=${s:-$E2E_TIMEOUT}
+    secs=$((secs + s))
+    bounded+=("$s:$f")
     mapfile -t -O "${#extra[@]}" extra < <(vm_settings "$f" | grep -v '^VM_TIMEOUT=')
   done
   t=$SECONDS
-  boot_guest "$bout" "${extra[@]}" VM_TIMEOUT="$secs" -- "$HERE/batch.sh" "${files[@]}"
+  boot_guest "$bout" "${extra[@]}" VM_TIMEOUT="$secs" -- "$HERE/batch.sh" "${bounded[@]}"
   rc=$?
   for f in "${files[@]}"; do
     name=$(basename "$f" .sh)

@@ -16,9 +16,9 @@ csi_up
 vols=()
 for i in $(seq 1 $N); do
   vols+=("many$i")
-  csi_create_image "many$i" 64M
   mkdir -p "$(csi_staging "many$i")" "$(dirname "$(csi_target "many$i" "pod$i")")"
 done
+rbd_create_many $((64 << 20)) "${vols[@]/#/$CSI_POOL/}" || fail "creating the $N images failed"
 
 step "$N stages in parallel"
 for v in "${vols[@]}"; do
@@ -26,14 +26,15 @@ for v in "${vols[@]}"; do
 done | csi_batch --parallel
 log "stage times: $(jq -r .elapsed "$CSI_BATCH_OUT" | sort -n | tr '\n' ' ')"
 devs=()
+mapped=$(mapped_json) || fail "list-mapped failed"
 for v in "${vols[@]}"; do
   d=$(staged_dev "$(csi_staging "$v")")
   [ "$(blkid -p -s TYPE -o value "$d")" = ext4 ] || fail "$v: no ext4 on $d"
-  assert_mapped_as_kube "$d" "$CSI_POOL/$v"
+  assert_mapped_as_kube "$d" "$CSI_POOL/$v" "$mapped"
   devs+=("$d")
 done
 [ "$(printf '%s\n' "${devs[@]}" | sort -u | wc -l)" = $N ] || fail "the $N volumes do not have $N distinct devices: ${devs[*]}"
-[ "$(mapped_json | jq length)" = $N ] || fail "the daemon lists $(mapped_json | jq length) devices, expected $N"
+[ "$(jq length <<< "$mapped")" = $N ] || fail "the daemon lists $(jq length <<< "$mapped") devices, expected $N"
 log "devices: ${devs[*]}"
 
 step "$N publishes in parallel"

@@ -10,7 +10,7 @@ require_cmd mkfs.ext4
 
 IMG=rbd/legacy
 SIZE=$((128 << 20))
-MNT=/mnt/e2e
+MNT=$E2E_MNT
 MANIFEST=$E2E_WORK/manifest.sha256
 
 cluster_up

@@ -10,25 +10,25 @@
 require_cmd mkfs.ext4 resize2fs e2fsck
 
 IMG=rbd/growing
-OLD=$((128 << 20))
-NEW=$((320 << 20))
-MNT=/mnt/e2e
+OLD=$((64 << 20))
+NEW=$((160 << 20))
+MNT=$E2E_MNT
 
 cluster_up
 start_daemon
-rbd_ create --size 128M "$IMG" || fail "rbd create $IMG failed"
+rbd_ create --size 64M "$IMG" || fail "rbd create $IMG failed"
 map_image "$OLD" "$IMG"
 DEV=$MAPPED_DEV
 SYS=/sys/block/$(basename "$DEV")
 
-step "ext4 on the 128 MiB device"
+step "ext4 on the 64 MiB device"
 t 180 mkfs.ext4 -q -F "$DEV" || fail "mkfs.ext4 failed"
 mount_dev "$DEV" "$MNT"
-t 60 dd if=/dev/urandom of="$MNT/before" bs=1M count=16 status=none
+t 60 dd if=/dev/urandom of="$MNT/before" bs=1M count=8 status=none
 blocks0=$(stat -f -c %b "$MNT")
 
-step "rbd resize to 320 MiB while mounted"
-rbd_ resize --size 320M "$IMG" 2>&1 | tail -n 1 >&2 || fail "rbd resize failed"
+step "rbd resize to 160 MiB while mounted"
+rbd_ resize --size 160M "$IMG" 2>&1 | tail -n 1 >&2 || fail "rbd resize failed"
 t0=$SECONDS
 wait_nbd_size "$DEV" "$NEW" 30
 log "$SYS/size shows $(cat "$SYS/size") sectors after $((SECONDS - t0))s"
@@ -45,8 +45,9 @@ log "ext4 grew from $blocks0 to $blocks1 blocks"
 [ "$blocks1" -gt $((blocks0 * 2)) ] || fail "ext4 did not grow: $blocks0 -> $blocks1 blocks"
 
 step "the new space is usable: fill beyond the old size"
+# 8 MiB before + 64 MiB now: more data than the whole old device held
 (cd "$MNT" && sha256sum before) > "$E2E_WORK/manifest"
-t 180 dd if=/dev/urandom of="$MNT/after" bs=1M count=120 status=none || fail "writing 120 MiB failed"
+t 180 dd if=/dev/urandom of="$MNT/after" bs=1M count=64 status=none || fail "writing 64 MiB failed"
 (cd "$MNT" && sha256sum after) >> "$E2E_WORK/manifest"
 t 120 sync || fail "sync failed"
 umount_dir "$MNT"

@@ -13,7 +13,7 @@ require_cmd mkfs.ext4
 
 IMG=rbd/busy
 SIZE=$((128 << 20))
-MNT=/mnt/e2e
+MNT=$E2E_MNT
 
 cluster_up
 start_daemon

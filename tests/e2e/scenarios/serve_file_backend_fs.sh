@@ -9,8 +9,8 @@
 require_cmd nbd-client mkfs.ext4 e2fsck
 
 SIZE=$((1 << 30))
-IMG=/var/tmp/e2e-disk.img
-MNT=/mnt/e2e
+IMG=$E2E_DISK
+MNT=$E2E_MNT
 MANIFEST=$E2E_WORK/manifest.sha256
 SPEC="name=disk,backend=file,path=$IMG"
 

@@ -8,7 +8,7 @@
 require_cmd nbd-client mkfs.ext4 e2fsck
 
 SIZE=$((1 << 30))
-MNT=/mnt/e2e
+MNT=$E2E_MNT
 MANIFEST=$E2E_WORK/manifest.sha256
 
 load_nbd 16
