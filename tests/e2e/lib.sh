@@ -57,7 +57,6 @@ fail() { log "FAIL: $*"; exit 1; }
 skip() { log "SKIP: $*"; exit 77; }
 pass() { log "PASS${1:+: $*}"; exit 0; }
 
-
 # t SECS CMD... : CMD bounded by SECS (TERM, then KILL 10 s later). A timeout is reported
 # as such, so that a hang is never mistaken for an ordinary failure.
 t() {
