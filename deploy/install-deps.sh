@@ -15,6 +15,9 @@ PKGS=(
   libnbd-bin python3-libnbd nbdkit qemu-utils qemu-block-extra fio nbd-client
   # Ceph dev cluster (deploy/dev-cluster.sh) and the rbd-nbd / krbd peers
   ceph-mon ceph-osd ceph-common rbd-nbd uuid-runtime bc
+  # librados/librbd for Python: dev-cluster.sh makes its pools with them, the e2e tests
+  # their images (ceph-common pulls them in today; we use them directly, so name them)
+  python3-rados python3-rbd
   # kernel end-to-end harness
   user-mode-linux kmod iproute2 procps util-linux e2fsprogs xfsprogs
   # CSI tests
