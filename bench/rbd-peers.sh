@@ -31,7 +31,14 @@
 #   bench/rbd-peers.sh
 #
 # Settings (environment):
-#   RUNTIME=15          seconds per run (6 workloads x 3 or 4 paths x RUNTIME, plus ~1 min)
+#   RUNTIME=10          seconds per run
+#   ROUNDS=3            interleaved rounds (ROUNDS x 6 workloads x 3 or 4 paths x RUNTIME,
+#                       plus ~1 min: 9.5 min at the defaults). Run-to-run spread on a
+#                       2-core machine is up to +-15% for the same path and settings, so
+#                       one round can meet or miss a 0.9x target by chance: the tables
+#                       give each path's median over the rounds, each ratio as the median
+#                       of the per-round ratios (paths of one round ran back to back), and
+#                       its range over the rounds.
 #   IMAGE_SIZE=2G       the image (prefilled completely)
 #   BENCH_PORT=15500    mon port of the bench's own cluster (the OSD uses PORT+2..PORT+99)
 #   BENCH_DIR           its directory (default /tmp/rbdnbd-bench.XXXXXX); wiped at the end
@@ -49,7 +56,8 @@ set -euo pipefail
 export PATH="/usr/sbin:/usr/bin:/sbin:/bin:$PATH"
 export LC_ALL=C
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
-RUNTIME=${RUNTIME:-15}
+RUNTIME=${RUNTIME:-10}
+ROUNDS=${ROUNDS:-3}
 IMAGE_SIZE=${IMAGE_SIZE:-2G}
 BENCH_PORT=${BENCH_PORT:-15500}
 BENCH_RBD_CACHE=${BENCH_RBD_CACHE:-off}
@@ -190,13 +198,14 @@ RBDNBD_POLL_US=${RBDNBD_POLL_US-100}
 export BENCH_PATHS="${PATHS[*]}"
 LOAD0=$(cut -d' ' -f1 /proc/loadavg)
 T_RUN=$SECONDS
-wi=0
+for ((round = 1; round <= ROUNDS; round++)); do
+wi=$round
 for w in "${ALL_WORKLOADS[@]}"; do
   read -r name rw bs qd <<<"$w"
   if [ -n "${WORKLOADS:-}" ] && [[ ",$WORKLOADS," != *",$name,"* ]]; then continue; fi
   for ((k = 0; k < ${#PATHS[@]}; k++)); do
     p=${PATHS[$(( (wi + k) % ${#PATHS[@]} ))]}
-    json=$RAW/$name.$p.json
+    json=$RAW/$name.$p.r$round.json
     common=(--name="$name" --rw="$rw" --bs="$bs" --iodepth="$qd" --numjobs=1 --size="$IMAGE_SIZE"
             --time_based --runtime="$RUNTIME" --norandommap --randrepeat=0
             --output-format=json --output="$json")
@@ -217,9 +226,10 @@ for w in "${ALL_WORKLOADS[@]}"; do
       echo "$((c1 - c0)) $((o1 - o0))" >"$json.cpu"
       stop_server
     fi
-    say "$(printf '%-18s %-9s done' "$name" "$p")"
+    say "$(printf 'round %d/%d  %-18s %-9s done' "$round" "$ROUNDS" "$name" "$p")"
   done
   wi=$((wi + 1))
+done
 done
 LOAD1=$(cut -d' ' -f1 /proc/loadavg)
 say "interleaved run: $((SECONDS - T_RUN)) s; 1-min load average $LOAD0 before, $LOAD1 after"
@@ -234,86 +244,96 @@ HEADER=$(cat <<EOF
 - Cluster: a fresh single-host dev cluster (deploy/dev-cluster.sh, memstore, 1 mon, 1 OSD, size 1, cephx), wiped afterwards
 - Image: $POOL/$IMAGE, $IMAGE_SIZE, features $FEATURES, prefilled by one full sequential write
 - librbd cache: $( [ "$BENCH_RBD_CACHE" = off ] && echo "off on every path (client conf rbd_cache = false; qemu-nbd --cache=none). With librbd's defaults fio-rbd's writes are acknowledged by the cache (~6 µs) while the NBD paths, whose client never flushes, stay writethrough: not comparable" || echo "librbd's defaults on every path (qemu-nbd --cache=writeback); note fio-rbd's writes are then acknowledged by librbd's cache")
-- fio $(fio --version | sed 's/^fio-//'), numjobs=1 (one connection), time_based, RUNTIME=$RUNTIME s per run, --norandommap; the paths interleaved per workload (order rotated)
+- fio $(fio --version | sed 's/^fio-//'), numjobs=1 (one connection), time_based, RUNTIME=$RUNTIME s per run, --norandommap; ROUNDS=$ROUNDS rounds, in each the paths interleaved per workload (order rotated per workload and round)
 - rbd-nbdd: \`serve --rbd $POOL/$IMAGE -s SOCK\`${RBDNBD_WORKERS:+ --workers $RBDNBD_WORKERS}$( [ "${RBDNBD_POLL_US:-0}" != 0 ] && echo "; rbd-nbdd-poll: the same with \`--poll-us $RBDNBD_POLL_US\`"); qemu-nbd $(qemu-nbd --version | head -1 | awk '{print $2}'): \`-f raw --cache=$QEMU_CACHE --aio=threads -t -k SOCK rbd:...\` (qemu's rbd driver uses librbd aio whatever --aio says); both over Unix sockets
+- Every number is the median over the rounds; a ratio is the median of the per-round ratios (the paths of one round ran back to back), with its range over the rounds in brackets
 - p50/p99: fio completion latency (clat). Gateway CPU: the server process's utime+stime (all threads, /proc/PID/stat) during the fio run, per I/O. fio-rbd has no gateway: its cell shows n/a, with the whole fio process's CPU per I/O in brackets (fio + librbd inside it: not separable)
 - The second table: client = the whole fio process (user+sys from wait4, including start-up), OSD = osd.0's utime+stime during the run; total = client + gateway + OSD
-- Runs on this machine kind vary by up to 2x: compare paths only within one run
+- Runs on this machine kind vary by up to 2x between sessions and by +-15% between rounds: compare paths only within one run
 EOF
 )
-/usr/bin/python3 - "$RAW" "$CLK_TCK" "$RUNTIME" "$OUT_MD" "$HEADER" <<'PY'
-import json, os, sys
-raw, tck, runtime, out_md, header = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4], sys.argv[5]
+/usr/bin/python3 - "$RAW" "$CLK_TCK" "$ROUNDS" "$OUT_MD" "$HEADER" <<'PY'
+import json, os, statistics, sys
+raw, tck, rounds, out_md, header = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4], sys.argv[5]
 names = [("4k-randread-QD1", "4k randread QD1"), ("4k-randread-QD32", "4k randread QD32"),
          ("4k-randwrite-QD1", "4k randwrite QD1"), ("4k-randwrite-QD32", "4k randwrite QD32"),
          ("1M-seqread-QD8", "1M seq read QD8"), ("1M-seqwrite-QD8", "1M seq write QD8")]
 paths = os.environ["BENCH_PATHS"].split()
-res = {}
+runs = {}   # (key, path) -> [one dict per round that ran]
 for key, label in names:
     for p in paths:
-        f = os.path.join(raw, f"{key}.{p}.json")
-        if not os.path.exists(f):
-            continue
-        j = json.load(open(f))["jobs"][0]
-        d = j["write"] if "write" in key else j["read"]
-        ios = j["read"]["total_ios"] + j["write"]["total_ios"]
-        pct = d["clat_ns"].get("percentile", {})
-        gw, osd = open(f + ".cpu").read().split()
-        u, s = open(f + ".fiocpu").read().split()[-2:]
-        per_io = lambda us: us / ios if ios else float("nan")
-        client_v = per_io((float(u) + float(s)) * 1e6)
-        osd_v = per_io(int(osd) * 1e6 / tck)
-        if gw == "na":
-            cpu_v = 0.0
-            cpu_s = "n/a (fio+librbd %.1f)" % client_v
-        else:
-            cpu_v = per_io(int(gw) * 1e6 / tck)
-            cpu_s = "%.1f" % cpu_v
-        res[(key, p)] = dict(label=label, iops=d["iops"], mbs=d["bw_bytes"] / 1e6,
-                             p50=pct.get("50.000000", 0) / 1000.0, p99=pct.get("99.000000", 0) / 1000.0,
-                             cpu=cpu_s, cpu_v=cpu_v, client=client_v, osd=osd_v)
+        for rnd in range(1, rounds + 1):
+            f = os.path.join(raw, f"{key}.{p}.r{rnd}.json")
+            if not os.path.exists(f):
+                continue
+            j = json.load(open(f))["jobs"][0]
+            d = j["write"] if "write" in key else j["read"]
+            ios = j["read"]["total_ios"] + j["write"]["total_ios"]
+            pct = d["clat_ns"].get("percentile", {})
+            gw, osd = open(f + ".cpu").read().split()
+            u, s = open(f + ".fiocpu").read().split()[-2:]
+            per_io = lambda us: us / ios if ios else float("nan")
+            runs.setdefault((key, p), []).append(dict(
+                round=rnd, iops=d["iops"], mbs=d["bw_bytes"] / 1e6,
+                p50=pct.get("50.000000", 0) / 1000.0, p99=pct.get("99.000000", 0) / 1000.0,
+                gw=None if gw == "na" else per_io(int(gw) * 1e6 / tck),
+                client=per_io((float(u) + float(s)) * 1e6), osd=per_io(int(osd) * 1e6 / tck)))
+
+def med(key, p, field):
+    v = [r[field] for r in runs.get((key, p), []) if r[field] is not None]
+    return statistics.median(v) if v else None
+
+def paired(key, a, b, fn):
+    """fn(run of a, run of b) for every round in which both ran: (median, min, max) or None."""
+    rb = {r["round"]: r for r in runs.get((key, b), [])}
+    v = [fn(r, rb[r["round"]]) for r in runs.get((key, a), []) if r["round"] in rb and rb[r["round"]]["iops"]]
+    return (statistics.median(v), min(v), max(v)) if v else None
+
+def ratio_cell(key, a, b):
+    x = paired(key, a, b, lambda ra, rb: ra["iops"] / rb["iops"])
+    if not x:
+        return "-"
+    return "%.2f" % x[0] if x[1] == x[2] else "%.2f (%.2f-%.2f)" % x
+
 lines = ["| workload | path | IOPS | MB/s | p50 µs | p99 µs | gateway CPU µs/IO | IOPS ratio vs fio-rbd | IOPS ratio vs qemu-nbd |",
          "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
-ratio = lambda a, b: "%.2f" % (a / b) if b else "-"
 for key, label in names:
-    base = res.get((key, "fio-rbd")); q = res.get((key, "qemu-nbd"))
     for p in paths:
-        r = res.get((key, p))
-        if not r:
+        if (key, p) not in runs:
             continue
+        gw = med(key, p, "gw")
+        cpu = "%.1f" % gw if gw is not None else "n/a (fio+librbd %.1f)" % med(key, p, "client")
         lines.append("| %s | %s | %.0f | %.1f | %.1f | %.1f | %s | %s | %s |" % (
-            label, p, r["iops"], r["mbs"], r["p50"], r["p99"], r["cpu"],
-            ratio(r["iops"], base["iops"]) if base else "-", ratio(r["iops"], q["iops"]) if q else "-"))
+            label, p, med(key, p, "iops"), med(key, p, "mbs"), med(key, p, "p50"), med(key, p, "p99"), cpu,
+            ratio_cell(key, p, "fio-rbd"), ratio_cell(key, p, "qemu-nbd")))
 table = "\n".join(lines)
 c = ["| workload | path | client (fio) CPU µs/IO | gateway CPU µs/IO | OSD CPU µs/IO | total CPU µs/IO |",
      "| --- | --- | ---: | ---: | ---: | ---: |"]
 for key, label in names:
     for p in paths:
-        r = res.get((key, p))
-        if r:
+        if (key, p) in runs:
+            gw = med(key, p, "gw")
+            total = statistics.median([r["client"] + (r["gw"] or 0) + r["osd"] for r in runs[(key, p)]])
             c.append("| %s | %s | %.1f | %s | %.1f | %.1f |" % (
-                label, p, r["client"], "%.1f" % r["cpu_v"] if p != "fio-rbd" else "-", r["osd"],
-                r["client"] + r["cpu_v"] + r["osd"]))
+                label, p, med(key, p, "client"), "%.1f" % gw if gw is not None else "-", med(key, p, "osd"), total))
 cputable = "\n".join(c)
 
-# The issue's targets
-t = ["| target | measured | met |", "| --- | --- | --- |"]
+# The issue's targets, on the medians of the per-round comparisons
+t = ["| target | measured: median (range over the rounds) | met (median) |", "| --- | --- | --- |"]
 ours = [p for p in paths if p.startswith("rbd-nbdd")]
+rng = lambda x, f: (f % x[0]) if x[1] == x[2] else ((f + " (" + f + " to " + f + ")") % x)
 for key, label in (("4k-randread-QD32", "4k randread QD32"), ("4k-randwrite-QD32", "4k randwrite QD32")):
     for o in ours:
-        r, b, q = res.get((key, o)), res.get((key, "fio-rbd")), res.get((key, "qemu-nbd"))
-        if r and b:
-            x = r["iops"] / b["iops"]
-            t.append(f"| {label}: {o} >= 0.9x fio-rbd IOPS | {x:.2f}x | {'yes' if x >= 0.9 else 'NO'} |")
-        if r and q:
-            x = r["iops"] / q["iops"]
-            t.append(f"| {label}: {o} >= 1.2x qemu-nbd IOPS | {x:.2f}x | {'yes' if x >= 1.2 else 'NO'} |")
+        for peer, goal in (("fio-rbd", 0.9), ("qemu-nbd", 1.2)):
+            x = paired(key, o, peer, lambda ra, rb: ra["iops"] / rb["iops"])
+            if x:
+                t.append(f"| {label}: {o} >= {goal}x {peer} IOPS | {rng(x, '%.2fx')} | {'yes' if x[0] >= goal else 'NO'} |")
 for key, label in (("4k-randread-QD1", "4k randread QD1"), ("4k-randwrite-QD1", "4k randwrite QD1")):
     for o in ours:
-        r, b = res.get((key, o)), res.get((key, "fio-rbd"))
-        if r and b:
-            d = r["p50"] - b["p50"]
-            t.append(f"| {label}: {o} p50 latency within 30 µs of fio-rbd | {r['p50']:.1f} vs {b['p50']:.1f} µs ({d:+.1f}) | {'yes' if d <= 30 else 'NO'} |")
+        x = paired(key, o, "fio-rbd", lambda ra, rb: ra["p50"] - rb["p50"])
+        if x:
+            t.append(f"| {label}: {o} p50 latency within 30 µs of fio-rbd | {med(key, o, 'p50'):.1f} vs "
+                     f"{med(key, 'fio-rbd', 'p50'):.1f} µs; difference {rng(x, '%+.1f')} µs | {'yes' if x[0] <= 30 else 'NO'} |")
 targets = "\n".join(t)
 md = f"{header}\n\n{table}\n\n## CPU per I/O on the whole machine\n\n{cputable}\n\n## The issue's targets\n\n{targets}\n"
 open(out_md, "w").write(md)

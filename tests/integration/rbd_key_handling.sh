@@ -8,6 +8,9 @@
 #   CEPH_ARGS="--id kube --keyring ..." (no --id on the command line) -> serves pool kube
 #                           as client.kube, and is refused pool rbd (so CEPH_ARGS chose
 #                           the user)
+# Ceph settings the gateway tunes (librados_thread_count: 1 instead of Ceph's 2) apply
+# unless configured: each server runs 1 io_context_pool thread, the CEPH_ARGS one 3
+# (CEPH_ARGS also sets --librados_thread_count 3).
 # Every server runs with --log-level debug; the key string must not appear in any of their
 # logs, in /proc/PID/cmdline or /proc/PID/environ of a server (or a child), in any regular
 # file a server holds open, or in any file created while the servers ran (under /tmp,
@@ -49,7 +52,8 @@ leak_check_running() {
   return 0
 }
 
-# io_ok WHAT : a write and a read back through the latest server.
+# io_ok WHAT USER [IO_THREADS] : a write and a read back through the latest server, which
+# runs IO_THREADS (default 1) librados io_context_pool threads.
 io_ok() {
   grep -q "as client.$2" "$SERVER_LOG" || fail "$1: the server did not connect as client.$2"
   t 60 nbdsh -u "$(rbd_uri "$IMG")" -c '
@@ -58,6 +62,9 @@ d = os.urandom(65536)
 h.pwrite(d, 1 << 20, nbd.CMD_FLAG_FUA)
 assert h.pread(65536, 1 << 20) == d
 h.shutdown()' || fail "$1: I/O failed"
+  local n
+  n=$(grep -lx io_context_pool /proc/"$SERVER_PID"/task/*/comm 2>/dev/null | wc -l)
+  [ "$n" = "${3:-1}" ] || fail "$1: $n io_context_pool threads, expected ${3:-1} (librados_thread_count)"
   leak_check_running
   stop_rbd_server
   log "ok   $1"
@@ -74,9 +81,9 @@ start_rbd_server "${ME[@]}" --key-fd 5 --rbd "$IMG" --log-level debug
 exec 5<&-
 io_ok "--key-fd 5 (a pipe)" "$NAME"
 
-RBD_SERVER_ENV=(-u CEPH_KEYRING "CEPH_ARGS=--id kube --keyring $CEPH_KUBE_KEYRING")
+RBD_SERVER_ENV=(-u CEPH_KEYRING "CEPH_ARGS=--id kube --keyring $CEPH_KUBE_KEYRING --librados_thread_count 3")
 start_rbd_server --rbd "$IMG" --log-level debug
-io_ok "CEPH_ARGS=\"--id kube --keyring ...\"" kube
+io_ok "CEPH_ARGS=\"--id kube --keyring ... --librados_thread_count 3\"" kube 3
 RIMG=rbd/$(unique_image_name)
 rbd_create "$RIMG" 16M
 expect_start_failure "CEPH_ARGS client.kube on pool rbd" "not allowed.*caps" 15 --rbd "$RIMG" \
