@@ -8,9 +8,11 @@
 #   CEPH_ARGS="--id kube --keyring ..." (no --id on the command line) -> serves pool kube
 #                           as client.kube, and is refused pool rbd (so CEPH_ARGS chose
 #                           the user)
-# Ceph settings the gateway tunes (librados_thread_count: 1 instead of Ceph's 2) apply
-# unless configured: each server runs 1 io_context_pool thread, the CEPH_ARGS one 3
-# (CEPH_ARGS also sets --librados_thread_count 3).
+# Ceph settings the gateway tunes apply unless configured: each server runs 1 librados
+# io_context_pool thread (librados_thread_count 1, not Ceph's 2) and logs
+# rbd_io_scheduler=none; the CEPH_ARGS one, given --librados_thread_count 3
+# --rbd_io_scheduler simple, runs 3 and logs simple; one given a ceph.conf (-c) whose
+# [client] section sets 2 and simple runs 2 and logs simple.
 # Every server runs with --log-level debug; the key string must not appear in any of their
 # logs, in /proc/PID/cmdline or /proc/PID/environ of a server (or a child), in any regular
 # file a server holds open, or in any file created while the servers ran (under /tmp,
@@ -52,10 +54,13 @@ leak_check_running() {
   return 0
 }
 
-# io_ok WHAT USER [IO_THREADS] : a write and a read back through the latest server, which
-# runs IO_THREADS (default 1) librados io_context_pool threads.
+# io_ok WHAT USER [IO_THREADS [SCHEDULER]] : a write and a read back through the latest
+# server, which runs IO_THREADS (default 1) librados io_context_pool threads and logs
+# rbd_io_scheduler=SCHEDULER (default none) as in effect.
 io_ok() {
-  grep -q "as client.$2" "$SERVER_LOG" || fail "$1: the server did not connect as client.$2"
+  grep -q "as client.$2 " "$SERVER_LOG" || fail "$1: the server did not connect as client.$2"
+  grep -q "as client.$2 (.*rbd_io_scheduler=${4:-none}" "$SERVER_LOG" \
+    || fail "$1: the server did not log rbd_io_scheduler=${4:-none}: $(grep 'connected to' "$SERVER_LOG")"
   t 60 nbdsh -u "$(rbd_uri "$IMG")" -c '
 import os
 d = os.urandom(65536)
@@ -81,9 +86,14 @@ start_rbd_server "${ME[@]}" --key-fd 5 --rbd "$IMG" --log-level debug
 exec 5<&-
 io_ok "--key-fd 5 (a pipe)" "$NAME"
 
-RBD_SERVER_ENV=(-u CEPH_KEYRING "CEPH_ARGS=--id kube --keyring $CEPH_KUBE_KEYRING --librados_thread_count 3")
+cp "$CEPH_CONF" "$TMPD/tuned.conf"
+printf '\n[client]\nlibrados_thread_count = 2\nrbd_io_scheduler = simple\n' >>"$TMPD/tuned.conf"
+start_rbd_server "${ME[@]}" --keyfile "$KEYFILE" -c "$TMPD/tuned.conf" --rbd "$IMG"
+io_ok "-c CONF setting librados_thread_count and rbd_io_scheduler" "$NAME" 2 simple
+
+RBD_SERVER_ENV=(-u CEPH_KEYRING "CEPH_ARGS=--id kube --keyring $CEPH_KUBE_KEYRING --librados_thread_count 3 --rbd_io_scheduler simple")
 start_rbd_server --rbd "$IMG" --log-level debug
-io_ok "CEPH_ARGS=\"--id kube --keyring ... --librados_thread_count 3\"" kube 3
+io_ok "CEPH_ARGS=\"--id kube --keyring ... --librados_thread_count 3 --rbd_io_scheduler simple\"" kube 3 simple
 RIMG=rbd/$(unique_image_name)
 rbd_create "$RIMG" 16M
 expect_start_failure "CEPH_ARGS client.kube on pool rbd" "not allowed.*caps" 15 --rbd "$RIMG" \
@@ -97,4 +107,4 @@ done
 found=$(find /tmp /dev/shm /var/tmp /run /var/log "$RBD_DIR" "$ROOT" -xdev -type f -newer "$TMPD/marker" \
           -size -64M -print0 2>/dev/null | xargs -0 -r grep -lF -- "$KEY" 2>/dev/null || true)
 [ -z "$found" ] || fail "the key is in files created while the servers ran: $found"
-pass "--keyfile, --keyfile -, --key-fd and CEPH_ARGS work; the key leaked nowhere"
+pass "--keyfile, --keyfile -, --key-fd and CEPH_ARGS work; the key leaked nowhere; rbd-nbdd's Ceph defaults yield to ceph.conf and CEPH_ARGS"
