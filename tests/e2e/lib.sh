@@ -268,11 +268,18 @@ _server_death() {
 # ---------------------------------------------------------------------------------------
 # /dev/nbdN through Debian's nbd-client (netlink by default)
 # ---------------------------------------------------------------------------------------
+# sysfs_read FILE : the first line of FILE in _SYSFS (empty if unreadable). Builtins only:
+# these are polled, and an exec costs up to a second in a loaded guest.
+sysfs_read() {
+  _SYSFS=''
+  { read -r _SYSFS < "$1"; } 2>/dev/null
+  return 0
+}
+
 # nbd_size DEV : the device's size in bytes, from sysfs (0 when not connected).
 nbd_size() {
-  local s
-  s=$(cat "/sys/block/$(basename "$1")/size" 2>/dev/null) || s=0
-  echo $((s * 512))
+  sysfs_read "/sys/block/${1##*/}/size"
+  echo $((${_SYSFS:-0} * 512))
 }
 
 _size_is() { [ "$(nbd_size "$1")" = "$2" ]; }
@@ -297,10 +304,14 @@ nbd_connect() {
 }
 
 _nbd_queue_summary() {
-  local q=/sys/block/$(basename "$1")/queue
-  echo "lbs $(cat "$q/logical_block_size") max_sectors_kb $(cat "$q/max_sectors_kb")" \
-       "discard_max $(cat "$q/discard_max_bytes") wc $(cat "$q/write_cache")" \
-       "hw queues $(ls "/sys/block/$(basename "$1")/mq" | wc -l)"
+  local q=/sys/block/${1##*/}/queue f out=''
+  for f in logical_block_size:lbs max_sectors_kb:max_sectors_kb discard_max_bytes:discard_max write_cache:wc; do
+    sysfs_read "$q/${f%%:*}"
+    out+="${f#*:} $_SYSFS "
+  done
+  local mq=("/sys/block/${1##*/}/mq/"*)
+  [ -e "${mq[0]}" ] || mq=()
+  echo "${out}hw queues ${#mq[@]}"
 }
 
 # nbd_disconnect DEV : nbd-client -d, then wait until the kernel dropped the size.

@@ -96,17 +96,34 @@ csi_setup() {
   local mon key
   mon=$(csi_mon_addr)
   [[ "$mon" =~ ^[0-9.]+:[0-9]+$ ]] || fail "cannot read a mon address from CEPH_MON_HOST=$CEPH_MON_HOST"
-  jq -n --arg id "$CSI_CLUSTER_ID" --arg m "$mon" '[{clusterID: $id, monitors: [$m]}]' > "$CSI_CONFIG"
+  _jstr "$CSI_CLUSTER_ID"; local id=$_J
+  _jstr "$mon"
+  printf '[{"clusterID": %s, "monitors": [%s]}]\n' "$id" "$_J" > "$CSI_CONFIG"
   key=$(kube_key)
   [ -n "$key" ] || fail "no key in $KUBE_KEYRING"
-  (umask 077; jq -n --arg k "$key" '{userID: "kube", userKey: $k}' > "$CSI_SECRETS")
+  csi_secrets_file "$CSI_SECRETS" kube "$key"
   export CSI_SECRETS_FILE=$CSI_SECRETS
   log "cluster config: $(cat "$CSI_CONFIG"); secrets: client.kube in $CSI_SECRETS"
 }
 
-# csi_secrets_file PATH USERID KEY : another secrets file (bad credentials tests).
+# csi_secrets_file PATH USERID KEY : a secrets file, one line of JSON, mode 0600 (builtins:
+# the key goes on no command line).
 csi_secrets_file() {
-  (umask 077; jq -n --arg u "$2" --arg k "$3" '{userID: $u, userKey: $k}' > "$1")
+  local u k
+  _jstr "$2"; u=$_J
+  _jstr "$3"; k=$_J
+  (umask 077; printf '{"userID": %s, "userKey": %s}\n' "$u" "$k" > "$1")
+}
+
+# _jstr S : S as a JSON string (quotes included) in _J. Builtins only: the request lines
+# are built in the guest, where every exec costs up to a second.
+_jstr() {
+  local s=${1//\\/\\\\}
+  s=${s//\"/\\\"}
+  s=${s//$'\n'/\\n}
+  s=${s//$'\t'/\\t}
+  s=${s//$'\r'/\\r}
+  _J="\"$s\""
 }
 
 # ---------------------------------------------------------------------------------------
@@ -178,11 +195,17 @@ _csi_repl_start() {
   exec {CSI_RESP_FD}< "$resp"
 }
 
+# The repl may never see EOF on its FIFO: processes started after it (the dev cluster's
+# daemons, when the scenario starts them) inherit the write end. It has nothing to flush
+# (every answer was read): SIGTERM, at once.
 _csi_repl_stop() {
   [ -z "$CSI_REQ_FD" ] || exec {CSI_REQ_FD}>&-
   [ -z "$CSI_RESP_FD" ] || exec {CSI_RESP_FD}<&-
   CSI_REQ_FD='' CSI_RESP_FD=''
-  [ -z "$CSI_REPL_PID" ] || _wait_exit "$CSI_REPL_PID" 10 || kill "$CSI_REPL_PID" 2>/dev/null
+  if [ -n "$CSI_REPL_PID" ]; then
+    kill -TERM "$CSI_REPL_PID" 2>/dev/null
+    _wait_exit "$CSI_REPL_PID" 5 || kill -KILL "$CSI_REPL_PID" 2>/dev/null
+  fi
 }
 
 # _csi_repl_send LINE : one request line to the repl; its answer is split into
@@ -311,9 +334,26 @@ _csi_record() {
 # ---------------------------------------------------------------------------------------
 # Paths (as kubelet passes them) and volumes
 # ---------------------------------------------------------------------------------------
-# csi_staging VOL : the mount staging path (kubelet: .../csi/DRIVER/SHA256/globalmount).
+# csi_staging VOL : the mount staging path (kubelet: .../csi/DRIVER/SHA256/globalmount; the
+# 64 hex digits here come from _hex64, builtins only: the plugin only sees a path of that shape).
 csi_staging() {
-  echo "$CSI_KUBELET/plugins/kubernetes.io/csi/$CSI_DRIVER/$(printf '%s' "$1" | sha256sum | cut -c1-64)/globalmount"
+  _hex64 "$1"
+  echo "$CSI_KUBELET/plugins/kubernetes.io/csi/$CSI_DRIVER/$_HEX64/globalmount"
+}
+
+# _hex64 S : 64 hex digits derived from S (four FNV-1a 64-bit hashes, seeded 0..3), in _HEX64.
+_hex64() {
+  local s=$1 i k c h out=''
+  for k in 0 1 2 3; do
+    h=$((-3750763034362895579 ^ k))   # FNV-1a's offset basis, as a signed 64-bit number
+    for ((i = 0; i < ${#s}; i++)); do
+      printf -v c '%d' "'${s:i:1}"
+      h=$(((h ^ c) * 1099511628211))
+    done
+    printf -v c '%016x' "$h"
+    out+=$c
+  done
+  _HEX64=$out
 }
 # csi_target VOL POD : a pod's mount target (.../pods/UID/volumes/kubernetes.io~csi/PV/mount).
 csi_target() { echo "$CSI_KUBELET/pods/$2/volumes/kubernetes.io~csi/$1/mount"; }
@@ -368,14 +408,20 @@ staged_dev() {
 }
 
 # csi_mounts : every mount point under $CSI_KUBELET.
-csi_mounts() { awk -v p="$CSI_KUBELET/" 'index($2, p) == 1 {print $2}' /proc/self/mounts | sed 's/\\040/ /g'; }
+csi_mounts() {
+  local src mp rest
+  while read -r src mp rest; do
+    [[ $mp == "$CSI_KUBELET/"* ]] && echo "${mp//\\040/ }"
+  done < /proc/self/mounts
+  return 0
+}
 
 # assert_csi_clean : nothing mounted under $CSI_KUBELET, no nbd device in the kernel, and
 # the daemon lists no mapping.
 assert_csi_clean() {
   local m
-  m=$(csi_mounts | tr '\n' ' ')
-  [ -z "$m" ] || fail "still mounted: $m"
+  m=$(csi_mounts)
+  [ -z "$m" ] || fail "still mounted: ${m//$'\n'/ }"
   assert_no_nbd_connected
   log "clean: no CSI mount, no nbd device, nothing mapped"
 }
@@ -405,10 +451,8 @@ _csi_teardown() {
     for ((i = ${#lines[@]} - 1; i >= 0; i--)); do
       read -r kind vol path <<< "${lines[i]}"
       case $kind in
-        P) batch+=$(jq -c -n --arg v "$vol" --arg p "$path" \
-             '{name: "cleanup", method: "NodeUnpublishVolume", expect: "ANY", request: {volume_id: $v, target_path: $p}}')$'\n' ;;
-        S) batch+=$(jq -c -n --arg v "$vol" --arg p "$path" \
-             '{name: "cleanup", method: "NodeUnstageVolume", expect: "ANY", request: {volume_id: $v, staging_target_path: $p}}')$'\n' ;;
+        P) batch+=$(csi_req cleanup NodeUnpublishVolume ANY "$(csi_unpublish_json "$vol" "$path")")$'\n' ;;
+        S) batch+=$(csi_req cleanup NodeUnstageVolume ANY "$(csi_unstage_json "$vol" "$path")")$'\n' ;;
       esac
     done
     log "cleanup: unpublish/unstage ${#lines[@]} recorded call(s) through the plugin"
@@ -496,30 +540,69 @@ csi_batch() {
   fi
 }
 
+# The request builders below print one line of JSON each, with shell builtins only (no
+# jq: see _jstr). The request with the secrets never goes on a command line.
+
 # csi_req NAME METHOD EXPECT REQUEST_JSON : one batch line.
-csi_req() { jq -c -n --arg n "$1" --arg m "$2" --arg e "$3" --argjson r "$4" '{name: $n, method: $m, expect: $e, request: $r}'; }
+csi_req() {
+  local n m e
+  _jstr "$1"; n=$_J
+  _jstr "$2"; m=$_J
+  _jstr "$3"; e=$_J
+  printf '{"name": %s, "method": %s, "expect": %s, "request": %s}\n' "$n" "$m" "$e" "$4"
+}
 
 # csi_cap FS|block [MODE] : a volume_capability as JSON.
 csi_cap() {
-  local mode=${2:-SINGLE_NODE_WRITER}
-  if [ "$1" = block ]; then jq -c -n --arg m "$mode" '{block: {}, access_mode: {mode: $m}}'
-  else jq -c -n --arg f "$1" --arg m "$mode" '{mount: {fs_type: $f}, access_mode: {mode: $m}}'; fi
+  local m f
+  _jstr "${2:-SINGLE_NODE_WRITER}"; m=$_J
+  if [ "$1" = block ]; then printf '{"block": {}, "access_mode": {"mode": %s}}\n' "$m"
+  else _jstr "$1"; f=$_J; printf '{"mount": {"fs_type": %s}, "access_mode": {"mode": %s}}\n' "$f" "$m"; fi
+}
+
+# _csi_ctx_json VOL : the volume_context for kube/VOL on the dev cluster, in _J.
+_csi_ctx_json() {
+  local v cl p
+  _jstr "$1"; v=$_J
+  _jstr "$CSI_CLUSTER_ID"; cl=$_J
+  _jstr "$CSI_POOL"; p=$_J
+  _J="{\"clusterID\": $cl, \"pool\": $p, \"imageName\": $v}"
 }
 
 # csi_stage_json VOL STAGING FS|block : a full NodeStageVolume request (client.kube secrets).
 csi_stage_json() {
-  jq -c -n --arg v "$1" --arg s "$2" --argjson c "$(csi_cap "$3")" --slurpfile sec "$CSI_SECRETS" \
-    --arg cl "$CSI_CLUSTER_ID" --arg p "$CSI_POOL" \
-    '{volume_id: $v, staging_target_path: $s, volume_capability: $c, secrets: $sec[0],
-      volume_context: {clusterID: $cl, pool: $p, imageName: $v}}'
+  local v st ctx sec
+  _jstr "$1"; v=$_J
+  _jstr "$2"; st=$_J
+  _csi_ctx_json "$1"; ctx=$_J
+  sec=$(< "$CSI_SECRETS")
+  printf '{"volume_id": %s, "staging_target_path": %s, "volume_capability": %s, "secrets": %s, "volume_context": %s}\n' \
+    "$v" "$st" "$(csi_cap "$3")" "$sec" "$ctx"
 }
 
 # csi_publish_json VOL STAGING TARGET FS|block [true|false] : a NodePublishVolume request.
 csi_publish_json() {
-  jq -c -n --arg v "$1" --arg s "$2" --arg t "$3" --argjson c "$(csi_cap "$4")" --argjson ro "${5:-false}" \
-    --arg cl "$CSI_CLUSTER_ID" --arg p "$CSI_POOL" \
-    '{volume_id: $v, staging_target_path: $s, target_path: $t, volume_capability: $c, readonly: $ro,
-      volume_context: {clusterID: $cl, pool: $p, imageName: $v}}'
+  local v st tg ctx
+  _jstr "$1"; v=$_J
+  _jstr "$2"; st=$_J
+  _jstr "$3"; tg=$_J
+  _csi_ctx_json "$1"; ctx=$_J
+  printf '{"volume_id": %s, "staging_target_path": %s, "target_path": %s, "volume_capability": %s, "readonly": %s, "volume_context": %s}\n' \
+    "$v" "$st" "$tg" "$(csi_cap "$4")" "${5:-false}" "$ctx"
+}
+
+# csi_unpublish_json VOL TARGET, csi_unstage_json VOL STAGING : those requests.
+csi_unpublish_json() {
+  local v
+  _jstr "$1"; v=$_J
+  _jstr "$2"
+  printf '{"volume_id": %s, "target_path": %s}\n' "$v" "$_J"
+}
+csi_unstage_json() {
+  local v
+  _jstr "$1"; v=$_J
+  _jstr "$2"
+  printf '{"volume_id": %s, "staging_target_path": %s}\n' "$v" "$_J"
 }
 
 # ---------------------------------------------------------------------------------------

@@ -245,7 +245,7 @@ unmap_dev() {
   local target=$1 dev=${2:-$1}
   t 90 "$RBDNBD_BIN" unmap --control-socket "$MAP_SOCK" "$target" || fail "rbd-nbdd unmap $target failed"
   wait_nbd_size "$dev" 0 30
-  wait_until 30 "$dev to lose its pid attribute" test ! -e "/sys/block/$(basename "$dev")/pid"
+  wait_until 30 "$dev to lose its pid attribute" test ! -e "/sys/block/${dev##*/}/pid"
   log "unmapped $target"
 }
 
@@ -256,23 +256,24 @@ _unmap_quiet() {
 }
 
 # nbd_connected_list : the nbd devices the kernel has connected (pid attribute or size).
+# Builtins only: it looks at every /sys/block/nbdN, and an exec costs up to a second here.
 nbd_connected_list() {
   local d
   for d in /sys/block/nbd*; do
     [ -e "$d" ] || continue
-    if [ -e "$d/pid" ] || [ "$(cat "$d/size" 2>/dev/null || echo 0)" != 0 ]; then basename "$d"; fi
+    sysfs_read "$d/size"
+    if [ -e "$d/pid" ] || [ "${_SYSFS:-0}" != 0 ]; then echo "${d##*/}"; fi
   done
 }
 
 # assert_no_nbd_connected : no /dev/nbdN connected in the kernel, none listed by the daemon.
 assert_no_nbd_connected() {
   local c l
-  c=$(nbd_connected_list | tr '\n' ' ')
-  [ -z "$c" ] || fail "nbd device(s) still connected in the kernel: $c"
+  c=$(nbd_connected_list)
+  [ -z "$c" ] || fail "nbd device(s) still connected in the kernel: ${c//$'\n'/ }"
   if daemon_alive; then
-    l=$(t 20 "$RBDNBD_BIN" list-mapped --control-socket "$MAP_SOCK" --format json | jq -c 'length') \
-      || fail "list-mapped failed"
-    [ "$l" = 0 ] || fail "list-mapped lists $l device(s), expected none: $(rbdnbdd list-mapped)"
+    l=$(mapped_json) || fail "list-mapped failed"
+    [ "$l" = "[]" ] || fail "list-mapped lists $(jq length <<< "$l") device(s), expected none: $l"
   fi
 }
 

@@ -33,12 +33,21 @@ mkdir -p "$ST" "$(dirname "$TG")"
 BOGUS=/nonexistent/bogus/path
 STAGE=$(csi_stage_json $VOL "$ST" ext4)
 PUB=$(csi_publish_json $VOL "$ST" "$TG" ext4)
-# without(JSON, jq path...) : JSON with those fields deleted
-without() { local j=$1; shift; local p; for p in "$@"; do j=$(jq -c "del($p)" <<< "$j"); done; echo "$j"; }
-# bogus(JSON) : every path in it replaced by a bogus one, and the pool by one that does not exist
-bogus() {
-  jq -c --arg b "$BOGUS" 'with_entries(if (.key | test("path$")) then .value = $b else . end)
-    | if .volume_context.pool then .volume_context.pool = "no-such-pool" else . end' <<< "$1"
+XP='{"volume_id": "'$VOL'", "volume_path": "'$TG'", "staging_target_path": "'$ST'", "capacity_range": {"required_bytes": "134217728"}}'
+SP='{"volume_id": "'$VOL'", "volume_path": "'$TG'"}'
+# batch_lines JQ_PROGRAM : batch lines made by ONE jq (an exec costs up to a second in the
+# guest), with the requests above as $S (stage), $P (publish), $SP (stats), $XP (expand),
+# read from stdin (the stage request holds the key: not on jq's command line), and:
+#   req(NAME; METHOD; EXPECT; REQUEST)  one line
+#   bogus  every path in a request replaced by $b (a bogus one), the pool by one that does
+#          not exist
+batch_lines() {
+  printf '%s\n' "$STAGE" "$PUB" "$SP" "$XP" | jq -c -s --arg b "$BOGUS" \
+    '.[0] as $S | .[1] as $P | .[2] as $SP | .[3] as $XP
+     | def req($n; $m; $e; $r): {name: $n, method: $m, expect: $e, request: $r};
+       def bogus: with_entries(if (.key | test("path$")) then .value = $b else . end)
+         | if .volume_context.pool then .volume_context.pool = "no-such-pool" else . end;
+     '"$1"
 }
 
 step "identity, node info, and UNIMPLEMENTED controller calls"
@@ -59,32 +68,31 @@ jq -s -e '.[] | select(.name == "probe") | (.response.ready // true) == true' "$
   || fail "Probe answered ready=false with the daemon up"
 
 step "INVALID_ARGUMENT for every missing field, before anything else"
-XP=$(jq -c -n --arg v $VOL --arg p "$TG" --arg s "$ST" '{volume_id: $v, volume_path: $p, staging_target_path: $s, capacity_range: {required_bytes: "134217728"}}')
-SP=$(jq -c -n --arg v $VOL --arg p "$TG" '{volume_id: $v, volume_path: $p}')
-{
-  csi_req stage-no-volume-id NodeStageVolume INVALID_ARGUMENT "$(bogus "$(without "$STAGE" .volume_id)")"
-  csi_req stage-no-staging-path NodeStageVolume INVALID_ARGUMENT "$(without "$STAGE" .staging_target_path)"
-  csi_req stage-no-capability NodeStageVolume INVALID_ARGUMENT "$(bogus "$(without "$STAGE" .volume_capability)")"
-  csi_req stage-no-access-mode NodeStageVolume INVALID_ARGUMENT "$(bogus "$(without "$STAGE" .volume_capability.access_mode)")"
-  csi_req stage-no-secrets NodeStageVolume INVALID_ARGUMENT "$(bogus "$(without "$STAGE" .secrets)")"
-  csi_req stage-no-user-key NodeStageVolume INVALID_ARGUMENT "$(bogus "$(without "$STAGE" .secrets.userKey)")"
-  csi_req stage-no-user-id NodeStageVolume INVALID_ARGUMENT "$(bogus "$(without "$STAGE" .secrets.userID)")"
-  csi_req stage-no-pool NodeStageVolume INVALID_ARGUMENT "$(without "$STAGE" .volume_context.pool)"
-  csi_req stage-no-image NodeStageVolume INVALID_ARGUMENT "$(without "$STAGE" .volume_context.imageName)"
-  csi_req stage-no-context NodeStageVolume INVALID_ARGUMENT "$(without "$STAGE" .volume_context)"
-  csi_req unstage-no-volume-id NodeUnstageVolume INVALID_ARGUMENT "{\"staging_target_path\": \"$BOGUS\"}"
-  csi_req unstage-no-staging-path NodeUnstageVolume INVALID_ARGUMENT "{\"volume_id\": \"$VOL\"}"
-  csi_req publish-no-volume-id NodePublishVolume INVALID_ARGUMENT "$(bogus "$(without "$PUB" .volume_id)")"
-  csi_req publish-no-target NodePublishVolume INVALID_ARGUMENT "$(without "$PUB" .target_path)"
-  csi_req publish-no-capability NodePublishVolume INVALID_ARGUMENT "$(without "$PUB" .volume_capability)"
-  csi_req unpublish-no-volume-id NodeUnpublishVolume INVALID_ARGUMENT "{\"target_path\": \"$BOGUS\"}"
-  csi_req unpublish-no-target NodeUnpublishVolume INVALID_ARGUMENT "{\"volume_id\": \"$VOL\"}"
-  csi_req stats-no-volume-id NodeGetVolumeStats INVALID_ARGUMENT "$(bogus "$(without "$SP" .volume_id)")"
-  csi_req stats-no-path NodeGetVolumeStats INVALID_ARGUMENT "$(without "$SP" .volume_path)"
-  csi_req stats-unknown-no-path NodeGetVolumeStats INVALID_ARGUMENT '{"volume_id": "no-such-volume"}'
-  csi_req expand-no-volume-id NodeExpandVolume INVALID_ARGUMENT "$(bogus "$(without "$XP" .volume_id)")"
-  csi_req expand-no-path NodeExpandVolume INVALID_ARGUMENT "$(without "$XP" .volume_path)"
-} | csi_batch
+batch_lines '
+  def bad($n; $m; $r): req($n; $m; "INVALID_ARGUMENT"; $r);
+  bad("stage-no-volume-id"; "NodeStageVolume"; $S | del(.volume_id) | bogus),
+  bad("stage-no-staging-path"; "NodeStageVolume"; $S | del(.staging_target_path)),
+  bad("stage-no-capability"; "NodeStageVolume"; $S | del(.volume_capability) | bogus),
+  bad("stage-no-access-mode"; "NodeStageVolume"; $S | del(.volume_capability.access_mode) | bogus),
+  bad("stage-no-secrets"; "NodeStageVolume"; $S | del(.secrets) | bogus),
+  bad("stage-no-user-key"; "NodeStageVolume"; $S | del(.secrets.userKey) | bogus),
+  bad("stage-no-user-id"; "NodeStageVolume"; $S | del(.secrets.userID) | bogus),
+  bad("stage-no-pool"; "NodeStageVolume"; $S | del(.volume_context.pool)),
+  bad("stage-no-image"; "NodeStageVolume"; $S | del(.volume_context.imageName)),
+  bad("stage-no-context"; "NodeStageVolume"; $S | del(.volume_context)),
+  bad("unstage-no-volume-id"; "NodeUnstageVolume"; {staging_target_path: $b}),
+  bad("unstage-no-staging-path"; "NodeUnstageVolume"; {volume_id: $S.volume_id}),
+  bad("publish-no-volume-id"; "NodePublishVolume"; $P | del(.volume_id) | bogus),
+  bad("publish-no-target"; "NodePublishVolume"; $P | del(.target_path)),
+  bad("publish-no-capability"; "NodePublishVolume"; $P | del(.volume_capability)),
+  bad("unpublish-no-volume-id"; "NodeUnpublishVolume"; {target_path: $b}),
+  bad("unpublish-no-target"; "NodeUnpublishVolume"; {volume_id: $S.volume_id}),
+  bad("stats-no-volume-id"; "NodeGetVolumeStats"; $SP | del(.volume_id) | bogus),
+  bad("stats-no-path"; "NodeGetVolumeStats"; $SP | del(.volume_path)),
+  bad("stats-unknown-no-path"; "NodeGetVolumeStats"; {volume_id: "no-such-volume"}),
+  bad("expand-no-volume-id"; "NodeExpandVolume"; $XP | del(.volume_id) | bogus),
+  bad("expand-no-path"; "NodeExpandVolume"; $XP | del(.volume_path))
+' | csi_batch
 assert_no_nbd_connected
 [ -z "$(csi_mounts)" ] || fail "an invalid request mounted something: $(csi_mounts)"
 
@@ -94,10 +102,10 @@ step "NOT_FOUND for stats/expand of an unknown volume; FAILED_PRECONDITION for p
   csi_req stats-unknown-relative NodeGetVolumeStats NOT_FOUND '{"volume_id": "no-such-volume", "volume_path": "some/relative/path"}'
   csi_req expand-unknown NodeExpandVolume NOT_FOUND '{"volume_id": "no-such-volume", "volume_path": "/run", "capacity_range": {"required_bytes": "134217728"}}'
   csi_req expand-unknown-relative NodeExpandVolume NOT_FOUND '{"volume_id": "no-such-volume", "volume_path": "rel/path", "capacity_range": {"required_bytes": "134217728"}}'
-  csi_req publish-no-staging-path NodePublishVolume FAILED_PRECONDITION "$(without "$PUB" .staging_target_path)"
+  batch_lines 'req("publish-no-staging-path"; "NodePublishVolume"; "FAILED_PRECONDITION"; $P | del(.staging_target_path))'
   csi_req publish-unstaged NodePublishVolume FAILED_PRECONDITION "$PUB"
-  csi_req unpublish-never-published NodeUnpublishVolume OK "$(jq -c -n --arg v $VOL --arg t "$TG" '{volume_id: $v, target_path: $t}')"
-  csi_req unstage-never-staged NodeUnstageVolume OK "$(jq -c -n --arg v $VOL --arg s "$ST" '{volume_id: $v, staging_target_path: $s}')"
+  csi_req unpublish-never-published NodeUnpublishVolume OK "$(csi_unpublish_json $VOL "$TG")"
+  csi_req unstage-never-staged NodeUnstageVolume OK "$(csi_unstage_json $VOL "$ST")"
 } | csi_batch
 [ ! -e "$TG" ] || fail "a failed publish left $TG behind"
 
@@ -106,10 +114,11 @@ csi_stage $VOL "$ST" --fs ext4
 csi_publish $VOL "$ST" "$TG" --fs ext4
 {
   csi_req republish-same NodePublishVolume OK "$PUB"
-  csi_req republish-readonly NodePublishVolume ALREADY_EXISTS "$(jq -c '.readonly = true' <<< "$PUB")"
-  csi_req republish-block NodePublishVolume ALREADY_EXISTS "$(jq -c --argjson c "$(csi_cap block)" '.volume_capability = $c' <<< "$PUB")"
-  csi_req republish-other-mode NodePublishVolume ALREADY_EXISTS "$(jq -c --argjson c "$(csi_cap ext4 SINGLE_NODE_READER_ONLY)" '.volume_capability = $c' <<< "$PUB")"
-  csi_req stats-missing-path NodeGetVolumeStats NOT_FOUND "$(jq -c -n --arg v $VOL '{volume_id: $v, volume_path: "/run/no/such/path"}')"
+  csi_req republish-readonly NodePublishVolume ALREADY_EXISTS "$(csi_publish_json $VOL "$ST" "$TG" ext4 true)"
+  csi_req republish-block NodePublishVolume ALREADY_EXISTS "$(csi_publish_json $VOL "$ST" "$TG" block)"
+  batch_lines 'req("republish-other-mode"; "NodePublishVolume"; "ALREADY_EXISTS";
+    $P | .volume_capability.access_mode.mode = "SINGLE_NODE_READER_ONLY")'
+  csi_req stats-missing-path NodeGetVolumeStats NOT_FOUND '{"volume_id": "'$VOL'", "volume_path": "/run/no/such/path"}'
 } | csi_batch
 [[ ",$(mount_opts "$TG")," == *,rw,* ]] || fail "a refused republish changed $TG: $(mount_opts "$TG")"
 csi_unpublish $VOL "$TG"
@@ -121,14 +130,17 @@ SLOW=slow1
 SLOW_ST=$(csi_staging $SLOW)
 mkdir -p "$SLOW_ST"
 csi_create_image $SLOW 64M
+# connectTimeout 15 s (the default is 30): the window for the concurrent calls below, which
+# take a few seconds even in a loaded guest
 slow_req=$(jq -c --arg s "$SLOW_ST" '.volume_context.monitors = "127.0.0.1:1" | del(.volume_context.clusterID)
+  | .volume_context.connectTimeout = "15"
   | .volume_id = "slow1" | .volume_context.imageName = "slow1" | .staging_target_path = $s' <<< "$STAGE")
 echo "S $SLOW $SLOW_ST" >> "$_CSI_UNDO"
 # the concurrent calls are made beforehand: the slow stage's window is its connect timeout
 concurrent=$(
   csi_req concurrent-stage NodeStageVolume ABORTED "$slow_req"
-  csi_req concurrent-unstage NodeUnstageVolume ABORTED "$(jq -c -n --arg s "$SLOW_ST" '{volume_id: "slow1", staging_target_path: $s}')"
-  csi_req concurrent-expand NodeExpandVolume ABORTED "$(jq -c -n --arg s "$SLOW_ST" '{volume_id: "slow1", volume_path: $s, capacity_range: {required_bytes: "134217728"}}')"
+  csi_req concurrent-unstage NodeUnstageVolume ABORTED "$(csi_unstage_json slow1 "$SLOW_ST")"
+  csi_req concurrent-expand NodeExpandVolume ABORTED '{"volume_id": "slow1", "volume_path": "'$SLOW_ST'", "capacity_range": {"required_bytes": "134217728"}}'
   csi_req other-call-answers NodeGetInfo OK '{}'
 )
 t0=$SECONDS
@@ -136,7 +148,7 @@ csi_req slow-stage NodeStageVolume ANY "$slow_req" | csi_submit slow batch
 # the stage is under way once the plugin recorded the volume (it writes its record before it
 # maps); give it at most 8 s to get there
 deadline=$((SECONDS + 8))
-until grep -rqs -- "$SLOW" "$CSI_STATE" || [ "$SECONDS" -ge "$deadline" ]; do sleep 0.2; done
+until grep -rqs -- "$SLOW" "$CSI_STATE" || [ "$SECONDS" -ge "$deadline" ]; do nap 0.2; done
 if grep -rqs -- "$SLOW" "$CSI_STATE"; then log "the slow stage is under way (state recorded after $((SECONDS - t0)) s)"
 else log "no state record for $SLOW after 8 s: going on, the stage should still be waiting for its monitors"; fi
 ! csi_done slow || fail "the slow stage finished already: $(csi_collect slow 2>&1)"
@@ -144,7 +156,7 @@ printf '%s\n' "$concurrent" | csi_batch
 ! csi_done slow || fail "the slow stage finished during the concurrent calls, they proved nothing: $(csi_collect slow 2>&1)"
 while ! csi_done slow; do
   [ "$((SECONDS - t0))" -lt 150 ] || fail "the slow stage is still running after 150 s"
-  sleep 0.5
+  nap 0.5
 done
 r=$(csi_collect slow 2>/dev/null | head -n 1)
 code=$(jq -r .code <<< "$r") det=$(jq -r .details <<< "$r")

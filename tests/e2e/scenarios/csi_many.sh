@@ -62,17 +62,17 @@ for v in "${vols[@]}"; do
   i=$((i + 1))
   tg=$(csi_target "$v" "pod$i")
   verify_files "$tg" "$E2E_WORK/$v.sha256"
-  [ "$(cat "$tg/name")" = "$v" ] || fail "$tg holds the data of $(cat "$tg/name")"
+  [ "$(< "$tg/name")" = "$v" ] || fail "$tg holds the data of $(< "$tg/name")"
 done
 
 step "$N unpublishes, then $N unstages, in parallel"
 i=0
 for v in "${vols[@]}"; do
   i=$((i + 1))
-  csi_req "unpublish $v" NodeUnpublishVolume OK "$(jq -c -n --arg v "$v" --arg t "$(csi_target "$v" "pod$i")" '{volume_id: $v, target_path: $t}')"
+  csi_req "unpublish $v" NodeUnpublishVolume OK "$(csi_unpublish_json "$v" "$(csi_target "$v" "pod$i")")"
 done | csi_batch --parallel
 for v in "${vols[@]}"; do
-  csi_req "unstage $v" NodeUnstageVolume OK "$(jq -c -n --arg v "$v" --arg s "$(csi_staging "$v")" '{volume_id: $v, staging_target_path: $s}')"
+  csi_req "unstage $v" NodeUnstageVolume OK "$(csi_unstage_json "$v" "$(csi_staging "$v")")"
 done | csi_batch --parallel
 log "unstage times: $(jq -r .elapsed "$CSI_BATCH_OUT" | sort -n | tr '\n' ' ')"
 for d in "${devs[@]}"; do wait_nbd_size "$d" 0 30; done

@@ -31,13 +31,14 @@ for i in $(seq 0 $((N - 1))); do
   PIDS+=($!)
 done
 wait "${PIDS[@]}"
+# (the results are read with builtins, $(< F): 16 x 3 cats cost ~30 s in a loaded guest)
 for i in $(seq 0 $((N - 1))); do
-  DEVS[i]=$(cat "$E2E_WORK/map.$i.out")
+  DEVS[i]=$(< "$E2E_WORK/map.$i.out")
   [[ "${DEVS[i]}" =~ ^/dev/nbd[0-9]+$ ]] && on_exit "_unmap_quiet ${DEVS[i]}"
 done
 for i in $(seq 0 $((N - 1))); do
-  [ "$(cat "$E2E_WORK/map.$i.rc")" = 0 ] \
-    || fail "map rbd/many$i exited $(cat "$E2E_WORK/map.$i.rc"): $(cat "$E2E_WORK/map.$i.err")"
+  [ "$(< "$E2E_WORK/map.$i.rc")" = 0 ] \
+    || fail "map rbd/many$i exited $(< "$E2E_WORK/map.$i.rc"): $(< "$E2E_WORK/map.$i.err")"
   [[ "${DEVS[i]}" =~ ^/dev/nbd[0-9]+$ ]] || fail "map rbd/many$i printed '${DEVS[i]}'"
   [ "$(nbd_size "${DEVS[i]}")" = "$SIZE" ] \
     || fail "map rbd/many$i returned before ${DEVS[i]} was ready: size $(nbd_size "${DEVS[i]}")"
@@ -100,8 +101,8 @@ for i in $(seq 0 $((N - 1))); do
 done
 wait "${PIDS[@]}"
 for i in $(seq 0 $((N - 1))); do
-  [ "$(cat "$E2E_WORK/unmap.$i.rc")" = 0 ] \
-    || fail "unmap ${DEVS[i]} exited $(cat "$E2E_WORK/unmap.$i.rc"): $(cat "$E2E_WORK/unmap.$i.err")"
+  [ "$(< "$E2E_WORK/unmap.$i.rc")" = 0 ] \
+    || fail "unmap ${DEVS[i]} exited $(< "$E2E_WORK/unmap.$i.rc"): $(< "$E2E_WORK/unmap.$i.err")"
   wait_nbd_size "${DEVS[i]}" 0 30
 done
 assert_no_nbd_connected
