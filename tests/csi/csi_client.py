@@ -413,13 +413,7 @@ def main(argv=None):
         except Exception as e:  # noqa: BLE001
             print(f"csi_client: setup failed: {e}", file=sys.stderr)
             return 2
-        rc = repl(sys.stdin, sys.stdout)
-        # Every answer is written and flushed already; skip the interpreter's teardown,
-        # which joins the pool's threads and grpc's: in a loaded UML guest that took more
-        # than the 10 s the e2e harness waits for the repl to exit.
-        sys.stdout.flush()
-        sys.stderr.flush()
-        os._exit(rc)
+        return repl(sys.stdin, sys.stdout)
     rc, o, e = run_argv(argv)
     for l in o:
         print(l, flush=True)
