@@ -289,8 +289,10 @@ def paired(key, a, b, fn):
     v = [fn(r, rb[r["round"]]) for r in runs.get((key, a), []) if r["round"] in rb and rb[r["round"]]["iops"]]
     return (statistics.median(v), min(v), max(v)) if v else None
 
+iops_ratio = lambda ra, rb: ra["iops"] / rb["iops"]
+
 def ratio_cell(key, a, b):
-    x = paired(key, a, b, lambda ra, rb: ra["iops"] / rb["iops"])
+    x = paired(key, a, b, iops_ratio)
     if not x:
         return "-"
     return "%.2f" % x[0] if x[1] == x[2] else "%.2f (%.2f-%.2f)" % x
@@ -325,7 +327,7 @@ rng = lambda x, f: (f % x[0]) if x[1] == x[2] else ((f + " (" + f + " to " + f +
 for key, label in (("4k-randread-QD32", "4k randread QD32"), ("4k-randwrite-QD32", "4k randwrite QD32")):
     for o in ours:
         for peer, goal in (("fio-rbd", 0.9), ("qemu-nbd", 1.2)):
-            x = paired(key, o, peer, lambda ra, rb: ra["iops"] / rb["iops"])
+            x = paired(key, o, peer, iops_ratio)
             if x:
                 t.append(f"| {label}: {o} >= {goal}x {peer} IOPS | {rng(x, '%.2fx')} | {'yes' if x[0] >= goal else 'NO'} |")
 for key, label in (("4k-randread-QD1", "4k randread QD1"), ("4k-randwrite-QD1", "4k randwrite QD1")):
