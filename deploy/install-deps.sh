@@ -1,8 +1,27 @@
 #!/bin/bash
 # install-deps.sh - install every build, test and benchmark dependency of rbd-nbdd on
-# Debian 12 (bookworm). Idempotent; safe to run again. Needs root (or sudo).
+# Debian 12 (bookworm). Idempotent; safe to run again. Runs as root, or as a user with sudo.
+#
+#   deploy/install-deps.sh                  install what is missing, then check it all
+#   deploy/install-deps.sh --list-missing   print what is missing, install nothing
+#
+# "Installed" means dpkg status "install ok installed" (deploy/lib/packages.sh), and a
+# kubectl that already works is kept, whatever package it came from.
 set -euo pipefail
-SUDO=; [ "$(id -u)" = 0 ] || SUDO=sudo
+HERE=$(cd "$(dirname "$0")" && pwd)
+. "$HERE/lib/packages.sh"
+LIST_ONLY=0
+case "${1:-}" in
+  --list-missing) LIST_ONLY=1 ;;
+  "") ;;
+  -h|--help) sed -n '2,9p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+  *) echo "install-deps: unknown argument $1" >&2; exit 2 ;;
+esac
+SUDO=
+if [ "$(id -u)" != 0 ] && [ "$LIST_ONLY" = 0 ]; then
+  command -v sudo >/dev/null 2>&1 || { echo "install-deps: needs root, and there is no sudo: run it as root" >&2; exit 2; }
+  SUDO=sudo
+fi
 PKGS=(
   # build
   build-essential cmake ninja-build pkg-config clang libclang-rt-14-dev
@@ -21,12 +40,25 @@ PKGS=(
   # kernel end-to-end harness
   user-mode-linux kmod iproute2 procps util-linux e2fsprogs xfsprogs
   # CSI tests
-  python3-grpcio python3-protobuf python3-yaml jq kubernetes-client
+  python3-grpcio python3-protobuf python3-yaml jq
+  # kubectl (tests/deploy: kubectl kustomize): any working one; else kubernetes-client
+  kubectl
 )
-missing=()
-for p in "${PKGS[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
+mapfile -t missing < <(missing_packages "${PKGS[@]}")
+if [ "$LIST_ONLY" = 1 ]; then
+  [ ${#missing[@]} -eq 0 ] || printf '%s\n' "${missing[@]}"
+  exit 0
+fi
 if [ ${#missing[@]} -eq 0 ]; then echo "install-deps: all ${#PKGS[@]} packages present"; exit 0; fi
 echo "install-deps: installing ${#missing[@]} packages: ${missing[*]}"
 export DEBIAN_FRONTEND=noninteractive
 $SUDO apt-get update -q
 $SUDO apt-get install -y -q --no-install-recommends "${missing[@]}"
+# Verify: a package that dpkg unpacked and rolled back still exits apt-get 0 in some
+# cases; trust only the status field.
+mapfile -t still < <(missing_packages "${PKGS[@]}")
+if [ ${#still[@]} -ne 0 ]; then
+  echo "install-deps: still not installed after apt-get: ${still[*]}" >&2
+  exit 1
+fi
+echo "install-deps: all ${#PKGS[@]} packages present"
