@@ -48,6 +48,13 @@ struct MappedInfo {
   size_t live_connections = 0;
   uint64_t size = 0;
   bool kernel_connected = true;  // netlink STATUS: the kernel still has the device
+  // "mapped": served. "reattaching": the kernel holds the device and its I/O,
+  // and the daemon keeps trying to serve it again (restore or dead link);
+  // last_error says why the last try failed.
+  std::string state = "mapped";
+  std::string last_error;
+  uint64_t last_error_unix = 0;  // seconds since the epoch; 0: none
+  uint32_t reattach_attempts = 0;
 };
 
 class DeviceManager {
