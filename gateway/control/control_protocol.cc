@@ -148,23 +148,8 @@ Result<DeviceRecord> RecordFromJson(const json& j) {
   if (!req->image.passphrase.empty()) return Err(EINVAL, "attach: give 'passphrase_file', not an in-memory passphrase");
   auto spec = ParseImageSpec(req->spec);
   if (!spec) return Unexpected(spec.error());
-  DeviceRecord r;
+  DeviceRecord r = RecordForMap(*req, *spec);
   r.index = *req->device.index;
-  r.spec = spec->ToString();
-  r.cookie = req->device.cookie;
-  r.connections = req->device.connections;
-  r.io_timeout_s = req->device.io_timeout_s;
-  r.reattach_timeout_s = req->device.reattach_timeout_s;
-  r.read_only = req->image.read_only || spec->is_snapshot();
-  r.exclusive = req->image.exclusive;
-  r.notrim = req->image.notrim;
-  r.encryption = j.value("encryption", "");
-  r.passphrase_file = req->passphrase_file;
-  r.client_name = req->cluster.client_name;
-  r.conf_path = req->cluster.conf_path;
-  r.mon_host = req->cluster.mon_host;
-  r.keyring_path = req->cluster.keyring_path;
-  r.keyfile_path = req->keyfile_path;
   return r;
 }
 

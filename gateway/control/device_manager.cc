@@ -40,13 +40,6 @@ void ForgetParkedSecrets(const DeviceRecord& r) {
   if (r.passphrase_in_memory) ForgetKernelKey(PassphraseDescription(r.cookie));
 }
 
-const char* EncryptionName(EncryptionFormat f) {
-  switch (f) {
-    case EncryptionFormat::kLuks1: return "luks1";
-    case EncryptionFormat::kLuks2: return "luks2";
-    default: return "";
-  }
-}
 }  // namespace
 
 DeviceManager::DeviceManager(std::unique_ptr<NbdNetlink> nl, LoopPool& loops, StateStore store,
@@ -106,24 +99,7 @@ Result<MappedInfo> DeviceManager::Map(MapRequest req) {
     return Err(EBUSY, "/dev/nbd{} is already in use by {}", *req.device.index, devices_[*req.device.index].record.spec);
   }
   if (req.device.cookie.empty()) req.device.cookie = NewCookie();
-  DeviceRecord r;
-  r.spec = spec->ToString();
-  r.cookie = req.device.cookie;
-  r.connections = req.device.connections;
-  r.io_timeout_s = req.device.io_timeout_s;
-  r.reattach_timeout_s = req.device.reattach_timeout_s;
-  r.read_only = req.image.read_only || spec->is_snapshot();
-  r.exclusive = req.image.exclusive;
-  r.notrim = req.image.notrim;
-  r.encryption = EncryptionName(req.image.encryption);
-  r.passphrase_file = req.passphrase_file;
-  r.client_name = req.cluster.client_name;
-  r.conf_path = req.cluster.conf_path;
-  r.mon_host = req.cluster.mon_host;
-  r.keyring_path = req.cluster.keyring_path;
-  r.keyfile_path = req.keyfile_path;
-  r.key_in_memory = !req.cluster.key.empty() && req.keyfile_path.empty();
-  r.passphrase_in_memory = !req.image.passphrase.empty() && req.passphrase_file.empty();
+  DeviceRecord r = RecordForMap(req, *spec);
 
   auto backend = OpenBackend(r, req.cluster, req.image);
   if (!backend) return Unexpected(backend.error());

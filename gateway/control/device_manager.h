@@ -24,6 +24,7 @@
 #include <vector>
 
 #include "common/result.h"
+#include "control/map_request.h"
 #include "control/state_store.h"
 #include "device/kernel_device.h"
 #include "netlink/nbd_netlink.h"
@@ -32,15 +33,6 @@
 #include "uring/loop_pool.h"
 
 namespace rbdnbd {
-
-struct MapRequest {
-  std::string spec;
-  KernelDeviceParams device;
-  RbdOpenOptions image;         // `spec` is filled in by Map()
-  std::string passphrase_file;  // read by the daemon
-  ClusterOptions cluster;       // may carry an in-memory key
-  std::string keyfile_path;     // read by the daemon
-};
 
 struct MappedInfo {
   DeviceRecord record;

@@ -23,6 +23,7 @@ json ToJson(const DeviceRecord& d) {
   return json{{"index", d.index},           {"spec", d.spec},
               {"cookie", d.cookie},         {"connections", d.connections},
               {"io_timeout", d.io_timeout_s}, {"reattach_timeout", d.reattach_timeout_s},
+              {"connect_timeout", d.connect_timeout_s},
               {"read_only", d.read_only},   {"exclusive", d.exclusive},
               {"notrim", d.notrim},         {"encryption", d.encryption},
               {"passphrase_file", d.passphrase_file},
@@ -75,6 +76,7 @@ Result<std::vector<DeviceRecord>> StateStore::Load() const {
     Get(d, "connections", &r.connections);
     Get(d, "io_timeout", &r.io_timeout_s);
     Get(d, "reattach_timeout", &r.reattach_timeout_s);
+    Get(d, "connect_timeout", &r.connect_timeout_s);
     Get(d, "read_only", &r.read_only);
     Get(d, "exclusive", &r.exclusive);
     Get(d, "notrim", &r.notrim);

@@ -23,6 +23,7 @@ struct DeviceRecord {
   uint32_t connections = 1;
   uint64_t io_timeout_s = 0;
   uint64_t reattach_timeout_s = 0;
+  uint64_t connect_timeout_s = 0;  // each reattach try's bound; 0: the default (30 s)
   bool read_only = false;
   bool exclusive = false;
   bool notrim = false;

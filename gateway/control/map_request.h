@@ -1,0 +1,39 @@
+// MapRequest: what `map` asks of the daemon, and the one conversion each way
+// between it and the DeviceRecord that the state file keeps.
+//
+// Contract: pure conversions, any thread. A DeviceRecord never holds a
+// secret: RecordForMap() keeps the paths of key and passphrase files and
+// marks secrets handed over in memory (key_in_memory, passphrase_in_memory);
+// MapRequestForRecord() gives a request without them, for the caller to fill
+// in from those files or the kernel keyring.
+#pragma once
+
+#include <string>
+
+#include "control/state_store.h"
+#include "device/kernel_device.h"
+#include "rbd/cluster.h"
+#include "rbd/image_spec.h"
+#include "rbd/rbd_backend.h"
+
+namespace rbdnbd {
+
+struct MapRequest {
+  std::string spec;
+  KernelDeviceParams device;
+  RbdOpenOptions image;         // `spec` is filled in by the device manager
+  std::string passphrase_file;  // read by the daemon
+  ClusterOptions cluster;       // may carry an in-memory key
+  std::string keyfile_path;     // read by the daemon
+};
+
+// The record of a device mapped for `request`, whose spec parsed as `spec`.
+// The index and the client address are the caller's to fill in.
+DeviceRecord RecordForMap(const MapRequest& request, const ImageSpec& spec);
+
+// The request that serves `record` again (restore, attach): no secrets.
+Result<MapRequest> MapRequestForRecord(const DeviceRecord& record);
+
+const char* EncryptionName(EncryptionFormat format);  // "", "luks1", "luks2"
+
+}  // namespace rbdnbd
