@@ -4,23 +4,51 @@
 //
 // Contract
 // --------
-// * Every public method is thread-safe (one mutex): control-API client
-//   threads and the daemon's main thread call in. None runs on a loop.
+// * Every public method is thread-safe: control-API client threads, the
+//   reattach workers and the daemon's main thread call in. None runs on a loop.
+// * mu_ is never held across a network wait or a slow kernel step. Map,
+//   Attach and Unmap reserve their entry under mu_, do the slow work (the
+//   cluster connect, up to connect_timeout; the netlink CONNECT and its sysfs
+//   wait; an unmap's drain) without it, and commit under mu_. So one slow map
+//   delays no status call, no other device's reattach and no SIGTERM.
 // * Map() is all-or-nothing: on any failure nothing stays mapped, locked or
-//   recorded. On success the state file already lists the device.
+//   recorded. On success the state file already lists the device. Map() of a
+//   spec that is already mapped with the same options returns that device
+//   (idempotent); with other options it is EEXIST, naming the difference.
 // * Unmap() refuses a device that is in use (mounted, or opened O_EXCL by
 //   anyone) unless `force`.
 // * Keys never reach the state file: it stores keyring/keyfile paths; a key
 //   given in memory is parked in the kernel keyring (see kernel_keyring.h).
-// * NotifyResize() may be called from any thread (librbd's update callback
-//   through the daemon); the resize itself runs in CheckResizes() on the
-//   daemon's main thread.
+// * A record is forgotten in three cases only: an explicit unmap; the kernel
+//   no longer holds the device (netlink STATUS); the image itself is gone
+//   (the device is then disconnected, so its held I/O fails now, not at the
+//   end of the reattach window). Anything else (monitors down, hung or
+//   refusing, OSDs away) is retried with backoff for as long as the kernel
+//   holds the device, and List() shows it as "reattaching" with its last error.
+// * The daemon's main thread calls CheckDevices() (once a second, and when
+//   librbd reports an image header change or a device loses a connection,
+//   through `on_image_update`, which may run on any thread and only wakes).
+//
+// Device lifecycle (one entry per /dev/nbdN):
+//
+//   Map() ──reserve──► connect, CONNECT ──commit──► mapped ◄──────────┐
+//                                                    │  │  │          │ attach worked
+//   Restore() / state file ──► reattaching ◄─────────┘  │  │   (worker thread, backoff
+//        │     │  ▲ retry with backoff    dead link       │  │    1 s .. 5 s)
+//        │     │  └───────────┘        (CheckDevices)     │  └── Unmap() ──► unmapping ──► gone
+//        │     └── image gone / kernel dropped it ──► gone│
+//        └── Unmap(): DISCONNECT ──► gone                 └── Detach(): kernel keeps it,
+//                                                             the state file keeps the record
 #pragma once
 
+#include <condition_variable>
+#include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
+#include <set>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "common/result.h"
@@ -54,7 +82,7 @@ class DeviceManager {
   // `nl` null: the ioctl fallback (kernel without the nbd netlink family).
   DeviceManager(std::unique_ptr<NbdNetlink> nl, LoopPool& loops, StateStore store,
                 std::function<void()> on_image_update);
-  ~DeviceManager();
+  ~DeviceManager();  // stops the reattach workers (see DetachAll)
 
   Result<MappedInfo> Map(MapRequest request);
   Result<void> Unmap(const std::string& target, bool force);
@@ -64,35 +92,73 @@ class DeviceManager {
   // False: the ioctl fallback, whose devices do not survive a daemon restart.
   bool uses_netlink() const { return nl_ != nullptr; }
 
-  // Daemon start: reattach everything in the state file. Returns how many.
-  size_t Restore();
-  // SIGTERM: detach every device, keep the state file for the next daemon.
+  // Daemon start: takes every record of the state file that the kernel still
+  // holds and reattaches each on a worker of its own. Waits up to
+  // `first_try` for the first attempts (so that a healthy cluster finds every
+  // device served when the control socket opens), then returns how many
+  // devices it took; the rest keep retrying in the background.
+  size_t Restore(std::chrono::milliseconds first_try = std::chrono::seconds(10));
+  // SIGTERM: stop the reattach workers (an attempt in flight finishes first,
+  // bounded by its connect timeout), detach every device, keep the state file
+  // for the next daemon.
   void DetachAll();
   // Kernel reported every connection of this device dead.
   void OnLinkDead(uint32_t index);
-  // Follows resizes and reattaches devices that lost connections. Main thread.
+  // Follows resizes, replaces dead connections, forgets devices the kernel
+  // dropped. Main thread.
   void CheckDevices();
 
  private:
+  enum class State { kMapped, kReattaching, kUnmapping };
   struct Entry {
     DeviceRecord record;
+    State state = State::kMapped;
+    std::shared_ptr<RbdBackend> backend;  // null while reattaching
+    std::unique_ptr<KernelDevice> device;  // null while reattaching
+    std::string last_error;
+    uint64_t last_error_unix = 0;
+    uint32_t attempts = 0;
+    bool first_try_done = false;
+    bool worker_active = false;  // a ReattachWorker owns this entry's attempts
+  };
+  // A device served again: what an attach attempt hands to the commit.
+  struct Served {
     std::shared_ptr<RbdBackend> backend;
     std::unique_ptr<KernelDevice> device;
+    std::string client_addr;
   };
+
   Result<std::shared_ptr<RbdBackend>> OpenBackend(const DeviceRecord& r, ClusterOptions cluster,
-                                                  RbdOpenOptions image);
-  Result<MappedInfo> AttachLocked(const DeviceRecord& record);
-  Entry* Find(const std::string& target);
+                                                  RbdOpenOptions image, bool* image_gone = nullptr);
+  // The slow part of taking over a device the kernel holds: no lock held.
+  // On failure *image_gone says whether the image itself is gone (no retry).
+  Result<Served> AttachWork(const DeviceRecord& record, bool* image_gone);
+  void ReattachWorker(std::shared_ptr<Entry> entry);
+  void StartWorkerLocked(const std::shared_ptr<Entry>& entry);
+  void StopWorkers();
+  // True if the kernel still has /dev/nbd<index> configured; nullopt: unknown.
+  std::optional<bool> KernelHolds(uint32_t index);
+  void ForgetLocked(uint32_t index, const char* why);
+  std::shared_ptr<Entry> Find(const std::string& target);
   Result<void> SaveLocked();
   MappedInfo InfoOf(const Entry& e);
+  bool IndexTakenLocked(uint32_t index) const;
 
   std::mutex mu_;
+  std::condition_variable cv_;  // worker wake-ups, first tries, stop
   std::unique_ptr<NbdNetlink> nl_;
   LoopPool& loops_;
   StateStore store_;
   std::function<void()> on_image_update_;
   ClusterPool clusters_;
-  std::map<uint32_t, Entry> devices_;  // by index
+  std::map<uint32_t, std::shared_ptr<Entry>> devices_;  // by index
+  std::map<uint32_t, DeviceRecord> detached_;  // Detach()ed: kept in the state file
+  std::set<std::string> mapping_specs_;        // maps in flight (reserved specs)
+  std::set<uint32_t> reserved_indexes_;        // indexes of maps/attaches in flight
+  std::mutex ioctl_map_mu_;  // the ioctl path picks a free device itself: one map at a time
+  std::vector<std::thread> workers_;
+  size_t running_workers_ = 0;
+  bool stopping_ = false;
 };
 
 std::string NewCookie();

@@ -138,6 +138,7 @@ Result<std::unique_ptr<NbdNetlink>> NbdNetlink::Open() {
 NbdNetlink::~NbdNetlink() { nl_socket_free(sock_); }
 
 Result<uint32_t> NbdNetlink::Connect(const NbdConnectParams& p) {
+  std::lock_guard lock(mu_);  // one request and its reply at a time on sock_
   if (p.sockets.empty()) return Err(EINVAL, "nbd netlink CONNECT needs at least one socket");
   nl_msg* msg = NewMessage(family_, NBD_CMD_CONNECT);
   if (msg == nullptr) return Err(ENOMEM, "nbd netlink CONNECT: out of memory");
@@ -166,6 +167,7 @@ Result<uint32_t> NbdNetlink::Connect(const NbdConnectParams& p) {
 }
 
 Result<void> NbdNetlink::Disconnect(uint32_t index) {
+  std::lock_guard lock(mu_);  // one request and its reply at a time on sock_
   nl_msg* msg = NewMessage(family_, NBD_CMD_DISCONNECT);
   if (msg == nullptr || nla_put_u32(msg, NBD_ATTR_INDEX, index) < 0) {
     if (msg) nlmsg_free(msg);
@@ -177,6 +179,7 @@ Result<void> NbdNetlink::Disconnect(uint32_t index) {
 }
 
 Result<void> NbdNetlink::Reconfigure(const NbdReconfigureParams& p) {
+  std::lock_guard lock(mu_);  // one request and its reply at a time on sock_
   nl_msg* msg = NewMessage(family_, NBD_CMD_RECONFIGURE);
   if (msg == nullptr) return Err(ENOMEM, "nbd netlink RECONFIGURE: out of memory");
   int r = nla_put_u32(msg, NBD_ATTR_INDEX, p.index);
@@ -196,6 +199,7 @@ Result<void> NbdNetlink::Reconfigure(const NbdReconfigureParams& p) {
 }
 
 Result<std::vector<NbdDeviceStatus>> NbdNetlink::Status(std::optional<uint32_t> index) {
+  std::lock_guard lock(mu_);  // one request and its reply at a time on sock_
   nl_msg* msg = NewMessage(family_, NBD_CMD_STATUS);
   if (msg == nullptr) return Err(ENOMEM, "nbd netlink STATUS: out of memory");
   if (index && nla_put_u32(msg, NBD_ATTR_INDEX, *index) < 0) {

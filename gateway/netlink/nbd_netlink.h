@@ -22,6 +22,7 @@
 
 #include <cstdint>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <string>
 #include <vector>
@@ -78,6 +79,7 @@ class NbdNetlink {
 
  private:
   NbdNetlink(nl_sock* sock, int family) : sock_(sock), family_(family) {}
+  std::mutex mu_;
   nl_sock* sock_;
   int family_;
 };

@@ -42,22 +42,35 @@ namespace {
 
 std::string DescribeConnectError(int r, const ClusterOptions& o, const std::string& mons) {
   switch (-r) {
-    case ETIMEDOUT:
-      // Ceph's v1 protocol (a bare IP:PORT other than :3300) retries a refused
-      // key until the timeout: a TCP connect tells that from unreachable.
-      if (AnyEndpointAcceptsTcp(MonitorEndpoints(mons), std::chrono::seconds(2))) {
-        return fmt::format(
-            "the monitors at {} accept connections but did not let {} in within {} s: most likely a wrong key "
-            "or an unknown user (with a bare IP:PORT Ceph uses its v1 protocol, which retries a refused key "
-            "until the timeout; give the monitors as v2:IP:PORT to be refused at once)",
-            mons, o.client_name, o.connect_timeout.count());
+    case ETIMEDOUT: {
+      std::string where = mons.empty() ? "(from ceph.conf)" : mons;
+      switch (ProbeMonitors(MonitorEndpoints(mons), std::chrono::seconds(3))) {
+        case MonitorReach::kNothingAccepts:
+          return fmt::format(
+              "nothing accepts connections at the monitor addresses {} (monitors down or unreachable, or a wrong "
+              "-m / ceph.conf); gave up after {} s",
+              where, o.connect_timeout.count());
+        case MonitorReach::kNoBanner:
+          return fmt::format(
+              "the monitors at {} accept TCP connections but send no Ceph banner: they are hung, stopped or "
+              "overloaded (this is not an authentication problem); gave up after {} s",
+              where, o.connect_timeout.count());
+        case MonitorReach::kAnswers:
+          // Ceph's v1 protocol (a bare IP:PORT other than :3300) retries a
+          // refused key until the timeout instead of failing at once.
+          return fmt::format(
+              "the monitors at {} answer but did not let {} in within {} s: they refuse its authentication (a "
+              "wrong key or an unknown user; with a bare IP:PORT Ceph uses its v1 protocol, which retries a "
+              "refused key until the timeout: give the monitors as v2:IP:PORT to be refused at once)",
+              where, o.client_name, o.connect_timeout.count());
       }
-      return fmt::format("monitors {} did not answer within {} s (unreachable, or wrong -m / ceph.conf)",
-                         mons.empty() ? "(from ceph.conf)" : mons, o.connect_timeout.count());
+      return fmt::format("monitors {} did not answer within {} s", where, o.connect_timeout.count());
+    }
     case EACCES:
     case EPERM:
       // The monitor refuses a user without mon caps exactly like a bad key.
-      return fmt::format("authentication failed for {} (wrong key, no such user, or no mon caps)", o.client_name);
+      return fmt::format("the monitors refused authentication for {} (a wrong key, an unknown user, or no mon caps)",
+                         o.client_name);
     case ENOENT:
       return fmt::format("no key for {}: give --keyring, --keyfile or --key-fd, or put a keyring in ceph.conf",
                          o.client_name);
@@ -220,14 +233,38 @@ Result<rados_ioctx_t> RadosCluster::OpenPool(const std::string& pool, const std:
 }
 
 Result<std::shared_ptr<RadosCluster>> ClusterPool::Get(const ClusterOptions& options) {
-  std::lock_guard lock(mu_);
   std::string key = options.PoolKey();
-  if (auto it = clusters_.find(key); it != clusters_.end()) {
-    if (auto live = it->second.lock()) return live;
+  std::shared_ptr<Pending> pending;
+  bool connect = false;
+  {
+    std::unique_lock lock(mu_);
+    for (;;) {
+      if (auto it = clusters_.find(key); it != clusters_.end()) {
+        if (auto live = it->second.lock()) return live;
+      }
+      auto p = pending_.find(key);
+      if (p == pending_.end()) break;
+      // Someone is connecting with these very options: wait for that answer
+      // rather than open a second connection. Other options never wait here.
+      pending = p->second;
+      cv_.wait(lock, [&pending] { return pending->done; });
+      if (pending->result) return *pending->result;
+      return Unexpected(pending->result.error());
+    }
+    pending = std::make_shared<Pending>();
+    pending_[key] = pending;
+    connect = true;
   }
+  // The connect may wait up to connect_timeout on the network: never under mu_.
   auto c = RadosCluster::Connect(options);
-  if (!c) return c;
-  clusters_[key] = *c;
+  std::lock_guard lock(mu_);
+  if (connect) {
+    pending->result = c;
+    pending->done = true;
+    pending_.erase(key);
+    if (c) clusters_[key] = *c;
+    cv_.notify_all();
+  }
   return c;
 }
 

@@ -11,17 +11,22 @@
 //   reaches a log, a child's argv, or a file.
 // * Connect() is bounded by `connect_timeout` (client_mount_timeout), so
 //   unreachable monitors give ETIMEDOUT with a clear message, never a hang.
-//   Errors are one line: "cannot connect to the cluster as client.kube:
-//   authentication failed (wrong key or unknown user)".
+//   Errors are one line, and a timeout says which of three it was: nothing
+//   accepts at the monitor addresses, the monitors accept but send no banner
+//   (hung or overloaded), or they answer but refuse us (see mon_probe.h).
 // * ClusterPool::Get() returns the live connection for equal options or makes
-//   one; the connection closes when its last user drops it. Thread-safe.
+//   one; the connection closes when its last user drops it. Thread-safe; a
+//   connect in flight blocks only callers with the same options (they share
+//   its result), never the others.
 // * I/O timeouts stay at Ceph's defaults (0 = wait forever): when an OSD is
 //   down for a while, I/O waits and then completes, as a disk would.
 #pragma once
 
 #include <rados/librados.h>
 
+#include <cerrno>
 #include <chrono>
+#include <condition_variable>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -84,8 +89,15 @@ class ClusterPool {
   Result<std::shared_ptr<RadosCluster>> Get(const ClusterOptions& options);
 
  private:
-  std::mutex mu_;
+  // A connect in flight: callers with the same options wait for its result.
+  struct Pending {
+    bool done = false;
+    Result<std::shared_ptr<RadosCluster>> result = Err(EAGAIN, "connecting");
+  };
+  std::mutex mu_;  // never held across a connect
+  std::condition_variable cv_;
   std::map<std::string, std::weak_ptr<RadosCluster>> clusters_;
+  std::map<std::string, std::shared_ptr<Pending>> pending_;
 };
 
 }  // namespace rbdnbd

@@ -38,30 +38,50 @@ void SplitHostPort(const std::string& ep, std::string* host, std::string* port) 
   *port = ep.substr(colon + 1);
 }
 
-bool AcceptsTcp(const std::string& endpoint, std::chrono::milliseconds timeout) {
+// How one endpoint reacts within `timeout`: no TCP connection, a connection
+// but no banner, or the start of a Ceph banner.
+MonitorReach ProbeEndpoint(const std::string& endpoint, std::chrono::milliseconds timeout) {
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  auto left_ms = [deadline] {
+    auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
+    return static_cast<int>(std::max<int64_t>(left.count(), 0));
+  };
   std::string host, port;
   SplitHostPort(endpoint, &host, &port);
   addrinfo hints{};
   hints.ai_socktype = SOCK_STREAM;
   addrinfo* res = nullptr;
-  if (getaddrinfo(host.c_str(), port.c_str(), &hints, &res) != 0 || res == nullptr) return false;
-  bool ok = false;
-  for (addrinfo* ai = res; ai != nullptr && !ok; ai = ai->ai_next) {
+  if (getaddrinfo(host.c_str(), port.c_str(), &hints, &res) != 0 || res == nullptr) {
+    return MonitorReach::kNothingAccepts;
+  }
+  MonitorReach best = MonitorReach::kNothingAccepts;
+  for (addrinfo* ai = res; ai != nullptr && best != MonitorReach::kAnswers && left_ms() > 0; ai = ai->ai_next) {
     UniqueFd fd(socket(ai->ai_family, ai->ai_socktype | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
     if (!fd) continue;
-    if (connect(fd.get(), ai->ai_addr, ai->ai_addrlen) == 0) {
-      ok = true;
-      break;
+    if (connect(fd.get(), ai->ai_addr, ai->ai_addrlen) != 0) {
+      if (errno != EINPROGRESS) continue;
+      pollfd p{fd.get(), POLLOUT, 0};
+      if (poll(&p, 1, left_ms()) != 1) continue;
+      int err = 0;
+      socklen_t len = sizeof(err);
+      if (getsockopt(fd.get(), SOL_SOCKET, SO_ERROR, &err, &len) != 0 || err != 0) continue;
     }
-    if (errno != EINPROGRESS) continue;
-    pollfd p{fd.get(), POLLOUT, 0};
-    if (poll(&p, 1, static_cast<int>(timeout.count())) != 1) continue;
-    int err = 0;
-    socklen_t len = sizeof(err);
-    ok = getsockopt(fd.get(), SOL_SOCKET, SO_ERROR, &err, &len) == 0 && err == 0;
+    best = MonitorReach::kNoBanner;
+    // Every Ceph banner starts with these bytes, whatever the protocol version.
+    static constexpr std::string_view kBanner = "ceph v";
+    char buf[8];
+    size_t got = 0;
+    while (got < kBanner.size()) {
+      pollfd p{fd.get(), POLLIN, 0};
+      if (poll(&p, 1, left_ms()) != 1) break;
+      ssize_t n = recv(fd.get(), buf + got, kBanner.size() - got, 0);
+      if (n <= 0) break;  // closed or reset without a banner: not a live monitor
+      got += static_cast<size_t>(n);
+    }
+    if (got == kBanner.size() && std::string_view(buf, got) == kBanner) best = MonitorReach::kAnswers;
   }
   freeaddrinfo(res);
-  return ok;
+  return best;
 }
 
 }  // namespace
@@ -117,13 +137,29 @@ std::vector<std::string> MonitorEndpoints(std::string_view mon_host) {
   return out;
 }
 
-bool AnyEndpointAcceptsTcp(const std::vector<std::string>& endpoints, std::chrono::milliseconds timeout) {
-  // One bound for all: many blackholed monitors must not add up.
+MonitorReach ProbeMonitors(const std::vector<std::string>& endpoints, std::chrono::milliseconds timeout) {
+  // One bound for all: many blackholed monitors must not add up. A silent
+  // endpoint may use up the time that was left; that is the answer anyway
+  // unless a later one talks, so each gets at most half of what is left.
   const auto deadline = std::chrono::steady_clock::now() + timeout;
-  return std::any_of(endpoints.begin(), endpoints.end(), [deadline](const std::string& ep) {
+  MonitorReach best = MonitorReach::kNothingAccepts;
+  for (size_t i = 0; i < endpoints.size(); i++) {
     auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
-    return left.count() > 0 && AcceptsTcp(ep, left);
-  });
+    if (left.count() <= 0) break;
+    auto slice = i + 1 == endpoints.size() ? left : std::max(left / 2, std::chrono::milliseconds(1));
+    best = std::max(best, ProbeEndpoint(endpoints[i], slice));
+    if (best == MonitorReach::kAnswers) break;
+  }
+  return best;
+}
+
+const char* MonitorReachName(MonitorReach reach) {
+  switch (reach) {
+    case MonitorReach::kNothingAccepts: return "nothing accepts";
+    case MonitorReach::kNoBanner: return "accepts, no banner";
+    case MonitorReach::kAnswers: return "answers";
+  }
+  return "?";
 }
 
 }  // namespace rbdnbd

@@ -1,10 +1,17 @@
-// Monitor addresses and a plain TCP probe of them, to tell "unreachable"
-// from "reachable but refusing us" when rados_connect() times out.
+// Monitor addresses and a probe of them, to tell three failures apart when
+// rados_connect() times out.
 //
-// Why: with a bare IP:PORT monitor address (other than :3300) librados speaks
-// Ceph's v1 protocol, whose monitor client retries a refused key until
-// client_mount_timeout runs out. The error is then ETIMEDOUT whether the
-// monitors are down or the key is wrong; a TCP connect tells the two apart.
+// Why: rados_connect() says ETIMEDOUT for all of these:
+//   * nothing accepts on the monitor addresses (down, wrong address, firewall);
+//   * the monitors accept TCP but send nothing: the process is hung, stopped
+//     or overloaded (the kernel completes the TCP handshake from the listen
+//     backlog even for a SIGSTOPped monitor);
+//   * the monitors answer but keep refusing us: with a bare IP:PORT address
+//     (other than :3300) librados speaks Ceph's v1 protocol, whose monitor
+//     client retries a refused key until client_mount_timeout runs out.
+// A Ceph monitor writes its banner ("ceph v027" for v1, "ceph v2\n" for v2) as
+// soon as it accepts, before it reads anything, so connecting and waiting
+// briefly for that banner tells the three apart without speaking the protocol.
 //
 // Contract: pure parsing, and a blocking probe bounded by `timeout` in all
 // (every address is tried at most once, in order, while time is left). Any
@@ -25,7 +32,16 @@ namespace rbdnbd {
 // 6789). DNS names are kept as they are.
 std::vector<std::string> MonitorEndpoints(std::string_view mon_host);
 
-// True if an endpoint accepts a TCP connection before `timeout` has passed.
-bool AnyEndpointAcceptsTcp(const std::vector<std::string>& endpoints, std::chrono::milliseconds timeout);
+enum class MonitorReach {
+  kNothingAccepts,  // no endpoint accepted a TCP connection
+  kNoBanner,        // one accepted, none sent a Ceph banner: hung or overloaded
+  kAnswers,         // one sent its banner: the monitor is alive and talking
+};
+
+// The best of the endpoints (kAnswers > kNoBanner > kNothingAccepts), probed
+// in order until one answers or `timeout` has passed.
+MonitorReach ProbeMonitors(const std::vector<std::string>& endpoints, std::chrono::milliseconds timeout);
+
+const char* MonitorReachName(MonitorReach reach);  // for logs and tests
 
 }  // namespace rbdnbd
