@@ -1,7 +1,7 @@
 #!/bin/bash
 # deploy/quickstart.sh - set up a fresh Debian 12 machine and run the main job.
 #
-#   sudo deploy/quickstart.sh            # install deps, build, run the demo
+#   deploy/quickstart.sh                 # install deps, build, run the demo (root, or sudo)
 #   deploy/quickstart.sh --no-install    # skip apt (deps already there)
 #
 # The main job runs on the embedded default, the local dev Ceph cluster
@@ -15,6 +15,11 @@
 #   5. SIGTERM: drain, flush, exit 0; the image is removed and the cluster wiped.
 # --demo=memory runs the same without Ceph, on a memory export.
 set -euo pipefail
+# Root, or a user with sudo (the install needs root, and so do the dev cluster's defaults).
+if [ "$(id -u)" != 0 ]; then
+  command -v sudo >/dev/null 2>&1 || { echo "quickstart: needs root, and there is no sudo: run it as root" >&2; exit 2; }
+  exec sudo --preserve-env=DEMO bash "$0" "$@"
+fi
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 cd "$ROOT"
 export PATH="/usr/sbin:/usr/bin:/sbin:/bin:$PATH"
@@ -153,4 +158,4 @@ case "$DEMO" in
   memory) demo_memory ;;
   *) echo "quickstart: unknown demo '$DEMO' (have: rbd, memory)" >&2; exit 2 ;;
 esac
-say "quickstart OK. Next: sudo tests/run-all.sh"
+say "quickstart OK. Next: tests/run-all.sh"

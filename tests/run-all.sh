@@ -5,6 +5,7 @@
 #
 # Steps, each counted once in the summary:
 #   deploy         tests/deploy/run.sh: deploy/kubernetes manifests + deploy/rbd-nbdd.service, static
+#   install-deps   tests/deploy/install_deps_test.sh: install-deps' package decisions (dpkg status, kubectl)
 #   build          cmake+ninja, RelWithDebInfo, into build/
 #   unit           ctest in build/
 #   build-asan     the same with -DRBDNBD_SANITIZE=ON (ASan+UBSan), as a unity build, into
@@ -36,6 +37,12 @@
 # silently in CI. The last line is "N passed, N failed" (", N skipped" when any were).
 # Step logs are kept in build/test-logs/.
 set -uo pipefail
+
+# Root, or a user with sudo: the kernel tests need root (loop devices, UML, namespaces).
+if [ "$(id -u)" != 0 ]; then
+  command -v sudo >/dev/null 2>&1 || { echo "run-all: needs root, and there is no sudo: run it as root" >&2; exit 2; }
+  exec sudo --preserve-env=CI,JOBS,BUILD_PREFIX,E2E_JOBS bash "$0" "$@"
+fi
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 cd "$ROOT"
@@ -159,7 +166,10 @@ elif [ "$SERVER" != rbd-nbdd ]; then
 else
   BIN=gateway/control/rbd-nbdd
   # 0. Static checks of the Kubernetes manifests and the systemd unit (no build needed).
-  if [ ${#PATTERNS[@]} -eq 0 ]; then step deploy 300 bash "$ROOT/tests/deploy/run.sh"; fi
+  if [ ${#PATTERNS[@]} -eq 0 ]; then
+    step deploy 300 bash "$ROOT/tests/deploy/run.sh"
+    step install-deps 120 bash "$ROOT/tests/deploy/install_deps_test.sh"
+  fi
 
   # 1. The release build and its unit tests.
   # Line tables only (-g1): stack traces keep file:line, and the build takes a quarter

@@ -136,7 +136,9 @@ json MappedInfoToJson(const MappedInfo& m) {
               {"live_connections", m.live_connections}, {"size", m.size},
               {"read_only", r.read_only}, {"exclusive", r.exclusive},  {"encryption", r.encryption},
               {"io_timeout", r.io_timeout_s}, {"reattach_timeout", r.reattach_timeout_s},
-              {"client_name", r.client_name}, {"kernel_connected", m.kernel_connected}};
+              {"client_name", r.client_name}, {"kernel_connected", m.kernel_connected},
+              {"state", m.state}, {"last_error", m.last_error}, {"last_error_unix", m.last_error_unix},
+              {"reattach_attempts", m.reattach_attempts}};
 }
 
 Result<DeviceRecord> RecordFromJson(const json& j) {
