@@ -4,7 +4,8 @@
 # process left and no socket left accepting connections:
 #   unknown pool / image / snapshot, a spec without a pool, a wrong key (valid format),
 #   a user whose caps do not cover the pool, a user without any caps, unreachable
-#   monitors (-m 127.0.0.1:9 --connect-timeout 3: within 10 s), an image locked by
+#   monitors (-m 127.0.0.1:9 --connect-timeout 3: within 12 s), a hung (SIGSTOPped) monitor
+#   and a refusing one (a wrong key over v1), each named as such, an image locked by
 #   another `serve --exclusive` (which keeps serving), a wrong LUKS passphrase.
 # Every case is tried; the script fails at the end if any did.
 . "$(dirname "$0")/lib_rbd.sh"
@@ -34,8 +35,25 @@ case_ "user without caps on the pool" "not allowed.*caps|caps.*(denied|not allow
 # has no "caps" in it, so only the message can match).
 case_ "user without any caps" "caps" 15 \
   --id "itbare$$" --keyring "$TMPD/client.itbare$$.keyring" --rbd "$IMG"
-case_ "unreachable monitors" "monitor.*(did not answer|unreachable|timed out)" 10 \
+case_ "unreachable monitors" "nothing accepts.*monitor" 12 \
   "${ADMIN[@]}" -m 127.0.0.1:9 --connect-timeout 3 --rbd "$IMG"
+
+# A hung monitor: the real one, SIGSTOPped. The kernel still completes the TCP handshake
+# from its listen backlog, so only the missing banner tells it from a refusal. The error
+# must say hung, and must not blame the key.
+read -r MON_PID < "$RBD_DIR/run/mon.a.pid" || fail "no mon pid file in $RBD_DIR/run"
+kill -STOP "$MON_PID" || fail "cannot SIGSTOP the monitor"
+on_cleanup "kill -CONT $MON_PID 2>/dev/null || true"
+case_ "hung monitors (SIGSTOPped)" "no Ceph banner.*hung|hung.*no Ceph banner|send no Ceph banner" 12 \
+  "${ADMIN[@]}" --connect-timeout 3 --rbd "$IMG"
+grep -qiE "wrong key|refuse" "$RBD_FAIL_OUT" && FAILED+=("the hung-monitor error blames the credentials")
+kill -CONT "$MON_PID"
+# The monitors answer but keep refusing: a wrong key over Ceph's v1 protocol (a bare
+# IP:PORT), which retries the refusal until the timeout instead of failing at once.
+V1=$(sed -n 's/.*v1:\([0-9.]*:[0-9]*\).*/\1/p' <<< "$CEPH_MON_HOST")
+[ -n "$V1" ] || fail "no v1 address in CEPH_MON_HOST=$CEPH_MON_HOST"
+case_ "wrong key over the v1 protocol (refused until the timeout)" "answer.*refuse.*(wrong key|unknown user)" 15 \
+  --id admin --keyfile "$TMPD/wrong.key" -m "$V1" --connect-timeout 4 --rbd "$IMG"
 
 # An image locked by another client: a first server holds it with --exclusive.
 start_rbd_server "${ADMIN[@]}" --rbd "$IMG" --exclusive
