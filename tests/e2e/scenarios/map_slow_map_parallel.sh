@@ -29,7 +29,7 @@ wait_until 30 "the hung monitor to listen" grep -q listening "$E2E_WORK/hung-mon
 
 step "a map against the hung monitor (connect timeout 20 s), in the background"
 t0=$SECONDS
-( env -u CEPH_CONF -u CEPH_ARGS t 120 "$RBDNBD_BIN" map --control-socket "$MAP_SOCK" -m "127.0.0.1:$HUNG_PORT" \
+( t 120 env -u CEPH_CONF -u CEPH_ARGS "$RBDNBD_BIN" map --control-socket "$MAP_SOCK" -m "127.0.0.1:$HUNG_PORT" \
     --id admin -k "$CEPH_KEYRING" --connect-timeout 20 rbd/slow > "$E2E_WORK/slow-map.out" 2>&1
   echo "rc=$?" >> "$E2E_WORK/slow-map.out" ) &
 SLOW_PID=$!
