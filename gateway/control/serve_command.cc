@@ -13,8 +13,8 @@
 #include <spdlog/spdlog.h>
 
 #include "common/log.h"
-#include "control/ceph_options.h"
 #include "common/size_parse.h"
+#include "control/ceph_options.h"
 #include "control/process.h"
 #include "device/server.h"
 #include "exports/export_factory.h"
