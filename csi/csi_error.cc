@@ -1,24 +1,63 @@
 #include "csi/csi_error.h"
 
+#include <string_view>
+
 namespace rbdnbd::csi {
 
-grpc::StatusCode ToGrpcCode(int code) {
-  switch (code) {
-    case 0: return grpc::StatusCode::OK;
-    case EINVAL:
-    case ERANGE: return grpc::StatusCode::INVALID_ARGUMENT;
-    case ENOENT: return grpc::StatusCode::NOT_FOUND;
-    case EEXIST: return grpc::StatusCode::ALREADY_EXISTS;
-    case EINPROGRESS: return grpc::StatusCode::ABORTED;
-    case EPERM:
-    case EBUSY: return grpc::StatusCode::FAILED_PRECONDITION;
-    case EHOSTDOWN:
-    case ECONNREFUSED: return grpc::StatusCode::UNAVAILABLE;
-    case ETIMEDOUT: return grpc::StatusCode::DEADLINE_EXCEEDED;
-    case EACCES: return grpc::StatusCode::PERMISSION_DENIED;
-    case ENOSPC: return grpc::StatusCode::RESOURCE_EXHAUSTED;
-    default: return grpc::StatusCode::INTERNAL;
+namespace {
+
+// The table of csi_error.h, row by row.
+struct ErrnoRow {
+  int errno_value;
+  grpc::StatusCode code;
+  std::string_view hint;  // appended to a daemon's message; empty: none
+};
+
+constexpr std::string_view kCephxHint =
+    "check the node stage secret's userID and userKey (and that user's caps on the pool)";
+constexpr std::string_view kPassphraseHint = "check the node stage secret 'encryptionPassphrase'";
+
+constexpr ErrnoRow kErrnoTable[] = {
+    {EINVAL, grpc::StatusCode::INVALID_ARGUMENT, ""},
+    {ERANGE, grpc::StatusCode::INVALID_ARGUMENT, ""},
+    {ENOENT, grpc::StatusCode::NOT_FOUND, ""},
+    {EEXIST, grpc::StatusCode::ALREADY_EXISTS, ""},
+    {EBUSY, grpc::StatusCode::FAILED_PRECONDITION, ""},
+    {EACCES, grpc::StatusCode::PERMISSION_DENIED, kCephxHint},
+    {EPERM, grpc::StatusCode::PERMISSION_DENIED, kCephxHint},
+    {EKEYREJECTED, grpc::StatusCode::UNAUTHENTICATED, kPassphraseHint},
+    {ETIMEDOUT, grpc::StatusCode::DEADLINE_EXCEEDED, ""},
+    {EHOSTDOWN, grpc::StatusCode::UNAVAILABLE, ""},
+    {ECONNREFUSED, grpc::StatusCode::UNAVAILABLE, ""},
+    {ENOSPC, grpc::StatusCode::RESOURCE_EXHAUSTED, ""},
+};
+
+const ErrnoRow* FindRow(int errno_value) {
+  for (const ErrnoRow& row : kErrnoTable) {
+    if (row.errno_value == errno_value) return &row;
   }
+  return nullptr;
+}
+
+}  // namespace
+
+grpc::StatusCode ErrnoToGrpcCode(int errno_value) {
+  const ErrnoRow* row = FindRow(errno_value);
+  return row ? row->code : grpc::StatusCode::INTERNAL;
+}
+
+Error FromDaemonError(const Error& error) {
+  if (error.code == 0 || IsCsiCode(error.code)) return error;
+  const ErrnoRow* row = FindRow(error.code);
+  if (row == nullptr) return Error{kInternal, error.message};
+  if (row->hint.empty()) return Error{CsiCode(row->code), error.message};
+  return Error{CsiCode(row->code), fmt::format("{}: {}", error.message, row->hint)};
+}
+
+grpc::StatusCode ToGrpcCode(int code) {
+  if (code == 0) return grpc::StatusCode::OK;
+  if (IsCsiCode(code)) return static_cast<grpc::StatusCode>(code - kCsiCodeBase);
+  return ErrnoToGrpcCode(code);
 }
 
 const char* StatusCodeName(grpc::StatusCode code) {
@@ -47,6 +86,35 @@ const char* StatusCodeName(grpc::StatusCode code) {
 grpc::Status ToGrpcStatus(const Error& error) {
   if (error.code == 0) return grpc::Status::OK;
   return grpc::Status(ToGrpcCode(error.code), error.message);
+}
+
+namespace {
+
+class CsiCodedDaemonClient final : public DaemonClient {
+ public:
+  explicit CsiCodedDaemonClient(std::unique_ptr<DaemonClient> inner) : inner_(std::move(inner)) {}
+
+  Result<DaemonStatus> Status() override { return Convert(inner_->Status()); }
+  Result<MapResult> Map(const VolumeParams& params, bool read_only) override {
+    return Convert(inner_->Map(params, read_only));
+  }
+  Result<void> Unmap(const std::string& target) override { return Convert(inner_->Unmap(target)); }
+  const std::string& socket_path() const override { return inner_->socket_path(); }
+
+ private:
+  template <typename T>
+  static Result<T> Convert(Result<T> r) {
+    if (r) return r;
+    return Unexpected(FromDaemonError(r.error()));
+  }
+
+  std::unique_ptr<DaemonClient> inner_;
+};
+
+}  // namespace
+
+std::unique_ptr<DaemonClient> WithCsiCodes(std::unique_ptr<DaemonClient> inner) {
+  return std::make_unique<CsiCodedDaemonClient>(std::move(inner));
 }
 
 }  // namespace rbdnbd::csi

@@ -11,6 +11,8 @@
 #include <grpcpp/server_builder.h>
 #include <spdlog/spdlog.h>
 
+#include "csi/csi_error.h"
+
 #ifndef RBDNBD_VERSION
 #define RBDNBD_VERSION "unknown"
 #endif
@@ -45,6 +47,8 @@ Result<std::unique_ptr<PluginServer>> PluginServer::Start(const PluginOptions& o
   if (!s->deps_.fs) s->deps_.fs = MakeSystemFsTools();
   if (!s->deps_.devices) s->deps_.devices = MakeSystemBlockDevices();
   if (!s->deps_.daemon) s->deps_.daemon = MakeDaemonClient(options.control_socket);
+  // The one place the daemon's errnos become the plugin's codes (csi_error.h).
+  s->deps_.daemon = WithCsiCodes(std::move(s->deps_.daemon));
 
   NodeContext ctx;
   ctx.store = s->store_.get();

@@ -149,7 +149,7 @@ Result<void> Stager::EnsureMapped(VolumeRecord* record, const VolumeParams& para
   const MappedDevice* d = FindBySpec(*status, record->spec);
   if (d == nullptr) {
     auto mapped = ctx_.daemon->Map(params, record->read_only);
-    if (!mapped && mapped.error().code == EEXIST) {
+    if (!mapped && mapped.error().code == kAlreadyExists) {
       // Mapped by a concurrent request for the same image: use that device.
       status = ctx_.daemon->Status();
       if (!status) return Unexpected(status.error());
@@ -239,7 +239,7 @@ Result<void> Stager::UnmapRecorded(const VolumeRecord& record) {
   if (d == nullptr && !record.spec.empty()) d = FindBySpec(*status, record.spec);
   if (d == nullptr) return {};  // not mapped
   auto r = ctx_.daemon->Unmap(d->device);
-  if (!r && r.error().code != ENOENT) return r;
+  if (!r && r.error().code != kNotFound) return r;
   spdlog::info("unmapped {} ({})", d->device, record.spec);
   return {};
 }

@@ -1,7 +1,7 @@
 // VolumeLocks: at most one CSI operation per volume_id at a time.
 //
 // Contract: TryLock() never blocks. It returns a guard that holds the volume
-// until destroyed, or kAborted (EINPROGRESS) when another operation holds it;
+// until destroyed, or kAborted (csi_error.h) when another operation holds it;
 // CSI asks the CO to retry in that case. Thread-safe: called from gRPC
 // threads concurrently.
 #pragma once

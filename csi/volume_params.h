@@ -2,7 +2,7 @@
 // request's volume_context and node_stage_secrets (see csi/README.md).
 //
 // Contract: ParseVolumeParams() is pure (the cluster list is passed in). Every
-// problem is kInvalidArgument (EINVAL) with the key named: missing userID,
+// problem is kInvalidArgument (csi_error.h) with the key named: missing userID,
 // userKey, pool, imageName (unless staticVolume), clusterID/monitors; an
 // unknown clusterID; a bad number or boolean; an encryption format without its
 // passphrase. A message names a key, never a secret's value. The key and the

@@ -12,13 +12,12 @@
 
 #include <spdlog/spdlog.h>
 
-#include "backend/backend_factory.h"
-#include "control/ceph_options.h"
 #include "common/log.h"
-#include "control/process.h"
 #include "common/size_parse.h"
+#include "control/ceph_options.h"
+#include "control/process.h"
 #include "device/server.h"
-#include "rbd/image_spec.h"
+#include "exports/export_factory.h"
 #include "rbd/rbd_backend.h"
 #include "uring/loop_pool.h"
 
@@ -40,6 +39,9 @@ Exports:
                            SPEC is key=value pairs separated by commas:
                              name=disk0,backend=memory,size=1G
                              name=img,backend=file,path=/srv/img.raw[,direct=auto|on|off]
+                             name=vm1,backend=rbd,image=POOL/[NS/]IMAGE[@SNAP]
+                                                   (the cluster, user and image options
+                                                   are the Ceph options below)
                            keys for every backend:
                              read-only             serve read-only
                              description=TEXT      shown by nbdinfo
@@ -164,25 +166,47 @@ int ParseArgs(int argc, char** argv, ServeArgs* a) {
   return -1;
 }
 
-// Opens every --rbd image on one shared cluster connection.
-Result<void> AddRbdExports(ServeArgs* args, ExportRegistry* registry) {
-  if (auto r = FinishCephArgs(&args->ceph); !r) return r;
-  std::vector<ImageSpec> specs;
-  for (const auto& text : args->rbd_images) {
-    auto spec = ParseImageSpec(text);
-    if (!spec) return Unexpected(spec.error());
-    specs.push_back(*spec);
+// The cluster connection every rbd export shares: made when the first one
+// needs it, so that a serve without RBD exports never reads a key or waits
+// for monitors. Main thread only.
+class SharedCluster {
+ public:
+  explicit SharedCluster(CephArgs* ceph) : ceph_(ceph) {}
+
+  Result<RbdConnection> Get() {
+    if (!cluster_) {
+      // FinishCephArgs reads the key (maybe from stdin) and the passphrase: exactly once.
+      if (auto r = FinishCephArgs(ceph_); !r) return Unexpected(r.error());
+      auto c = RadosCluster::Connect(ceph_->cluster);
+      if (!c) return Unexpected(c.error());
+      cluster_ = *c;
+    }
+    return RbdConnection{cluster_, ceph_->image};
   }
-  auto cluster = RadosCluster::Connect(args->ceph.cluster);
-  if (!cluster) return Unexpected(cluster.error());
-  for (const auto& spec : specs) {
-    RbdOpenOptions opts = args->ceph.image;
-    opts.spec = spec;
-    auto backend = RbdBackend::Open(*cluster, opts);
-    if (!backend) return Unexpected(backend.error());
-    std::string describe = (*backend)->Describe();
-    if (auto r = registry->Add(Export{spec.ToString(), "", *backend}); !r) return r;
-    spdlog::info("export '{}': {}", spec.ToString(), describe);
+
+ private:
+  CephArgs* ceph_;
+  std::shared_ptr<RadosCluster> cluster_;
+};
+
+// Every --export, then every --rbd, through the one factory (so decorators
+// reach RBD images too); the first one added is the default export.
+Result<void> AddExports(ServeArgs* args, ExportRegistry* registry) {
+  SharedCluster cluster(&args->ceph);
+  ExportContext context;
+  context.connect = [&cluster] { return cluster.Get(); };
+  auto add = [registry](Result<ExportSpec> e) -> Result<void> {
+    if (!e) return Unexpected(e.error());
+    std::string describe = e->backend->Describe();
+    if (auto r = registry->Add(Export{e->name, e->description, e->backend}); !r) return r;
+    spdlog::info("export '{}': {}", e->name, describe);
+    return {};
+  };
+  for (const auto& spec : args->exports) {
+    if (auto r = add(ParseExportSpec(spec, context)); !r) return r;
+  }
+  for (const auto& image : args->rbd_images) {
+    if (auto r = add(RbdExport(image, context)); !r) return r;
   }
   return {};
 }
@@ -200,25 +224,9 @@ int RunServe(int argc, char** argv) {
   sigset_t sigs = BlockControlSignals();
 
   ExportRegistry registry;
-  for (const auto& spec : args.exports) {
-    auto e = ParseExportSpec(spec);
-    if (!e) {
-      spdlog::error("{}", e.error().message);
-      return 2;
-    }
-    std::string name = e->name;
-    std::string describe = e->backend->Describe();
-    if (auto r = registry.Add(Export{e->name, e->description, e->backend}); !r) {
-      spdlog::error("{}", r.error().message);
-      return 2;
-    }
-    spdlog::info("export '{}': {}", name, describe);
-  }
-  if (!args.rbd_images.empty()) {
-    if (auto r = AddRbdExports(&args, &registry); !r) {
-      spdlog::error("{}", r.error().message);
-      return 2;
-    }
+  if (auto r = AddExports(&args, &registry); !r) {
+    spdlog::error("{}", r.error().message);
+    return 2;
   }
   auto loops = LoopPool::Create(args.workers, "nbd-worker", std::chrono::microseconds(args.poll_us));
   if (!loops) {

@@ -6,11 +6,11 @@
 //   image or snapshot, loads LUKS encryption, and takes the exclusive lock when
 //   asked. Every failure is one line naming the problem (unknown pool, image or
 //   snapshot; permission denied; locked by another client; wrong passphrase).
-// * Submit() runs on a loop thread and maps NBD to librbd:
-//     READ -> rbd_aio_read (short reads zero-padded)   WRITE -> rbd_aio_write
-//     FUA  -> the write, then rbd_aio_flush            FLUSH -> rbd_aio_flush
-//     TRIM -> rbd_aio_discard                          WRITE_ZEROES -> rbd_aio_write_zeroes
-//     (NO_HOLE -> RBD_WRITE_ZEROES_FLAG_THICK_PROVISION)
+// * Submit() runs on a loop thread and runs the librbd calls PlanRbdOps()
+//   decides (rbd_op_plan.h has the table): one call per request, plus an
+//   rbd_aio_flush after a WRITE, TRIM or WRITE_ZEROES with FUA, so that each
+//   FUA request is durable when it completes. A wrong passphrase is
+//   EKEYREJECTED (EPERM/EACCES mean cephx refused the user).
 // * Completions: librbd runs our completion callback on one of its own
 //   threads. That callback runs no loop code: it only Post()s (a locked push
 //   plus at most one eventfd write) the result to the EventLoop that

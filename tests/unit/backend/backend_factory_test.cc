@@ -1,4 +1,4 @@
-#include "backend/backend_factory.h"
+#include "exports/export_factory.h"
 
 #include <fcntl.h>
 #include <unistd.h>
@@ -96,8 +96,12 @@ TEST(BackendFactoryTest, ErrorsNameTheKeyAndTheProblem) {
       {"name=a,backend=memory", "export spec 'name=a,backend=memory': size is required for backend=memory"},
       {"name=a,backend=file", "path is required for backend=file"},
       {"backend=memory,size=1M", "name is required"},
-      {"name=a,size=1M", "backend is required (memory|file)"},
-      {"name=a,backend=rbd", "unknown backend 'rbd' (memory|file)"},
+      {"name=a,size=1M", "backend is required (memory|file|rbd)"},
+      {"name=a,backend=disk", "unknown backend 'disk' (memory|file|rbd)"},
+      {"name=a,backend=rbd", "image is required for backend=rbd"},
+      {"name=a,backend=rbd,image=noslash", "image: image spec 'noslash' has no pool"},
+      {"name=a,backend=rbd,image=rbd/img", "backend=rbd needs a cluster"},
+      {"name=a,backend=memory,size=1M,image=rbd/x", "image: not valid for backend=memory (only for backend=rbd)"},
       {"name=a,backend=memory,size=1M,color=red", "unknown key 'color'"},
       {"name=a,backend=memory,size=1M,path=/x", "path: not valid for backend=memory (only for backend=file)"},
       {"name=a,name=b,backend=memory,size=1M", "name: given more than once"},
@@ -131,6 +135,57 @@ TEST(BackendFactoryTest, ErrorsNameTheKeyAndTheProblem) {
     EXPECT_EQ(error.rfind("export spec '", 0), 0u) << error;
   }
   EXPECT_EQ(ParseExportSpec("name=a,backend=rbd").error().code, EINVAL);
+}
+
+// backend=rbd against a context whose cluster cannot be reached: what the
+// factory does before and after it asks for the connection. (Opening a real
+// image, and the decorators around it, is tests/integration/rbd_fault_injection.sh.)
+struct FailingCluster {
+  int calls = 0;
+  ExportContext Context() {
+    ExportContext c;
+    c.connect = [this]() -> Result<RbdConnection> {
+      calls++;
+      return Err(ETIMEDOUT, "monitors 127.0.0.1:1 did not answer within 1 s");
+    };
+    return c;
+  }
+};
+
+TEST(BackendFactoryTest, RbdTakesEveryDecoratorKeyAndConnectsOnlyAfterTheyAreChecked) {
+  FailingCluster cluster;
+  auto r = ParseExportSpec(
+      "name=vm,backend=rbd,image=rbd/ns/img@snap,read-only,description=d,fault-errno=EIO,fault-ops=write,"
+      "fault-trigger=/tmp/t,fault-every=2,fault-rate=1%,fault-range=0-1M,delay=1ms,delay-write=2ms",
+      cluster.Context());
+  ASSERT_FALSE(r);
+  EXPECT_EQ(cluster.calls, 1) << "every key was accepted for backend=rbd";
+  EXPECT_EQ(r.error().code, ETIMEDOUT);
+  EXPECT_NE(r.error().message.find("did not answer"), std::string::npos) << r.error().message;
+  EXPECT_EQ(r.error().message.rfind("export spec 'name=vm,", 0), 0u) << r.error().message;
+
+  for (const char* bad : {"name=vm,backend=rbd,image=rbd/img,fault-errno=EWHAT",
+                          "name=vm,backend=rbd,image=rbd/img,delay=5",
+                          "name=vm,backend=rbd,image=rbd/img,path=/x",
+                          "name=vm,backend=rbd,image=rbd/img,size=1G",
+                          "name=vm,backend=rbd,image=rbd/img@"}) {
+    EXPECT_FALSE(ParseExportSpec(bad, cluster.Context())) << bad;
+  }
+  EXPECT_EQ(cluster.calls, 1) << "a bad key never waits for the cluster";
+}
+
+TEST(BackendFactoryTest, RbdExportIsTheSameExportWithoutASpecString) {
+  FailingCluster cluster;
+  // Commas are fine here: nothing is split.
+  auto r = RbdExport("rbd/img,with,commas", cluster.Context());
+  ASSERT_FALSE(r);
+  EXPECT_EQ(cluster.calls, 1);
+  EXPECT_EQ(r.error().message, "monitors 127.0.0.1:1 did not answer within 1 s") << "no spec prefix";
+  auto bad = RbdExport("justanimage", cluster.Context());
+  ASSERT_FALSE(bad);
+  EXPECT_NE(bad.error().message.find("has no pool"), std::string::npos) << bad.error().message;
+  EXPECT_EQ(cluster.calls, 1);
+  EXPECT_FALSE(RbdExport("rbd/img", ExportContext{}));  // no cluster: refused, not crashed
 }
 
 TEST(BackendFactoryTest, LongAndPrintableNames) {

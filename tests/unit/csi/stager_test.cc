@@ -43,7 +43,7 @@ class NodeOpsTest : public ::testing::Test {
     ctx_.mounter = &mounter_;
     ctx_.fs = &fs_;
     ctx_.devices = &devices_;
-    ctx_.daemon = &daemon_;
+    ctx_.daemon = coded_daemon_.get();
     ctx_.cluster_config_path = (root_ / "config.json").string();
     ctx_.resize_wait = std::chrono::milliseconds(2000);
     std::ofstream(ctx_.cluster_config_path) << R"([{"clusterID": "dev", "monitors": ["127.0.0.1:14200"]}])";
@@ -58,6 +58,13 @@ class NodeOpsTest : public ::testing::Test {
     r.capability.access_mode = access_mode;
     r.context = {{"clusterID", "dev"}, {"pool", "kube"}, {"imageName", "img-1"}};
     r.secrets = {{"userID", "kube"}, {"userKey", kStagerKey}};
+    return r;
+  }
+
+  StageRequest EncryptedStage(VolumeMode mode) {
+    StageRequest r = Stage(mode);
+    r.context["encryption"] = "luks2";
+    r.secrets["encryptionPassphrase"] = kPassphrase;
     return r;
   }
 
@@ -94,7 +101,11 @@ class NodeOpsTest : public ::testing::Test {
   FakeMounter mounter_;
   FakeFsTools fs_;
   FakeBlockDevices devices_;
-  FakeDaemonClient daemon_;
+  // The fake behind WithCsiCodes(), wired as PluginServer wires the real
+  // client: the node logic sees the daemon's errors as plugin codes.
+  std::unique_ptr<FakeDaemonClient> owned_daemon_ = std::make_unique<FakeDaemonClient>();
+  FakeDaemonClient& daemon_ = *owned_daemon_;
+  std::unique_ptr<DaemonClient> coded_daemon_ = WithCsiCodes(std::move(owned_daemon_));
   NodeContext ctx_;
 };
 
@@ -276,6 +287,36 @@ TEST_F(NodeOpsTest, DaemonErrorsKeepTheirMeaning) {
   EXPECT_EQ(r.error().code, kUnavailable);
 }
 
+TEST_F(NodeOpsTest, WrongKeyOrUnknownUserIsPermissionDeniedNamingTheCephxSecret) {
+  Stager stager(ctx_);
+  for (int e : {EACCES, EPERM}) {  // what the daemon answers when cephx refuses the user
+    daemon_.fail_map = e;
+    auto r = stager.Stage(Stage());
+    ASSERT_FALSE(r);
+    EXPECT_EQ(r.error().code, kPermissionDenied) << "errno " << e;
+    EXPECT_NE(r.error().code, kFailedPrecondition);
+    EXPECT_NE(r.error().message.find("userKey"), std::string::npos) << r.error().message;
+    EXPECT_EQ(r.error().message.find(kStagerKey), std::string::npos) << "the key itself is never in a message";
+    EXPECT_FALSE(Record().has_value());  // rolled back
+    EXPECT_TRUE(daemon_.devices.empty());
+    EXPECT_TRUE(mounter_.table.empty());
+  }
+}
+
+TEST_F(NodeOpsTest, WrongPassphraseIsUnauthenticatedNamingThePassphraseSecret) {
+  Stager stager(ctx_);
+  StageRequest req = EncryptedStage(VolumeMode::kMount);
+  daemon_.fail_map = EKEYREJECTED;  // rbd_backend.cc's answer to a passphrase LUKS refuses
+  auto r = stager.Stage(req);
+  ASSERT_FALSE(r);
+  EXPECT_EQ(r.error().code, kUnauthenticated);
+  EXPECT_NE(r.error().message.find("'encryptionPassphrase'"), std::string::npos) << r.error().message;
+  EXPECT_EQ(r.error().message.find(kPassphrase), std::string::npos) << "the passphrase is never in a message";
+  EXPECT_FALSE(Record().has_value());
+  EXPECT_TRUE(fs_.made.empty()) << "nothing formatted";
+  EXPECT_TRUE(mounter_.table.empty());
+}
+
 TEST_F(NodeOpsTest, UnsupportedFsTypeAndBadContextAreInvalidArgument) {
   Stager stager(ctx_);
   StageRequest req = Stage();
@@ -331,7 +372,7 @@ TEST_F(NodeOpsTest, UnstageToleratesAnAlreadyUnmappedDeviceButNotABusyOne) {
   daemon_.fail_unmap = EBUSY;
   auto busy = stager.Unstage("vol-1", req.staging_path);
   ASSERT_FALSE(busy);
-  EXPECT_EQ(busy.error().code, EBUSY);
+  EXPECT_EQ(busy.error().code, kFailedPrecondition);  // the daemon's EBUSY
   EXPECT_TRUE(Record().has_value());  // kept, so a retry can finish
   daemon_.fail_unmap = 0;
   daemon_.devices.clear();  // unmapped behind our back
@@ -489,9 +530,7 @@ TEST_F(NodeOpsTest, ExpandGivesUpWhenTheDeviceNeverGrows) {
 
 TEST_F(NodeOpsTest, EncryptedStageSendsThePassphraseOnlyToTheDaemon) {
   Stager stager(ctx_);
-  StageRequest req = Stage(VolumeMode::kBlock);
-  req.context["encryption"] = "luks2";
-  req.secrets["encryptionPassphrase"] = kPassphrase;
+  StageRequest req = EncryptedStage(VolumeMode::kBlock);
   ASSERT_TRUE(stager.Stage(req));
   std::string state = AllStateText();
   EXPECT_EQ(state.find(kPassphrase), std::string::npos);

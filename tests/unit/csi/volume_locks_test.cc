@@ -6,6 +6,8 @@
 
 #include <gtest/gtest.h>
 
+#include "csi/csi_error.h"
+
 namespace rbdnbd::csi {
 namespace {
 
@@ -15,7 +17,7 @@ TEST(VolumeLocksTest, SecondLockOnTheSameVolumeIsAborted) {
   ASSERT_TRUE(first);
   auto second = locks.TryLock("vol-1");
   ASSERT_FALSE(second);
-  EXPECT_EQ(second.error().code, EINPROGRESS);
+  EXPECT_EQ(second.error().code, kAborted);
   EXPECT_NE(second.error().message.find("vol-1"), std::string::npos);
   auto other = locks.TryLock("vol-2");
   EXPECT_TRUE(other);

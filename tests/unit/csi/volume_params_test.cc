@@ -2,6 +2,8 @@
 
 #include <gtest/gtest.h>
 
+#include "csi/csi_error.h"
+
 namespace rbdnbd::csi {
 namespace {
 
@@ -14,11 +16,11 @@ ClusterConfig Clusters() {
 StringMap Context() { return {{"clusterID", "dev"}, {"pool", "kube"}, {"imageName", "csi-vol-1"}}; }
 StringMap Secrets() { return {{"userID", "kube"}, {"userKey", kKey}}; }
 
-// Expects EINVAL with `key` named and the cephx key never in the message.
+// Expects kInvalidArgument with `key` named and the cephx key never in the message.
 void ExpectInvalid(const StringMap& context, const StringMap& secrets, const std::string& key) {
   auto p = ParseVolumeParams("vol-1", context, secrets, Clusters());
   ASSERT_FALSE(p) << "expected an error naming " << key;
-  EXPECT_EQ(p.error().code, EINVAL);
+  EXPECT_EQ(p.error().code, kInvalidArgument);
   EXPECT_NE(p.error().message.find(key), std::string::npos) << p.error().message;
   EXPECT_EQ(p.error().message.find(kKey), std::string::npos) << "the key leaked into: " << p.error().message;
 }

@@ -1,4 +1,4 @@
-#include "backend/backend_factory.h"
+#include "exports/export_factory.h"
 
 #include <cctype>
 #include <cerrno>
@@ -16,6 +16,7 @@
 #include "backend/memory_backend.h"
 #include "backend/read_only_backend.h"
 #include "common/size_parse.h"
+#include "rbd/image_spec.h"
 
 namespace rbdnbd {
 namespace {
@@ -49,7 +50,7 @@ Result<std::string_view> RequireValue(const SpecKeys& keys, std::string_view key
   return *item->value;
 }
 
-Result<std::shared_ptr<Backend>> CreateMemory(const SpecKeys& keys, bool /*read_only*/) {
+Result<std::shared_ptr<Backend>> CreateMemory(const SpecKeys& keys, bool /*read_only*/, const ExportContext&) {
   auto text = RequireValue(keys, "size", "memory");
   if (!text) return Unexpected(text.error());
   auto size = ParseSize(*text);
@@ -57,7 +58,7 @@ Result<std::shared_ptr<Backend>> CreateMemory(const SpecKeys& keys, bool /*read_
   return MemoryBackend::Create(*size);
 }
 
-Result<std::shared_ptr<Backend>> CreateFile(const SpecKeys& keys, bool read_only) {
+Result<std::shared_ptr<Backend>> CreateFile(const SpecKeys& keys, bool read_only, const ExportContext&) {
   auto path = RequireValue(keys, "path", "file");
   if (!path) return Unexpected(path.error());
   FileBackendOptions options;
@@ -72,18 +73,38 @@ Result<std::shared_ptr<Backend>> CreateFile(const SpecKeys& keys, bool read_only
   return FileBackend::Create(options);
 }
 
-// One row per backend kind. To add one (rbd): list its keys, write its Create.
+Result<std::shared_ptr<Backend>> CreateRbd(const SpecKeys& keys, bool read_only, const ExportContext& context) {
+  auto text = RequireValue(keys, "image", "rbd");
+  if (!text) return Unexpected(text.error());
+  auto spec = ParseImageSpec(*text);
+  if (!spec) return Err(spec.error().code, "image: {}", spec.error().message);
+  if (!context.connect) {
+    return Err(EINVAL, "backend=rbd needs a cluster: only `rbd-nbdd serve` (with its Ceph options) serves it");
+  }
+  auto connection = context.connect();
+  if (!connection) return Unexpected(connection.error());
+  RbdOpenOptions options = connection->image;
+  options.spec = *spec;
+  options.read_only = options.read_only || read_only;
+  auto backend = RbdBackend::Open(connection->cluster, options);
+  if (!backend) return Unexpected(backend.error());
+  return std::shared_ptr<Backend>(std::move(*backend));
+}
+
+// One row per backend kind. To add one: list its keys, write its Create.
 struct BackendKind {
   std::string_view name;
   std::span<const std::string_view> keys;
-  Result<std::shared_ptr<Backend>> (*create)(const SpecKeys& keys, bool read_only);
+  Result<std::shared_ptr<Backend>> (*create)(const SpecKeys& keys, bool read_only, const ExportContext& context);
 };
 
 constexpr std::string_view kMemoryKeys[] = {"size"};
 constexpr std::string_view kFileKeys[] = {"path", "direct"};
+constexpr std::string_view kRbdKeys[] = {"image"};
 constexpr BackendKind kBackendKinds[] = {
     {"memory", kMemoryKeys, CreateMemory},
     {"file", kFileKeys, CreateFile},
+    {"rbd", kRbdKeys, CreateRbd},
 };
 
 constexpr std::string_view kCommonKeys[] = {
@@ -254,10 +275,7 @@ Result<SpecKeys> SplitSpec(std::string_view spec) {
   }
 }
 
-Result<ExportSpec> Parse(std::string_view spec) {
-  auto split = SplitSpec(spec);
-  if (!split) return Unexpected(split.error());
-  const SpecKeys& keys = *split;
+Result<ExportSpec> Build(const SpecKeys& keys, const ExportContext& context) {
 
   const auto* kind_item = keys.Find("backend");
   const auto* name_item = keys.Find("name");
@@ -303,7 +321,7 @@ Result<ExportSpec> Parse(std::string_view spec) {
   Result<DelayOptions> delay = has_delay ? ParseDelays(keys) : Result<DelayOptions>(DelayOptions{});
   if (!delay) return Unexpected(delay.error());
 
-  auto backend = kind->create(keys, read_only);
+  auto backend = kind->create(keys, read_only, context);
   if (!backend) return Unexpected(backend.error());
   std::shared_ptr<Backend> chain = *backend;
   if (has_fault) {
@@ -328,10 +346,19 @@ Result<ExportSpec> Parse(std::string_view spec) {
 
 }  // namespace
 
-Result<ExportSpec> ParseExportSpec(std::string_view spec) {
-  auto parsed = Parse(spec);
+Result<ExportSpec> ParseExportSpec(std::string_view spec, const ExportContext& context) {
+  auto keys = SplitSpec(spec);
+  Result<ExportSpec> parsed = keys ? Build(*keys, context) : Result<ExportSpec>(Unexpected(keys.error()));
   if (!parsed) return WithContext(parsed.error(), fmt::format("export spec '{}'", spec));
   return parsed;
+}
+
+Result<ExportSpec> RbdExport(std::string_view image_spec, const ExportContext& context) {
+  SpecKeys keys;
+  keys.Add({"name", image_spec});
+  keys.Add({"backend", "rbd"});
+  keys.Add({"image", image_spec});
+  return Build(keys, context);
 }
 
 }  // namespace rbdnbd
