@@ -40,7 +40,9 @@ Result<void> SetClientName(ClusterOptions* options, std::string_view name) {
 
 namespace {
 
-std::string DescribeConnectError(int r, const ClusterOptions& o, const std::string& mons) {
+// The connect failure's message; *code may be changed to what it really was
+// (a v1 refusal arrives as ETIMEDOUT, but it is a refusal: EACCES).
+std::string DescribeConnectError(int r, const ClusterOptions& o, const std::string& mons, int* code) {
   switch (-r) {
     case ETIMEDOUT: {
       std::string where = mons.empty() ? "(from ceph.conf)" : mons;
@@ -58,6 +60,7 @@ std::string DescribeConnectError(int r, const ClusterOptions& o, const std::stri
         case MonitorReach::kAnswers:
           // Ceph's v1 protocol (a bare IP:PORT other than :3300) retries a
           // refused key until the timeout instead of failing at once.
+          *code = EACCES;
           return fmt::format(
               "the monitors at {} answer but did not let {} in within {} s: they refuse its authentication (a "
               "wrong key or an unknown user; with a bare IP:PORT Ceph uses its v1 protocol, which retries a "
@@ -192,8 +195,9 @@ Result<std::shared_ptr<RadosCluster>> RadosCluster::Connect(const ClusterOptions
 
   r = rados_connect(c);
   if (r < 0) {
-    return fail(Err(-r, "cannot connect to the cluster as {}: {}", o.client_name,
-                    DescribeConnectError(r, o, mon_host)));
+    int code = -r;
+    std::string why = DescribeConnectError(r, o, mon_host, &code);
+    return fail(Err(code, "cannot connect to the cluster as {}: {}", o.client_name, why));
   }
   spdlog::info("connected to the cluster at {} as {} ({})", mon_host, o.client_name, tuned);
   return std::shared_ptr<RadosCluster>(new RadosCluster(c, o.client_name, mon_host));

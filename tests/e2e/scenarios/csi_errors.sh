@@ -12,9 +12,10 @@
 #     its monitors are 127.0.0.1:1, unreachable), while other calls still answer; the slow
 #     stage then fails with a clear error and leaves no device and no mount;
 #   bad credentials (a wrong key for client.kube, an unknown user; connectTimeout=10):
-#     PERMISSION_DENIED naming the secret's userID/userKey when the monitors refuse at once
-#     (msgr2), or DEADLINE_EXCEEDED after the volume's connect timeout (v1 retries a refused
-#     key), never FAILED_PRECONDITION or INTERNAL; an error naming the credentials, no device left;
+#     PERMISSION_DENIED naming the secret's userID/userKey, both when the monitors refuse at
+#     once (msgr2) and when they answer but keep refusing until the connect timeout (v1: the
+#     daemon's probe sees their banner and reports a refusal, EACCES); an error naming the
+#     credentials, no device left;
 #     no key (good or bad) in any log, the state dir, or a process's argv;
 #   UNIMPLEMENTED for Controller calls; GetPluginInfo, GetPluginCapabilities (no controller
 #     service), NodeGetInfo and Probe OK; Probe FAILED_PRECONDITION while the daemon is down,
@@ -188,15 +189,11 @@ for sec in bad nouser; do
   code=$(jq -r .code <<< "$CSI_LAST")
   [ "$code" != OK ] || fail "a stage with $sec credentials succeeded"
   log "stage with $sec credentials: $code: $(jq -r .details <<< "$CSI_LAST")"
-  # csi/csi_error.h: cephx's EACCES/EPERM is PERMISSION_DENIED with the secret named;
-  # ETIMEDOUT (v1 kept refusing the key until connectTimeout) is DEADLINE_EXCEEDED
-  case $code in
-    PERMISSION_DENIED)
-      jq -r .details <<< "$CSI_LAST" | grep -q "userKey" \
-        || fail "PERMISSION_DENIED for $sec credentials does not say to check userKey" ;;
-    DEADLINE_EXCEEDED) ;;
-    *) fail "a stage with $sec credentials returned $code (want PERMISSION_DENIED or DEADLINE_EXCEEDED)" ;;
-  esac
+  # csi/csi_error.h: cephx's EACCES/EPERM is PERMISSION_DENIED with the secret named (a
+  # v1 refusal that lasts until connectTimeout is EACCES too: gateway/rbd/cluster.cc)
+  [ "$code" = PERMISSION_DENIED ] || fail "a stage with $sec credentials returned $code (want PERMISSION_DENIED)"
+  jq -r .details <<< "$CSI_LAST" | grep -q "userKey" \
+    || fail "PERMISSION_DENIED for $sec credentials does not say to check userKey"
   # The plugin's monitors are a bare IP:PORT (Ceph's v1 protocol retries a refused key
   # until the connect timeout): the error must still say it is the credentials.
   jq -r .details <<< "$CSI_LAST" | grep -qE "authentication failed|wrong key" \
