@@ -1,5 +1,5 @@
 // DaemonClient: the plugin's side of the rbd-nbdd daemon's control API
-// (JSON lines on a Unix socket, see gateway/control/control_protocol.h).
+// (gateway/api/: its messages, codec and socket helpers; no JSON here).
 //
 // Contract
 // * Each call is one request and one reply on a new connection; blocking
@@ -11,7 +11,10 @@
 //   (ENOENT for a missing image or an unmapped target, EEXIST for a spec that
 //   is already mapped, EBUSY for a device in use) and its message.
 // * Map() sends the cephx key and the LUKS passphrase in the request only;
-//   the JSON copy is wiped after sending. Nothing secret is logged.
+//   the encoded copy is wiped after sending (api::CallDaemon) and the wire
+//   request's Secrets on destruction. Nothing secret is logged.
+// * The spec is VolumeParams' canonical text, parsed once in
+//   volume_params.cc and passed through as it is.
 #pragma once
 
 #include <cstdint>
@@ -20,8 +23,7 @@
 #include <string>
 #include <vector>
 
-#include <nlohmann/json_fwd.hpp>  // the full header (slow to compile) only where json is used
-
+#include "api/messages.h"
 #include "common/result.h"
 #include "csi/volume_params.h"
 
@@ -57,9 +59,11 @@ class DaemonClient {
 
 std::unique_ptr<DaemonClient> MakeDaemonClient(std::string socket_path);
 
-// The map request as sent (holds the key: wipe it with WipeSecrets()).
-nlohmann::json BuildMapRequest(const VolumeParams& params, bool read_only);
-void WipeSecrets(nlohmann::json* request);
-Result<DaemonStatus> ParseStatusReply(const nlohmann::json& reply);
+// The map request the plugin sends for a volume (holds the key and the
+// passphrase, as Secrets).
+api::MapRequest BuildMapRequest(const VolumeParams& params, bool read_only);
+// A status reply line as the plugin sees it: the daemon's error (errno and
+// message) for an error reply, EPROTO for a malformed one.
+Result<DaemonStatus> ParseStatusReply(std::string_view line);
 
 }  // namespace rbdnbd::csi

@@ -9,15 +9,13 @@
 #include <string>
 #include <vector>
 
-#include <nlohmann/json.hpp>
-
+#include "api/codec.h"
+#include "api/socket.h"
 #include "common/size_parse.h"
 #include "control/ceph_options.h"
 #include "control/control_protocol.h"
 
 namespace rbdnbd {
-
-using nlohmann::json;
 
 void PrintClientHelp() {
   std::printf(R"(usage:
@@ -140,7 +138,7 @@ Result<uint32_t> DeviceIndex(const std::string& dev) {
 
 // Builds the map/attach request: cluster where/who, and the key if it was
 // given in memory (stdin or --key-fd); key files travel as paths.
-Result<json> BuildMapRequest(ClientArgs* a, const std::string& spec) {
+Result<api::MapRequest> BuildMapRequest(ClientArgs* a, const std::string& spec) {
   MapRequest r;
   std::string keyfile = a->ceph.keyfile;
   a->ceph.keyfile.clear();
@@ -163,19 +161,23 @@ Result<json> BuildMapRequest(ClientArgs* a, const std::string& spec) {
     if (!index) return Unexpected(index.error());
     r.device.index = *index;
   }
-  return MapRequestToJson(r);
+  return ToWire(r);
 }
 
-int Report(const Result<json>& reply) {
-  if (!reply) {
-    std::fprintf(stderr, "rbd-nbdd: %s\n", reply.error().message.c_str());
-    return 1;
-  }
-  if (!reply->value("ok", false)) {
-    std::fprintf(stderr, "rbd-nbdd: %s\n", reply->value("error", std::string("the daemon refused")).c_str());
-    return 1;
-  }
-  return 0;
+// The daemon's answer to `request`, decoded by `decode`.
+template <typename Decode>
+auto Call(const std::string& socket, std::string request, Decode decode) -> decltype(decode(std::string_view())) {
+  auto line = api::CallDaemon(socket, std::move(request));
+  if (!line) return Unexpected(line.error());
+  return decode(*line);
+}
+
+// 0, or prints why the call failed and returns 1.
+template <typename T>
+int Report(const Result<T>& reply) {
+  if (reply) return 0;
+  std::fprintf(stderr, "rbd-nbdd: %s\n", reply.error().message.c_str());
+  return 1;
 }
 
 }  // namespace
@@ -194,35 +196,39 @@ int RunClientCommand(const char* cmd, int argc, char** argv) {
       std::fprintf(stderr, "rbd-nbdd %s: %s\n", cmd, req.error().message.c_str());
       return 2;
     }
-    (*req)["op"] = command;
-    auto reply = CallDaemon(a.control_socket, *req);
-    if (req->contains("key")) (*req)["key"] = "";
+    if (command == "attach" && !req->key.empty()) {
+      // An attach is what a daemon restart does from its state file, which names files only.
+      return Usage(cmd, "attach takes the key from --keyring or --keyfile PATH, not from stdin or --key-fd");
+    }
+    std::string text = command == "attach" ? api::EncodeRequest(api::AttachRequest{std::move(*req)})
+                                           : api::EncodeRequest(*req);
+    auto reply = Call(a.control_socket, std::move(text), api::DecodeMappedReply);
     if (int rc = Report(reply); rc != 0) return rc;
-    std::printf("%s\n", (*reply)["device"].get<std::string>().c_str());
-    if (a.show_cookie) std::printf("%s\n", (*reply)["cookie"].get<std::string>().c_str());
+    std::printf("%s\n", reply->device.c_str());
+    if (a.show_cookie) std::printf("%s\n", reply->cookie.c_str());
     return 0;
   }
   if (command == "unmap" || command == "detach") {
     if (a.positional.size() != 1) return Usage(cmd, "expected one device or image spec");
-    json req{{"op", command}, {"target", a.positional[0]}, {"force", a.force}};
-    return Report(CallDaemon(a.control_socket, req));
+    std::string text = command == "unmap" ? api::EncodeRequest(api::UnmapRequest{a.positional[0], a.force})
+                                          : api::EncodeRequest(api::DetachRequest{a.positional[0]});
+    return Report(Call(a.control_socket, std::move(text), api::DecodeOkReply));
   }
   if (command == "list-mapped" || command == "status") {
-    auto reply = CallDaemon(a.control_socket, json{{"op", command == "status" ? "status" : "list"}});
+    std::string text = command == "status" ? api::EncodeRequest(api::StatusRequest{})
+                                           : api::EncodeRequest(api::ListRequest{});
+    auto reply = Call(a.control_socket, std::move(text), api::DecodeStatusReply);
     if (int rc = Report(reply); rc != 0) return rc;
-    const json& devices = (*reply)["devices"];
+    const std::vector<api::DeviceEntry>& devices = reply->devices;
     if (a.format == "json") {
-      std::printf("%s\n", command == "status" ? reply->dump(2).c_str() : devices.dump(2).c_str());
+      std::printf("%s\n", command == "status" ? api::FormatStatus(*reply, 2).c_str() : api::FormatDevices(devices, 2).c_str());
       return 0;
     }
-    if (command == "status") {
-      std::printf("daemon pid %d, %zu device(s) mapped\n", reply->value("pid", 0), devices.size());
-    }
+    if (command == "status") std::printf("daemon pid %d, %zu device(s) mapped\n", reply->pid, devices.size());
     if (!devices.empty()) std::printf("%-4s %-12s %-40s %-6s %s\n", "id", "device", "image", "conns", "cookie");
-    for (const json& d : devices) {
-      std::printf("%-4u %-12s %-40s %zu/%u   %s\n", d.value("index", 0u), d.value("device", "").c_str(),
-                  d.value("spec", "").c_str(), d.value("live_connections", size_t{0}), d.value("connections", 0u),
-                  d.value("cookie", "").c_str());
+    for (const api::DeviceEntry& d : devices) {
+      std::printf("%-4u %-12s %-40s %llu/%u   %s\n", d.index, d.device.c_str(), d.spec.c_str(),
+                  static_cast<unsigned long long>(d.live_connections), d.connections, d.cookie.c_str());
     }
     return 0;
   }

@@ -1,44 +1,35 @@
-// The daemon's control API: one JSON object per line over a Unix socket
-// (root-only, mode 0600). A client sends one request and reads one reply:
+// The daemon's side of the control API (gateway/api/): conversions between
+// the wire messages and the daemon's own types. The wire, its codec and the
+// socket helpers are rbdnbd_api's; this file only knows what the daemon and
+// the CLI make of them.
 //
-//   -> {"op":"map","spec":"rbd/img","connections":2,"keyring":"/etc/ceph/k",...}
-//   <- {"ok":true,"device":"/dev/nbd0","cookie":"rbd-nbdd-..."}
-//   <- {"ok":false,"errno":2,"error":"image 'rbd/img' does not exist"}
-//
-// Ops: map, unmap {target, force}, attach {device, cookie, spec, ...},
-// detach {target}, list, status. A map request may carry "key" (a cephx key
-// in memory, e.g. from a CSI secret) and "passphrase" (a LUKS passphrase in
-// memory); the daemon never logs them or writes them to disk (it parks them
-// in the kernel keyring for its successor). list/status replies carry
-// "nbd_driver" (the nbd module is loaded) and "netlink" (devices survive a
-// daemon restart).
-//
-// Contract: pure conversions, any thread; parse errors are EINVAL with the
-// field named. The wire helpers (ReadLine/WriteAll) are blocking and bounded
-// to 1 MiB per message.
+// Contract: pure conversions, any thread. FromWire() checks what the wire
+// decoder cannot know (Ceph's encryption format) and fails with EINVAL; the
+// daemon's request never reads the daemon's own $CEPH_ARGS. The secrets move
+// from the wire request into the MapRequest (no copy is left in the wire
+// request).
 #pragma once
 
-#include <string>
-
-#include <nlohmann/json_fwd.hpp>  // the full header (slow to compile) only where json is used
-
+#include "api/messages.h"
+#include "api/socket.h"
 #include "common/result.h"
 #include "control/device_manager.h"
+#include "control/map_request.h"
 
 namespace rbdnbd {
 
-inline constexpr const char* kDefaultControlSocket = "/run/rbd-nbdd/control.sock";
-inline constexpr const char* kDefaultStateDir = "/var/lib/rbd-nbdd";
+// The daemon's help and argument defaults name these.
+using api::kDefaultControlSocket;
+using api::kDefaultStateDir;
 
-nlohmann::json MapRequestToJson(const MapRequest& r);  // includes "key" if any
-Result<MapRequest> MapRequestFromJson(const nlohmann::json& j);
-nlohmann::json MappedInfoToJson(const MappedInfo& m);
-Result<DeviceRecord> RecordFromJson(const nlohmann::json& j);  // for attach
-nlohmann::json ErrorReply(const Error& e);
-
-Result<std::string> ReadLine(int fd);
-Result<void> WriteAll(int fd, const std::string& data);
-// Client side: connect, send `request`, return the parsed reply.
-Result<nlohmann::json> CallDaemon(const std::string& socket_path, const nlohmann::json& request);
+// The CLI: the wire request for `request` (the key and passphrase included
+// when held in memory).
+api::MapRequest ToWire(const MapRequest& request);
+// The daemon: the request a client sent.
+Result<MapRequest> FromWire(api::MapRequest wire);
+// The daemon: the record an attach takes back (the spec parsed here: attach
+// has no other parse on the daemon side).
+Result<DeviceRecord> RecordForAttach(const api::AttachRequest& attach);
+api::DeviceEntry ToWire(const MappedInfo& info);
 
 }  // namespace rbdnbd

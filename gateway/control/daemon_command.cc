@@ -20,19 +20,17 @@
 #include <thread>
 
 #include <spdlog/spdlog.h>
-#include <nlohmann/json.hpp>
 
 #include "common/log.h"
 #include "control/process.h"
 #include "common/size_parse.h"
 #include "common/unique_fd.h"
 #include "control/control_protocol.h"
+#include "control/control_server.h"
 #include "control/device_manager.h"
 #include "control/module_loader.h"
 
 namespace rbdnbd {
-
-using nlohmann::json;
 
 void PrintDaemonHelp() {
   std::printf(R"(usage: rbd-nbdd daemon [options]
@@ -154,68 +152,6 @@ Result<UniqueFd> ListenControl(const std::string& path) {
   ::chmod(path.c_str(), 0600);
   if (::listen(fd.get(), 64) != 0) return Err(errno, "listen {}: {}", path, strerror(errno));
   return fd;
-}
-
-// Serves one control client: one request, one reply.
-void ServeClient(UniqueFd fd, DeviceManager& manager) {
-  ucred cred{};
-  socklen_t len = sizeof(cred);
-  if (::getsockopt(fd.get(), SOL_SOCKET, SO_PEERCRED, &cred, &len) != 0 || (cred.uid != 0 && cred.uid != ::geteuid())) {
-    (void)WriteAll(fd.get(), ErrorReply(Error{EPERM, "only root may use the rbd-nbdd control socket"}).dump() + "\n");
-    return;
-  }
-  auto line = ReadLine(fd.get());
-  if (!line) return;
-  json req = json::parse(*line, nullptr, false);
-  explicit_bzero(line->data(), line->size());
-  json reply;
-  if (req.is_discarded() || !req.is_object() || !req.contains("op") || !req["op"].is_string()) {
-    reply = ErrorReply(Error{EINVAL, "malformed request: expected a JSON object with \"op\""});
-  } else {
-    std::string op = req["op"];
-    if (op == "map") {
-      auto mr = MapRequestFromJson(req);
-      for (const char* secret : {"key", "passphrase"}) {
-        if (req.contains(secret)) req[secret] = "";  // drop our copy
-      }
-      if (!mr) {
-        reply = ErrorReply(mr.error());
-      } else {
-        auto info = manager.Map(std::move(mr).value());
-        reply = info ? json{{"ok", true}, {"device", info->device}, {"cookie", info->record.cookie}}
-                     : ErrorReply(info.error());
-      }
-    } else if (op == "unmap" || op == "detach") {
-      std::string target = req.value("target", "");
-      if (target.empty()) {
-        reply = ErrorReply(Error{EINVAL, op + ": 'target' (device or image spec) is required"});
-      } else {
-        auto r = op == "unmap" ? manager.Unmap(target, req.value("force", false)) : manager.Detach(target);
-        reply = r ? json{{"ok", true}} : ErrorReply(r.error());
-      }
-    } else if (op == "attach") {
-      auto rec = RecordFromJson(req);
-      if (!rec) {
-        reply = ErrorReply(rec.error());
-      } else {
-        auto info = manager.Attach(*rec);
-        reply = info ? json{{"ok", true}, {"device", info->device}, {"cookie", info->record.cookie}}
-                     : ErrorReply(info.error());
-      }
-    } else if (op == "list" || op == "status") {
-      json devices = json::array();
-      for (const auto& m : manager.List()) devices.push_back(MappedInfoToJson(m));
-      struct stat st;
-      reply = json{{"ok", true},
-                   {"devices", devices},
-                   {"pid", ::getpid()},
-                   {"nbd_driver", ::stat("/sys/module/nbd", &st) == 0},
-                   {"netlink", manager.uses_netlink()}};
-    } else {
-      reply = ErrorReply(Error{EINVAL, "unknown op '" + op + "' (map|unmap|attach|detach|list|status)"});
-    }
-  }
-  (void)WriteAll(fd.get(), reply.dump() + "\n");
 }
 
 }  // namespace

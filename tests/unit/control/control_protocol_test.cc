@@ -1,12 +1,20 @@
+// The daemon's conversions between the control API's wire messages and its
+// own MapRequest, DeviceRecord and MappedInfo (the codec itself: tests/unit/api).
 #include "control/control_protocol.h"
 
 #include <gtest/gtest.h>
-#include <nlohmann/json.hpp>
+
+#include "api/codec.h"
 
 namespace rbdnbd {
 namespace {
 
-using nlohmann::json;
+// The CLI's request through the wire and back, as the daemon receives it.
+Result<MapRequest> ThroughTheWire(const MapRequest& r) {
+  auto decoded = api::DecodeRequest(api::EncodeRequest(ToWire(r)));
+  if (!decoded) return Unexpected(decoded.error());
+  return FromWire(std::get<api::MapRequest>(std::move(*decoded)));
+}
 
 TEST(ControlProtocolTest, MapRequestRoundTrip) {
   MapRequest r;
@@ -15,24 +23,39 @@ TEST(ControlProtocolTest, MapRequestRoundTrip) {
   r.device.connections = 4;
   r.device.io_timeout_s = 30;
   r.device.reattach_timeout_s = 60;
+  r.device.cookie = "rbd-nbdd-1";
   r.image.read_only = true;
+  r.image.exclusive = true;
+  r.image.notrim = true;
   r.image.encryption = EncryptionFormat::kLuks2;
   r.passphrase_file = "/p";
   ASSERT_TRUE(SetClientId(&r.cluster, "kube").has_value());
+  r.cluster.conf_path = "/etc/ceph/ceph.conf";
   r.cluster.mon_host = "127.0.0.1:14200";
+  r.cluster.keyring_path = "/etc/ceph/k";
+  r.cluster.connect_timeout = std::chrono::seconds(9);
   r.cluster.key = Secret(std::string("AQBsecret=="));
-  json j = MapRequestToJson(r);
-  EXPECT_EQ(j["key"], "AQBsecret==");
-  auto back = MapRequestFromJson(j);
+  r.keyfile_path = "/kf";
+  auto back = ThroughTheWire(r);
   ASSERT_TRUE(back.has_value()) << back.error().message;
   EXPECT_EQ(back->spec, "rbd/img");
   EXPECT_EQ(*back->device.index, 5u);
   EXPECT_EQ(back->device.connections, 4u);
+  EXPECT_EQ(back->device.io_timeout_s, 30u);
+  EXPECT_EQ(back->device.reattach_timeout_s, 60u);
+  EXPECT_EQ(back->device.cookie, "rbd-nbdd-1");
   EXPECT_TRUE(back->image.read_only);
+  EXPECT_TRUE(back->image.exclusive);
+  EXPECT_TRUE(back->image.notrim);
   EXPECT_EQ(back->image.encryption, EncryptionFormat::kLuks2);
+  EXPECT_EQ(back->passphrase_file, "/p");
   EXPECT_EQ(back->cluster.client_name, "client.kube");
+  EXPECT_EQ(back->cluster.conf_path, "/etc/ceph/ceph.conf");
   EXPECT_EQ(back->cluster.mon_host, "127.0.0.1:14200");
+  EXPECT_EQ(back->cluster.keyring_path, "/etc/ceph/k");
+  EXPECT_EQ(back->cluster.connect_timeout, std::chrono::seconds(9));
   EXPECT_EQ(back->cluster.key.reveal(), "AQBsecret==");
+  EXPECT_EQ(back->keyfile_path, "/kf");
   EXPECT_FALSE(back->cluster.read_ceph_args) << "the daemon must not apply its own CEPH_ARGS to a client's map";
 }
 
@@ -41,67 +64,100 @@ TEST(ControlProtocolTest, InMemoryPassphraseRoundTrip) {
   r.spec = "rbd/img";
   r.image.encryption = EncryptionFormat::kLuks1;
   r.image.passphrase = Secret(std::string("correct horse"));
-  json j = MapRequestToJson(r);
-  EXPECT_EQ(j["passphrase"], "correct horse");
-  EXPECT_EQ(j["passphrase_file"], "");
-  auto back = MapRequestFromJson(j);
+  auto back = ThroughTheWire(r);
   ASSERT_TRUE(back.has_value()) << back.error().message;
   EXPECT_EQ(back->image.encryption, EncryptionFormat::kLuks1);
   EXPECT_EQ(back->image.passphrase.reveal(), "correct horse");
   EXPECT_TRUE(back->passphrase_file.empty());
-  // A passphrase in memory is for map only: attach records come from the state file.
-  j["device"] = 3;
-  j["cookie"] = "c";
-  auto rec = RecordFromJson(j);
-  ASSERT_FALSE(rec.has_value());
-  EXPECT_NE(rec.error().message.find("passphrase"), std::string::npos) << rec.error().message;
 }
 
-TEST(ControlProtocolTest, BadRequestsNameTheField) {
-  struct Case { const char* text; const char* needle; } cases[] = {
-      {R"({"op":"map"})", "spec"},
-      {R"({"op":"map","spec":"rbd/a","connections":0})", "connections"},
-      {R"({"op":"map","spec":"rbd/a","connections":"x"})", "connections"},
-      {R"({"op":"map","spec":"rbd/a","read_only":1})", "read_only"},
-      {R"({"op":"map","spec":"rbd/a","encryption":"luks9"})", "encryption"},
-      {R"({"op":"map","spec":"rbd/a","encryption":"luks2"})", "passphrase_file"},
-      {R"({"op":"map","spec":"rbd/a","client_name":"nodot"})", "client name"},
-      {R"({"op":"map","spec":"rbd/a","connect_timeout":0})", "connect_timeout"},
-      {R"({"op":"map","spec":"rbd/a","device":-1})", "device"},
-      {R"({"op":"map","spec":"rbd/a","device":4294967296})", "device"},
-      {R"({"op":"map","spec":"rbd/a","passphrase":"p"})", "encryption"},
-      {R"({"op":"map","spec":"rbd/a","encryption":"luks1","passphrase":"p","passphrase_file":"/f"})", "not both"},
-      {R"({"op":"map","spec":"rbd/a","encryption":"luks1","passphrase":7})", "passphrase"},
-  };
-  for (const auto& c : cases) {
-    auto r = MapRequestFromJson(json::parse(c.text));
-    ASSERT_FALSE(r.has_value()) << c.text;
-    EXPECT_TRUE(r.error().code == EINVAL || r.error().code == ERANGE) << c.text;
-    EXPECT_NE(r.error().message.find(c.needle), std::string::npos) << c.text << " -> " << r.error().message;
-  }
+TEST(ControlProtocolTest, TheDaemonRefusesWhatTheCliMustNotSend) {
+  MapRequest r;
+  r.spec = "rbd/img";
+  r.image.encryption = EncryptionFormat::kLuks2;  // no passphrase of either kind
+  auto back = ThroughTheWire(r);
+  ASSERT_FALSE(back.has_value());
+  EXPECT_EQ(back.error().code, EINVAL);
+  EXPECT_NE(back.error().message.find("passphrase"), std::string::npos) << back.error().message;
 }
 
-TEST(ControlProtocolTest, AttachNeedsDeviceAndCookieAndNoInMemoryKey) {
-  EXPECT_FALSE(RecordFromJson(json::parse(R"({"spec":"rbd/a","cookie":"c"})")).has_value());
-  EXPECT_FALSE(RecordFromJson(json::parse(R"({"spec":"rbd/a","device":1})")).has_value());
-  EXPECT_FALSE(RecordFromJson(json::parse(R"({"spec":"rbd/a","device":1,"cookie":"c","key":"k"})")).has_value());
-  auto r = RecordFromJson(json::parse(R"({"spec":"rbd/a@s","device":1,"cookie":"c","keyring":"/k"})"));
+TEST(ControlProtocolTest, AttachGivesTheRecordOfItsDevice) {
+  api::AttachRequest a;
+  a.map.spec = "rbd/a@s";
+  a.map.device = 1;
+  a.map.cookie = "c";
+  a.map.keyring = "/k";
+  a.map.client_name = "client.kube";
+  a.map.connect_timeout_s = 11;
+  auto r = RecordForAttach(a);
   ASSERT_TRUE(r.has_value()) << r.error().message;
+  EXPECT_EQ(r->index, 1u);
+  EXPECT_EQ(r->spec, "rbd/a@s");
+  EXPECT_EQ(r->cookie, "c");
   EXPECT_TRUE(r->read_only) << "a snapshot is always read-only";
   EXPECT_EQ(r->keyring_path, "/k");
+  EXPECT_EQ(r->client_name, "client.kube");
+  EXPECT_EQ(r->connect_timeout_s, 11u);
+  EXPECT_FALSE(r->key_in_memory);
+  EXPECT_FALSE(r->passphrase_in_memory);
 }
 
-TEST(ControlProtocolTest, ErrorReplyCarriesErrnoAndMessage) {
-  json j = ErrorReply(Error{ENOENT, "image 'rbd/x' does not exist"});
-  EXPECT_EQ(j["ok"], false);
-  EXPECT_EQ(j["errno"], ENOENT);
-  EXPECT_EQ(j["error"], "image 'rbd/x' does not exist");
-}
-
-TEST(ControlProtocolTest, CallDaemonWithoutDaemonIsAClearError) {
-  auto r = CallDaemon("/nonexistent/rbd-nbdd.sock", json{{"op", "list"}});
+TEST(ControlProtocolTest, AttachOfABadSpecIsRefused) {
+  api::AttachRequest a;
+  a.map.spec = "nopool";
+  a.map.device = 1;
+  a.map.cookie = "c";
+  auto r = RecordForAttach(a);
   ASSERT_FALSE(r.has_value());
-  EXPECT_NE(r.error().message.find("is `rbd-nbdd daemon` running?"), std::string::npos);
+  EXPECT_EQ(r.error().code, EINVAL);
+  EXPECT_NE(r.error().message.find("no pool"), std::string::npos) << r.error().message;
+}
+
+TEST(ControlProtocolTest, MappedInfoBecomesTheWireEntryInEachState) {
+  MappedInfo m;
+  m.record.index = 2;
+  m.record.spec = "rbd/a";
+  m.record.cookie = "c";
+  m.record.connections = 2;
+  m.record.io_timeout_s = 30;
+  m.record.reattach_timeout_s = 60;
+  m.record.read_only = true;
+  m.record.exclusive = true;
+  m.record.encryption = "luks1";
+  m.record.client_name = "client.kube";
+  m.device = "/dev/nbd2";
+  m.live_connections = 1;
+  m.size = 4096;
+  m.kernel_connected = false;
+  api::DeviceEntry d = ToWire(m);
+  EXPECT_EQ(d.device, "/dev/nbd2");
+  EXPECT_EQ(d.index, 2u);
+  EXPECT_EQ(d.spec, "rbd/a");
+  EXPECT_EQ(d.cookie, "c");
+  EXPECT_EQ(d.connections, 2u);
+  EXPECT_EQ(d.live_connections, 1u);
+  EXPECT_EQ(d.size, 4096u);
+  EXPECT_TRUE(d.read_only);
+  EXPECT_TRUE(d.exclusive);
+  EXPECT_EQ(d.encryption, "luks1");
+  EXPECT_EQ(d.io_timeout_s, 30u);
+  EXPECT_EQ(d.reattach_timeout_s, 60u);
+  EXPECT_EQ(d.client_name, "client.kube");
+  EXPECT_FALSE(d.kernel_connected);
+  EXPECT_EQ(d.state, api::DeviceState::kMapped);
+  EXPECT_EQ(d.last_error, "");
+  EXPECT_EQ(d.last_error_unix, 0u);
+  EXPECT_EQ(d.reattach_attempts, 0u);
+
+  m.state = "reattaching";
+  m.last_error = "cannot connect";
+  m.last_error_unix = 1764690000;
+  m.reattach_attempts = 7;
+  d = ToWire(m);
+  EXPECT_EQ(d.state, api::DeviceState::kReattaching);
+  EXPECT_EQ(d.last_error, "cannot connect");
+  EXPECT_EQ(d.last_error_unix, 1764690000u);
+  EXPECT_EQ(d.reattach_attempts, 7u);
 }
 
 }  // namespace

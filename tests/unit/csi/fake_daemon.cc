@@ -7,7 +7,7 @@
 
 #include <cstring>
 
-#include "control/control_protocol.h"
+#include "api/socket.h"
 
 namespace rbdnbd::csi::testing {
 
@@ -43,7 +43,7 @@ void FakeDaemon::Serve() {
     if (::poll(&p, 1, 50) <= 0) continue;
     int fd = ::accept4(listen_fd_, nullptr, nullptr, SOCK_CLOEXEC);
     if (fd < 0) continue;
-    auto line = ReadLine(fd);
+    auto line = api::ReadLine(fd);
     json reply;
     if (!line) {
       reply = json{{"ok", false}, {"errno", EINVAL}, {"error", "no request"}};
@@ -51,7 +51,7 @@ void FakeDaemon::Serve() {
       json request = json::parse(*line, nullptr, false);
       reply = Handle(request);
     }
-    (void)WriteAll(fd, reply.dump() + "\n");
+    (void)api::WriteAll(fd, reply.dump() + "\n");
     ::close(fd);
   }
 }

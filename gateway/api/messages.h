@@ -1,0 +1,144 @@
+// The rbd-nbdd daemon's control API: its messages, one struct per message.
+//
+// The wire: one JSON object per line on a Unix socket (root-only, mode 0600,
+// SO_PEERCRED checked), one request and one reply per connection. One line
+// per op, request then reply:
+//
+//   map     -> {"op":"map","spec":"kube/pvc-1","connections":4,"client_name":"client.kube",
+//               "mon_host":"10.0.0.1:3300","key":"AQB...","connect_timeout":30,...}
+//           <- {"ok":true,"device":"/dev/nbd0","cookie":"rbd-nbdd-6f1c..."}
+//   unmap   -> {"op":"unmap","target":"/dev/nbd0","force":false}      <- {"ok":true}
+//   attach  -> {"op":"attach","spec":"kube/pvc-1","device":0,"cookie":"rbd-nbdd-6f1c...",
+//               "keyring":"/etc/ceph/kube.keyring",...}
+//           <- {"ok":true,"device":"/dev/nbd0","cookie":"rbd-nbdd-6f1c..."}
+//   detach  -> {"op":"detach","target":"kube/pvc-1"}                 <- {"ok":true}
+//   list    -> {"op":"list"}
+//           <- {"ok":true,"devices":[{"device":"/dev/nbd0","index":0,"spec":"kube/pvc-1",
+//               "state":"mapped","last_error":"","reattach_attempts":0,...}],"pid":812,
+//               "nbd_driver":true,"netlink":true}
+//   status  -> {"op":"status"}                                       <- as list
+//   any op  <- {"ok":false,"errno":2,"error":"image 'kube/pvc-9' does not exist"}
+//
+// Contract
+// * Plain value types; no shared state; any thread.
+// * Secrets: MapRequest's `key` (a cephx key) and `passphrase` (LUKS) are
+//   Secrets, on the wire only inside a map request; they reach no log, and
+//   the daemon never writes them to disk (it parks them in the kernel keyring
+//   for its successor). An attach carries neither: it names files instead.
+// * The spec travels as text: the plugin sends the canonical spec it parsed
+//   once (csi/volume_params.cc), the daemon parses it once where it maps
+//   (DeviceManager), so neither edge parses it twice.
+// * Defaults are the daemon's when a field is absent or null, so a request
+//   from an older client decodes as it did before; unknown fields are ignored,
+//   so an older daemon accepts a newer client's request. Replies from older
+//   daemons lack the newer fields (state, last_error, ..., nbd_driver): those
+//   decode to their defaults (state "mapped", nbd_driver unset).
+// * The codec is codec.h, the socket helpers are socket.h.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <variant>
+#include <vector>
+
+#include "common/result.h"
+#include "rbd/secret.h"
+
+namespace rbdnbd::api {
+
+// map: map `spec` at a /dev/nbdX. Also the body of an attach.
+struct MapRequest {
+  std::string spec;                       // pool/[ns/]image[@snap], required
+  std::optional<uint32_t> device;         // the nbd index; absent: the kernel picks one
+  uint32_t connections = 1;               // 1..16
+  uint64_t io_timeout_s = 0;              // 0: requests never time out
+  uint64_t reattach_timeout_s = 0;        // the kernel's DEAD_CONN_TIMEOUT
+  std::string cookie;                     // backend identifier; empty: the daemon makes one
+  bool read_only = false;
+  bool exclusive = false;
+  bool notrim = false;
+  std::string encryption;                 // "", "luks1" or "luks2" ("none" decodes as "")
+  std::string passphrase_file;            // a path the daemon reads
+  Secret passphrase;                      // or the passphrase itself (map only)
+  std::string client_name = "client.admin";  // TYPE.ID
+  std::string conf;                       // ceph.conf path
+  std::string mon_host;
+  std::string keyring;                    // keyring path
+  std::string keyfile;                    // key file path, read by the daemon
+  uint32_t connect_timeout_s = 30;        // 1..3600
+  Secret key;                             // or the cephx key itself (map only)
+};
+
+// attach: serve again a device the kernel still holds. `map.device` and
+// `map.cookie` are required; `map.key` and `map.passphrase` must be empty (an
+// attach comes from the state file, which names files, never secrets).
+struct AttachRequest {
+  MapRequest map;
+};
+
+// unmap: disconnect and forget a device; refused while it is in use unless `force`.
+struct UnmapRequest {
+  std::string target;  // /dev/nbdN, N, or the image spec
+  bool force = false;
+};
+
+// detach: stop serving a device but leave it in the kernel (for attach or the next daemon).
+struct DetachRequest {
+  std::string target;  // as UnmapRequest's
+};
+
+struct ListRequest {};
+struct StatusRequest {};  // the same reply as list; the CLI prints more of it
+
+using Request = std::variant<MapRequest, UnmapRequest, AttachRequest, DetachRequest, ListRequest, StatusRequest>;
+
+// The reply to map and attach.
+struct MappedReply {
+  std::string device;  // /dev/nbdN
+  std::string cookie;
+};
+
+// The reply to unmap and detach: {"ok":true}.
+struct OkReply {};
+
+enum class DeviceState {
+  kMapped,       // served
+  kReattaching,  // the kernel holds the device and its I/O; the daemon keeps trying
+};
+
+// One device of a list/status reply.
+struct DeviceEntry {
+  std::string device;  // /dev/nbdN, required
+  uint32_t index = 0;
+  std::string spec;    // required
+  std::string cookie;
+  uint32_t connections = 0;
+  uint64_t live_connections = 0;
+  uint64_t size = 0;  // bytes
+  bool read_only = false;
+  bool exclusive = false;
+  std::string encryption;
+  uint64_t io_timeout_s = 0;
+  uint64_t reattach_timeout_s = 0;
+  std::string client_name;
+  bool kernel_connected = true;
+  DeviceState state = DeviceState::kMapped;
+  std::string last_error;        // why the last reattach try failed; may be empty
+  uint64_t last_error_unix = 0;  // when, seconds since the epoch; 0: never
+  uint32_t reattach_attempts = 0;
+};
+
+// The reply to list and status.
+struct StatusReply {
+  std::vector<DeviceEntry> devices;
+  int32_t pid = 0;
+  std::optional<bool> nbd_driver;  // the nbd module is loaded; unset: an older daemon
+  std::optional<bool> netlink;     // devices survive a daemon restart; unset: an older daemon
+};
+
+// The error reply of any op is an Error: {"ok":false,"errno":code,"error":message}.
+
+const char* DeviceStateName(DeviceState state);  // "mapped", "reattaching"
+
+}  // namespace rbdnbd::api

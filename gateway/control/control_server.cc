@@ -1,0 +1,83 @@
+#include "control/control_server.h"
+
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <string>
+#include <type_traits>
+
+#include "api/codec.h"
+#include "api/socket.h"
+#include "control/control_protocol.h"
+
+namespace rbdnbd {
+
+namespace {
+
+std::string Mapped(const Result<MappedInfo>& info) {
+  if (!info) return api::EncodeReply(info.error());
+  return api::EncodeReply(api::MappedReply{info->device, info->record.cookie});
+}
+
+std::string Done(const Result<void>& r) { return r ? api::EncodeReply(api::OkReply{}) : api::EncodeReply(r.error()); }
+
+std::string Status(DeviceManager& manager) {
+  api::StatusReply reply;
+  for (const MappedInfo& m : manager.List()) reply.devices.push_back(ToWire(m));
+  reply.pid = ::getpid();
+  struct stat st;
+  reply.nbd_driver = ::stat("/sys/module/nbd", &st) == 0;
+  reply.netlink = manager.uses_netlink();
+  return api::EncodeReply(reply);
+}
+
+// The reply to one decoded request.
+std::string Dispatch(api::Request request, DeviceManager& manager) {
+  return std::visit(
+      [&manager](auto&& r) -> std::string {
+        using T = std::decay_t<decltype(r)>;
+        if constexpr (std::is_same_v<T, api::MapRequest>) {
+          auto map = FromWire(std::move(r));
+          if (!map) return api::EncodeReply(map.error());
+          return Mapped(manager.Map(std::move(map).value()));
+        } else if constexpr (std::is_same_v<T, api::AttachRequest>) {
+          auto record = RecordForAttach(r);
+          if (!record) return api::EncodeReply(record.error());
+          return Mapped(manager.Attach(*record));
+        } else if constexpr (std::is_same_v<T, api::UnmapRequest>) {
+          return Done(manager.Unmap(r.target, r.force));
+        } else if constexpr (std::is_same_v<T, api::DetachRequest>) {
+          return Done(manager.Detach(r.target));
+        } else {
+          static_assert(std::is_same_v<T, api::ListRequest> || std::is_same_v<T, api::StatusRequest>);
+          return Status(manager);
+        }
+      },
+      std::move(request));
+}
+
+}  // namespace
+
+void ServeClient(UniqueFd fd, DeviceManager& manager) {
+  ucred cred{};
+  socklen_t len = sizeof(cred);
+  if (::getsockopt(fd.get(), SOL_SOCKET, SO_PEERCRED, &cred, &len) != 0 || (cred.uid != 0 && cred.uid != ::geteuid())) {
+    (void)api::WriteAll(fd.get(), api::EncodeReply(Error{EPERM, "only root may use the rbd-nbdd control socket"}) + "\n");
+    return;
+  }
+  auto line = api::ReadLine(fd.get());
+  if (!line) {
+    // A client still there learns why (a line over the limit); one that left gets nothing.
+    if (line.error().code == EMSGSIZE) (void)api::WriteAll(fd.get(), api::EncodeReply(line.error()) + "\n");
+    return;
+  }
+  auto request = api::DecodeRequest(*line);
+  explicit_bzero(line->data(), line->size());
+  std::string reply = request ? Dispatch(std::move(request).value(), manager) : api::EncodeReply(request.error());
+  (void)api::WriteAll(fd.get(), reply + "\n");
+}
+
+}  // namespace rbdnbd
