@@ -7,11 +7,11 @@
 #include <openssl/evp.h>
 #include <nlohmann/json.hpp>
 
-#include <atomic>
 #include <cerrno>
 #include <cstring>
 #include <filesystem>
 
+#include "common/atomic_file.h"
 #include "common/unique_fd.h"
 
 namespace rbdnbd::csi {
@@ -104,48 +104,8 @@ std::string VolumeStore::PathFor(const std::string& volume_id) const {
   return dir_ + "/" + Sha256Hex(volume_id) + ".json";
 }
 
-namespace {
-
-Result<void> FsyncDir(const std::string& dir) {
-  UniqueFd fd(::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
-  if (!fd) return Err(errno, "open {}: {}", dir, strerror(errno));
-  if (::fsync(fd.get()) != 0) return Err(errno, "fsync {}: {}", dir, strerror(errno));
-  return {};
-}
-
-}  // namespace
-
 Result<void> VolumeStore::Save(const VolumeRecord& record) {
-  static std::atomic<uint64_t> counter{0};
-  const std::string path = PathFor(record.volume_id);
-  const std::string tmp = fmt::format("{}.tmp.{}.{}", path, ::getpid(), counter.fetch_add(1));
-  const std::string text = RecordToJson(record).dump(2) + "\n";
-  {
-    UniqueFd fd(::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600));
-    if (!fd) return Err(errno, "create {}: {}", tmp, strerror(errno));
-    size_t off = 0;
-    while (off < text.size()) {
-      ssize_t n = ::write(fd.get(), text.data() + off, text.size() - off);
-      if (n < 0 && errno == EINTR) continue;
-      if (n < 0) {
-        int e = errno;
-        ::unlink(tmp.c_str());
-        return Err(e, "write {}: {}", tmp, strerror(e));
-      }
-      off += static_cast<size_t>(n);
-    }
-    if (::fsync(fd.get()) != 0) {
-      int e = errno;
-      ::unlink(tmp.c_str());
-      return Err(e, "fsync {}: {}", tmp, strerror(e));
-    }
-  }
-  if (::rename(tmp.c_str(), path.c_str()) != 0) {
-    int e = errno;
-    ::unlink(tmp.c_str());
-    return Err(e, "rename {} -> {}: {}", tmp, path, strerror(e));
-  }
-  return FsyncDir(dir_);
+  return WriteFileAtomically(PathFor(record.volume_id), RecordToJson(record).dump(2) + "\n", 0600);
 }
 
 Result<std::optional<VolumeRecord>> VolumeStore::Load(const std::string& volume_id) const {
@@ -179,7 +139,7 @@ Result<void> VolumeStore::Remove(const std::string& volume_id) {
     if (errno == ENOENT) return {};
     return Err(errno, "unlink {}: {}", path, strerror(errno));
   }
-  return FsyncDir(dir_);
+  return SyncDirectory(dir_);
 }
 
 }  // namespace rbdnbd::csi

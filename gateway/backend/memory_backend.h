@@ -26,9 +26,9 @@
 //
 // Why one NORESERVE mapping (and not a page table of malloc'd pages)
 // ------------------------------------------------------------------
-// * No allocator overhead: aligned_alloc(4096, 4096) cost glibc ~8 KiB per
-//   page, so the old table used ~2x the RAM it stored. Here a written page
-//   costs one kernel page (plus its 8-byte PTE).
+// * No allocator overhead: aligned_alloc(4096, 4096) costs glibc ~8 KiB per
+//   page, so a table of one allocation per page would use ~2x the RAM it
+//   stores. Here a written page costs one kernel page (plus its 8-byte PTE).
 // * 4 KiB sparseness for free: the kernel allocates a page on its first write
 //   only. Transparent huge pages are disabled on both mappings
 //   (MADV_NOHUGEPAGE), otherwise with THP=always one 4 KiB write would fault

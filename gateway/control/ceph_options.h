@@ -1,12 +1,15 @@
-// Ceph-style command-line options shared by `serve` and (later) `map`:
-//   --id ID | --name TYPE.ID, --keyring PATH, --keyfile PATH ('-' = stdin),
-//   --key-fd N, -m/--mon-host MONS, -c/--conf PATH, --connect-timeout SEC,
-//   --read-only, --exclusive, --notrim,
+// Ceph-style command-line options shared by `serve` and `map`:
+//   --id|--user ID | -n/--name TYPE.ID, -k/--keyring PATH,
+//   --keyfile PATH ('-' = stdin), --key-fd N, -m/--mon-host MONS,
+//   -c/--conf PATH, --connect-timeout SEC, --read-only, --exclusive, --notrim,
 //   --encryption-format luks1|luks2, --encryption-passphrase-file PATH,
-// plus $CEPH_ARGS (its --id/--name/-m/--keyring/-c apply unless given here).
+// plus $CEPH_ARGS (its --id/--user, --name/-n, -m/--mon-host, --keyring/-k
+// and -c/--conf apply unless given here).
 //
-// Contract: control path, main thread. A key is only ever read from a file or
-// a descriptor, never taken from argv (it would show in `ps`). Errors are one
+// Contract: control path, main thread. HandleCephOption() also takes the
+// short options 'n', 'k', 'm' and 'c', which the caller must put in its own
+// getopt optstring ("m:c:n:k:"). A key is only ever read from a file or a
+// descriptor, never taken from argv (it would show in `ps`). Errors are one
 // line naming the option.
 #pragma once
 

@@ -1,17 +1,16 @@
 #include "control/state_store.h"
 
-#include <fcntl.h>
 #include <sys/stat.h>
-#include <unistd.h>
 
 #include <cerrno>
 #include <cstring>
+#include <filesystem>
 #include <fstream>
 #include <sstream>
 
 #include <nlohmann/json.hpp>
 
-#include "common/unique_fd.h"
+#include "common/atomic_file.h"
 
 namespace rbdnbd {
 
@@ -53,6 +52,14 @@ void Get(const json& j, const char* key, T* out) {
 Result<void> StateStore::Init() {
   if (::mkdir(dir_.c_str(), 0700) != 0 && errno != EEXIST) {
     return Err(errno, "cannot create state directory {}: {}", dir_, strerror(errno));
+  }
+  // A Save() cut short by a crash leaves its uniquely named temporary file;
+  // state.json itself is whole. Only one daemon owns this directory, so no
+  // temporary here can belong to a Save() still running.
+  std::error_code ec;
+  const std::string prefix = "state.json.tmp.";
+  for (const auto& e : std::filesystem::directory_iterator(dir_, ec)) {
+    if (e.path().filename().string().starts_with(prefix)) std::filesystem::remove(e.path(), ec);
   }
   return {};
 }
@@ -99,23 +106,7 @@ Result<std::vector<DeviceRecord>> StateStore::Load() const {
 Result<void> StateStore::Save(const std::vector<DeviceRecord>& devices) const {
   json j{{"version", 1}, {"devices", json::array()}};
   for (const auto& d : devices) j["devices"].push_back(ToJson(d));
-  std::string text = j.dump(2) + "\n";
-  std::string tmp = path() + ".tmp";
-  UniqueFd fd(::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600));
-  if (!fd) return Err(errno, "cannot write {}: {}", tmp, strerror(errno));
-  size_t off = 0;
-  while (off < text.size()) {
-    ssize_t n = ::write(fd.get(), text.data() + off, text.size() - off);
-    if (n < 0 && errno == EINTR) continue;
-    if (n < 0) return Err(errno, "cannot write {}: {}", tmp, strerror(errno));
-    off += static_cast<size_t>(n);
-  }
-  if (::fsync(fd.get()) != 0) return Err(errno, "fsync {}: {}", tmp, strerror(errno));
-  fd.Reset();
-  if (::rename(tmp.c_str(), path().c_str()) != 0) return Err(errno, "rename {}: {}", tmp, strerror(errno));
-  UniqueFd dir(::open(dir_.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
-  if (dir) ::fsync(dir.get());
-  return {};
+  return WriteFileAtomically(path(), j.dump(2) + "\n", 0600);
 }
 
 }  // namespace rbdnbd

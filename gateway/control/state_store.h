@@ -1,11 +1,12 @@
 // StateStore: the daemon's persistent list of mapped devices, so a new daemon
 // (after a crash, SIGKILL or an upgrade) can reattach every device.
 //
-// Contract: control thread (callers serialise). Save() is atomic: it writes
-// state.json.tmp, fsyncs it, renames it over state.json and fsyncs the
-// directory, so a crash leaves either the old or the new file, never a torn
-// one. The file is mode 0600 in a 0700 directory. It holds no secret: keys
-// and passphrases are stored only as the paths of files the admin manages.
+// Contract: control thread (callers serialise). Save() is atomic
+// (WriteFileAtomically: a unique state.json.tmp.XXXXXX, fsync, rename over
+// state.json, fsync of the directory), so a crash leaves either the old or
+// the new file, never a torn one; Init() removes temporaries a crash left.
+// The file is mode 0600 in a 0700 directory. It holds no secret: keys and
+// passphrases are stored only as the paths of files the admin manages.
 #pragma once
 
 #include <cstdint>

@@ -171,7 +171,6 @@ void Connection::OnRecv(int res) {
 }
 
 void Connection::Parse() {
-  in_parse_ = true;
   bool progress = true;
   while (progress) {
     if (phase_ == Phase::kHandshake) {
@@ -182,7 +181,6 @@ void Connection::Parse() {
       progress = false;
     }
   }
-  in_parse_ = false;
   IssueRecv();
   MaybeFinish();
 }

@@ -95,10 +95,7 @@ class Connection {
   // Loop thread. New size after a resize; later requests are checked against it.
   void SetExportSize(uint64_t size) { view_.size = size; }
 
-  const std::string& peer() const { return peer_; }
-  const std::string& export_name() const { return export_.name; }
   const ConnectionStats& stats() const { return stats_; }
-  bool closed() const { return phase_ == Phase::kClosed; }
 
  private:
   enum class Phase { kHandshake, kTransmission, kDraining, kClosed };
@@ -189,7 +186,6 @@ class Connection {
   RecvOp recv_op_{this};
   bool recv_inflight_ = false;
   bool recv_direct_ = false;   // the recv in flight targets payload_slot_->buf
-  bool in_parse_ = false;
   bool paused_ = false;        // out of slots: parsing resumes when one frees
   bool eof_ = false;
   Slot* payload_slot_ = nullptr;  // a WRITE whose payload is still arriving

@@ -1,7 +1,9 @@
 // Export: a named backend as clients see it, and the registry of exports.
 //
-// Contract: an ExportRegistry is built once at start-up and then read from
-// every loop thread; it is immutable after Freeze(), so reads need no lock.
+// Contract: an ExportRegistry is filled with Add() on the main thread at
+// start-up, before a Server (or any connection) holds it; from then on it is
+// only read, from every loop thread, so reads need no lock. Nothing enforces
+// that order: whoever calls Add() later must make sure no one reads yet.
 // TransmissionFlags() derives the NBD flags from the backend's capabilities:
 // a flag is advertised only when the backend really provides it.
 #pragma once

@@ -12,6 +12,15 @@
 #include <spdlog/spdlog.h>
 
 namespace rbdnbd {
+namespace {
+
+// How long a connection may take to close after DISCONNECT or a detach.
+constexpr std::chrono::seconds kCloseTimeout{30};
+// How long every loop may take to apply a new size. A loop only falls this
+// far behind when it is stuck; the resize is then retried later.
+constexpr std::chrono::seconds kResizeTimeout{10};
+
+}  // namespace
 
 uint64_t KernelServerFlags(const BackendCaps& caps) { return TransmissionFlags(caps); }
 
@@ -20,87 +29,34 @@ uint32_t KernelBlockSize(const BackendCaps& caps) {
 }
 
 KernelDevice::KernelDevice(LoopPool& loops, Export exp, KernelDeviceParams params)
-    : loops_(loops), export_(std::move(exp)), params_(std::move(params)) {}
+    : export_(std::move(exp)), params_(std::move(params)), group_(loops, params_.on_lost) {}
 
-KernelDevice::~KernelDevice() {
-  closing_ = true;
-  CloseConnections(true);
-  if (!WaitConnectionsClosed(std::chrono::seconds(30))) {
-    spdlog::critical("{}: connections did not close; leaking them", path());
-    for (auto& s : slots_) s->conn.release();  // their loop may still touch them
-  }
-}
-
-void KernelDevice::CloseSlots(const std::vector<std::shared_ptr<Slot>>& slots) {
-  for (const auto& slot : slots) {
-    loops_.loop(slot->loop).Post([slot] {
-      if (slot->conn) slot->conn->ForceClose();
-    });
-  }
-}
+// ~ConnectionGroup force-closes whatever is left and waits for it.
+KernelDevice::~KernelDevice() = default;
 
 Result<std::vector<UniqueFd>> KernelDevice::StartConnections(uint32_t count,
-                                                             std::vector<std::shared_ptr<Slot>>* created) {
+                                                             std::vector<ConnectionGroup::Id>* created) {
   std::vector<UniqueFd> kernel_ends;
-  {
-    std::lock_guard lock(mu_);
-    std::erase_if(slots_, [](const auto& s) { return s->closed; });
-  }
+  std::vector<ConnectionGroup::Id> ids;
   for (uint32_t i = 0; i < count; i++) {
     int sv[2];
     if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) != 0) {
-      return Err(errno, "socketpair: {}", strerror(errno));
+      int e = errno;
+      group_.ForceClose(ids);  // their kernel ends are never handed over
+      return Err(e, "socketpair: {}", strerror(e));
     }
     kernel_ends.emplace_back(sv[1]);
-    auto slot = std::make_shared<Slot>();
-    slot->loop = loops_.PickNext();
-    {
-      std::lock_guard lock(mu_);
-      slots_.push_back(slot);
-    }
-    if (created != nullptr) created->push_back(slot);
     std::string peer = fmt::format("{}#{}", params_.cookie, i);
-    int ours = sv[0];
-    loops_.loop(slot->loop).Post([this, slot, ours, peer] {
-      auto on_closed = [this, slot](Connection*) {
-        slot->conn.reset();  // on its own loop, after its last callback
-        {
-          std::lock_guard lock(mu_);
-          slot->closed = true;
-          cv_.notify_all();
-        }
-        if (!closing_ && params_.on_lost) params_.on_lost();
-      };
-      slot->conn = Connection::ForTransmission(loops_.loop(slot->loop), loops_.pool(slot->loop),
-                                               UniqueFd(ours), export_, peer, on_closed);
-      slot->conn->Start();
-    });
+    ids.push_back(group_.Add(UniqueFd(sv[0]), [exp = export_, peer](EventLoop& loop, BufferPool& pool,
+                                                                   UniqueFd fd, Connection::ClosedFn on_closed) {
+      return Connection::ForTransmission(loop, pool, std::move(fd), exp, peer, std::move(on_closed));
+    }));
   }
+  if (created != nullptr) *created = std::move(ids);
   return kernel_ends;
 }
 
-void KernelDevice::CloseConnections(bool force) {
-  std::lock_guard lock(mu_);
-  for (auto& slot : slots_) {
-    if (slot->closed) continue;
-    loops_.loop(slot->loop).Post([slot, force] {
-      if (!slot->conn) return;
-      if (force) slot->conn->ForceClose(); else slot->conn->Shutdown();
-    });
-  }
-}
-
-bool KernelDevice::WaitConnectionsClosed(std::chrono::milliseconds timeout) {
-  std::unique_lock lock(mu_);
-  return cv_.wait_for(lock, timeout, [this] {
-    return std::all_of(slots_.begin(), slots_.end(), [](const auto& s) { return s->closed; });
-  });
-}
-
-size_t KernelDevice::live_connections() {
-  std::lock_guard lock(mu_);
-  return static_cast<size_t>(std::count_if(slots_.begin(), slots_.end(), [](const auto& s) { return !s->closed; }));
-}
+size_t KernelDevice::live_connections() { return group_.live(); }
 
 // The nbd driver leaves max_sectors_kb at the block layer's 128 KiB, so a
 // 1 MiB I/O becomes eight requests. Raise it to 4 MiB (one RBD object, and
@@ -208,7 +164,7 @@ Result<std::unique_ptr<KernelDevice>> KernelDevice::Attach(NbdNetlink& nl, LoopP
 Result<void> KernelDevice::Reattach(NbdNetlink& nl) {
   uint32_t missing = params_.connections - static_cast<uint32_t>(live_connections());
   if (missing == 0) return {};
-  std::vector<std::shared_ptr<Slot>> created;
+  std::vector<ConnectionGroup::Id> created;
   auto ends = StartConnections(missing, &created);
   if (!ends) return Unexpected(ends.error());
   NbdReconfigureParams p;
@@ -216,7 +172,7 @@ Result<void> KernelDevice::Reattach(NbdNetlink& nl) {
   p.sockets = Raw(*ends);
   p.backend_id = params_.cookie;
   if (auto r = nl.Reconfigure(p); !r) {
-    CloseSlots(created);  // the healthy connections stay
+    group_.ForceClose(created);  // the healthy connections stay
     return r;
   }
   spdlog::info("{}: reattached {} connection(s)", path(), missing);
@@ -224,46 +180,51 @@ Result<void> KernelDevice::Reattach(NbdNetlink& nl) {
 }
 
 Result<void> KernelDevice::Unmap(NbdNetlink* nl) {
-  closing_ = true;
+  // Before DISCONNECT: the kernel hanging up is what we asked for, not a loss.
+  group_.ExpectClose();
   if (ioctl_) {
     if (auto r = ioctl_->Disconnect(); !r) return r;
   } else if (nl != nullptr) {
     if (auto r = nl->Disconnect(index_); !r && r.error().code != ENOENT) return r;
   }
   // The kernel sends DISC on every socket and closes them; our side drains.
-  if (!WaitConnectionsClosed(std::chrono::seconds(30))) {
-    spdlog::warn("{}: connections still open 30 s after DISCONNECT; closing them", path());
-    CloseConnections(true);
-    WaitConnectionsClosed(std::chrono::seconds(30));
+  if (!group_.WaitClosed(kCloseTimeout)) {
+    spdlog::warn("{}: connections still open {} s after DISCONNECT; closing them", path(),
+                 kCloseTimeout.count());
+    group_.ForceClose();
+    group_.WaitClosed(kCloseTimeout);
   }
   return {};
 }
 
 void KernelDevice::Detach() {
-  closing_ = true;
-  CloseConnections(false);
-  if (!WaitConnectionsClosed(std::chrono::seconds(30))) CloseConnections(true);
+  group_.Shutdown();
+  if (!group_.WaitClosed(kCloseTimeout)) group_.ForceClose();
 }
 
 Result<void> KernelDevice::Resize(NbdNetlink& nl, uint64_t size) {
-  // Growing: connections accept the new range before the kernel can use it.
-  // Shrinking: the kernel stops first, then the connections.
-  auto update_connections = [this, size] {
-    std::lock_guard lock(mu_);
-    for (auto& slot : slots_) {
-      if (slot->closed) continue;
-      loops_.loop(slot->loop).Post([slot, size] {
-        if (slot->conn) slot->conn->SetExportSize(size);
-      });
+  // Growing: every connection must accept the new range before the kernel
+  // can send a request into it, so RECONFIGURE waits for all of them.
+  // Shrinking: the kernel stops using the range first, then the connections.
+  if (size > size_) {
+    if (auto r = group_.SetExportSize(size, kResizeTimeout); !r) {
+      return WithContext(r.error(), fmt::format("{}: growing to {} bytes", path(), size));
     }
-  };
-  if (size > size_) update_connections();
+  }
   NbdReconfigureParams p;
   p.index = index_;
   p.size_bytes = size;
   p.backend_id = params_.cookie;
+  // A failed grow leaves the connections accepting a range the kernel never
+  // sends; the backend has it, so that is harmless until the next try.
   if (auto r = nl.Reconfigure(p); !r) return r;
-  if (size <= size_) update_connections();
+  if (size < size_) {
+    if (auto r = group_.SetExportSize(size, kResizeTimeout); !r) {
+      // The kernel no longer sends requests past `size`, and the new size
+      // still reaches the late connections: worth a warning, not a failure.
+      spdlog::warn("{}: shrinking to {} bytes: {}", path(), size, r.error().message);
+    }
+  }
   size_ = size;
   return WaitReady();
 }

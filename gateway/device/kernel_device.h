@@ -1,36 +1,44 @@
 // KernelDevice: one /dev/nbdX backed by one Export, served over N socketpairs
-// (one Connection per socket, spread over the worker loops).
+// (one Connection per socket, spread over the worker loops by a
+// ConnectionGroup).
 //
 // Contract
 // --------
-// * Control thread only (the DeviceManager's). Connections live on their
-//   loops; this class reaches them only through EventLoop::Post.
-// * Our ends of the socketpairs are already being served before the kernel
-//   gets its ends, because the kernel starts I/O (partition scan) at once.
+// * Control thread only: the DeviceManager's, which serialises every call.
+//   Connections live on their loops; this class reaches them only through the
+//   ConnectionGroup, which posts to those loops.
+// * Our end of each socketpair is handed to its loop before the kernel gets
+//   the other end, because the kernel starts I/O (the partition scan) at once;
+//   whatever it sends before the loop picks the socket up waits in the socket
+//   buffer.
 // * Lifecycle:
 //
-//     Map() ──CONNECT──► mapped ──Unmap(): DISCONNECT──► kernel sends DISC,
-//       │                  │  ▲                           connections drain ──► gone
-//       │                  │  └── Reattach(): new sockets, RECONFIGURE
-//       │                  │       (after LINK_DEAD, or by a new daemon)
-//       │                  └── Detach(): connections drain and close; the kernel
-//       │                       keeps the device and holds I/O for dead_conn_timeout
+//     Map() ──CONNECT (or the ioctls)──► mapped ──Unmap(): DISCONNECT──► kernel sends DISC,
+//       │                                 │  ▲                    connections drain ──► gone
+//       │                                 │  └── Reattach(): new sockets for the dead ones,
+//       │                                 │       RECONFIGURE (after LINK_DEAD, on_lost, the
+//       │                                 │       periodic check, or by a new daemon)
+//       │                                 └── Detach(): connections drain and close; the kernel
+//       │                                      keeps the device and holds I/O for dead_conn_timeout
 //     Attach() (new daemon, device already in the kernel) ──RECONFIGURE──► mapped
 //
-// * WaitReady() polls /sys/block/nbdN/size (never udev).
+// * Resize(): growing, every connection takes the new size (and says so)
+//   before RECONFIGURE tells the kernel, so no request past the old end is
+//   ever refused; shrinking, the kernel goes first. Netlink only.
+// * Map() and Resize() return once /sys/block/nbdN/size shows the size
+//   (polled, never udev).
 #pragma once
 
-#include <atomic>
-#include <condition_variable>
-#include <functional>
+#include <chrono>
 #include <cstdint>
+#include <functional>
 #include <memory>
-#include <mutex>
+#include <optional>
 #include <string>
 #include <vector>
 
 #include "common/result.h"
-#include "device/connection.h"
+#include "device/connection_group.h"
 #include "device/export.h"
 #include "netlink/nbd_ioctl.h"
 #include "netlink/nbd_netlink.h"
@@ -51,7 +59,7 @@ struct KernelDeviceParams {
 
 class KernelDevice {
  public:
-  // `nl` null: the old ioctl interface (no reattach, no resize, no cookie).
+  // `nl` null: the ioctl interface (no reattach, no resize, no cookie).
   static Result<std::unique_ptr<KernelDevice>> Map(NbdNetlink* nl, LoopPool& loops, Export exp,
                                                    const KernelDeviceParams& params);
   // Takes over a device the kernel still holds (a previous daemon died).
@@ -64,7 +72,9 @@ class KernelDevice {
   void Detach();
   // Replaces dead connections with fresh ones.
   Result<void> Reattach(NbdNetlink& nl);
-  // Pushes a new size to the kernel and to every connection.
+  // The new size to every connection and to the kernel, in the order above.
+  // ETIMEDOUT (nothing sent to the kernel) if a loop did not take a grown
+  // size within 10 s.
   Result<void> Resize(NbdNetlink& nl, uint64_t size);
 
   uint32_t index() const { return index_; }
@@ -75,32 +85,21 @@ class KernelDevice {
   size_t live_connections();
 
  private:
-  // Connection objects, each owned here but touched only on its loop.
-  struct Slot {
-    size_t loop = 0;
-    std::unique_ptr<Connection> conn;
-    bool closed = false;
-  };
   KernelDevice(LoopPool& loops, Export exp, KernelDeviceParams params);
-  // Makes the socketpairs, serves our ends; returns the kernel's ends.
+  // Makes the socketpairs, serves our ends; returns the kernel's ends and,
+  // in `created`, the ids of the new connections.
   Result<std::vector<UniqueFd>> StartConnections(uint32_t count,
-                                                 std::vector<std::shared_ptr<Slot>>* created = nullptr);
-  void CloseSlots(const std::vector<std::shared_ptr<Slot>>& slots);
-  void CloseConnections(bool force);
-  bool WaitConnectionsClosed(std::chrono::milliseconds timeout);
+                                                 std::vector<ConnectionGroup::Id>* created = nullptr);
   Result<void> WaitReady();
   void TuneQueue();
 
-  LoopPool& loops_;
   Export export_;
   KernelDeviceParams params_;
   uint32_t index_ = 0;
   uint64_t size_ = 0;
-  std::mutex mu_;
-  std::condition_variable cv_;
-  std::vector<std::shared_ptr<Slot>> slots_;
-  std::atomic<bool> closing_{false};  // unmap, detach or destruction in progress
   std::unique_ptr<NbdIoctlDevice> ioctl_;  // set on the ioctl fallback path
+  // Last: destroyed first, so its connections close while the rest is alive.
+  ConnectionGroup group_;
 };
 
 // Flags the kernel should see for these capabilities.

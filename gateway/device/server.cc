@@ -9,7 +9,7 @@
 namespace rbdnbd {
 
 Server::Server(Options options, ExportRegistry exports, LoopPool& loops)
-    : options_(std::move(options)), exports_(std::move(exports)), loops_(loops), conns_(loops.size()) {}
+    : options_(std::move(options)), exports_(std::move(exports)), loops_(loops), group_(loops) {}
 
 Server::~Server() = default;
 
@@ -49,44 +49,11 @@ void Server::Start() {
 }
 
 void Server::Accept(UniqueFd fd, std::string peer) {
-  if (stopping_.load()) return;  // fd closes here
-  size_t w = loops_.PickNext();
-  live_++;
-  // std::function needs a copyable callable: carry the fd as a raw int.
-  int raw = fd.Release();
-  loops_.loop(w).Post([this, w, raw, peer = std::move(peer)]() mutable {
-    UniqueFd owned(raw);
-    if (stopping_.load()) {
-      OnClosed(w, nullptr);
-      return;
-    }
-    auto c = Connection::ForClient(loops_.loop(w), loops_.pool(w), std::move(owned), exports_, peer,
-                                   [this, w](Connection* closed) { OnClosed(w, closed); });
-    spdlog::debug("{}: connected (worker {})", peer, w);
-    Connection* raw_c = c.get();
-    conns_[w].emplace(raw_c, std::move(c));
-    raw_c->Start();
+  group_.Add(std::move(fd), [this, peer = std::move(peer)](EventLoop& loop, BufferPool& pool, UniqueFd owned,
+                                                          Connection::ClosedFn on_closed) {
+    spdlog::debug("{}: connected ({})", peer, loop.name());
+    return Connection::ForClient(loop, pool, std::move(owned), exports_, peer, std::move(on_closed));
   });
-}
-
-void Server::OnClosed(size_t worker, Connection* c) {
-  if (c != nullptr) conns_[worker].erase(c);
-  {
-    std::lock_guard lock(mu_);
-    live_--;
-  }
-  cv_.notify_all();
-}
-
-void Server::ForEachWorkerAndWait(const std::function<void(size_t)>& fn) {
-  std::vector<std::promise<void>> done(loops_.size());
-  for (size_t w = 0; w < loops_.size(); w++) {
-    loops_.loop(w).Post([&fn, &done, w] {
-      fn(w);
-      done[w].set_value();
-    });
-  }
-  for (auto& d : done) d.get_future().wait();
 }
 
 namespace {
@@ -100,8 +67,8 @@ class ShutdownFlush final : public IoRequest {
 }  // namespace
 
 int Server::Shutdown() {
-  stopping_.store(true);
-  // 1. Stop accepting.
+  // 1. Stop accepting. Accept() runs on loop 0 too, so once every listener
+  // reported closed no client can be added any more.
   std::promise<void> closed;
   size_t pending = listeners_.size();
   loops_.loop(0).Post([this, &closed, &pending] {
@@ -114,20 +81,14 @@ int Server::Shutdown() {
   });
   closed.get_future().wait();
   // 2. Drain every connection.
-  ForEachWorkerAndWait([this](size_t w) {
-    for (auto& [c, owner] : conns_[w]) c->Shutdown();
-  });
-  {
-    std::unique_lock lock(mu_);
-    if (!cv_.wait_for(lock, options_.drain_timeout, [this] { return live_.load() == 0; })) {
-      spdlog::warn("{} connection(s) did not drain within {} ms; closing them", live_.load(),
-                   options_.drain_timeout.count());
-      lock.unlock();
-      ForEachWorkerAndWait([this](size_t w) {
-        for (auto& [c, owner] : conns_[w]) c->ForceClose();
-      });
-      lock.lock();
-      cv_.wait(lock, [this] { return live_.load() == 0; });
+  group_.Shutdown();
+  if (!group_.WaitClosed(options_.drain_timeout)) {
+    spdlog::warn("{} connection(s) did not drain within {} ms; closing them", group_.live(),
+                 options_.drain_timeout.count());
+    group_.ForceClose();
+    // Their in-flight backend I/O must still complete before they can go.
+    while (!group_.WaitClosed(std::chrono::seconds(10))) {
+      spdlog::warn("still waiting for {} connection(s) to close", group_.live());
     }
   }
   // 3. Flush every export, so everything acknowledged is durable.

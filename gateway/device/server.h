@@ -5,8 +5,8 @@
 // --------
 // * Create() opens every listener (so a bad address fails before anything
 //   runs); Start() begins accepting on worker 0 and hands each accepted client
-//   to a worker round-robin. Each worker owns its connections; only that
-//   worker's thread touches them.
+//   to a worker round-robin, through a ConnectionGroup: each connection lives
+//   and is touched on its worker's thread only.
 // * Shutdown() (main thread, blocking) stops accepting, lets every connection
 //   finish its in-flight requests and send their replies, force-closes any
 //   that have not drained within `drain_timeout`, then flushes every export
@@ -16,17 +16,13 @@
 //                                      ─► (timeout: force close) ─► flush exports
 #pragma once
 
-#include <atomic>
 #include <chrono>
-#include <condition_variable>
 #include <memory>
-#include <mutex>
 #include <string>
-#include <unordered_map>
 #include <vector>
 
 #include "common/result.h"
-#include "device/connection.h"
+#include "device/connection_group.h"
 #include "device/export.h"
 #include "device/listener.h"
 #include "uring/loop_pool.h"
@@ -49,26 +45,20 @@ class Server {
   // Returns 0 when every export flushed, or the first flush error (-errno).
   int Shutdown();
 
-  size_t connections() const { return live_.load(); }
-  const ExportRegistry& exports() const { return exports_; }
+  // Any thread.
+  size_t connections() const { return group_.live(); }
   std::vector<std::string> addresses() const;
 
  private:
   Server(Options options, ExportRegistry exports, LoopPool& loops);
   void Accept(UniqueFd fd, std::string peer);
-  void OnClosed(size_t worker, Connection* c);
-  void ForEachWorkerAndWait(const std::function<void(size_t)>& fn);
 
   Options options_;
   ExportRegistry exports_;
   LoopPool& loops_;
   std::vector<std::unique_ptr<Listener>> listeners_;
-  // conns_[i] is touched only on worker i.
-  std::vector<std::unordered_map<Connection*, std::unique_ptr<Connection>>> conns_;
-  std::atomic<size_t> live_{0};
-  std::atomic<bool> stopping_{false};
-  std::mutex mu_;
-  std::condition_variable cv_;
+  // Last: its connections read exports_, so they must go first.
+  ConnectionGroup group_;
 };
 
 }  // namespace rbdnbd

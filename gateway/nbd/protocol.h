@@ -87,8 +87,6 @@ inline constexpr size_t kOptionHeaderSize = 16;
 inline constexpr size_t kOptionReplyHeaderSize = 20;
 // Zero padding after an OPT_EXPORT_NAME reply unless NO_ZEROES was agreed.
 inline constexpr size_t kExportNameZeroes = 124;
-// Longest string (export name, description, message) the spec allows.
-inline constexpr size_t kMaxStringLength = 4096;
 
 // Handshake flags (server -> client, u16).
 inline constexpr uint16_t kHandshakeFlagFixedNewstyle = 1 << 0;

@@ -5,8 +5,10 @@
 //  - EncodeSimpleReply() writes magic, error and cookie big-endian. The error
 //    must already be an NBD error (kNbdE*, see ErrnoToNbd()), 0 for success.
 //    For a successful READ the caller sends the data right after these 16
-//    bytes, in the same linked send so two replies never interleave; for a
-//    failed READ it sends no data at all.
+//    bytes; for a failed READ it sends no data at all. The caller must keep
+//    a reply's bytes together on the stream: the Connection gathers whole
+//    replies (header, then payload) into the iovec array of one sendmsg and
+//    has one sendmsg in flight at a time, so two replies never interleave.
 //  - DecodeSimpleReply() is for tests and clients; it returns false for a bad
 //    magic (including the structured reply magic, which we never negotiate).
 #pragma once

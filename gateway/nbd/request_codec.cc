@@ -106,11 +106,9 @@ Verdict ValidateRequest(const Request& r, const ExportView& e) {
   return v;
 }
 
-uint32_t ErrnoToNbd(int positive_errno) {
+uint32_t ErrnoToNbd(int err) {
   // INT_MIN has no positive counterpart; it is no errno anyway.
-  const int e = positive_errno == INT_MIN ? EIO
-                : positive_errno < 0      ? -positive_errno
-                                          : positive_errno;
+  const int e = err == INT_MIN ? EIO : err < 0 ? -err : err;
   switch (e) {
     case 0:
       return 0;

@@ -84,10 +84,10 @@ Verdict ValidateRequest(const Request& r, const ExportView& e);
 //   ENOSPC, EDQUOT, EFBIG -> ENOSPC; EOVERFLOW -> EOVERFLOW;
 //   ENOTSUP/EOPNOTSUPP -> ENOTSUP; ESHUTDOWN -> ESHUTDOWN; anything else
 //   (EIO included) -> EIO.
-// The data path carries negative errno, so a negative value is accepted and
-// treated as its magnitude. Idempotent on NBD values (they equal Linux errno),
-// so passing a Verdict's error through it is harmless.
-uint32_t ErrnoToNbd(int positive_errno);
+// `err` may be positive (an errno) or negative (the data path's -errno):
+// either is taken as its magnitude. Idempotent on NBD values (they equal
+// Linux errno), so passing a Verdict's error through it is harmless.
+uint32_t ErrnoToNbd(int err);
 
 // "READ", "WRITE", ..., or "UNKNOWN": for log lines.
 const char* CommandName(uint16_t type);

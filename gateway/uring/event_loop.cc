@@ -108,7 +108,6 @@ io_uring_sqe* EventLoop::GetSqe() {
   io_uring_sqe* sqe = io_uring_get_sqe(&ring_);
   while (sqe == nullptr) {
     int r = io_uring_submit(&ring_);
-    if (r > 0) submitted_ += static_cast<uint64_t>(r);
     if (r < 0 && r != -EINTR && r != -EAGAIN && r != -EBUSY) {
       spdlog::critical("{}: io_uring_submit failed: {}", name_, strerror(-r));
     }
@@ -193,8 +192,7 @@ unsigned EventLoop::Reap() {
 }
 
 bool EventLoop::PollBriefly() {
-  int r = io_uring_submit(&ring_);  // the replies and requests of this iteration go out first
-  if (r > 0) submitted_ += static_cast<uint64_t>(r);
+  io_uring_submit(&ring_);  // the replies and requests of this iteration go out first
   const auto deadline = std::chrono::steady_clock::now() + busy_poll_;
   do {
     if (io_uring_cq_ready(&ring_) > 0 || wake_pending_.load(std::memory_order_acquire)) return true;
@@ -227,7 +225,6 @@ void EventLoop::Run() {
       spdlog::critical("{}: io_uring_submit_and_wait: {}", name_, strerror(-r));
       break;
     }
-    if (r > 0) submitted_ += static_cast<uint64_t>(r);
     unsigned n = Reap();
     bool posted = wake_pending_.load(std::memory_order_acquire);
     RunPosted();

@@ -11,8 +11,10 @@
 // Completion must stay alive until then.
 //
 // Threads:
-//   - Loop thread only: GetSqe(), Run(), RunAfter(), Cancel helpers.
-//   - Any thread: Post(), Stop(), InLoopThread().
+//   - Loop thread only: GetSqe(), Run(), Defer(), RunAfter(). To cancel an
+//     operation, a caller preps an IORING_OP_ASYNC_CANCEL itself on an SQE
+//     from GetSqe(); the loop has no cancel helper.
+//   - Any thread: Post(), Stop(), InLoopThread(), name(), ring_flags().
 //
 //   Run() ──► [submit pending SQEs + wait for >=1 CQE] ──► dispatch CQEs ──►
 //      ▲                                                  run posted tasks ──┐
@@ -55,7 +57,11 @@ class Completion {
 class EventLoop {
  public:
   struct Options {
-    unsigned entries = 512;   // SQ size; the CQ is twice that
+    // SQ size. The CQ gets four times as many entries (IORING_SETUP_CQSIZE):
+    // operations in flight are not bounded by the SQ (each submit frees its
+    // SQEs for more), yet all of them may complete within one iteration, and
+    // a CQ that fills up makes the kernel hold back completions.
+    unsigned entries = 512;
     std::string name = "loop";
     std::chrono::microseconds busy_poll{0};  // spin this long before sleeping (0: never)
   };
@@ -103,9 +109,6 @@ class EventLoop {
   // Flags the ring was created with (for logs and tests).
   unsigned ring_flags() const { return ring_flags_; }
 
-  // Statistics, loop thread only.
-  uint64_t submitted_sqes() const { return submitted_; }
-
  private:
   class WakeReader;
   class Timer;
@@ -137,7 +140,6 @@ class EventLoop {
   std::vector<std::function<void()>> deferred_;  // loop thread only
   std::vector<std::function<void()>> deferred_running_;
   Timer* timers_ = nullptr;  // intrusive list of pending timers, for cleanup
-  uint64_t submitted_ = 0;
 };
 
 }  // namespace rbdnbd
