@@ -123,10 +123,13 @@ trap 'exit 143' TERM
 # them: [1] pid, [2] comm, [3] state, [4] ppid, ... [14] utime, [15] stime (clock ticks,
 # all threads). 1 if there is no such process. The comm is everything between the FIRST
 # '(' and the LAST ')': a process may name itself anything, spaces, parentheses and
-# newlines included, so splitting the line on spaces miscounts the fields.
+# newlines included, so splitting the line on spaces miscounts the fields. A PID that is
+# empty or not a number is no process.
 proc_stat() {
   local s=''
   PROC_STAT=()
+  # an empty PID would read /proc//stat, which is /proc/stat
+  [[ "${1:-}" =~ ^[0-9]+$ ]] || return 1
   { read -r -d '' s < "/proc/$1/stat"; } 2>/dev/null || true   # no NUL: read ends at EOF
   [ -n "$s" ] || return 1
   local pid=${s%%\ \(*} comm=${s#*\(}

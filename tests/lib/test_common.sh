@@ -85,6 +85,8 @@ for name in 'a) b' ') (x' 'sp ace'; do
   for _ in $(seq 100); do proc_stat "$pid" || break; nap 0.02; done
   check "'$name' reaped: proc_stat fails, not alive" eval '! proc_stat "$pid" && ! _alive "$pid"'
 done
+check "no pid, or not a number: no process (and no 10 s wait in term_wait)" \
+  eval '! proc_stat "" && ! _alive "" && ! _alive "1x" && t0=$SECONDS && term_wait "" 10 && [ $((SECONDS - t0)) -lt 2 ]'
 sleep 5 & p=$!
 if _wait_exit "$p" 1; then not_ok "_wait_exit returns 1 on a process that outlives it"; else ok "_wait_exit returns 1 on a process that outlives it"; fi
 kill "$p"; wait "$p" 2>/dev/null
