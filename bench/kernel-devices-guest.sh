@@ -35,6 +35,8 @@ IMAGE_MIB=${KD_IMAGE_MIB:-512}
 RAW=${KD_RAW:?KD_RAW not set}
 RBDNBD=${RBDNBD:?RBDNBD not set}
 ROOT=$(cd "$(dirname "$(readlink -f "$0")")/.." && pwd)
+# shellcheck source=../tests/lib/core.sh
+. "$ROOT/tests/lib/core.sh"   # on_exit, start_ready, _alive, term_wait (builtins: execs cost here)
 DEV_CLUSTER=$ROOT/deploy/dev-cluster.sh
 CL=/run/cluster
 SOCK=/run/rbdnbdd.sock
@@ -60,8 +62,7 @@ declare -a NBDD_MEM_DEVS=() RBDNBD_MEM_DEVS=()
 
 rbd_() { b 120 rbd -c "$CONF" --keyring "$CEPH_KEYRING" "$@"; }
 nbdd() { local sub=$1; shift; b 180 "$RBDNBD" "$sub" --control-socket "$SOCK" "$@"; }
-alive() { local st; st=$(awk '{print $3}' "/proc/$1/stat" 2>/dev/null) && [ -n "$st" ] && [ "$st" != Z ]; }
-ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }             # utime+stime, all threads
+alive() { _alive "$1"; }
 # sys_ticks : "busy total" jiffies of the whole (1-vCPU) guest, from /proc/stat
 sys_ticks() { awk '/^cpu /{t=0; for(i=2;i<=NF;i++) t+=$i; print t-$5-$6, t}' /proc/stat; }
 rss_kib() { awk '/^VmRSS/{print $2}' "/proc/$1/status"; }
@@ -102,9 +103,7 @@ stop_daemon() {
   [ -n "$DAEMON_PID" ] || return 0
   if alive "$DAEMON_PID"; then
     kill -TERM "$DAEMON_PID"
-    local i
-    for ((i = 0; i < 300; i++)); do alive "$DAEMON_PID" || break; sleep 0.1; done
-    alive "$DAEMON_PID" && { say "daemon did not exit in 30 s of SIGTERM: SIGKILL"; kill -KILL "$DAEMON_PID"; }
+    _wait_exit "$DAEMON_PID" 30 || { say "daemon did not exit in 30 s of SIGTERM: SIGKILL"; kill -KILL "$DAEMON_PID"; }
   fi
   local rc=0
   wait "$DAEMON_PID" 2>/dev/null || rc=$?
@@ -113,10 +112,7 @@ stop_daemon() {
   DAEMON_PID=
 }
 cleanup() {
-  local rc=$?
-  set +e
-  trap - EXIT
-  say "cleanup (exit $rc)"
+  say "cleanup (exit $EXIT_RC)"
   krbd_unmap_all
   rbdnbd_unmap_all
   nbdd_unmap_all
@@ -132,11 +128,9 @@ cleanup() {
     say "dmesg findings (also in dmesg-findings.txt):"; head -n 20 "$RAW/dmesg-findings.txt" >&2
   fi
   say "done in $((SECONDS - T0)) s"
-  exit $rc
 }
-trap cleanup EXIT
+on_exit cleanup
 trap 'say "SIGTERM (guest timer?)"; exit 143' TERM
-trap 'exit 130' INT
 
 # ---------------------------------------------------------------------------------------
 # Modules, cluster, image
@@ -175,20 +169,15 @@ say "image $POOL/$IMAGE ${IMAGE_MIB} MiB, features $(cat "$RAW/features")"
   echo "image_mib=$IMAGE_MIB"
 } > "$RAW/env"
 
+daemon_ready() {   # status answers with the pid of the daemon being started
+  [ -S "$SOCK" ] || return 1
+  [ "$(b 10 "$RBDNBD" status --control-socket "$SOCK" --format json 2>/dev/null | jq -r '.pid // empty' 2>/dev/null)" = "$STARTED_PID" ]
+}
 start_daemon() {
   DAEMON_LOG=$WORK/daemon.$1.log
-  env -u CEPH_CONF -u CEPH_KEYRING -u CEPH_MON_HOST \
-    "$RBDNBD" daemon --control-socket "$SOCK" --state-dir "$STATE" --log-level info \
-    > "$DAEMON_LOG" 2>&1 < /dev/null &
-  DAEMON_PID=$!
-  local dl=$((SECONDS + 60)) pid=
-  while :; do
-    pid=$(b 10 "$RBDNBD" status --control-socket "$SOCK" --format json 2>/dev/null | jq -r '.pid // empty' 2>/dev/null)
-    [ "$pid" = "$DAEMON_PID" ] && break
-    alive "$DAEMON_PID" || { cat "$DAEMON_LOG" >&2; die "the daemon exited before it was ready"; }
-    [ "$SECONDS" -lt "$dl" ] || die "the daemon was not ready in 60 s"
-    sleep 0.2
-  done
+  start_ready "the daemon" "$DAEMON_LOG" 60 daemon_ready -- env -u CEPH_CONF -u CEPH_KEYRING -u CEPH_MON_HOST \
+    "$RBDNBD" daemon --control-socket "$SOCK" --state-dir "$STATE" --log-level info
+  DAEMON_PID=$STARTED_PID
   say "rbd-nbdd daemon ready (pid $DAEMON_PID)"
 }
 
@@ -272,8 +261,10 @@ srv=/proc/${KD_SNAP_PID:-none}/stat
 osd=/proc/$KD_SNAP_OSD/stat
 exec awk -v tag="$1" -v srv="$srv" -v osd="$osd" -v havesrv="${KD_SNAP_PID:+1}" '
   FILENAME == "/proc/stat" && $1 == "cpu" { t = 0; for (i = 2; i <= NF; i++) t += $i; busy = t - $5 - $6; tot = t }
-  FILENAME == osd { o = $14 + $15 }
-  FILENAME == srv && havesrv { p = $14 + $15 }
+  # /proc/PID/stat: fields counted after the comm, which ends at the LAST ")" (it may hold
+  # spaces): utime and stime, fields 14 and 15, are then $12 and $13
+  FILENAME == osd { sub(/.*\) /, ""); o = $12 + $13 }
+  FILENAME == srv && havesrv { sub(/.*\) /, ""); p = $12 + $13 }
   END { print tag, (havesrv ? p : "na"), o, busy, tot >> ENVIRON["KD_SNAP_OUT"] }' /proc/stat "$osd" "$srv"
 EOS
   chmod +x "$SNAP"

@@ -56,6 +56,8 @@ set -euo pipefail
 export PATH="/usr/sbin:/usr/bin:/sbin:/bin:$PATH"
 export LC_ALL=C
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
+# shellcheck source=../tests/lib/core.sh
+. "$ROOT/tests/lib/core.sh"   # on_exit, start_ready, term_wait, proc_cpu_ticks
 RUNTIME=${RUNTIME:-10}
 ROUNDS=${ROUNDS:-3}
 IMAGE_SIZE=${IMAGE_SIZE:-2G}
@@ -95,20 +97,15 @@ fi
 WORK=$(mktemp -d /tmp/rbdnbd-bench-work.XXXXXX)   # sockets and server logs
 SERVER_PID=
 cleanup() {
-  local rc=$?
-  set +e
-  if [ -n "$SERVER_PID" ]; then kill -TERM "$SERVER_PID" 2>/dev/null; wait "$SERVER_PID" 2>/dev/null; fi
+  [ -z "$SERVER_PID" ] || term_wait "$SERVER_PID" 30
   if [ "${KEEP_CLUSTER:-0}" = 1 ]; then
     say "cluster kept: $BENCH_DIR (wipe: $DEV_CLUSTER wipe $BENCH_DIR)"
   else
     b 120 "$DEV_CLUSTER" wipe "$BENCH_DIR" >&2
   fi
   rm -rf "$WORK"
-  exit $rc
 }
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
+on_exit cleanup
 
 say "starting a fresh memstore dev cluster in $BENCH_DIR (mon 127.0.0.1:$BENCH_PORT)"
 DEV_CLUSTER_PORT=$BENCH_PORT DEV_CLUSTER_STORE=memstore b 180 "$DEV_CLUSTER" start "$BENCH_DIR" >&2 \
@@ -137,48 +134,34 @@ mkdir -p "$RAW"
 # ---------------------------------------------------------------------------------------
 # Servers
 # ---------------------------------------------------------------------------------------
-wait_sock() {   # wait_sock SOCK PID NAME
-  local i
-  for ((i = 0; i < 600; i++)); do
-    [ -S "$1" ] && return 0
-    kill -0 "$2" 2>/dev/null || { cat "$WORK/$3.log" >&2; die "$3 exited before its socket appeared"; }
-    sleep 0.05
-  done
-  die "$3: no socket after 30 s"
-}
-
 start_server() {   # start_server PATH -> SERVER_PID, URI
-  local sock=$WORK/$1.sock
+  local sock=$WORK/$1.sock cmd
   rm -f "$sock"
   case $1 in
     rbd-nbdd|rbd-nbdd-poll)
       local w=(); [ -n "${RBDNBD_WORKERS:-}" ] && w=(--workers "$RBDNBD_WORKERS")
       [ "$1" = rbd-nbdd-poll ] && w+=(--poll-us "$RBDNBD_POLL_US")
-      "$RBDNBD" serve --rbd "$POOL/$IMAGE" -s "$sock" "${w[@]}" >>"$WORK/$1.log" 2>&1 </dev/null &
-      SERVER_PID=$!
+      cmd=("$RBDNBD" serve --rbd "$POOL/$IMAGE" -s "$sock" "${w[@]}")
       URI="nbd+unix:///$POOL/$IMAGE?socket=$sock"
       ;;
     qemu-nbd)
-      qemu-nbd -t -f raw --cache="$QEMU_CACHE" --aio=threads -k "$sock" -x "$IMAGE" \
-        "rbd:$POOL/$IMAGE:conf=$CEPH_CONF:id=admin:keyring=$KEYRING" >>"$WORK/$1.log" 2>&1 </dev/null &
-      SERVER_PID=$!
+      cmd=(qemu-nbd -t -f raw --cache="$QEMU_CACHE" --aio=threads -k "$sock" -x "$IMAGE"
+           "rbd:$POOL/$IMAGE:conf=$CEPH_CONF:id=admin:keyring=$KEYRING")
       URI="nbd+unix:///$IMAGE?socket=$sock"
       ;;
   esac
-  wait_sock "$sock" "$SERVER_PID" "$1"
+  start_ready "$1" "$WORK/$1.log" 30 test -S "$sock" -- "${cmd[@]}"
+  SERVER_PID=$STARTED_PID
 }
 
 stop_server() {
   [ -n "$SERVER_PID" ] || return 0
-  kill -TERM "$SERVER_PID" 2>/dev/null
-  local i
-  for ((i = 0; i < 600; i++)); do kill -0 "$SERVER_PID" 2>/dev/null || break; sleep 0.05; done
-  kill -KILL "$SERVER_PID" 2>/dev/null || true
+  term_wait "$SERVER_PID" 30
   wait "$SERVER_PID" 2>/dev/null || true
   SERVER_PID=
 }
 
-cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }   # utime+stime, all threads
+cpu_ticks() { proc_cpu_ticks "$1"; }   # utime+stime, all threads
 
 # ---------------------------------------------------------------------------------------
 # The interleaved run

@@ -150,7 +150,11 @@ daemons() {
 }
 pid_of() { daemons | awk -v n="$1" '$1 == n { print $2; exit }'; }
 
-alive() { local st; st=$(awk '{print $3}' "/proc/$1/stat" 2>/dev/null) && [ -n "$st" ] && [ "$st" != Z ]; }
+# The test library's process helpers: builtins only (in the UML guest, where the e2e tests
+# run this script, an exec costs up to a second), and a /proc/PID/stat parse that is right.
+# shellcheck source=../tests/lib/core.sh
+. "$(dirname "${BASH_SOURCE[0]}")/../tests/lib/core.sh"
+alive() { _alive "$1"; }
 
 # wait_gone SECS PID... : 0 when all are gone, 1 if some are still alive after SECS.
 wait_gone() {
@@ -159,7 +163,7 @@ wait_gone() {
     left=0; for p in "$@"; do alive "$p" && left=1; done
     [ $left = 0 ] && return 0
     [ "$(now_us)" -ge "$deadline" ] && return 1
-    sleep 0.05
+    nap 0.05
   done
 }
 

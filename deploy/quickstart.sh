@@ -34,6 +34,8 @@ for a in "$@"; do
   esac
 done
 
+# shellcheck source=../tests/lib/core.sh
+. "$ROOT/tests/lib/core.sh"   # on_exit, start_ready, stop_checked: the test suite's own
 say() { printf '\n==> %s\n' "$*"; }
 
 if [ "$INSTALL" = 1 ]; then
@@ -49,23 +51,14 @@ BIN="$ROOT/build/gateway/control/rbd-nbdd"
 WORK=$(mktemp -d /tmp/rbdnbd-quickstart.XXXXXX)
 DATA=$(mktemp -d /dev/shm/rbdnbd-quickstart.XXXXXX)
 SERVER_PID=
-cleanup() {
-  [ -n "$SERVER_PID" ] && kill -KILL "$SERVER_PID" 2>/dev/null || true
-  rm -rf "$WORK" "$DATA"
-}
-trap cleanup EXIT
+on_exit 'rm -rf "$WORK" "$DATA"'
 
 start() {  # start SERVE-ARGS... : rbd-nbdd serve on $WORK/nbd.sock, wait until it listens
   SOCK="$WORK/nbd.sock"
   echo "\$ rbd-nbdd serve --socket $SOCK $*"
-  "$BIN" serve --socket "$SOCK" "$@" >"$WORK/server.log" 2>&1 </dev/null &
-  SERVER_PID=$!
-  for _ in $(seq 300); do
-    [ -S "$SOCK" ] && return 0
-    kill -0 "$SERVER_PID" 2>/dev/null || { cat "$WORK/server.log"; echo "server exited"; exit 1; }
-    sleep 0.1
-  done
-  cat "$WORK/server.log"; echo "server socket did not appear"; exit 1
+  start_ready "rbd-nbdd serve" "$WORK/server.log" 30 test -S "$SOCK" -- "$BIN" serve --socket "$SOCK" "$@"
+  SERVER_PID=$STARTED_PID
+  on_exit "term_wait $SERVER_PID 30"
 }
 
 # same_sha256 LABEL_A FILE_A LABEL_B FILE_B : print both checksums; exit 1 unless equal.
@@ -77,14 +70,10 @@ same_sha256() {
   [ "$a" = "$b" ] || { echo "MISMATCH"; exit 1; }
 }
 
-stop() {  # SIGTERM, wait (bounded), require exit code 0
-  kill -TERM "$SERVER_PID"
-  local rc=0
-  timeout 60 tail --pid="$SERVER_PID" -f /dev/null || { echo "server did not stop"; exit 1; }
-  wait "$SERVER_PID" || rc=$?
+stop() {  # SIGTERM, wait (bounded), require exit code 0 and no crash in the log
+  local pid=$SERVER_PID
   SERVER_PID=
-  echo "server exited with code $rc after SIGTERM"
-  [ "$rc" = 0 ] || { cat "$WORK/server.log"; exit 1; }
+  stop_checked "rbd-nbdd serve" "$pid" "$WORK/server.log" 60
 }
 
 demo_memory() {
@@ -113,8 +102,8 @@ demo_memory() {
 demo_rbd() {
   export RBDNBD_CLUSTER_DIR="$WORK/cluster" DEV_CLUSTER_PORT=${DEV_CLUSTER_PORT:-14500}
   say "starting the dev Ceph cluster (deploy/dev-cluster.sh start)"
+  on_exit 'bash deploy/dev-cluster.sh wipe "$RBDNBD_CLUSTER_DIR" >/dev/null 2>&1'
   timeout 180 bash deploy/dev-cluster.sh start "$RBDNBD_CLUSTER_DIR"
-  CLUSTER_UP=1
   eval "$(bash deploy/dev-cluster.sh env "$RBDNBD_CLUSTER_DIR")"
   export CEPH_CONF
   local features=layering,exclusive-lock,object-map,fast-diff,deep-flatten,journaling
@@ -146,12 +135,6 @@ print("fio: %d write IOPS, %d errors, %d MiB verified" % (j["write"]["iops"], j[
   cat "$WORK/server.log"
 }
 
-CLUSTER_UP=0
-cleanup_cluster() {
-  if [ "$CLUSTER_UP" = 1 ]; then bash deploy/dev-cluster.sh wipe "$RBDNBD_CLUSTER_DIR" >/dev/null 2>&1 || true; fi
-  cleanup
-}
-trap cleanup_cluster EXIT
 
 case "$DEMO" in
   rbd) demo_rbd ;;

@@ -6,6 +6,7 @@
 # Steps, each counted once in the summary:
 #   deploy         tests/deploy/run.sh: deploy/kubernetes manifests + deploy/rbd-nbdd.service, static
 #   install-deps   tests/deploy/install_deps_test.sh: install-deps' package decisions (dpkg status, kubectl)
+#   shell-lib      tests/lib/test_common.sh: the shell test library itself (no build needed)
 #   build          cmake+ninja, RelWithDebInfo, into build/
 #   unit           ctest in build/
 #   build-asan     the same with -DRBDNBD_SANITIZE=ON (ASan+UBSan), as a unity build, into
@@ -18,8 +19,9 @@
 #                  server under real clients and bad input)
 #   dev-cluster    starts one dev Ceph cluster (deploy/dev-cluster.sh) for the run
 #   integration/NAME  every tests/integration/*.sh against that cluster (real Ceph)
-#   e2e            tests/e2e/run-all.sh: every scenario in its own user-mode Linux guest
-#                  (real kernel nbd driver, krbd, the daemon, a dev cluster inside)
+#   e2e            tests/e2e/run-all.sh: every scenario under user-mode Linux (real kernel
+#                  nbd driver, krbd, the daemon, a dev cluster inside), in batches that
+#                  share one guest and one cluster (tests/e2e/batch.sh), two guests at a time
 #
 # Options:
 #   --quick          skip the ASan and fuzz builds and everything that needs them
@@ -169,6 +171,7 @@ else
   if [ ${#PATTERNS[@]} -eq 0 ]; then
     step deploy 300 bash "$ROOT/tests/deploy/run.sh"
     step install-deps 120 bash "$ROOT/tests/deploy/install_deps_test.sh"
+    step shell-lib 120 bash "$ROOT/tests/lib/test_common.sh"
   fi
 
   # 1. The release build and its unit tests.
@@ -235,7 +238,7 @@ else
     unset RBDNBD_CLUSTER_DIR CEPH_CONF CEPH_KEYRING CEPH_MON_HOST
   fi
 
-  # 6. End to end under a real kernel (user-mode Linux), one guest per scenario.
+  # 6. End to end under a real kernel (user-mode Linux): batches of scenarios share a guest.
   if [ "$E2E" = 1 ] && [ ${#PATTERNS[@]} -eq 0 ]; then
     step e2e 3000 env RBDNBD_BIN="$B/$BIN" CSI_BIN="$B/csi/rbd-nbdd-csi" E2E_JOBS="${E2E_JOBS:-2}" bash "$ROOT/tests/e2e/run-all.sh"
   fi

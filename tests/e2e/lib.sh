@@ -2,6 +2,11 @@
 #
 #   . "$(dirname "$0")/../lib.sh"        (first thing in every tests/e2e/scenarios/*.sh)
 #
+# The core (fail/skip/pass, t, nap, wait_until, on_exit, _alive, _wait_exit, start_ready,
+# stop_checked, ...) is tests/lib/core.sh, shared with the host tests; this file adds the
+# guest's: time-stamped log lines, modules, the socket server, nbd-client, filesystems,
+# fio and the kernel log check.
+#
 # Conventions: one behaviour per script; exit 0 = pass, 1 = fail, 77 = skip. Everything a
 # scenario sets up is registered with on_exit right after it succeeds, and torn down from the
 # EXIT trap in reverse order (umount before disconnect before the server stops). Every
@@ -24,8 +29,11 @@ export PATH="/usr/sbin:/usr/bin:/sbin:/bin:$PATH"
 export LC_ALL=C
 
 E2E_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
-E2E_NAME=$(basename "$0" .sh)
-. "$(dirname "${BASH_SOURCE[0]}")/guest_paths.sh"   # E2E_WORK, E2E_SOCK, MAP_*, CSI_* paths
+T_KILL_AFTER=10
+# shellcheck source=../lib/core.sh
+. "$E2E_ROOT/tests/lib/core.sh"
+E2E_NAME=$TEST_NAME
+. "$E2E_ROOT/tests/e2e/guest_paths.sh"   # E2E_WORK, E2E_SOCK, MAP_*, CSI_* paths
 E2E_T0=$SECONDS
 # /proc/uptime in centiseconds, read with builtins only (log runs for every line)
 _uptime_cs() { local u _; read -r u _ < /proc/uptime; u=${u/./}; _UPTIME_CS=$((10#$u)); }
@@ -46,110 +54,44 @@ E2E_NBD_TIMEOUT=${E2E_NBD_TIMEOUT:-60}
 mkdir -p "$E2E_WORK"
 
 # ---------------------------------------------------------------------------------------
-# Reporting and bounded commands
+# Reporting (the rest is core.sh's)
 # ---------------------------------------------------------------------------------------
+# log MSG... : with the seconds since the scenario started (builtins only: per line).
 log() {
   _uptime_cs
   local d=$((_UPTIME_CS - E2E_UP0_CS))
   printf '[%s %3d.%ds] %s\n' "$E2E_NAME" $((d / 100)) $((d % 100 / 10)) "$*" >&2
-}
-fail() { log "FAIL: $*"; exit 1; }
-skip() { log "SKIP: $*"; exit 77; }
-pass() { log "PASS${1:+: $*}"; exit 0; }
-
-# t SECS CMD... : CMD bounded by SECS (TERM, then KILL 10 s later). A timeout is reported
-# as such, so that a hang is never mistaken for an ordinary failure.
-t() {
-  local secs=$1 rc=0
-  shift
-  timeout --kill-after=10 "$secs" "$@" || rc=$?
-  if [ "$rc" = 124 ] || [ "$rc" = 137 ]; then log "TIMEOUT after ${secs}s: $*"; fi
-  return "$rc"
-}
-
-# nap SECS : sleep without an exec. In the guest an exec costs 0.1-0.5 s (more with a
-# second guest on the host), so a poll loop with `sleep 0.1` polled every ~0.5 s and kept
-# the vCPU busy. read -t on a pipe we hold both ends of (nothing ever arrives) is a builtin.
-exec {_NAP_FD}<> <(:)
-nap() { read -r -t "$1" -u "$_NAP_FD" _ || true; }
-
-# wait_until SECS WHAT CMD... : poll CMD every 0.1 s until it succeeds; fail after SECS.
-wait_until() {
-  local secs=$1 what=$2
-  shift 2
-  local deadline=$((SECONDS + secs))
-  until "$@"; do
-    [ "$SECONDS" -lt "$deadline" ] || fail "timed out after ${secs}s waiting for $what"
-    nap 0.1
-  done
-}
-
-require_cmd() {
-  local c
-  for c in "$@"; do command -v "$c" >/dev/null 2>&1 || skip "missing command: $c"; done
 }
 
 # step WHAT : a visible milestone in the console log.
 step() { log "--- $*"; }
 
 # ---------------------------------------------------------------------------------------
-# Cleanup
+# The last teardown step
 # ---------------------------------------------------------------------------------------
-_E2E_HOOKS=()
-# on_exit CMD : run CMD (a shell snippet) at exit; the last registered runs first.
-on_exit() { _E2E_HOOKS+=("$*"); }
-
-_e2e_exit() {
-  local rc=$? i
-  set +e
-  trap - EXIT
-  for ((i = ${#_E2E_HOOKS[@]} - 1; i >= 0; i--)); do
-    eval "${_E2E_HOOKS[i]}" || log "cleanup step failed: ${_E2E_HOOKS[i]}"
-  done
-  if [ -n "${SERVER_PID:-}" ] && _alive "$SERVER_PID"; then
+# Registered first, so it runs after every other hook: a server still running, the
+# kernel log check (it fails even a passed scenario), the logs kept, the verdict.
+_e2e_finish() {
+  if server_alive; then
     log "cleanup: server (pid $SERVER_PID) still running, stopping it"
-    kill -TERM "$SERVER_PID" 2>/dev/null
-    _wait_exit "$SERVER_PID" 20 || kill -KILL "$SERVER_PID" 2>/dev/null
+    term_wait "$SERVER_PID" 20
   fi
   if ! check_dmesg; then
-    [ "$rc" = 0 ] || [ "$rc" = 77 ] && rc=1
+    [ "$EXIT_RC" = 0 ] || [ "$EXIT_RC" = 77 ] && EXIT_RC=1
   fi
-  if [ "$rc" != 0 ] && [ "$rc" != 77 ] && [ -s "${SERVER_LOG:-}" ]; then
-    log "---- last 40 lines of $SERVER_LOG ----"
-    tail -n 40 "$SERVER_LOG" >&2
-  fi
+  if [ "$EXIT_RC" != 0 ] && [ "$EXIT_RC" != 77 ]; then show_log_tail "${SERVER_LOG:-}"; fi
   if [ -n "${VM_RUN_OUT:-}" ] && [ -d "$VM_RUN_OUT" ]; then
     cp -a "$E2E_WORK"/. "$VM_RUN_OUT"/ 2>/dev/null
   fi
-  case "$rc" in
+  case "$EXIT_RC" in
     0) log "scenario passed in $((SECONDS - E2E_T0))s" ;;
     77) log "scenario skipped" ;;
-    *) log "scenario FAILED (exit $rc) after $((SECONDS - E2E_T0))s; logs: ${VM_RUN_OUT:-$E2E_WORK}" ;;
+    *) log "scenario FAILED (exit $EXIT_RC) after $((SECONDS - E2E_T0))s; logs: ${VM_RUN_OUT:-$E2E_WORK}" ;;
   esac
-  exit "$rc"
+  return 0
 }
-trap _e2e_exit EXIT
+on_exit _e2e_finish
 trap 'log "interrupted (SIGTERM: the guest timer ran out?)"; exit 143' TERM
-trap 'exit 130' INT
-
-# A process that exited but was not reaped yet is a zombie: kill -0 still succeeds on it.
-# Builtins only (polled): the state is the field after the last ')' of /proc/PID/stat.
-_alive() {
-  local st
-  { read -r st < "/proc/$1/stat"; } 2>/dev/null || return 1
-  st=${st##*) }
-  st=${st%% *}
-  [ -n "$st" ] && [ "$st" != Z ] && [ "$st" != X ]
-}
-
-# _wait_exit PID SECS : 0 once PID has exited, 1 if it is still running after SECS.
-_wait_exit() {
-  local deadline=$((SECONDS + $2))
-  while _alive "$1"; do
-    [ "$SECONDS" -lt "$deadline" ] || return 1
-    nap 0.1
-  done
-}
 
 # private_copy SRC NAME VERSION_ARG : a private copy of the binary SRC at $E2E_BIN_DIR/NAME
 # (set in PRIVATE_COPY) that runs (`NAME VERSION_ARG` answers). Scenarios run copies because
@@ -213,24 +155,12 @@ start_server() {
   [ -x "$RBDNBD_BIN" ] || fail "rbd-nbdd not found at $RBDNBD_BIN"
   [ -z "$SERVER_PID" ] || fail "start_server: a server is already running (pid $SERVER_PID)"
   _SERVER_N=$((_SERVER_N + 1))
-  SERVER_LOG=$E2E_WORK/server.$_SERVER_N.log
+  local slog=$E2E_WORK/server.$_SERVER_N.log
   rm -f "$E2E_SOCK"
   log "starting: rbd-nbdd serve --socket $E2E_SOCK $*"
-  "$RBDNBD_BIN" serve --socket "$E2E_SOCK" --log-level "$E2E_LOG_LEVEL" \
-    --pid-file "$E2E_WORK/server.pid" "$@" > "$SERVER_LOG" 2>&1 < /dev/null &
-  SERVER_PID=$!
-  local deadline=$((SECONDS + 30))
-  until [ -S "$E2E_SOCK" ]; do
-    if ! _alive "$SERVER_PID"; then
-      local rc=0
-      wait "$SERVER_PID" || rc=$?
-      SERVER_PID=
-      cat "$SERVER_LOG" >&2
-      fail "server exited (rc=$rc) before its socket appeared"
-    fi
-    [ "$SECONDS" -lt "$deadline" ] || fail "server socket $E2E_SOCK did not appear in 30 s"
-    nap 0.05
-  done
+  start_ready server "$slog" 30 test -S "$E2E_SOCK" -- "$RBDNBD_BIN" serve --socket "$E2E_SOCK" \
+    --log-level "$E2E_LOG_LEVEL" --pid-file "$E2E_WORK/server.pid" "$@"
+  SERVER_PID=$STARTED_PID SERVER_LOG=$slog
   log "server ready (pid $SERVER_PID)"
 }
 
@@ -239,21 +169,9 @@ stop_server() {
   [ -n "$SERVER_PID" ] || fail "stop_server: no server running"
   _alive "$SERVER_PID" || fail "server (pid $SERVER_PID) died before stop_server$(_server_death)"
   log "server peak RSS $(awk '/^VmHWM/ {printf "%d MiB", $2 / 1024}' "/proc/$SERVER_PID/status")"
-  kill -TERM "$SERVER_PID"
-  if ! _wait_exit "$SERVER_PID" 60; then
-    kill -ABRT "$SERVER_PID" 2>/dev/null
-    _wait_exit "$SERVER_PID" 5 || kill -KILL "$SERVER_PID" 2>/dev/null
-    fail "server did not exit within 60 s of SIGTERM"
-  fi
-  local rc=0 pid=$SERVER_PID
-  wait "$SERVER_PID" || rc=$?
+  local pid=$SERVER_PID
   SERVER_PID=
-  if grep -nE 'Sanitizer|runtime error:|Segmentation fault|terminate called|assert' \
-       "$SERVER_LOG" >&2; then
-    fail "crash or sanitizer report in $SERVER_LOG"
-  fi
-  [ "$rc" = 0 ] || fail "server (pid $pid) exited $rc after SIGTERM, expected 0"
-  log "server exited 0 after SIGTERM"
+  stop_checked server "$pid" "$SERVER_LOG" 60
 }
 
 server_alive() { [ -n "$SERVER_PID" ] && _alive "$SERVER_PID"; }

@@ -139,43 +139,26 @@ start_csi() {
   local -a args=(--endpoint "$CSI_ENDPOINT" --node-id "$CSI_NODE_ID" --control-socket "$MAP_SOCK"
                  --state-dir "$CSI_STATE" --cluster-config "$CSI_CONFIG" --log-level debug "$@")
   log "starting: rbd-nbdd-csi ${args[*]}"
-  env -u CEPH_CONF -u CEPH_KEYRING -u CEPH_ARGS -u CEPH_MON_HOST -u CSI_SECRETS_FILE \
-    "$CSI_BIN" "${args[@]}" > "$CSI_LOG" 2>&1 < /dev/null &
-  CSI_PID=$!
-  local t0=$SECONDS deadline=$((SECONDS + 60))
-  while :; do
-    if [ -S "$CSI_SOCK" ] && csi_call_quiet GetPluginInfo; then break; fi
-    if ! _alive "$CSI_PID"; then
-      local rc=0
-      wait "$CSI_PID" || rc=$?
-      CSI_PID=
-      tail -n 40 "$CSI_LOG" >&2
-      fail "rbd-nbdd-csi exited (rc=$rc) before it was ready"
-    fi
-    [ "$SECONDS" -lt "$deadline" ] || fail "rbd-nbdd-csi (pid $CSI_PID) not ready within 60 s"
-    nap 0.1
-  done
+  local t0=$SECONDS
+  start_ready rbd-nbdd-csi "$CSI_LOG" 60 _csi_ready \
+    -- env -u CEPH_CONF -u CEPH_KEYRING -u CEPH_ARGS -u CEPH_MON_HOST -u CSI_SECRETS_FILE \
+    "$CSI_BIN" "${args[@]}"
+  CSI_PID=$STARTED_PID
   log "rbd-nbdd-csi ready (pid $CSI_PID) in $((SECONDS - t0))s"
 }
+
+# _csi_ready : the plugin answers GetPluginInfo (asked once its socket exists).
+_csi_ready() { [ -S "$CSI_SOCK" ] && csi_call_quiet GetPluginInfo; }
 
 csi_alive() { [ -n "$CSI_PID" ] && _alive "$CSI_PID"; }
 
 # stop_csi : SIGTERM; exit 0 within 30 s, no crash in its log; mounts and devices stay.
 stop_csi() {
   csi_alive || fail "stop_csi: the plugin (pid ${CSI_PID:-none}) is not running"
-  kill -TERM "$CSI_PID"
-  if ! _wait_exit "$CSI_PID" 30; then
-    kill -ABRT "$CSI_PID" 2>/dev/null
-    _wait_exit "$CSI_PID" 5 || kill -KILL "$CSI_PID" 2>/dev/null
-    fail "rbd-nbdd-csi did not exit within 30 s of SIGTERM"
-  fi
-  local rc=0 pid=$CSI_PID
-  wait "$CSI_PID" || rc=$?
+  local pid=$CSI_PID
   CSI_PID=
-  ! log_shows_crash "$CSI_LOG" || fail "crash report in $CSI_LOG"
-  [ "$rc" = 0 ] || fail "rbd-nbdd-csi (pid $pid) exited $rc after SIGTERM, expected 0"
+  stop_checked rbd-nbdd-csi "$pid" "$CSI_LOG" 30
   [ ! -S "$CSI_SOCK" ] || log "note: $CSI_SOCK still exists after the plugin exited"
-  log "rbd-nbdd-csi exited 0 after SIGTERM"
 }
 
 # ---------------------------------------------------------------------------------------
@@ -202,10 +185,7 @@ _csi_repl_stop() {
   [ -z "$CSI_REQ_FD" ] || exec {CSI_REQ_FD}>&-
   [ -z "$CSI_RESP_FD" ] || exec {CSI_RESP_FD}<&-
   CSI_REQ_FD='' CSI_RESP_FD=''
-  if [ -n "$CSI_REPL_PID" ]; then
-    kill -TERM "$CSI_REPL_PID" 2>/dev/null
-    _wait_exit "$CSI_REPL_PID" 5 || kill -KILL "$CSI_REPL_PID" 2>/dev/null
-  fi
+  [ -z "$CSI_REPL_PID" ] || term_wait "$CSI_REPL_PID" 5
 }
 
 # _csi_repl_send LINE : one request line to the repl; its answer is split into
@@ -463,10 +443,7 @@ _csi_teardown() {
     log "cleanup: umount $m"
     t 60 umount "$m" 2>/dev/null || t 30 umount -l "$m" || true
   done
-  if csi_alive; then
-    kill -TERM "$CSI_PID"
-    _wait_exit "$CSI_PID" 20 || kill -KILL "$CSI_PID" 2>/dev/null
-  fi
+  csi_alive && term_wait "$CSI_PID" 20
   CSI_PID=
   [ ! -d "$CSI_STATE" ] || cp -a "$CSI_STATE" "$E2E_WORK/csi-state" 2>/dev/null || true
 }

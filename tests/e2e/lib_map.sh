@@ -126,60 +126,37 @@ start_daemon() {
   [ "$_DAEMON_N" != 1 ] || on_exit _daemon_teardown
   DAEMON_LOG=$E2E_WORK/daemon.$_DAEMON_N.log
   log "starting: rbd-nbdd daemon --control-socket $MAP_SOCK --state-dir $MAP_STATE $*"
-  env -u CEPH_CONF -u CEPH_KEYRING -u CEPH_ARGS -u CEPH_MON_HOST \
+  local t0=$SECONDS
+  start_ready "the daemon" "$DAEMON_LOG" 120 _daemon_ready \
+    -- env -u CEPH_CONF -u CEPH_KEYRING -u CEPH_ARGS -u CEPH_MON_HOST \
     "$RBDNBD_BIN" daemon --control-socket "$MAP_SOCK" --state-dir "$MAP_STATE" \
-    --log-level "$E2E_LOG_LEVEL" "$@" > "$DAEMON_LOG" 2>&1 < /dev/null &
-  DAEMON_PID=$!
+    --log-level "$E2E_LOG_LEVEL" "$@"
+  DAEMON_PID=$STARTED_PID
   SERVER_PID=$DAEMON_PID SERVER_LOG=$DAEMON_LOG
-  local t0=$SECONDS deadline=$((SECONDS + 120)) pid=
-  while :; do
-    # Ask only once the socket exists (a builtin test; the status CLI loads librbd, which
-    # costs ~1 s in the guest). A stale socket of a killed daemon just fails the query.
-    pid=
-    if [ -S "$MAP_SOCK" ]; then
-      pid=$(timeout 10 "$RBDNBD_BIN" status --control-socket "$MAP_SOCK" --format json 2>/dev/null \
-              | jq -r '.pid // empty' 2>/dev/null) || pid=
-    fi
-    [ "$pid" != "$DAEMON_PID" ] || break
-    if ! _alive "$DAEMON_PID"; then
-      local rc=0
-      wait "$DAEMON_PID" || rc=$?
-      DAEMON_PID='' SERVER_PID=''
-      tail -n 40 "$DAEMON_LOG" >&2
-      fail "the daemon exited (rc=$rc) before it was ready"
-    fi
-    [ "$SECONDS" -lt "$deadline" ] || fail "the daemon (pid $DAEMON_PID) was not ready within 120 s"
-    nap 0.1
-  done
   log "daemon ready (pid $DAEMON_PID) in $((SECONDS - t0))s"
 }
 
-daemon_alive() { [ -n "$DAEMON_PID" ] && _alive "$DAEMON_PID"; }
-
-# log_shows_crash LOG : 0 (and the lines printed) if LOG shows a crash or sanitizer report
-# (the daemon's log here, the CSI plugin's in lib_csi.sh).
-log_shows_crash() {
-  grep -nE 'Sanitizer|runtime error:|Segmentation fault|terminate called|Assertion|assert(ion)? failed|\[critical\]' \
-    "$1" >&2
+# _daemon_ready : `status` answers with the pid of the daemon being started (STARTED_PID).
+# Asked only once the socket exists (a builtin test; the status CLI loads librbd, which
+# costs ~1 s in the guest). A stale socket of a killed daemon just fails the query.
+_daemon_ready() {
+  [ -S "$MAP_SOCK" ] || return 1
+  local pid
+  pid=$(timeout 10 "$RBDNBD_BIN" status --control-socket "$MAP_SOCK" --format json 2>/dev/null \
+          | jq -r '.pid // empty' 2>/dev/null) || return 1
+  [ "$pid" = "$STARTED_PID" ]
 }
+
+daemon_alive() { [ -n "$DAEMON_PID" ] && _alive "$DAEMON_PID"; }
 
 # stop_daemon : SIGTERM; it must exit 0 within 60 s with no crash in its log. Devices it
 # still serves stay in the kernel (the upgrade path).
 stop_daemon() {
   daemon_alive || fail "stop_daemon: the daemon (pid ${DAEMON_PID:-none}) is not running$(_server_death)"
   log "daemon peak RSS $(awk '/^VmHWM/ {printf "%d MiB", $2 / 1024}' "/proc/$DAEMON_PID/status")"
-  kill -TERM "$DAEMON_PID"
-  if ! _wait_exit "$DAEMON_PID" 60; then
-    kill -ABRT "$DAEMON_PID" 2>/dev/null
-    _wait_exit "$DAEMON_PID" 5 || kill -KILL "$DAEMON_PID" 2>/dev/null
-    fail "the daemon did not exit within 60 s of SIGTERM"
-  fi
-  local rc=0 pid=$DAEMON_PID
-  wait "$DAEMON_PID" || rc=$?
+  local pid=$DAEMON_PID
   DAEMON_PID='' SERVER_PID=''
-  ! log_shows_crash "$DAEMON_LOG" || fail "crash report in $DAEMON_LOG"
-  [ "$rc" = 0 ] || fail "the daemon (pid $pid) exited $rc after SIGTERM, expected 0"
-  log "daemon exited 0 after SIGTERM"
+  stop_checked "the daemon" "$pid" "$DAEMON_LOG" 60
 }
 
 # kill_daemon : SIGKILL, as a crash would; its devices stay in the kernel, waiting.
@@ -206,10 +183,7 @@ _daemon_teardown() {
     log "cleanup: /dev/$d still connected in the kernel: nbd-client -d"
     t 30 nbd-client -d "/dev/$d" >> "$E2E_WORK/nbd-client.log" 2>&1 || true
   done
-  if daemon_alive; then
-    kill -TERM "$DAEMON_PID"
-    _wait_exit "$DAEMON_PID" 30 || kill -KILL "$DAEMON_PID" 2>/dev/null
-  fi
+  daemon_alive && term_wait "$DAEMON_PID" 30
   DAEMON_PID='' SERVER_PID=''
 }
 

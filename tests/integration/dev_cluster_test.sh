@@ -27,7 +27,7 @@ D=$TMPD/c
 DC=$DEV_CLUSTER
 # the whole cluster goes at the end (and is re-made on the way): no per-image cleanup
 export CEPH_KEEP_IMAGES=1
-on_cleanup "timeout 60 '$DC' wipe '$D' >/dev/null 2>&1"
+on_exit "timeout 60 '$DC' wipe '$D' >/dev/null 2>&1"
 
 # A free port block away from the default (14200) and from other runs of this test.
 port_free() { ! ss -Hltn 2>/dev/null | awk '{print $4}' | grep -qE ":($1|$(($1 + 1)))\$"; }

@@ -4,13 +4,13 @@
 #
 # Source it first thing:   . "$(dirname "$0")/lib_rbd.sh"
 #
-# It sources tests/lib/common.sh (log/fail/skip/pass, t, on_cleanup, TMPD, make_scratch,
+# It sources tests/lib/common.sh (log/fail/skip/pass, t, on_exit, TMPD, make_scratch,
 # sha256, random_file, SERVER_* and uri) and tests/lib/ceph.sh (ceph_up, rbd_create,
-# unique_image_name, rbd_sha256, ceph_key, ceph_osd_pid, ...). All rbd_*.sh of one run
+# unique_image_name, rbd_sha256, ceph_key, ceph_osd_freeze, ...). All rbd_*.sh of one run
 # share one dev cluster: ceph_up starts it, or reuses the one already running in
-# $RBDNBD_CLUSTER_DIR. Each test makes its own uniquely named images (rbd_create removes
-# them from the EXIT trap) after every server the test started has been stopped: a
-# server's watch would make `rbd rm` refuse.
+# $RBDNBD_CLUSTER_DIR. Each test makes its own uniquely named images; rbd_create removes
+# them at exit, after the servers started later have been stopped (on_exit hooks run
+# last-registered first): a server's watch would make `rbd rm` refuse.
 #
 # Settings (environment), besides common.sh's:
 #   RBDNBD_CLUSTER_DIR   the dev cluster directory (default /tmp/rbd-nbdd-cluster)
@@ -30,34 +30,18 @@
 # skip, or in CI a failure: nothing may skip silently there.
 rbd_skip() { [ "${CI:-}" = true ] && fail "$* (CI=true: not skipping)"; skip "$*"; }
 
-# ---------------------------------------------------------------------------------------
-# Cleanup order. common.sh runs the hooks in the order they were added, and only then
-# kills SERVER_PID; images can only be removed once no server watches them. So the first
-# hook stops every server started here (ceph.sh's image hook only knows the latest one)
-# and every background client, and rbd_create's removal hooks come after it.
-# ---------------------------------------------------------------------------------------
 RBD_SERVER_PIDS=()
 declare -A RBD_SERVER_LOGS=()
 RBD_USERS=()
 RBD_SERVER_ENV=()
-RBD_OSD_FROZEN=
-RBD_OSD_DOWN=
 
-_lib_rbd_cleanup() {
-  local p
-  # first of all: never leave the shared cluster's OSD stopped (SIGSTOP, or a test's
-  # `dev-cluster.sh stop-osd`: set RBD_OSD_DOWN=1 while it is down)
-  [ -n "$RBD_OSD_FROZEN" ] && kill -CONT "$RBD_OSD_FROZEN" 2>/dev/null
-  [ -n "$RBD_OSD_DOWN" ] && ceph_osd_start
-  for p in "${BG_PIDS[@]}"; do kill -KILL "$p" 2>/dev/null; done
-  for p in "${RBD_SERVER_PIDS[@]}"; do _alive "$p" && kill -TERM "$p" 2>/dev/null; done
-  for p in "${RBD_SERVER_PIDS[@]}"; do
-    _wait_exit "$p" 15 || { log "server $p ignored SIGTERM: SIGKILL"; kill -KILL "$p" 2>/dev/null; }
-  done
+# Registered before any image or server exists, so it runs after their teardown.
+_lib_rbd_users_cleanup() {
   local u
   for u in "${RBD_USERS[@]}"; do t 30 ceph auth rm "$u" >/dev/null 2>&1; done
+  return 0
 }
-on_cleanup _lib_rbd_cleanup
+on_exit _lib_rbd_users_cleanup
 
 # ---------------------------------------------------------------------------------------
 # Cluster
@@ -107,18 +91,6 @@ else:
     sys.exit("image not in rbd du output")' "$img" || fail "rbd du $1 failed"
 }
 
-# osd_freeze SECS : SIGSTOP osd.0 now and SIGCONT it SECS later (in the background; the
-# EXIT trap SIGCONTs it too, before anything else). Sets FREEZE_PID: wait on it to know
-# the OSD runs again. (ceph.sh's ceph_osd_freeze registers its SIGCONT after the image
-# removal hooks, which would then hang on the stopped OSD.)
-osd_freeze() {
-  local pid; pid=$(ceph_osd_pid) || fail "no running osd.0"
-  RBD_OSD_FROZEN=$pid
-  kill -STOP "$pid" || fail "cannot SIGSTOP osd.0 (pid $pid)"
-  ( sleep "$1"; kill -CONT "$pid" ) &
-  FREEZE_PID=$!
-}
-
 # ---------------------------------------------------------------------------------------
 # Servers
 # ---------------------------------------------------------------------------------------
@@ -127,6 +99,7 @@ osd_freeze() {
 # SERVER_SOCK, SERVER_LOG (so common.sh's uri/stop_server apply to the latest one).
 # Its stdin is $RBD_STDIN (default /dev/null); other fds the caller opened are inherited
 # (--key-fd); RBD_SERVER_ENV holds env(1) options for it (e.g. -u CEPH_KEYRING).
+# Stopped at exit if it still runs (before the images made earlier are removed).
 start_rbd_server() {
   local n=${#RBD_SERVER_PIDS[@]}
   SERVER_SOCK="$TMPD/rbd$n.sock"
@@ -134,22 +107,12 @@ start_rbd_server() {
   local -a lvl=(--log-level "${RBD_LOG_LEVEL:-info}")
   case " $* " in *" --log-level "*) lvl=() ;; esac
   log "starting: rbd-nbdd serve -s $SERVER_SOCK ${lvl[*]} $*"
-  env "${RBD_SERVER_ENV[@]}" "$RBDNBD" serve -s "$SERVER_SOCK" "${lvl[@]}" "$@" \
-    >"$SERVER_LOG" 2>&1 <"${RBD_STDIN:-/dev/null}" &
-  SERVER_PID=$!
+  START_STDIN=${RBD_STDIN:-/dev/null} start_ready server "$SERVER_LOG" "$T_START" test -S "$SERVER_SOCK" \
+    -- env "${RBD_SERVER_ENV[@]}" "$RBDNBD" serve -s "$SERVER_SOCK" "${lvl[@]}" "$@"
+  SERVER_PID=$STARTED_PID
   RBD_SERVER_PIDS+=("$SERVER_PID")
   RBD_SERVER_LOGS[$SERVER_PID]=$SERVER_LOG
-  local deadline=$((SECONDS + T_START))
-  until [ -S "$SERVER_SOCK" ]; do
-    if ! _alive "$SERVER_PID"; then
-      local rc=0; wait "$SERVER_PID" || rc=$?
-      cat "$SERVER_LOG" >&2
-      SERVER_PID=
-      fail "server exited (rc=$rc) before its socket appeared"
-    fi
-    [ "$SECONDS" -ge "$deadline" ] && fail "server socket $SERVER_SOCK did not appear within ${T_START}s"
-    sleep 0.05
-  done
+  on_exit "term_wait $SERVER_PID 15"
   log "server ready (pid $SERVER_PID)"
 }
 
@@ -159,20 +122,8 @@ stop_rbd_server() {
   local pid=${1:-$SERVER_PID}
   [ -n "$pid" ] || fail "stop_rbd_server: no server"
   _alive "$pid" || fail "server $pid died before it was told to stop: $(tail -n 5 "${RBD_SERVER_LOGS[$pid]}")"
-  kill -TERM "$pid"
-  if ! _wait_exit "$pid" "$T_STOP"; then
-    kill -KILL "$pid" 2>/dev/null
-    fail "server $pid did not exit within ${T_STOP}s of SIGTERM"
-  fi
-  local rc=0
-  wait "$pid" || rc=$?
-  [ "$pid" = "$SERVER_PID" ] && SERVER_PID=
-  local slog=${RBD_SERVER_LOGS[$pid]}
-  if grep -nE 'AddressSanitizer|LeakSanitizer|UndefinedBehaviorSanitizer|runtime error:|Segmentation fault|terminate called' "$slog" >&2; then
-    fail "sanitizer report or crash in the log of server $pid"
-  fi
-  [ "$rc" = 0 ] || { tail -n 20 "$slog" >&2; fail "server $pid exited $rc after SIGTERM, expected 0"; }
-  log "server $pid exited 0"
+  [ "$pid" != "$SERVER_PID" ] || SERVER_PID=
+  stop_checked server "$pid" "${RBD_SERVER_LOGS[$pid]}" "$T_STOP"
 }
 
 # rbd_uri SPEC [SOCK] : the NBD URI of image SPEC (the export name is the spec).

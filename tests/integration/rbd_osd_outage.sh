@@ -32,19 +32,16 @@ outage() {   # outage freeze|stop
   case $mode in
     freeze)
       log "freeze: SIGSTOP osd.0 for ${OUTAGE}s with fio running"
-      osd_freeze "$OUTAGE"
-      wait "$FREEZE_PID"
-      RBD_OSD_FROZEN=
+      ceph_osd_freeze "$OUTAGE"
+      wait "$CEPH_FREEZE_PID"
       ;;
     stop)
       log "stop: stopping osd.0 (clean stop) with fio running"
-      RBD_OSD_DOWN=1
       ceph_osd_stop || fail "dev-cluster.sh stop-osd failed"
       local left; left=$(/usr/bin/python3 -c "print(max(0.0, $OUTAGE - ($EPOCHREALTIME - $t0)))")
       _alive "$fio" || fail "stop: fio ended while the OSD was down: $(cat "$json")"
       sleep "$left"
       ceph_osd_start || fail "restarting osd.0 failed"
-      RBD_OSD_DOWN=
       ;;
   esac
   log "$mode: osd.0 back after $(/usr/bin/python3 -c "print(f'{$EPOCHREALTIME - $t0:.1f}')") s"

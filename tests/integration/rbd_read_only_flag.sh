@@ -13,7 +13,7 @@ IMG=rbd/$(unique_image_name)
 random_file "$SCRATCH/data" $MIB
 D=$(sha256 "$SCRATCH/data")
 t 120 rbd import --no-progress "$SCRATCH/data" "$IMG" || fail "rbd import failed"
-on_cleanup "rbd_remove '$IMG'"
+on_exit "rbd_remove '$IMG'"
 
 start_rbd_server --rbd "$IMG" --read-only
 U=$(rbd_uri "$IMG")

@@ -18,7 +18,7 @@ U=$(rbd_uri "$IMG")
 # An old connection, open across the resize (nbdsh in the background, fed by a fifo).
 mkfifo "$TMPD/old.in"
 nbdsh -u "$U" -c - <"$TMPD/old.in" >"$TMPD/old.out" 2>&1 &
-OLD=$!; BG_PIDS+=("$OLD")
+OLD=$!; on_exit "term_wait $OLD 5"
 exec 7>"$TMPD/old.in"
 echo 'h.pwrite(b"o" * 4096, 0)' >&7
 

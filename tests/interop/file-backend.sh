@@ -11,7 +11,7 @@ make_scratch
 random_file "$SCRATCH/src" "$MIB"
 want=$(sha256 "$SCRATCH/src")
 disk=$(mktemp -d /var/tmp/rbdnbd-file.XXXXXX)
-on_cleanup "rm -rf '$disk'"
+on_exit "rm -rf '$disk'"
 
 for mode in auto on off; do
   rm -f "$disk/backing" "$SCRATCH/dst"

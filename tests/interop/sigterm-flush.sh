@@ -8,7 +8,7 @@
 require_cmd fio python3
 
 disk=$(mktemp -d /var/tmp/rbdnbd-sigterm.XXXXXX)
-on_cleanup "rm -rf '$disk'"
+on_exit "rm -rf '$disk'"
 truncate -s 256M "$disk/backing"
 # delay-write keeps writes in flight in the backend when SIGTERM arrives.
 start_server --export "name=file,backend=file,path=$disk/backing,delay-write=200ms"

@@ -1,8 +1,7 @@
 # shellcheck shell=bash
 # tests/lib/ceph.sh - Ceph helpers for tests and benchmarks: the dev cluster, images, users.
 #
-# Source it after tests/lib/common.sh (it uses common.sh's log/fail/skip/on_cleanup when
-# they exist, and works without them, e.g. from bench/):
+# Source it after tests/lib/common.sh (it uses log/fail/skip, t and on_exit):
 #   . "$(dirname "$0")/../lib/common.sh"
 #   . "$ROOT/tests/lib/ceph.sh"              # common.sh has cd-ed into $TMPD: use $ROOT
 #   ceph_up                                  # start or reuse the dev cluster, export its env
@@ -20,7 +19,7 @@
 # ${RBDNBD_CLUSTER_DIR:-/tmp/rbd-nbdd-cluster} and leaves it running for the next test: stop
 # it with `deploy/dev-cluster.sh stop` or `wipe`. Tests never stop the shared cluster;
 # ceph_down is for the harness that started it. Tests remove the images they create (the
-# cleanup hook rbd_create installs), unless CEPH_KEEP_IMAGES=1.
+# on_exit hook rbd_create installs), unless CEPH_KEEP_IMAGES=1.
 #
 # After ceph_up these are exported:
 #   CEPH_CONF            DIR/ceph.conf  (every Ceph tool and librados reads it)
@@ -42,18 +41,7 @@ CEPH_START_T=${CEPH_START_T:-120}
 RBD_FEATURES_ALL=layering,exclusive-lock,object-map,fast-diff,deep-flatten,journaling
 RBD_FEATURES_DEFAULT=layering,exclusive-lock,object-map,fast-diff,deep-flatten
 
-# Reporting falls back to plain functions when common.sh was not sourced.
-declare -F log >/dev/null || log() { printf '[ceph] %s\n' "$*" >&2; }
-declare -F fail >/dev/null || fail() { printf '[ceph] FAIL: %s\n' "$*" >&2; exit 1; }
-declare -F skip >/dev/null || skip() { printf '[ceph] SKIP: %s\n' "$*" >&2; exit 77; }
-
-# _ceph_t SECS CMD... : bounded command (TERM, then KILL 5 s later); a timeout is logged.
-_ceph_t() {
-  local secs=$1 rc=0; shift
-  timeout --kill-after=5 "$secs" "$@" || rc=$?
-  [ "$rc" = 124 ] || [ "$rc" = 137 ] && log "TIMEOUT after ${secs}s: $*"
-  return "$rc"
-}
+declare -F on_exit >/dev/null || { echo "tests/lib/ceph.sh: source tests/lib/common.sh first" >&2; exit 1; }
 
 # ceph_require : skip (77) when the Ceph packages are missing. run-all.sh turns a skip into
 # a failure when CI=true, so CI always runs the Ceph tests.
@@ -78,7 +66,7 @@ ceph_env() {
 ceph_up() {
   ceph_require
   local dir=${RBDNBD_CLUSTER_DIR:-/tmp/rbd-nbdd-cluster} out rc=0
-  out=$(_ceph_t "$CEPH_START_T" "$DEV_CLUSTER" start "$dir" 2>&1) || rc=$?
+  out=$(t "$CEPH_START_T" "$DEV_CLUSTER" start "$dir" 2>&1) || rc=$?
   [ "$rc" = 0 ] || { printf '%s\n' "$out" >&2; fail "could not start the dev cluster in $dir (exit $rc; logs in $dir/log)"; }
   log "${out##*$'\n'}"
   ceph_env "$dir"
@@ -89,18 +77,18 @@ ceph_up() {
 ceph_down() {
   local dir=${RBDNBD_CLUSTER_DIR:-/tmp/rbd-nbdd-cluster}
   if [ "${1:-}" = --wipe ]; then
-    _ceph_t 60 "$DEV_CLUSTER" wipe "$dir"
+    t 60 "$DEV_CLUSTER" wipe "$dir"
   else
-    _ceph_t 300 "$DEV_CLUSTER" stop "$dir"
+    t 300 "$DEV_CLUSTER" stop "$dir"
   fi
 }
 
 # The tools, bounded, as client.admin (CEPH_CONF/CEPH_KEYRING from the env).
-ceph_cli() { _ceph_t "$CEPH_T" ceph --connect-timeout 30 "$@"; }
-rbd_cli() { _ceph_t "$CEPH_T" rbd "$@"; }
-rados_cli() { _ceph_t "$CEPH_T" rados "$@"; }
+ceph_cli() { t "$CEPH_T" ceph --connect-timeout 30 "$@"; }
+rbd_cli() { t "$CEPH_T" rbd "$@"; }
+rados_cli() { t "$CEPH_T" rados "$@"; }
 # rbd as client.kube (allowed: pool kube only)
-rbd_kube() { _ceph_t "$CEPH_T" rbd --id kube --keyring "$CEPH_KUBE_KEYRING" "$@"; }
+rbd_kube() { t "$CEPH_T" rbd --id kube --keyring "$CEPH_KUBE_KEYRING" "$@"; }
 
 # ceph_key USER : print the secret of client.USER (e.g. to hand it to rbd-nbdd on a pipe;
 # never put it in argv or a log).
@@ -132,34 +120,29 @@ rbd_create() {
   case $spec in */*) ;; *) spec=rbd/$spec ;; esac
   rbd_cli create --size "$size" --image-feature "$feat" "$@" "$spec" ||
     fail "rbd create $spec ($size, $feat) failed"
-  if [ "${CEPH_KEEP_IMAGES:-0}" != 1 ] && declare -F on_cleanup >/dev/null; then
-    on_cleanup "_rbd_cleanup '$spec'"
-  fi
+  if [ "${CEPH_KEEP_IMAGES:-0}" != 1 ]; then on_exit "_rbd_cleanup '$spec'"; fi
 }
 
 # rbd_remove SPEC : remove an image and its snapshots (best effort, bounded). Clones made
 # from its snapshots must be removed first.
 # A mount timeout, so that cleanup against a cluster already gone does not hang for long.
 rbd_remove() {
-  _ceph_t 60 rbd --client-mount-timeout 15 snap purge "$1" >/dev/null 2>&1
-  _ceph_t 60 rbd --client-mount-timeout 15 rm --no-progress "$1" >/dev/null 2>&1
+  t 60 rbd --client-mount-timeout 15 snap purge "$1" >/dev/null 2>&1
+  t 60 rbd --client-mount-timeout 15 rm --no-progress "$1" >/dev/null 2>&1
 }
 
-# Cleanup hook of rbd_create. common.sh runs the hooks before it stops the server, and an
-# image someone still watches cannot be removed, so stop the server first (as common.sh
-# would: TERM, bounded wait, KILL).
+# Cleanup hook of rbd_create. An image someone still watches cannot be removed. The hooks
+# of servers started after the image ran already (LIFO), but a server started before it
+# may serve it too: stop the latest server first.
 _rbd_cleanup() {
-  if declare -F server_alive >/dev/null && server_alive; then
-    kill -TERM "$SERVER_PID" 2>/dev/null
-    _wait_exit "$SERVER_PID" 10 || kill -KILL "$SERVER_PID" 2>/dev/null
-  fi
+  term_wait "$SERVER_PID" 10
   rbd_remove "$1" || log "could not remove image $1 (still watched?); left in the cluster"
 }
 
 # rbd_sha256 SPEC[@SNAP] : sha256 of the image's whole content, via `rbd export`.
 rbd_sha256() {
   local out rc
-  out=$(set -o pipefail; _ceph_t "$CEPH_T" rbd export --no-progress "$1" - 2>/dev/null | sha256sum) ||
+  out=$(set -o pipefail; t "$CEPH_T" rbd export --no-progress "$1" - 2>/dev/null | sha256sum) ||
     { rc=$?; fail "rbd export $1 failed (exit $rc)"; }
   echo "${out%% *}"
 }
@@ -178,17 +161,27 @@ ceph_osd_pid() {
 # ceph_osd_stop / ceph_osd_start : a clean OSD stop (the mon marks it down; memstore keeps
 # its data) and its restart (returns once every PG is active again). Client I/O in between
 # waits; with default settings it completes after the restart.
-ceph_osd_stop() { _ceph_t 300 "$DEV_CLUSTER" stop-osd "$RBDNBD_CLUSTER_DIR" >&2; }
-ceph_osd_start() { _ceph_t "$CEPH_START_T" "$DEV_CLUSTER" start "$RBDNBD_CLUSTER_DIR" >&2; }
+# An OSD stopped by a failing test is started again at exit; the hook is registered when it
+# stops, so it runs before the teardown of what came earlier (servers, images), which
+# would hang on a cluster without its OSD.
+CEPH_OSD_STOPPED=
+ceph_osd_stop() {
+  [ -n "$CEPH_OSD_STOPPED" ] || on_exit '[ -z "$CEPH_OSD_STOPPED" ] || ceph_osd_start'
+  CEPH_OSD_STOPPED=1
+  t 300 "$DEV_CLUSTER" stop-osd "$RBDNBD_CLUSTER_DIR" >&2
+}
+ceph_osd_start() {
+  t "$CEPH_START_T" "$DEV_CLUSTER" start "$RBDNBD_CLUSTER_DIR" >&2 || return
+  CEPH_OSD_STOPPED=
+}
 # ceph_osd_freeze SECS : SIGSTOP the OSD for SECS in the background (it stays "up" in the
 # osdmap; I/O just stalls), SIGCONT after. Sets CEPH_FREEZE_PID (wait on it to know the
-# OSD runs again); the SIGCONT is also
-# registered for cleanup so a failing test never leaves the OSD stopped.
+# OSD runs again). The SIGCONT is also an on_exit hook, registered now so that it runs
+# before the teardown of the servers and images made before (they would hang on it).
 ceph_osd_freeze() {
   local pid; pid=$(ceph_osd_pid) || fail "no running osd.0"
-  kill -STOP "$pid"
+  kill -STOP "$pid" || fail "cannot SIGSTOP osd.0 (pid $pid)"
+  on_exit "kill -CONT $pid 2>/dev/null"
   ( sleep "$1"; kill -CONT "$pid" ) &
-  export CEPH_FREEZE_PID=$!
-  declare -F on_cleanup >/dev/null && on_cleanup "kill -CONT $pid 2>/dev/null"
-  return 0
+  CEPH_FREEZE_PID=$!
 }

@@ -1,10 +1,13 @@
-# tests/lib/common.sh - shared helpers for tests/interop/*.sh (and bench/).
+# tests/lib/common.sh - the host half of the shell test library, for tests/interop/*.sh
+# and tests/integration/*.sh. The core (log/fail/skip/pass, t, on_exit, _alive, start_ready,
+# ...) is tests/lib/core.sh, shared with the e2e scenarios (tests/e2e/lib.sh).
 #
 # Source it first thing:   . "$(dirname "$0")/../lib/common.sh"
 #
 # Conventions (nbdkit-style): one behaviour per script, exit 0 = pass, 1 = fail, 77 = skip.
-# Everything a test starts is torn down from the EXIT trap installed here; every external
-# command is bounded with `t SECS cmd...` (a thin wrapper around timeout(1)).
+# Everything a test starts is torn down from the EXIT trap: register it with `on_exit CMD`
+# right after it exists (hooks run last-registered first; start_server and bg register
+# their own); every external command is bounded with `t SECS cmd...`.
 #
 # Settings (environment):
 #   RBDNBD        the rbd-nbdd binary     (default: $ROOT/build/gateway/control/rbd-nbdd)
@@ -26,141 +29,65 @@ ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 # (python3-libnbd); a pyenv python3 earlier on PATH lacks them.
 export PATH="/usr/sbin:/usr/bin:/sbin:/bin:$PATH"
 export LC_ALL=C
+# shellcheck source=core.sh
+. "$ROOT/tests/lib/core.sh"
 
 RBDNBD=${RBDNBD:-$ROOT/build/gateway/control/rbd-nbdd}
 NBD_SERVER=${NBD_SERVER:-rbd-nbdd}
 T_START=${T_START:-30}
 T_STOP=${T_STOP:-60}
-TEST_NAME=$(basename "$0" .sh)
 
 SERVER_PID=
 SERVER_SOCK=
 SERVER_LOG=
-BG_PIDS=()
-CLEANUP_HOOKS=()
+_SERVER_N=0
 
 # ---------------------------------------------------------------------------------------
-# Reporting
-# ---------------------------------------------------------------------------------------
-log()  { printf '[%s] %s\n' "$TEST_NAME" "$*" >&2; }
-fail() { printf '[%s] FAIL: %s\n' "$TEST_NAME" "$*" >&2; exit 1; }
-skip() { printf '[%s] SKIP: %s\n' "$TEST_NAME" "$*" >&2; exit 77; }
-pass() { printf '[%s] PASS%s\n' "$TEST_NAME" "${1:+: $*}" >&2; exit 0; }
-
-# t SECS CMD... : run CMD bounded by SECS (TERM, then KILL 5 s later). A timeout is
-# reported as such so that a hang is never mistaken for an ordinary failure.
-t() {
-  local secs=$1; shift
-  local rc=0
-  timeout --kill-after=5 "$secs" "$@" || rc=$?
-  if [ "$rc" = 124 ] || [ "$rc" = 137 ]; then
-    log "TIMEOUT after ${secs}s: $*"
-  fi
-  return "$rc"
-}
-
-require_cmd() {
-  local c
-  for c in "$@"; do command -v "$c" >/dev/null 2>&1 || skip "missing command: $c"; done
-}
-
-# ---------------------------------------------------------------------------------------
-# Temporary directory and cleanup
+# Temporary directory and the last teardown step
 # ---------------------------------------------------------------------------------------
 # Unix socket paths are limited to 107 bytes: keep the directory short.
 TMPD=$(mktemp -d "/tmp/rbdnbd-${TEST_NAME:0:20}.XXXXXX")
 cd "$TMPD"   # anything a tool drops in its working directory lands here
 
-on_cleanup() { CLEANUP_HOOKS+=("$*"); }
-
-_cleanup() {
-  local rc=$?
-  set +e
-  local h p
-  for h in "${CLEANUP_HOOKS[@]}"; do eval "$h"; done
-  for p in "${BG_PIDS[@]}"; do kill -KILL "$p" 2>/dev/null; done
-  if [ -n "$SERVER_PID" ] && _alive "$SERVER_PID"; then
-    kill -TERM "$SERVER_PID" 2>/dev/null
-    _wait_exit "$SERVER_PID" 10 || kill -KILL "$SERVER_PID" 2>/dev/null
-  fi
-  if [ "$rc" != 0 ] && [ "$rc" != 77 ] && [ -n "$SERVER_LOG" ] && [ -s "$SERVER_LOG" ]; then
-    printf '[%s] ---- last 40 lines of the server log (%s) ----\n' "$TEST_NAME" "$SERVER_LOG" >&2
-    tail -n 40 "$SERVER_LOG" >&2
-  fi
+# Registered first, so it runs last: after every hook, the server's log (on failure) and
+# the temporary directory it lives in.
+_host_finish() {
+  term_wait "$SERVER_PID" 10
+  if [ "$EXIT_RC" != 0 ] && [ "$EXIT_RC" != 77 ]; then show_log_tail "$SERVER_LOG"; fi
   if [ "${KEEP_TMP:-0}" = 1 ]; then log "kept $TMPD"; else rm -rf "$TMPD"; fi
-  exit "$rc"
 }
-trap _cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
-
-# A process that exited but was not yet reaped is a zombie: kill -0 still succeeds on it,
-# so look at its state instead.
-_alive() {
-  local st
-  st=$(awk '{print $3}' "/proc/$1/stat" 2>/dev/null) || return 1
-  [ -n "$st" ] && [ "$st" != Z ] && [ "$st" != X ]
-}
-
-# _wait_exit PID SECS : poll until PID has exited (or SECS pass). 0 if it exited.
-_wait_exit() {
-  local pid=$1 deadline=$((SECONDS + $2))
-  while _alive "$pid"; do
-    [ "$SECONDS" -ge "$deadline" ] && return 1
-    sleep 0.1
-  done
-  return 0
-}
-
-# bg CMD... : run a bounded background command, remember it for cleanup, set BG_PID.
-bg() {
-  "$@" &
-  BG_PID=$!
-  BG_PIDS+=("$BG_PID")
-}
+on_exit _host_finish
 
 # ---------------------------------------------------------------------------------------
 # Server lifecycle
 # ---------------------------------------------------------------------------------------
 # start_server [serve options...]
 #   Options are rbd-nbdd serve's: --export SPEC (repeatable), --workers N, --log-level L.
-#   --socket is added here (a fresh Unix socket under $TMPD).
+#   --socket is added here (a fresh Unix socket under $TMPD). Stopped at exit if it runs.
 start_server() {
-  local n=${#SERVER_STARTS[@]}
+  local n=$_SERVER_N
+  _SERVER_N=$((n + 1))
   SERVER_SOCK="$TMPD/nbd$n.sock"
   SERVER_LOG="$TMPD/server$n.log"
-  SERVER_STARTS+=("$n")
+  local -a cmd
   case "$NBD_SERVER" in
     rbd-nbdd)
       [ -x "$RBDNBD" ] || fail "rbd-nbdd binary not found at $RBDNBD (build first, or set RBDNBD)"
+      cmd=("$RBDNBD" serve --socket "$SERVER_SOCK" --log-level "${LOG_LEVEL:-info}" "$@")
       log "starting: rbd-nbdd serve --socket $SERVER_SOCK $*"
-      "$RBDNBD" serve --socket "$SERVER_SOCK" --log-level "${LOG_LEVEL:-info}" "$@" \
-        >"$SERVER_LOG" 2>&1 </dev/null &
-      SERVER_PID=$!
       ;;
     nbdkit)
       require_cmd nbdkit
-      local -a cmd
       _nbdkit_cmd "$@"
       log "starting (nbdkit emulation): ${cmd[*]}"
-      "${cmd[@]}" >"$SERVER_LOG" 2>&1 </dev/null &
-      SERVER_PID=$!
       ;;
     *) fail "unknown NBD_SERVER=$NBD_SERVER" ;;
   esac
-  local deadline=$((SECONDS + T_START))
-  until [ -S "$SERVER_SOCK" ]; do
-    if ! _alive "$SERVER_PID"; then
-      local rc=0; wait "$SERVER_PID" || rc=$?
-      SERVER_PID=
-      fail "server exited (rc=$rc) before its socket appeared"
-    fi
-    [ "$SECONDS" -ge "$deadline" ] && fail "server socket $SERVER_SOCK did not appear within ${T_START}s"
-    sleep 0.05
-  done
+  start_ready server "$SERVER_LOG" "$T_START" test -S "$SERVER_SOCK" -- "${cmd[@]}"
+  SERVER_PID=$STARTED_PID
+  on_exit "term_wait $SERVER_PID 10"
   log "server ready (pid $SERVER_PID)"
 }
-SERVER_STARTS=()
 
 # stop_server : SIGTERM, bounded wait, the exit code must be 0 and the log must hold no
 # sanitizer report. Sets SERVER_RC.
@@ -175,31 +102,14 @@ stop_server() {
 # bounded by T_STOP, then check as stop_server does.
 wait_server_exit() {
   [ -n "$SERVER_PID" ] || fail "wait_server_exit: no server running"
-  if ! _wait_exit "$SERVER_PID" "$T_STOP"; then
-    kill -ABRT "$SERVER_PID" 2>/dev/null || true
-    _wait_exit "$SERVER_PID" 5 || kill -KILL "$SERVER_PID" 2>/dev/null || true
-    fail "server did not exit within ${T_STOP}s of SIGTERM"
-  fi
-  SERVER_RC=0
-  wait "$SERVER_PID" || SERVER_RC=$?
   local pid=$SERVER_PID
   SERVER_PID=
-  check_server_log
-  [ "$SERVER_RC" = 0 ] || fail "server (pid $pid) exited with $SERVER_RC after SIGTERM, expected 0"
-  log "server exited 0 after SIGTERM"
+  wait_checked server "$pid" "$SERVER_LOG" "$T_STOP"
+  SERVER_RC=$STOPPED_RC
 }
 
 # server_alive : 0 if the server is still running.
 server_alive() { [ -n "$SERVER_PID" ] && _alive "$SERVER_PID"; }
-
-# check_server_log : fail on sanitizer reports or crash traces in the server log.
-check_server_log() {
-  [ -n "$SERVER_LOG" ] && [ -f "$SERVER_LOG" ] || return 0
-  if grep -nE 'AddressSanitizer|LeakSanitizer|UndefinedBehaviorSanitizer|runtime error:|Segmentation fault|terminate called' \
-      "$SERVER_LOG" >&2; then
-    fail "sanitizer report or crash in the server log"
-  fi
-}
 
 # uri NAME : the NBD URI of export NAME on the running server's Unix socket.
 uri() { printf 'nbd+unix:///%s?socket=%s' "${1:-}" "$SERVER_SOCK"; }
@@ -302,5 +212,5 @@ random_file() {
 # disk wear), removed on exit.
 make_scratch() {
   SCRATCH=$(mktemp -d /dev/shm/rbdnbd-test.XXXXXX)
-  on_cleanup "rm -rf '$SCRATCH'"
+  on_exit "rm -rf '$SCRATCH'"
 }

@@ -31,8 +31,8 @@ wait_until 10 "4 connections at the server (it holds $(($(server_sockets) - befo
 log "server holds $(server_sockets) sockets ($before before connecting)"
 
 step "fio io_uring 4k and libaio 64k at once, randwrite + crc32c verify, QD32"
-# 64 MiB of 4k writes (16384 requests, ~15 s in the guest; 256 MiB took ~70 s) spread over
-# the four connections at QD32; 256 MiB of 64k ones beside them.
+# 64 MiB of 4k writes (16384 requests, ~15 s in the guest; 256 MiB took ~70 s) at QD32;
+# 256 MiB of 64k ones beside them. In UML all of it goes down the first socket (see above).
 job=(--filename=/dev/nbd0 --direct=1 --rw=randwrite --iodepth=32
      --verify=crc32c --do_verify=1 --verify_fatal=1 --verify_dump=1)
 run_fio mc-io_uring-4k "${job[@]}" --ioengine=io_uring --bs=4k --offset=0 --size=64M \
