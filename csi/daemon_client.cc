@@ -17,9 +17,11 @@ class SocketDaemonClient final : public DaemonClient {
   }
 
   Result<MapResult> Map(const VolumeParams& params, bool read_only) override {
-    auto reply = Call(api::EncodeRequest(BuildMapRequest(params, read_only)), "map", api::DecodeMappedReply);
+    api::MapRequest request = BuildMapRequest(params, read_only);
+    auto reply_timeout = api::MapReplyTimeout(request.connect_timeout_s);
+    auto reply = Call(api::EncodeRequest(request), "map", api::DecodeMappedReply, reply_timeout);
     if (!reply) return Unexpected(reply.error());
-    return MapResult{std::move(reply->device), std::move(reply->cookie)};
+    return MapResult{std::move(reply->device), std::move(reply->cookie), reply->already_mapped};
   }
 
   Result<void> Unmap(const std::string& target) override {
@@ -34,8 +36,12 @@ class SocketDaemonClient final : public DaemonClient {
   // One call: an unreachable daemon is kUnavailable; its own failure keeps
   // its errno (ENOENT, EEXIST, EBUSY...) under the op's name.
   template <typename Decode>
-  auto Call(std::string request, std::string_view op, Decode decode) -> decltype(decode(std::string_view())) {
-    auto line = api::CallDaemon(socket_, std::move(request));
+  auto Call(std::string request, std::string_view op, Decode decode,
+            std::chrono::seconds reply_timeout = api::kDefaultReplyTimeout) -> decltype(decode(std::string_view())) {
+    auto line = api::CallDaemon(socket_, std::move(request), reply_timeout);
+    if (!line && line.error().code == ETIMEDOUT) {
+      return Err(ETIMEDOUT, "rbd-nbdd {}: the daemon at {} did not answer: {}", op, socket_, line.error().message);
+    }
     if (!line) return Err(kUnavailable, "rbd-nbdd daemon unreachable at {}: {}", socket_, line.error().message);
     auto reply = decode(*line);
     if (!reply) return Err(reply.error().code, "rbd-nbdd {}: {}", op, reply.error().message);

@@ -3,13 +3,17 @@
 //
 // Contract
 // * Each call is one request and one reply on a new connection; blocking
-//   (the daemon answers a map within its connect timeout: the volume's
-//   connectTimeout, 30 s by default); safe to
-//   call from several gRPC threads at once.
-// * A daemon that cannot be reached is kUnavailable (EHOSTDOWN) with the
-//   socket named; an error the daemon answers keeps the daemon's errno
-//   (ENOENT for a missing image or an unmapped target, EEXIST for a spec that
-//   is already mapped, EBUSY for a device in use) and its message.
+//   (a map waits up to the volume's connectTimeout, 30 s by default, plus the
+//   device set-up: api::MapReplyTimeout); safe to call from several gRPC
+//   threads at once.
+// * A daemon that cannot be reached is kUnavailable with the socket named; a
+//   daemon that does not answer in time is ETIMEDOUT. An error the daemon
+//   answers keeps the daemon's errno (ENOENT for a missing image or an
+//   unmapped target, EEXIST for a spec mapped with other options, EBUSY for a
+//   device in use) and its message; csi_error.h's WithCsiCodes() turns those
+//   into plugin codes, once, around this client.
+// * Map() of a spec that the daemon has mapped with the same options returns
+//   that device with already_mapped set (the daemon's map is idempotent).
 // * Map() sends the cephx key and the LUKS passphrase in the request only;
 //   the encoded copy is wiped after sending (api::CallDaemon) and the wire
 //   request's Secrets on destruction. Nothing secret is logged.
@@ -45,6 +49,7 @@ struct DaemonStatus {
 struct MapResult {
   std::string device;
   std::string cookie;
+  bool already_mapped = false;  // the daemon had it mapped with the same options
 };
 
 class DaemonClient {

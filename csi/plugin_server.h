@@ -21,6 +21,7 @@
 
 #include <grpcpp/server.h>
 
+#include "api/socket.h"
 #include "common/result.h"
 #include "csi/identity_service.h"
 #include "csi/node_service.h"
@@ -31,7 +32,7 @@ struct PluginOptions {
   std::string endpoint = "unix:///csi/csi.sock";
   std::string node_id;
   std::string driver_name = "rbd-nbdd.csi.ceph.io";
-  std::string control_socket = "/run/rbd-nbdd/control.sock";
+  std::string control_socket = api::kDefaultControlSocket;
   std::string state_dir = "/var/lib/rbd-nbdd-csi";
   std::string cluster_config = "/etc/rbd-nbdd-csi/config.json";
   int64_t max_volumes_per_node = 0;

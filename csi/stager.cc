@@ -160,8 +160,11 @@ Result<void> Stager::EnsureMapped(VolumeRecord* record, const VolumeParams& para
     } else {
       record->device = mapped->device;
       record->cookie = mapped->cookie;
-      undo->mapped = true;
-      spdlog::info("stage {}: mapped {} at {}", record->volume_id, record->spec, record->device);
+      // Mapped meanwhile by someone else with the same options (the daemon's
+      // map is idempotent): not ours to undo unless this volume owns it.
+      undo->mapped = mapped->already_mapped ? owned : true;
+      spdlog::info("stage {}: {} {} at {}", record->volume_id, mapped->already_mapped ? "found" : "mapped",
+                   record->spec, record->device);
     }
   }
   if (d != nullptr) {

@@ -177,7 +177,7 @@ else
   # 1. The release build and its unit tests.
   # Line tables only (-g1): stack traces keep file:line, and the build takes a quarter
   # less time than with full debug info (-g).
-  if build_step build "$B" "" "-DCMAKE_CXX_FLAGS_RELWITHDEBINFO=-O2 -g1 -DNDEBUG"; then
+  if build_step build "$B" "" "-DCMAKE_CXX_FLAGS_RELWITHDEBINFO=-O2 -g1"; then
     step unit 1200 ctest --test-dir "$B" --output-on-failure -j "$JOBS"
   else
     not_run unit "build failed"

@@ -97,6 +97,9 @@ using Request = std::variant<MapRequest, UnmapRequest, AttachRequest, DetachRequ
 struct MappedReply {
   std::string device;  // /dev/nbdN
   std::string cookie;
+  // The spec was mapped already, with the same options: this is that device
+  // (map is idempotent). The caller did not create it, so must not undo it.
+  bool already_mapped = false;
 };
 
 // The reply to unmap and detach: {"ok":true}.
@@ -105,6 +108,7 @@ struct OkReply {};
 enum class DeviceState {
   kMapped,       // served
   kReattaching,  // the kernel holds the device and its I/O; the daemon keeps trying
+  kUnmapping,    // an unmap (or detach) is in progress
 };
 
 // One device of a list/status reply.
@@ -139,6 +143,6 @@ struct StatusReply {
 
 // The error reply of any op is an Error: {"ok":false,"errno":code,"error":message}.
 
-const char* DeviceStateName(DeviceState state);  // "mapped", "reattaching"
+const char* DeviceStateName(DeviceState state);  // "mapped", "reattaching", "unmapping"
 
 }  // namespace rbdnbd::api

@@ -10,7 +10,12 @@ namespace rbdnbd::api {
 using nlohmann::json;
 
 const char* DeviceStateName(DeviceState state) {
-  return state == DeviceState::kReattaching ? "reattaching" : "mapped";
+  switch (state) {
+    case DeviceState::kReattaching: return "reattaching";
+    case DeviceState::kUnmapping: return "unmapping";
+    case DeviceState::kMapped: break;
+  }
+  return "mapped";
 }
 
 namespace {
@@ -99,8 +104,10 @@ Result<DeviceEntry> DecodeDevice(const json& j, size_t i) {
   RBDNBD_API_TRY(f.Optional("state", &state));
   if (state == "reattaching") {
     d.state = DeviceState::kReattaching;
+  } else if (state == "unmapping") {
+    d.state = DeviceState::kUnmapping;
   } else if (state != "mapped") {
-    return f.Bad("state", fmt::format("must be mapped or reattaching, not '{}'", state));
+    return f.Bad("state", fmt::format("must be mapped, reattaching or unmapping, not '{}'", state));
   }
   RBDNBD_API_TRY(f.Optional("last_error", &d.last_error));
   RBDNBD_API_TRY(f.Optional("last_error_unix", &d.last_error_unix));
@@ -111,7 +118,7 @@ Result<DeviceEntry> DecodeDevice(const json& j, size_t i) {
 }  // namespace
 
 std::string EncodeReply(const MappedReply& r) {
-  return DumpJson(json{{"ok", true}, {"device", r.device}, {"cookie", r.cookie}});
+  return DumpJson(json{{"ok", true}, {"device", r.device}, {"cookie", r.cookie}, {"already_mapped", r.already_mapped}});
 }
 
 std::string EncodeReply(const OkReply&) { return DumpJson(json{{"ok", true}}); }
@@ -128,6 +135,7 @@ Result<MappedReply> DecodeMappedReply(std::string_view line) {
   MappedReply r;
   RBDNBD_API_TRY(f.Required("device", &r.device));
   RBDNBD_API_TRY(f.Optional("cookie", &r.cookie));
+  RBDNBD_API_TRY(f.Optional("already_mapped", &r.already_mapped));
   return r;
 }
 

@@ -12,12 +12,14 @@
 
 namespace rbdnbd::api {
 
-Result<std::string> ReadLine(int fd) {
+Result<std::string> ReadLine(int fd, std::chrono::seconds timeout) {
   std::string line;
   char c;
   for (;;) {
     pollfd p{fd, POLLIN, 0};
-    if (::poll(&p, 1, 120000) <= 0) return Err(ETIMEDOUT, "no answer on the control socket within 120 s");
+    if (::poll(&p, 1, static_cast<int>(timeout.count() * 1000)) <= 0) {
+      return Err(ETIMEDOUT, "no answer on the control socket within {} s", timeout.count());
+    }
     // One byte at a time: nothing past the newline is consumed, and a message is small.
     ssize_t n = ::read(fd, &c, 1);
     if (n < 0 && errno == EINTR) continue;
@@ -43,7 +45,8 @@ Result<void> WriteAll(int fd, std::string_view data) {
   return {};
 }
 
-Result<std::string> CallDaemon(const std::string& socket_path, std::string request) {
+Result<std::string> CallDaemon(const std::string& socket_path, std::string request,
+                               std::chrono::seconds reply_timeout) {
   request.push_back('\n');
   auto wipe = [&request] { explicit_bzero(request.data(), request.size()); };  // may hold a key
   sockaddr_un addr{};
@@ -68,7 +71,7 @@ Result<std::string> CallDaemon(const std::string& socket_path, std::string reque
   auto w = WriteAll(fd.get(), request);
   wipe();
   if (!w) return Unexpected(w.error());
-  return ReadLine(fd.get());
+  return ReadLine(fd.get(), reply_timeout);
 }
 
 }  // namespace rbdnbd::api

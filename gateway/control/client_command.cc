@@ -166,8 +166,9 @@ Result<api::MapRequest> BuildMapRequest(ClientArgs* a, const std::string& spec) 
 
 // The daemon's answer to `request`, decoded by `decode`.
 template <typename Decode>
-auto Call(const std::string& socket, std::string request, Decode decode) -> decltype(decode(std::string_view())) {
-  auto line = api::CallDaemon(socket, std::move(request));
+auto Call(const std::string& socket, std::string request, Decode decode,
+          std::chrono::seconds reply_timeout = api::kDefaultReplyTimeout) -> decltype(decode(std::string_view())) {
+  auto line = api::CallDaemon(socket, std::move(request), reply_timeout);
   if (!line) return Unexpected(line.error());
   return decode(*line);
 }
@@ -200,9 +201,10 @@ int RunClientCommand(const char* cmd, int argc, char** argv) {
       // An attach is what a daemon restart does from its state file, which names files only.
       return Usage(cmd, "attach takes the key from --keyring or --keyfile PATH, not from stdin or --key-fd");
     }
+    auto reply_timeout = api::MapReplyTimeout(req->connect_timeout_s);
     std::string text = command == "attach" ? api::EncodeRequest(api::AttachRequest{std::move(*req)})
                                            : api::EncodeRequest(*req);
-    auto reply = Call(a.control_socket, std::move(text), api::DecodeMappedReply);
+    auto reply = Call(a.control_socket, std::move(text), api::DecodeMappedReply, reply_timeout);
     if (int rc = Report(reply); rc != 0) return rc;
     std::printf("%s\n", reply->device.c_str());
     if (a.show_cookie) std::printf("%s\n", reply->cookie.c_str());
@@ -225,10 +227,17 @@ int RunClientCommand(const char* cmd, int argc, char** argv) {
       return 0;
     }
     if (command == "status") std::printf("daemon pid %d, %zu device(s) mapped\n", reply->pid, devices.size());
-    if (!devices.empty()) std::printf("%-4s %-12s %-40s %-6s %s\n", "id", "device", "image", "conns", "cookie");
+    if (!devices.empty()) {
+      std::printf("%-4s %-12s %-40s %-12s %-6s %s\n", "id", "device", "image", "state", "conns", "cookie");
+    }
     for (const api::DeviceEntry& d : devices) {
-      std::printf("%-4u %-12s %-40s %llu/%u   %s\n", d.index, d.device.c_str(), d.spec.c_str(),
-                  static_cast<unsigned long long>(d.live_connections), d.connections, d.cookie.c_str());
+      std::printf("%-4u %-12s %-40s %-12s %llu/%u   %s\n", d.index, d.device.c_str(), d.spec.c_str(),
+                  api::DeviceStateName(d.state), static_cast<unsigned long long>(d.live_connections), d.connections,
+                  d.cookie.c_str());
+      // Why it is not served yet, for the admin who looks.
+      if (!d.last_error.empty()) {
+        std::printf("     last error (attempt %u): %s\n", d.reattach_attempts, d.last_error.c_str());
+      }
     }
     return 0;
   }

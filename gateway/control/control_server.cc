@@ -19,7 +19,7 @@ namespace {
 
 std::string Mapped(const Result<MappedInfo>& info) {
   if (!info) return api::EncodeReply(info.error());
-  return api::EncodeReply(api::MappedReply{info->device, info->record.cookie});
+  return api::EncodeReply(api::MappedReply{info->device, info->record.cookie, info->already_mapped});
 }
 
 std::string Done(const Result<void>& r) { return r ? api::EncodeReply(api::OkReply{}) : api::EncodeReply(r.error()); }

@@ -163,7 +163,9 @@ Result<MappedInfo> DeviceManager::Map(MapRequest req) {
       bool same_index = !req.device.index || *req.device.index == index;
       if (e->state == State::kMapped && diff.empty() && same_index) {
         spdlog::info("map {}: already mapped at {} with the same options", r.spec, DevicePath(index));
-        return InfoOf(*e);
+        MappedInfo info = InfoOf(*e);
+        info.already_mapped = true;
+        return info;
       }
       if (e->state != State::kMapped) {
         return Err(EBUSY, "{} is {} at {}; try again later", r.spec, InfoOf(*e).state, DevicePath(index));

@@ -75,6 +75,7 @@ struct MappedInfo {
   std::string last_error;
   uint64_t last_error_unix = 0;  // seconds since the epoch; 0: none
   uint32_t reattach_attempts = 0;
+  bool already_mapped = false;  // Map(): the spec was mapped already with these options
 };
 
 class DeviceManager {

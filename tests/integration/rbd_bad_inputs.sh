@@ -43,7 +43,7 @@ case_ "unreachable monitors" "nothing accepts.*monitor" 12 \
 # must say hung, and must not blame the key.
 read -r MON_PID < "$RBD_DIR/run/mon.a.pid" || fail "no mon pid file in $RBD_DIR/run"
 kill -STOP "$MON_PID" || fail "cannot SIGSTOP the monitor"
-on_cleanup "kill -CONT $MON_PID 2>/dev/null || true"
+on_exit "kill -CONT $MON_PID 2>/dev/null || true"
 case_ "hung monitors (SIGSTOPped)" "no Ceph banner.*hung|hung.*no Ceph banner|send no Ceph banner" 12 \
   "${ADMIN[@]}" --connect-timeout 3 --rbd "$IMG"
 grep -qiE "wrong key|refuse" "$RBD_FAIL_OUT" && FAILED+=("the hung-monitor error blames the credentials")

@@ -197,6 +197,14 @@ TEST(ApiCodecTest, MappedAndOkRepliesRoundTrip) {
   ASSERT_TRUE(mapped.has_value()) << mapped.error().message;
   EXPECT_EQ(mapped->device, "/dev/nbd4");
   EXPECT_EQ(mapped->cookie, "rbd-nbdd-42");
+  EXPECT_FALSE(mapped->already_mapped);
+  auto again = DecodeMappedReply(EncodeReply(MappedReply{"/dev/nbd4", "rbd-nbdd-42", true}));
+  ASSERT_TRUE(again.has_value()) << again.error().message;
+  EXPECT_TRUE(again->already_mapped);
+  // A daemon that predates the field: a fresh mapping.
+  auto old = DecodeMappedReply(R"({"ok":true,"device":"/dev/nbd1","cookie":"c"})");
+  ASSERT_TRUE(old.has_value()) << old.error().message;
+  EXPECT_FALSE(old->already_mapped);
   EXPECT_EQ(EncodeReply(OkReply{}), R"({"ok":true})");
   EXPECT_TRUE(DecodeOkReply(EncodeReply(OkReply{})).has_value());
 }
@@ -239,7 +247,12 @@ StatusReply FullStatus() {
   b.device = "/dev/nbd9";
   b.index = 9;
   b.spec = "rbd/img@snap";
-  s.devices = {a, b};
+  DeviceEntry c;
+  c.device = "/dev/nbd3";
+  c.index = 3;
+  c.spec = "rbd/going";
+  c.state = DeviceState::kUnmapping;
+  s.devices = {a, b, c};
   s.pid = 4242;
   s.nbd_driver = true;
   s.netlink = false;
@@ -272,11 +285,13 @@ TEST(ApiCodecTest, StatusReplyRoundTripsEveryField) {
   std::string line = EncodeReply(s);
   EXPECT_NE(line.find(R"("state":"reattaching")"), std::string::npos) << line;
   EXPECT_NE(line.find(R"("state":"mapped")"), std::string::npos) << line;
+  EXPECT_NE(line.find(R"("state":"unmapping")"), std::string::npos) << line;
   auto back = DecodeStatusReply(line);
   ASSERT_TRUE(back.has_value()) << back.error().message;
-  ASSERT_EQ(back->devices.size(), 2u);
+  ASSERT_EQ(back->devices.size(), 3u);
   ExpectSameDevice(back->devices[0], s.devices[0]);
   ExpectSameDevice(back->devices[1], s.devices[1]);
+  ExpectSameDevice(back->devices[2], s.devices[2]);
   EXPECT_EQ(back->pid, 4242);
   EXPECT_EQ(back->nbd_driver, std::optional<bool>(true));
   EXPECT_EQ(back->netlink, std::optional<bool>(false));
@@ -310,7 +325,7 @@ TEST(ApiCodecTest, MalformedRepliesAreEprotoAndNameTheField) {
       {R"({"ok":true,"devices":[{"device":"/dev/nbd0"}]})", "devices[0]: 'spec' is required"},
       {R"({"ok":true,"devices":[{"device":"/dev/nbd0","spec":"rbd/a","size":-1}]})", "'size' must be a non-negative"},
       {R"({"ok":true,"devices":[{"device":"/dev/nbd0","spec":"rbd/a","state":"lost"}]})",
-       "'state' must be mapped or reattaching, not 'lost'"},
+       "'state' must be mapped, reattaching or unmapping, not 'lost'"},
       {R"({"ok":true,"devices":[{"device":"/dev/nbd0","spec":"rbd/a","last_error":5}]})", "'last_error' must be a string"},
       {R"({"ok":true,"devices":[{"device":"/dev/nbd0","spec":"rbd/a","reattach_attempts":-2}]})", "'reattach_attempts'"},
       {R"({"ok":true,"devices":[],"nbd_driver":"yes"})", "'nbd_driver' must be true or false"},
@@ -337,7 +352,7 @@ TEST(ApiCodecTest, FormatsForPeopleAreIndentedJson) {
   // The status format is the reply itself: it decodes.
   auto back = DecodeStatusReply(status);
   ASSERT_TRUE(back.has_value()) << back.error().message;
-  EXPECT_EQ(back->devices.size(), 2u);
+  EXPECT_EQ(back->devices.size(), 3u);
 }
 
 }  // namespace

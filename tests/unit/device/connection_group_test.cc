@@ -12,7 +12,7 @@
 
 #include <gtest/gtest.h>
 
-#include "backend/backend_factory.h"
+#include "exports/export_factory.h"
 #include "backend/memory_backend.h"
 #include "kernel_peer.h"
 #include "nbd/protocol.h"
