@@ -144,5 +144,6 @@ struct StatusReply {
 // The error reply of any op is an Error: {"ok":false,"errno":code,"error":message}.
 
 const char* DeviceStateName(DeviceState state);  // "mapped", "reattaching", "unmapping"
+const char* OpName(const Request& request);      // "map", "unmap", ... as on the wire
 
 }  // namespace rbdnbd::api

@@ -1,5 +1,7 @@
 // The requests of codec.h: map, attach, unmap, detach, list, status.
 #include <cerrno>
+#include <iterator>
+#include <variant>
 
 #include "api/codec.h"
 #include "api/json_fields.h"
@@ -140,6 +142,12 @@ std::string EncodeRequest(const AttachRequest& r) { return DumpJson(MapBody("att
 
 std::string EncodeRequest(const UnmapRequest& r) {
   return DumpJson(json{{"op", "unmap"}, {"target", r.target}, {"force", r.force}});
+}
+
+const char* OpName(const Request& request) {
+  static constexpr const char* kNames[] = {"map", "unmap", "attach", "detach", "list", "status"};
+  static_assert(std::variant_size_v<Request> == std::size(kNames), "one name per request type, in order");
+  return kNames[request.index()];
 }
 
 std::string EncodeRequest(const DetachRequest& r) { return DumpJson(json{{"op", "detach"}, {"target", r.target}}); }

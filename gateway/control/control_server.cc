@@ -5,9 +5,12 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <chrono>
 #include <cstring>
 #include <string>
 #include <type_traits>
+
+#include <spdlog/spdlog.h>
 
 #include "api/codec.h"
 #include "api/socket.h"
@@ -76,7 +79,13 @@ void ServeClient(UniqueFd fd, DeviceManager& manager) {
   }
   auto request = api::DecodeRequest(*line);
   explicit_bzero(line->data(), line->size());
+  const char* op = request ? api::OpName(*request) : "bad request";
+  auto t0 = std::chrono::steady_clock::now();
   std::string reply = request ? Dispatch(std::move(request).value(), manager) : api::EncodeReply(request.error());
+  // How long the daemon took (not the client's start-up): the answer to "does
+  // one slow map hold up the others?", and a first look at a slow call.
+  spdlog::debug("control: {} answered in {:.1f} ms", op,
+                std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count());
   (void)api::WriteAll(fd.get(), reply + "\n");
 }
 

@@ -62,7 +62,7 @@ std::string DescribeConnectError(int r, const ClusterOptions& o, const std::stri
           // refused key until the timeout instead of failing at once.
           *code = EACCES;
           return fmt::format(
-              "the monitors at {} answer but did not let {} in within {} s: they refuse its authentication (a "
+              "the monitors at {} answer but did not let {} in within {} s: authentication failed, they refuse it (a "
               "wrong key or an unknown user; with a bare IP:PORT Ceph uses its v1 protocol, which retries a "
               "refused key until the timeout: give the monitors as v2:IP:PORT to be refused at once)",
               where, o.client_name, o.connect_timeout.count());
@@ -72,7 +72,7 @@ std::string DescribeConnectError(int r, const ClusterOptions& o, const std::stri
     case EACCES:
     case EPERM:
       // The monitor refuses a user without mon caps exactly like a bad key.
-      return fmt::format("the monitors refused authentication for {} (a wrong key, an unknown user, or no mon caps)",
+      return fmt::format("authentication failed: the monitors refused {} (a wrong key, an unknown user, or no mon caps)",
                          o.client_name);
     case ENOENT:
       return fmt::format("no key for {}: give --keyring, --keyfile or --key-fd, or put a keyring in ceph.conf",

@@ -2,8 +2,10 @@
 # tests/e2e/run-all.sh [PATTERN...] - run the end-to-end scenarios under a real kernel.
 #
 # Every tests/e2e/scenarios/*.sh (or those whose name contains one of the PATTERNs) runs in
-# its own fresh user-mode Linux boot (tests/e2e/uml/run.sh), as root, with the host's / as a
-# read-only root under a tmpfs overlay. A scenario exits 0 (pass), 77 (skip) or anything
+# a user-mode Linux guest (tests/e2e/uml/run.sh), as root, with the host's / as a read-only
+# root under a tmpfs overlay. Scenarios with the same `# e2e-batch: NAME` header share one
+# guest and one dev cluster (tests/e2e/batch.sh: a clean slate between them, each under its
+# own bound and reported on its own); E2E_NO_BATCH=1 gives each scenario a guest of its own. A scenario exits 0 (pass), 77 (skip) or anything
 # else (fail); 124 means it ran out of time, 125 that the guest died. With CI=true a skip
 # counts as a failure. The last line is "N passed, N failed" (", N skipped" when any were).
 # Exit: 0 all passed (or some skipped), 1 any failed, 77 all skipped.

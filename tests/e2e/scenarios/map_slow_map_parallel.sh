@@ -59,6 +59,15 @@ on_exit "_unmap_quiet $DEV_B"
 timed unmap-a rbdnbdd unmap "$DEV_A"
 wait_nbd_size "$DEV_A" 0 30
 
+# What the daemon itself took for each (the CLI's own start-up, ~1-2 s here, not counted):
+# the daemon logs "control: OP answered in N ms" at debug level.
+grep -E "control: (status|list|map|unmap) answered" "$DAEMON_LOG" | sed 's/^/    /' >&2
+for op in status list; do
+  ms=$(grep -E "control: $op answered in" "$DAEMON_LOG" | tail -n 1 | sed -E 's/.* in ([0-9.]+) ms.*/\1/')
+  [ -n "$ms" ] || fail "the daemon log has no 'control: $op answered' line"
+  [ "${ms%.*}" -lt 1000 ] || fail "the daemon took $ms ms to answer $op while the slow map waited"
+done
+
 step "the slow map fails, naming the hung monitor, and leaves nothing behind"
 t 60 tail --pid="$SLOW_PID" -f /dev/null || fail "the slow map did not end"
 out=$(cat "$E2E_WORK/slow-map.out")

@@ -192,6 +192,15 @@ TEST(ApiCodecTest, ErrorsNameASecretFieldButNeverItsValue) {
   EXPECT_EQ(r.error().message.find("AQBtopsecret"), std::string::npos) << r.error().message;
 }
 
+TEST(ApiCodecTest, OpNamesAreTheWireNames) {
+  for (const char* op : {"map", "unmap", "attach", "detach", "list", "status"}) {
+    std::string line = std::string(R"({"op":")") + op + R"(","spec":"rbd/a","target":"rbd/a","device":1,"cookie":"c"})";
+    auto r = DecodeRequest(line);
+    ASSERT_TRUE(r.has_value()) << line << ": " << r.error().message;
+    EXPECT_STREQ(OpName(*r), op);
+  }
+}
+
 TEST(ApiCodecTest, MappedAndOkRepliesRoundTrip) {
   auto mapped = DecodeMappedReply(EncodeReply(MappedReply{"/dev/nbd4", "rbd-nbdd-42"}));
   ASSERT_TRUE(mapped.has_value()) << mapped.error().message;
