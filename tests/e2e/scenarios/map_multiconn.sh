@@ -21,8 +21,8 @@ step "four connections"
 t 20 "$RBDNBD_BIN" list-mapped --control-socket "$MAP_SOCK" | sed 's/^/    /' >&2
 conns=$(mapped_json | jq -r --arg d "$DEV" '.[] | select(.device == $d) | "\(.live_connections)/\(.connections)"')
 [ "$conns" = 4/4 ] || fail "list-mapped shows $conns connections for $DEV, expected 4/4"
-t 20 "$RBDNBD_BIN" list-mapped --control-socket "$MAP_SOCK" | grep -qE "^[0-9]+ +$DEV +$IMG +4/4 " \
-  || fail "the plain list-mapped does not show $DEV $IMG 4/4"
+t 20 "$RBDNBD_BIN" list-mapped --control-socket "$MAP_SOCK" | grep -qE "^[0-9]+ +$DEV +$IMG +mapped +4/4 " \
+  || fail "the plain list-mapped does not show $DEV $IMG mapped 4/4"
 nsock=$(find "/proc/$DAEMON_PID/fd" -lname 'socket:*' | wc -l)
 log "the daemon holds $nsock sockets"
 
