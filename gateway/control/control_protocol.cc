@@ -81,9 +81,7 @@ api::DeviceEntry ToWire(const MappedInfo& m) {
   d.reattach_timeout_s = r.reattach_timeout_s;
   d.client_name = r.client_name;
   d.kernel_connected = m.kernel_connected;
-  d.state = m.state == "reattaching" ? api::DeviceState::kReattaching
-            : m.state == "unmapping" ? api::DeviceState::kUnmapping
-                                     : api::DeviceState::kMapped;
+  d.state = m.state;
   d.last_error = m.last_error;
   d.last_error_unix = m.last_error_unix;
   d.reattach_attempts = m.reattach_attempts;

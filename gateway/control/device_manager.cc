@@ -53,6 +53,12 @@ std::string DevicePath(uint32_t index) { return "/dev/nbd" + std::to_string(inde
 
 uint64_t NowUnix() { return static_cast<uint64_t>(::time(nullptr)); }
 
+// Whether netlink STATUS lists /dev/nbd<index> as connected.
+bool Connected(const std::vector<NbdDeviceStatus>& status, uint32_t index) {
+  return std::any_of(status.begin(), status.end(),
+                     [index](const NbdDeviceStatus& s) { return s.index == index && s.connected; });
+}
+
 // How a new map request differs from the mapping that exists, in the options
 // that shape the device or pick the cluster; empty when it is the same map.
 std::string Differences(const DeviceRecord& have, const DeviceRecord& want) {
@@ -126,10 +132,10 @@ MappedInfo DeviceManager::InfoOf(const Entry& e) {
   switch (e.state) {
     case State::kMapped:
       // Every connection dead: the kernel holds the I/O until they are replaced.
-      info.state = e.device && info.live_connections == 0 ? "reattaching" : "mapped";
+      info.state = e.device && info.live_connections == 0 ? api::DeviceState::kReattaching : api::DeviceState::kMapped;
       break;
-    case State::kReattaching: info.state = "reattaching"; break;
-    case State::kUnmapping: info.state = "unmapping"; break;
+    case State::kReattaching: info.state = api::DeviceState::kReattaching; break;
+    case State::kUnmapping: info.state = api::DeviceState::kUnmapping; break;
   }
   return info;
 }
@@ -168,7 +174,8 @@ Result<MappedInfo> DeviceManager::Map(MapRequest req) {
         return info;
       }
       if (e->state != State::kMapped) {
-        return Err(EBUSY, "{} is {} at {}; try again later", r.spec, InfoOf(*e).state, DevicePath(index));
+        return Err(EBUSY, "{} is {} at {}; try again later", r.spec, api::DeviceStateName(InfoOf(*e).state),
+                   DevicePath(index));
       }
       if (!same_index) diff += fmt::format("{}device {} (mapped at {})", diff.empty() ? "" : ", ",
                                            DevicePath(*req.device.index), DevicePath(index));
@@ -388,12 +395,7 @@ std::vector<MappedInfo> DeviceManager::List() {
   std::lock_guard lock(mu_);
   for (const auto& [index, e] : devices_) {
     MappedInfo info = InfoOf(*e);
-    if (status.has_value()) {
-      info.kernel_connected = false;
-      for (const auto& s : *status) {
-        if (s.index == index) info.kernel_connected = s.connected;
-      }
-    }
+    if (status.has_value()) info.kernel_connected = Connected(*status, index);
     out.push_back(std::move(info));
   }
   return out;
@@ -406,10 +408,7 @@ std::optional<bool> DeviceManager::KernelHolds(uint32_t index) {
     if (status.error().code == ENOENT || status.error().code == ENODEV) return false;
     return std::nullopt;
   }
-  for (const auto& s : *status) {
-    if (s.index == index) return s.connected;
-  }
-  return false;
+  return Connected(*status, index);
 }
 
 void DeviceManager::ForgetLocked(uint32_t index, const char* why) {
@@ -585,12 +584,7 @@ void DeviceManager::CheckDevices() {
     Entry& e = *ep;
     if (e.state != State::kMapped || !e.device) continue;
     if (e.device->live_connections() < e.record.connections) {
-      bool held = !status.has_value();
-      if (status.has_value()) {
-        for (const auto& s : *status) {
-          if (s.index == index && s.connected) held = true;
-        }
-      }
+      bool held = !status.has_value() || Connected(*status, index);
       if (!held && e.device->live_connections() == 0) {
         dropped.push_back(index);
         continue;

@@ -51,6 +51,7 @@
 #include <thread>
 #include <vector>
 
+#include "api/messages.h"
 #include "common/result.h"
 #include "control/map_request.h"
 #include "control/state_store.h"
@@ -68,10 +69,10 @@ struct MappedInfo {
   size_t live_connections = 0;
   uint64_t size = 0;
   bool kernel_connected = true;  // netlink STATUS: the kernel still has the device
-  // "mapped": served. "reattaching": the kernel holds the device and its I/O,
+  // kMapped: served. kReattaching: the kernel holds the device and its I/O,
   // and the daemon keeps trying to serve it again (restore or dead link);
-  // last_error says why the last try failed.
-  std::string state = "mapped";
+  // last_error says why the last try failed. kUnmapping: an unmap is running.
+  api::DeviceState state = api::DeviceState::kMapped;
   std::string last_error;
   uint64_t last_error_unix = 0;  // seconds since the epoch; 0: none
   uint32_t reattach_attempts = 0;

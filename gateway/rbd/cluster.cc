@@ -239,36 +239,29 @@ Result<rados_ioctx_t> RadosCluster::OpenPool(const std::string& pool, const std:
 Result<std::shared_ptr<RadosCluster>> ClusterPool::Get(const ClusterOptions& options) {
   std::string key = options.PoolKey();
   std::shared_ptr<Pending> pending;
-  bool connect = false;
   {
     std::unique_lock lock(mu_);
-    for (;;) {
-      if (auto it = clusters_.find(key); it != clusters_.end()) {
-        if (auto live = it->second.lock()) return live;
-      }
-      auto p = pending_.find(key);
-      if (p == pending_.end()) break;
+    if (auto it = clusters_.find(key); it != clusters_.end()) {
+      if (auto live = it->second.lock()) return live;
+    }
+    if (auto p = pending_.find(key); p != pending_.end()) {
       // Someone is connecting with these very options: wait for that answer
       // rather than open a second connection. Other options never wait here.
       pending = p->second;
       cv_.wait(lock, [&pending] { return pending->done; });
-      if (pending->result) return *pending->result;
-      return Unexpected(pending->result.error());
+      return pending->result;
     }
     pending = std::make_shared<Pending>();
     pending_[key] = pending;
-    connect = true;
   }
   // The connect may wait up to connect_timeout on the network: never under mu_.
   auto c = RadosCluster::Connect(options);
   std::lock_guard lock(mu_);
-  if (connect) {
-    pending->result = c;
-    pending->done = true;
-    pending_.erase(key);
-    if (c) clusters_[key] = *c;
-    cv_.notify_all();
-  }
+  pending->result = c;
+  pending->done = true;
+  pending_.erase(key);
+  if (c) clusters_[key] = *c;
+  cv_.notify_all();
   return c;
 }
 

@@ -87,7 +87,7 @@ TEST(ApiContractTest, AnUnencryptedVolumeSendsNoPassphrase) {
   EXPECT_EQ(r.cluster.key.reveal(), kKey);
 }
 
-MappedInfo Info(const std::string& state) {
+MappedInfo Info(api::DeviceState state) {
   MappedInfo m;
   m.record.index = 3;
   m.record.spec = "kube/tenant-a/pvc-1";
@@ -100,11 +100,11 @@ MappedInfo Info(const std::string& state) {
   m.record.encryption = "luks2";
   m.record.client_name = "client.kube";
   m.device = "/dev/nbd3";
-  m.live_connections = state == "mapped" ? 4 : 0;
+  m.live_connections = state == api::DeviceState::kMapped ? 4 : 0;
   m.size = 10ull << 30;
   m.kernel_connected = true;
   m.state = state;
-  if (state == "reattaching") {
+  if (state == api::DeviceState::kReattaching) {
     m.last_error = "cannot connect to the cluster as client.kube: timed out after 7 s";
     m.last_error_unix = 1764690000;
     m.reattach_attempts = 3;
@@ -123,7 +123,7 @@ std::string DaemonReports(const std::vector<MappedInfo>& infos) {
 }
 
 TEST(ApiContractTest, TheDaemonsStatusIsWhatThePluginSeesInEveryState) {
-  std::string line = DaemonReports({Info("mapped"), Info("reattaching")});
+  std::string line = DaemonReports({Info(api::DeviceState::kMapped), Info(api::DeviceState::kReattaching)});
 
   auto plugin = csi::ParseStatusReply(line);
   ASSERT_TRUE(plugin.has_value()) << plugin.error().message;

@@ -149,7 +149,7 @@ TEST(ControlProtocolTest, MappedInfoBecomesTheWireEntryInEachState) {
   EXPECT_EQ(d.last_error_unix, 0u);
   EXPECT_EQ(d.reattach_attempts, 0u);
 
-  m.state = "reattaching";
+  m.state = api::DeviceState::kReattaching;
   m.last_error = "cannot connect";
   m.last_error_unix = 1764690000;
   m.reattach_attempts = 7;
