@@ -79,7 +79,7 @@ Result<DaemonStatus> ParseStatusReply(std::string_view line) {
   if (!reply) return Unexpected(reply.error());
   DaemonStatus status;
   for (api::DeviceEntry& d : reply->devices) {
-    status.devices.push_back(MappedDevice{std::move(d.device), std::move(d.spec), std::move(d.cookie), d.size, d.read_only});
+    status.devices.push_back(MappedDevice{std::move(d.device), std::move(d.spec), std::move(d.cookie), d.size, d.read_only, d.image_size});
   }
   status.nbd_driver = reply->nbd_driver;
   return status;

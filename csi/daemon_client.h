@@ -39,6 +39,7 @@ struct MappedDevice {
   std::string cookie;
   uint64_t size = 0;
   bool read_only = false;
+  uint64_t image_size = 0;  // the image's size as the daemon sees it (0: an older daemon)
 };
 
 struct DaemonStatus {

@@ -4,6 +4,7 @@
 
 #include <cerrno>
 #include <cstring>
+#include <optional>
 #include <thread>
 
 #include <spdlog/spdlog.h>
@@ -11,6 +12,21 @@
 #include "csi/csi_error.h"
 
 namespace rbdnbd::csi {
+
+namespace {
+
+constexpr int kOutOfRange = CsiCode(grpc::StatusCode::OUT_OF_RANGE);
+
+}  // namespace
+
+uint64_t Expander::ImageSize(const std::string& device) {
+  auto status = ctx_.daemon->Status();
+  if (!status) return 0;  // not known: keep waiting for the kernel
+  for (const MappedDevice& d : status->devices) {
+    if (d.device == device) return d.image_size;
+  }
+  return 0;
+}
 
 Result<uint64_t> Expander::Expand(const std::string& volume_id, const std::string& volume_path,
                                   uint64_t required_bytes) {
@@ -30,13 +46,30 @@ Result<uint64_t> Expander::Expand(const std::string& volume_id, const std::strin
   }
 
   auto start = std::chrono::steady_clock::now();
+  std::optional<std::chrono::steady_clock::time_point> image_short_since;
   uint64_t size = 0;
   for (;;) {
     auto s = ctx_.devices->Size(record.device);
     if (!s) return Unexpected(s.error());
     size = *s;
     if (size >= required_bytes) break;
-    if (std::chrono::steady_clock::now() - start >= ctx_.resize_wait) {
+    auto now = std::chrono::steady_clock::now();
+    // The kernel follows the image; an image that is itself too small will
+    // never get there: answer at once (after a grace: the daemon learns of an
+    // `rbd resize` through librbd's header watch, quick but not instant), not
+    // after the whole wait.
+    if (uint64_t image = ImageSize(record.device); image != 0 && image < required_bytes) {
+      if (!image_short_since) image_short_since = now;
+      if (now - *image_short_since >= ctx_.image_grace) {
+        return Err(kOutOfRange,
+                   "the image behind {} ({}) is {} bytes, less than the {} asked for: grow the image first "
+                   "(ControllerExpandVolume, or rbd resize)",
+                   record.device, record.spec, image, required_bytes);
+      }
+    } else {
+      image_short_since.reset();
+    }
+    if (now - start >= ctx_.resize_wait) {
       return Err(ETIMEDOUT, "{} is {} bytes after {} ms, expected at least {} (was the image resized?)",
                  record.device, size,
                  std::chrono::duration_cast<std::chrono::milliseconds>(ctx_.resize_wait).count(), required_bytes);

@@ -8,7 +8,10 @@
 //
 // Contract: unknown volume or missing volume_path is kNotFound; a volume
 // whose stage did not finish is kFailedPrecondition; a device that does not
-// reach the size in time is ETIMEDOUT. Returns the device size in bytes.
+// reach the size in time is ETIMEDOUT, unless the daemon says the image itself
+// is smaller than `required_bytes` (for NodeContext::image_grace, 3 s: a resize
+// notification may be on its way): that is OUT_OF_RANGE at once, naming both sizes. Returns the
+// device size in bytes.
 // gRPC threads; serialised per volume by VolumeLocks (taken here).
 #pragma once
 
@@ -26,6 +29,9 @@ class Expander {
   Result<uint64_t> Expand(const std::string& volume_id, const std::string& volume_path, uint64_t required_bytes);
 
  private:
+  // The image's size as the daemon sees it; 0 when it is not known.
+  uint64_t ImageSize(const std::string& device);
+
   NodeContext ctx_;
 };
 

@@ -37,15 +37,20 @@ class SystemFsTools final : public FsTools {
     return ParseBlkidExport(r->exit_code, r->output);
   }
 
-  Result<void> MakeFs(const std::string& device, const std::string& fs_type) override {
+  Result<void> MakeFs(const std::string& device, const std::string& fs_type,
+                      const std::vector<std::string>& options) override {
     std::vector<std::string> argv;
     if (fs_type == "ext4") {
-      argv = {"mkfs.ext4", "-m0", "-Enodiscard,lazy_itable_init=1,lazy_journal_init=1", device};
+      argv = {"mkfs.ext4"};
+      if (options.empty()) argv.insert(argv.end(), {"-m0", "-Enodiscard,lazy_itable_init=1,lazy_journal_init=1"});
     } else if (fs_type == "xfs") {
-      argv = {"mkfs.xfs", "-K", device};
+      argv = {"mkfs.xfs"};
+      if (options.empty()) argv.push_back("-K");
     } else {
       return Err(kInvalidArgument, "cannot format {} as '{}' (ext4 or xfs)", device, fs_type);
     }
+    argv.insert(argv.end(), options.begin(), options.end());
+    argv.push_back(device);
     auto r = Run(argv);
     if (!r) return Unexpected(r.error());
     if (r->exit_code != 0) return Err(EIO, "{} {} failed (exit {}): {}", argv[0], device, r->exit_code, Trimmed(r->output));

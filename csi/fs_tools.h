@@ -6,7 +6,8 @@
 // * Probe(): `blkid -p -s TYPE -s PTTYPE -o export DEV`; exit 2 is a blank
 //   device. A partition table is reported, never formatted over.
 // * MakeFs(): ext4 `-m0 -Enodiscard,lazy_itable_init=1,lazy_journal_init=1`,
-//   xfs `-K`; any other type is kInvalidArgument.
+//   xfs `-K`, or `options` instead of those when not empty (mkfsOptions);
+//   any other type is kInvalidArgument.
 // * Check(): `fsck -a DEV`; exit 0 or 1 (errors fixed) is success; 4 and up
 //   (errors left) is kFailedPrecondition; others are internal errors.
 // * Grow(): ext2/3/4 `resize2fs DEV` (online when mounted), xfs
@@ -17,6 +18,7 @@
 
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "common/result.h"
 
@@ -32,7 +34,8 @@ class FsTools {
  public:
   virtual ~FsTools() = default;
   virtual Result<DeviceProbe> Probe(const std::string& device) = 0;
-  virtual Result<void> MakeFs(const std::string& device, const std::string& fs_type) = 0;
+  virtual Result<void> MakeFs(const std::string& device, const std::string& fs_type,
+                              const std::vector<std::string>& options = {}) = 0;
   virtual Result<void> Check(const std::string& device) = 0;
   virtual Result<void> Grow(const std::string& device, const std::string& mount_point, const std::string& fs_type) = 0;
 };

@@ -30,6 +30,7 @@ struct NodeContext {
   DaemonClient* daemon = nullptr;
   std::string cluster_config_path;                   // read on every stage
   std::chrono::milliseconds resize_wait{30000};      // expand: wait for the kernel's new size
+  std::chrono::milliseconds image_grace{3000};       // expand: how long an image may look too small
 };
 
 // csi.v1 AccessMode.Mode values the node logic cares about.

@@ -57,9 +57,14 @@ std::vector<std::string> StageMountOptions(const VolumeRecord& record) {
 
 Result<void> Stager::Stage(const StageRequest& req) {
   const Capability& cap = req.capability;
-  std::string fs_type = cap.fs_type.empty() ? "ext4" : cap.fs_type;
+  // The capability's fs_type, else the StorageClass's fsType (volume_context),
+  // else ext4.
+  auto context_fs = req.context.find("fsType");
+  bool from_context = cap.fs_type.empty() && context_fs != req.context.end() && !context_fs->second.empty();
+  std::string fs_type = !cap.fs_type.empty() ? cap.fs_type : from_context ? context_fs->second : "ext4";
   if (cap.mode == VolumeMode::kMount && !IsSupportedFsType(fs_type)) {
-    return Err(kInvalidArgument, "volume_capability.mount.fs_type '{}' is not supported (ext4 or xfs)", fs_type);
+    return Err(kInvalidArgument, "{} '{}' is not supported (ext4 or xfs)",
+               from_context ? "volume_context 'fsType'" : "volume_capability.mount.fs_type", fs_type);
   }
   auto clusters = LoadClusterConfig(ctx_.cluster_config_path);
   if (!clusters) return Err(EIO, "cluster config: {}", clusters.error().message);
@@ -117,7 +122,7 @@ Result<void> Stager::Stage(const StageRequest& req) {
 
   Undo undo;
   auto done = EnsureMapped(&record, *params, owned, &undo);
-  if (done) done = EnsureMounted(&record, &undo);
+  if (done) done = EnsureMounted(&record, *params, &undo);
   if (done) {
     record.staged = true;
     done = ctx_.store->Save(record);
@@ -180,7 +185,7 @@ Result<void> Stager::EnsureMapped(VolumeRecord* record, const VolumeParams& para
   return ctx_.store->Save(*record);
 }
 
-Result<void> Stager::EnsureMounted(VolumeRecord* record, Undo* undo) {
+Result<void> Stager::EnsureMounted(VolumeRecord* record, const VolumeParams& params, Undo* undo) {
   if (record->mode == VolumeMode::kBlock) return {};
   const std::string& device = record->device;
   if (auto r = MakeDirs(record->staging_path); !r) return r;
@@ -207,7 +212,7 @@ Result<void> Stager::EnsureMounted(VolumeRecord* record, Undo* undo) {
       return Err(kFailedPrecondition, "{} ({}) has no filesystem and the volume is read-only", device, record->spec);
     }
     spdlog::info("stage {}: formatting {} as {}", record->volume_id, device, record->fs_type);
-    if (auto r = ctx_.fs->MakeFs(device, record->fs_type); !r) return r;
+    if (auto r = ctx_.fs->MakeFs(device, record->fs_type, params.mkfs_options); !r) return r;
     fresh = true;
   } else {
     if (probe->fs_type != record->fs_type) {

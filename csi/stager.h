@@ -38,7 +38,7 @@ class Stager {
 
   Result<bool> StillStaged(const VolumeRecord& record);
   Result<void> EnsureMapped(VolumeRecord* record, const VolumeParams& params, bool owned, Undo* undo);
-  Result<void> EnsureMounted(VolumeRecord* record, Undo* undo);
+  Result<void> EnsureMounted(VolumeRecord* record, const VolumeParams& params, Undo* undo);
   Result<void> UnmapRecorded(const VolumeRecord& record);
   void Rollback(const VolumeRecord& record, const Undo& undo, const std::optional<VolumeRecord>& previous);
 

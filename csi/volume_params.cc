@@ -126,6 +126,21 @@ Result<VolumeParams> ParseVolumeParams(const std::string& volume_id, const Strin
     }
     p.passphrase = Secret(secrets.at("encryptionPassphrase"));
   }
+
+  std::string mkfs = Get(context, "mkfsOptions");
+  if (mkfs.size() > 1024) return Err(kInvalidArgument, "volume_context 'mkfsOptions' is longer than 1024 bytes");
+  for (size_t i = 0; i < mkfs.size();) {
+    size_t start = mkfs.find_first_not_of(" \t", i);
+    if (start == std::string::npos) break;
+    size_t end = mkfs.find_first_of(" \t", start);
+    if (end == std::string::npos) end = mkfs.size();
+    std::string word = mkfs.substr(start, end - start);
+    if (word.front() == '/') {
+      return Err(kInvalidArgument, "volume_context 'mkfsOptions' must not name a path ('{}'): the device is added by the plugin", word);
+    }
+    p.mkfs_options.push_back(std::move(word));
+    i = end;
+  }
   return p;
 }
 

@@ -5,13 +5,15 @@
 // problem is kInvalidArgument (csi_error.h) with the key named: missing userID,
 // userKey, pool, imageName (unless staticVolume), clusterID/monitors; an
 // unknown clusterID; a bad number or boolean; an encryption format without its
-// passphrase. A message names a key, never a secret's value. The key and the
+// passphrase; mkfsOptions over 1024 bytes or with a word that is
+// a path (starts with '/': mkfs takes the device as its own argument). A message names a key, never a secret's value. The key and the
 // passphrase stay in Secret objects (wiped on destruction). Any thread.
 #pragma once
 
 #include <cstdint>
 #include <map>
 #include <string>
+#include <vector>
 
 #include "common/result.h"
 #include "csi/cluster_config.h"
@@ -33,6 +35,9 @@ struct VolumeParams {
   bool exclusive = false;
   std::string encryption;      // "", "luks1" or "luks2"
   Secret passphrase;           // only with encryption
+  // mkfsOptions split on blanks: they replace the default mkfs options
+  // (ceph-csi's meaning). Empty: the defaults (fs_tools.h).
+  std::vector<std::string> mkfs_options;
 };
 
 Result<VolumeParams> ParseVolumeParams(const std::string& volume_id, const StringMap& context,

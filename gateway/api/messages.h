@@ -119,7 +119,8 @@ struct DeviceEntry {
   std::string cookie;
   uint32_t connections = 0;
   uint64_t live_connections = 0;
-  uint64_t size = 0;  // bytes
+  uint64_t size = 0;        // bytes, the kernel device
+  uint64_t image_size = 0;  // bytes, the image now (it leads `size` during a resize); 0: unknown
   bool read_only = false;
   bool exclusive = false;
   std::string encryption;

@@ -28,6 +28,7 @@ json DeviceJson(const DeviceEntry& d) {
               {"connections", d.connections},
               {"live_connections", d.live_connections},
               {"size", d.size},
+              {"image_size", d.image_size},
               {"read_only", d.read_only},
               {"exclusive", d.exclusive},
               {"encryption", d.encryption},
@@ -93,6 +94,7 @@ Result<DeviceEntry> DecodeDevice(const json& j, size_t i) {
   RBDNBD_API_TRY(f.Optional("connections", &d.connections));
   RBDNBD_API_TRY(f.Optional("live_connections", &d.live_connections));
   RBDNBD_API_TRY(f.Optional("size", &d.size));
+  RBDNBD_API_TRY(f.Optional("image_size", &d.image_size));
   RBDNBD_API_TRY(f.Optional("read_only", &d.read_only));
   RBDNBD_API_TRY(f.Optional("exclusive", &d.exclusive));
   RBDNBD_API_TRY(f.Optional("encryption", &d.encryption));

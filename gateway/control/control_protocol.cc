@@ -74,6 +74,7 @@ api::DeviceEntry ToWire(const MappedInfo& m) {
   d.connections = r.connections;
   d.live_connections = m.live_connections;
   d.size = m.size;
+  d.image_size = m.image_size;
   d.read_only = r.read_only;
   d.exclusive = r.exclusive;
   d.encryption = r.encryption;

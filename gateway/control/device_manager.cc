@@ -129,6 +129,7 @@ MappedInfo DeviceManager::InfoOf(const Entry& e) {
     info.live_connections = e.device->live_connections();
     info.size = e.device->size();
   }
+  if (e.backend) info.image_size = e.backend->Capabilities().size;
   switch (e.state) {
     case State::kMapped:
       // Every connection dead: the kernel holds the I/O until they are replaced.

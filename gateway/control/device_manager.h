@@ -67,7 +67,8 @@ struct MappedInfo {
   DeviceRecord record;
   std::string device;  // /dev/nbdN
   size_t live_connections = 0;
-  uint64_t size = 0;
+  uint64_t size = 0;        // the kernel device's size
+  uint64_t image_size = 0;  // the image's size as the backend sees it now (0: not open)
   bool kernel_connected = true;  // netlink STATUS: the kernel still has the device
   // kMapped: served. kReattaching: the kernel holds the device and its I/O,
   // and the daemon keeps trying to serve it again (restore or dead link);

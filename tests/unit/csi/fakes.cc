@@ -64,8 +64,10 @@ Result<DeviceProbe> FakeFsTools::Probe(const std::string& device) {
   return it->second;
 }
 
-Result<void> FakeFsTools::MakeFs(const std::string& device, const std::string& fs_type) {
+Result<void> FakeFsTools::MakeFs(const std::string& device, const std::string& fs_type,
+                                 const std::vector<std::string>& options) {
   if (fail_mkfs != 0) return Err(fail_mkfs, "fake mkfs failure");
+  mkfs_options = options;
   made.push_back(device + ":" + fs_type);
   probes[device] = DeviceProbe{false, fs_type, ""};
   return {};

@@ -36,7 +36,9 @@ class FakeMounter : public Mounter {
 class FakeFsTools : public FsTools {
  public:
   Result<DeviceProbe> Probe(const std::string& device) override;
-  Result<void> MakeFs(const std::string& device, const std::string& fs_type) override;
+  Result<void> MakeFs(const std::string& device, const std::string& fs_type,
+                      const std::vector<std::string>& options = {}) override;
+  std::vector<std::string> mkfs_options;  // what the last MakeFs got
   Result<void> Check(const std::string& device) override;
   Result<void> Grow(const std::string& device, const std::string& mount_point, const std::string& fs_type) override;
 

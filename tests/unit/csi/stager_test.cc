@@ -134,6 +134,32 @@ TEST_F(NodeOpsTest, StageBlankMountVolumeFormatsMountsAndRecords) {
   EXPECT_EQ(AllStateText().find(kStagerKey), std::string::npos) << "the cephx key reached the state dir";
 }
 
+TEST_F(NodeOpsTest, StageTakesFsTypeAndMkfsOptionsFromTheVolumeContext) {
+  Stager stager(ctx_);
+  StageRequest req = Stage();
+  req.context["fsType"] = "xfs";  // a StorageClass's fsType, the capability names none
+  req.context["mkfsOptions"] = "-m reflink=0";
+  auto r = stager.Stage(req);
+  ASSERT_TRUE(r) << r.error().message;
+  ASSERT_EQ(fs_.made.size(), 1u);
+  EXPECT_EQ(fs_.made[0], "/dev/nbd0:xfs");
+  EXPECT_EQ(fs_.mkfs_options, (std::vector<std::string>{"-m", "reflink=0"}));
+
+  StageRequest other = Stage();
+  other.volume_id = "vol-2";
+  other.staging_path = (root_ / "staging2" / "globalmount").string();
+  other.context["imageName"] = "img-2";
+  other.context["fsType"] = "btrfs";
+  auto bad = stager.Stage(other);
+  ASSERT_FALSE(bad);
+  EXPECT_EQ(bad.error().code, kInvalidArgument);
+  EXPECT_NE(bad.error().message.find("fsType"), std::string::npos) << bad.error().message;
+  other.capability.fs_type = "ext4";  // the capability wins over the context
+  auto ok = stager.Stage(other);
+  ASSERT_TRUE(ok) << ok.error().message;
+  EXPECT_EQ(fs_.made.back(), "/dev/nbd1:ext4");
+}
+
 TEST_F(NodeOpsTest, StageIsIdempotentAndOtherOptionsAreAlreadyExists) {
   Stager stager(ctx_);
   StageRequest req = Stage();
@@ -511,6 +537,41 @@ TEST_F(NodeOpsTest, ExpandWaitsForTheKernelSizeThenGrowsTheFilesystem) {
   EXPECT_GE(devices_.calls, 3);
   ASSERT_EQ(fs_.grown.size(), 1u);
   EXPECT_EQ(fs_.grown[0], "/dev/nbd0:" + req.staging_path + ":ext4");
+}
+
+TEST_F(NodeOpsTest, ExpandAnswersOutOfRangeWhenTheImageIsSmallerThanAsked) {
+  ctx_.resize_wait = std::chrono::milliseconds(30000);
+  ctx_.image_grace = std::chrono::milliseconds(200);
+  Stager stager(ctx_);
+  ASSERT_TRUE(stager.Stage(Stage(VolumeMode::kBlock)));
+  devices_.sizes["/dev/nbd0"] = 1ull << 30;
+  {
+    std::lock_guard lock(daemon_.mu);
+    ASSERT_EQ(daemon_.devices.size(), 1u);
+    daemon_.devices[0].image_size = 1ull << 30;  // the image was never grown
+  }
+  Expander expander(ctx_);
+  auto t0 = std::chrono::steady_clock::now();
+  auto r = expander.Expand("vol-1", root_.string(), 4ull << 30);
+  auto waited = std::chrono::steady_clock::now() - t0;
+  ASSERT_FALSE(r);
+  EXPECT_EQ(r.error().code, CsiCode(grpc::StatusCode::OUT_OF_RANGE)) << r.error().message;
+  EXPECT_NE(r.error().message.find("1073741824 bytes"), std::string::npos) << r.error().message;
+  EXPECT_NE(r.error().message.find("4294967296"), std::string::npos) << r.error().message;
+  EXPECT_LT(waited, std::chrono::seconds(10)) << "answered only after the whole resize wait";
+
+  // The image grows meanwhile (ControllerExpandVolume): the wait goes on to the kernel's size.
+  devices_.on_size = [this](FakeBlockDevices* d) {
+    if (d->calls == 1) {
+      std::lock_guard lock(daemon_.mu);
+      daemon_.devices[0].image_size = 4ull << 30;
+    }
+    if (d->calls == 5) d->sizes["/dev/nbd0"] = 4ull << 30;
+  };
+  devices_.calls = 0;
+  auto ok = expander.Expand("vol-1", root_.string(), 4ull << 30);
+  ASSERT_TRUE(ok) << ok.error().message;
+  EXPECT_EQ(*ok, 4ull << 30);
 }
 
 TEST_F(NodeOpsTest, ExpandGivesUpWhenTheDeviceNeverGrows) {

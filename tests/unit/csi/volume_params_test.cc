@@ -25,6 +25,19 @@ void ExpectInvalid(const StringMap& context, const StringMap& secrets, const std
   EXPECT_EQ(p.error().message.find(kKey), std::string::npos) << "the key leaked into: " << p.error().message;
 }
 
+TEST(VolumeParamsTest, MkfsOptionsAreSplitAndNeverNameAPath) {
+  StringMap ctx = Context();
+  ctx["mkfsOptions"] = "  -m0 \t-E lazy_itable_init=1   -b 4096 ";
+  auto p = ParseVolumeParams("vol-1", ctx, Secrets(), Clusters());
+  ASSERT_TRUE(p) << p.error().message;
+  EXPECT_EQ(p->mkfs_options, (std::vector<std::string>{"-m0", "-E", "lazy_itable_init=1", "-b", "4096"}));
+  EXPECT_TRUE(ParseVolumeParams("vol-1", Context(), Secrets(), Clusters())->mkfs_options.empty());
+  ctx["mkfsOptions"] = "-F /dev/sda";
+  ExpectInvalid(ctx, Secrets(), "mkfsOptions");
+  ctx["mkfsOptions"] = std::string(1025, 'x');
+  ExpectInvalid(ctx, Secrets(), "mkfsOptions");
+}
+
 TEST(VolumeParamsTest, ParsesAFullRequest) {
   StringMap ctx = Context();
   ctx["connections"] = "4";
