@@ -7,7 +7,9 @@ generated from csi/proto/csi.proto at first use (gen_stubs.py, never committed).
     csi_client.py [--endpoint unix:///run/csi/csi.sock] [--timeout 120] [--expect CODE] VERB ...
 
 Verbs (each prints ONE JSON line: {"method", "code", "details", "elapsed", "response"}):
-    call METHOD [JSON|-]        any RPC, the request as JSON (proto field names); '-' = stdin
+    call METHOD [JSON|-] [--secrets FILE]
+                                any RPC, the request as JSON (proto field names); '-' = stdin;
+                                --secrets merges a JSON object file into its "secrets"
     stage     --vol ID --staging DIR (--fs TYPE | --block) [--mode M] [--ctx K=V]... [--secrets FILE]
     unstage   --vol ID --staging DIR
     publish   --vol ID --staging DIR --target PATH (--fs TYPE | --block) [--mode M] [--readonly] [--ctx K=V]...
@@ -235,6 +237,7 @@ def _parser():
     p = sub.add_parser("call")
     p.add_argument("method")
     p.add_argument("json", nargs="?", default="{}")
+    p.add_argument("--secrets", default=None, help="a JSON object file merged into the request's secrets")
 
     def common(p, fs=True, target=False, staging=True):
         p.add_argument("--vol", default="")
@@ -326,6 +329,8 @@ def run_argv(argv, stdin=None):
         if a.verb == "call":
             body = json.loads((stdin if stdin is not None else sys.stdin).read() if a.json == "-" else a.json)
             method = a.method
+            if a.secrets:  # e.g. CreateVolume's provisioner secrets, from a file (never argv)
+                body.setdefault("secrets", {}).update(read_secrets(a.secrets))
         else:
             method, body = build(a)
         code, det, resp, el = csi.call(method, body)

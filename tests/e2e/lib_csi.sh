@@ -595,3 +595,60 @@ t 120 "$CSI_PY" "$E2E_ROOT/tests/csi/gen_stubs.py" > /dev/null 2> "$E2E_WORK/csi
   || { cat "$E2E_WORK/csi-gen.err" >&2; fail "generating the Python stubs from $CSI_PROTO failed"; }
 _csi_repl_start
 on_exit _csi_repl_stop
+
+# ---------------------------------------------------------------------------------------
+# The controller (rbd-nbdd-csi-controller), for the dynamic scenarios
+# ---------------------------------------------------------------------------------------
+# start_controller [ARGS...] : the controller on its own socket (CTL_SOCK; log CTL_LOG), with
+# the same cluster config as the node plugin and no CEPH_* in its environment: every call
+# brings its credentials in its secrets. Ready once GetPluginInfo answers. ctl_ok/ctl_expect
+# are csi_ok/csi_expect against it.
+CTL_SOCK=$CSI_DIR/controller.sock
+CTL_ENDPOINT=unix://$CTL_SOCK
+CTL_PID=
+CTL_LOG=
+_CTL_N=0
+if [ -z "${CSI_CONTROLLER_BIN:-}" ]; then
+  CSI_CONTROLLER_BIN=$(dirname "$CSI_BIN")/rbd-nbdd-csi-controller
+fi
+case "$CSI_CONTROLLER_BIN" in /*) ;; *) CSI_CONTROLLER_BIN=$E2E_ROOT/$CSI_CONTROLLER_BIN ;; esac
+
+start_controller() {
+  [ -x "$CSI_CONTROLLER_BIN" ] || fail "no rbd-nbdd-csi-controller at $CSI_CONTROLLER_BIN (ninja -C build rbd-nbdd-csi-controller)"
+  if [ -n "$CTL_PID" ] && _alive "$CTL_PID"; then fail "start_controller: one runs already (pid $CTL_PID)"; fi
+  _CTL_N=$((_CTL_N + 1))
+  [ "$_CTL_N" != 1 ] || on_exit _ctl_teardown
+  CTL_LOG=$E2E_WORK/controller.$_CTL_N.log
+  local -a args=(--endpoint "$CTL_ENDPOINT" --cluster-config "$CSI_CONFIG" --log-level debug "$@")
+  log "starting: rbd-nbdd-csi-controller ${args[*]}"
+  local t0=$SECONDS
+  start_ready rbd-nbdd-csi-controller "$CTL_LOG" 60 _ctl_ready \
+    -- env -u CEPH_CONF -u CEPH_KEYRING -u CEPH_ARGS -u CEPH_MON_HOST -u CSI_SECRETS_FILE \
+    "$CSI_CONTROLLER_BIN" "${args[@]}"
+  CTL_PID=$STARTED_PID
+  log "rbd-nbdd-csi-controller ready (pid $CTL_PID) in $((SECONDS - t0))s"
+}
+_ctl_ready() { [ -S "$CTL_SOCK" ] && CSI_ENDPOINT=$CTL_ENDPOINT csi_call_quiet GetPluginInfo; }
+ctl_alive() { [ -n "$CTL_PID" ] && _alive "$CTL_PID"; }
+stop_controller() {
+  ctl_alive || fail "stop_controller: the controller (pid ${CTL_PID:-none}) is not running"
+  local pid=$CTL_PID
+  CTL_PID=
+  stop_checked rbd-nbdd-csi-controller "$pid" "$CTL_LOG" 30
+}
+_ctl_teardown() { ctl_alive && term_wait "$CTL_PID" 20; CTL_PID=; return 0; }
+
+ctl_expect() { local code=$1; shift; CSI_ENDPOINT=$CTL_ENDPOINT csi_expect "$code" "$@"; }
+ctl_ok() { ctl_expect OK "$@"; }
+
+# csi_mount_cap [FS] [MODE] / csi_block_cap [MODE] : a volume_capability as JSON.
+csi_mount_cap() { printf '{"mount": {"fs_type": "%s"}, "access_mode": {"mode": "%s"}}' "${1:-ext4}" "${2:-SINGLE_NODE_WRITER}"; }
+csi_block_cap() { printf '{"block": {}, "access_mode": {"mode": "%s"}}' "${1:-SINGLE_NODE_WRITER}"; }
+
+# ctx_args_of_last : the last CreateVolume's volume_context as `--ctx K=V` words (CTX_ARGS).
+ctx_args_of_last() {
+  CTX_ARGS=()
+  local kv
+  while IFS= read -r kv; do [ -n "$kv" ] && CTX_ARGS+=(--ctx "$kv"); done \
+    < <(jq -r '.response.volume.volume_context // {} | to_entries[] | "\(.key)=\(.value)"' <<< "$CSI_LAST")
+}
