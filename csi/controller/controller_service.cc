@@ -1,0 +1,1 @@
+// Placeholder: the controller service is being written.

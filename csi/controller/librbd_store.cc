@@ -1,0 +1,1 @@
+// Placeholder: the librbd CephStore is being written (librbd_store.h).
