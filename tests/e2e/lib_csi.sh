@@ -587,6 +587,12 @@ csi_unstage_json() {
 # ---------------------------------------------------------------------------------------
 shopt -s lastpipe   # `... | csi_batch` runs csi_batch in this shell: CSI_BATCH_OUT, fail
 _csi_prereqs
+# The controller sits beside the plugin in the build (csi/controller/): resolved from the
+# build's plugin path, before CSI_BIN becomes the private copy.
+if [ -z "${CSI_CONTROLLER_BIN:-}" ]; then
+  CSI_CONTROLLER_BIN=$(dirname "$CSI_BIN")/controller/rbd-nbdd-csi-controller
+fi
+case "$CSI_CONTROLLER_BIN" in /*) ;; *) CSI_CONTROLLER_BIN=$E2E_ROOT/$CSI_CONTROLLER_BIN ;; esac
 private_copy "$CSI_BIN" rbd-nbdd-csi --version
 CSI_BIN=$PRIVATE_COPY
 mkdir -p "$CSI_DIR" "$CSI_KUBELET"
@@ -608,13 +614,12 @@ CTL_ENDPOINT=unix://$CTL_SOCK
 CTL_PID=
 CTL_LOG=
 _CTL_N=0
-if [ -z "${CSI_CONTROLLER_BIN:-}" ]; then
-  CSI_CONTROLLER_BIN=$(dirname "$CSI_BIN")/rbd-nbdd-csi-controller
-fi
-case "$CSI_CONTROLLER_BIN" in /*) ;; *) CSI_CONTROLLER_BIN=$E2E_ROOT/$CSI_CONTROLLER_BIN ;; esac
 
 start_controller() {
   [ -x "$CSI_CONTROLLER_BIN" ] || fail "no rbd-nbdd-csi-controller at $CSI_CONTROLLER_BIN (ninja -C build rbd-nbdd-csi-controller)"
+  # A private copy, as for the plugin: the build may be relinked meanwhile.
+  private_copy "$CSI_CONTROLLER_BIN" rbd-nbdd-csi-controller --version
+  local bin=$PRIVATE_COPY
   if [ -n "$CTL_PID" ] && _alive "$CTL_PID"; then fail "start_controller: one runs already (pid $CTL_PID)"; fi
   _CTL_N=$((_CTL_N + 1))
   [ "$_CTL_N" != 1 ] || on_exit _ctl_teardown
@@ -624,7 +629,7 @@ start_controller() {
   local t0=$SECONDS
   start_ready rbd-nbdd-csi-controller "$CTL_LOG" 60 _ctl_ready \
     -- env -u CEPH_CONF -u CEPH_KEYRING -u CEPH_ARGS -u CEPH_MON_HOST -u CSI_SECRETS_FILE \
-    "$CSI_CONTROLLER_BIN" "${args[@]}"
+    "$bin" "${args[@]}"
   CTL_PID=$STARTED_PID
   log "rbd-nbdd-csi-controller ready (pid $CTL_PID) in $((SECONDS - t0))s"
 }
