@@ -29,8 +29,19 @@
 #include "control/control_server.h"
 #include "control/device_manager.h"
 #include "control/module_loader.h"
+#include "control/quiesce_hook.h"
 
 namespace rbdnbd {
+
+namespace {
+// librbd retries a quiesce notification 10 times with a 5 s notify timeout
+// (rbd_quiesce_notification_attempts, watcher NOTIFY_TIMEOUT): it gives up
+// after about 50 s. 30 s lets a freeze flush a lot of dirty data and still
+// fails inside that window with our ETIMEDOUT, which `rbd snap create` then
+// reports, rather than librbd's own timeout; and it is well inside the CSI
+// sidecar's default 60 s for CreateSnapshot.
+constexpr unsigned kDefaultQuiesceTimeoutS = 30;
+}  // namespace
 
 void PrintDaemonHelp() {
   std::printf(R"(usage: rbd-nbdd daemon [options]
@@ -50,13 +61,27 @@ Serve every RBD-backed /dev/nbdX of this node from one process. Clients
   --no-netlink           use the old ioctl interface even if netlink exists
                          (what happens on kernels without it: devices then
                          do not survive a daemon restart)
+  --quiesce-hook PATH    when librbd snapshots a served image with quiesce
+                         (rbd snap create without --skip-quiesce, the CSI
+                         controller's snapshots), run `PATH DEVICE quiesce`
+                         before and `PATH DEVICE unquiesce` after, instead of
+                         the default: freeze (FIFREEZE) every filesystem
+                         mounted from the device, thaw it after. No shell;
+                         the environment is PATH only. A non-zero exit fails
+                         the quiesce (and the snapshot, unless it ignores
+                         quiesce errors); then `unquiesce` runs to undo.
+  --quiesce-timeout SEC  bound on one freeze or hook run (past it the quiesce
+                         fails with ETIMEDOUT and nothing stays frozen) and on
+                         the wait for the unquiesce after a freeze (past it
+                         the daemon thaws anyway) (1..3600, default %u)
   --log-level LEVEL      trace|debug|info|warn|error|critical|off (default info)
   --log-target TARGET    stderr|syslog|file:PATH (default stderr)
   -h, --help             this help
 
-SIGTERM leaves every device in place for the next daemon to reattach.
+SIGTERM leaves every device in place for the next daemon to reattach; it
+thaws whatever a quiesce froze first, as unmap does.
 )",
-              kDefaultControlSocket, kDefaultStateDir);
+              kDefaultControlSocket, kDefaultStateDir, kDefaultQuiesceTimeoutS);
 }
 
 namespace {
@@ -72,10 +97,12 @@ struct DaemonArgs {
   std::string log_level = "info";
   std::string log_target = "stderr";
   bool no_netlink = false;
+  std::string quiesce_hook;
+  unsigned quiesce_timeout_s = kDefaultQuiesceTimeoutS;
 };
 
 int ParseArgs(int argc, char** argv, DaemonArgs* a) {
-  enum { kControl = 1000, kState, kNbdsMax, kMaxPart, kPid, kLevel, kTarget, kNoNetlink, kPollUs };
+  enum { kControl = 1000, kState, kNbdsMax, kMaxPart, kPid, kLevel, kTarget, kNoNetlink, kPollUs, kQuiesceHook, kQuiesceTimeout };
   static const option kOptions[] = {
       {"control-socket", required_argument, nullptr, kControl},
       {"state-dir", required_argument, nullptr, kState},
@@ -87,6 +114,8 @@ int ParseArgs(int argc, char** argv, DaemonArgs* a) {
       {"log-target", required_argument, nullptr, kTarget},
       {"no-netlink", no_argument, nullptr, kNoNetlink},
       {"poll-us", required_argument, nullptr, kPollUs},
+      {"quiesce-hook", required_argument, nullptr, kQuiesceHook},
+      {"quiesce-timeout", required_argument, nullptr, kQuiesceTimeout},
       {"help", no_argument, nullptr, 'h'},
       {nullptr, 0, nullptr, 0},
   };
@@ -114,6 +143,10 @@ int ParseArgs(int argc, char** argv, DaemonArgs* a) {
       case kLevel: a->log_level = optarg; break;
       case kTarget: a->log_target = optarg; break;
       case kNoNetlink: a->no_netlink = true; break;
+      case kQuiesceHook: a->quiesce_hook = optarg; break;
+      case kQuiesceTimeout:
+        if (!number("--quiesce-timeout", optarg, 1, 3600, &a->quiesce_timeout_s)) return 2;
+        break;
       case 'h': PrintDaemonHelp(); return 0;
       case ':':
         std::fprintf(stderr, "rbd-nbdd daemon: option '%s' needs a value\n", argv[optind - 1]);
@@ -126,6 +159,12 @@ int ParseArgs(int argc, char** argv, DaemonArgs* a) {
   if (optind < argc) {
     std::fprintf(stderr, "rbd-nbdd daemon: unexpected argument '%s'\n", argv[optind]);
     return 2;
+  }
+  if (!a->quiesce_hook.empty()) {
+    if (auto h = CheckQuiesceHook(a->quiesce_hook); !h) {
+      std::fprintf(stderr, "rbd-nbdd daemon: --quiesce-hook: %s\n", h.error().message.c_str());
+      return 2;
+    }
   }
   if (a->workers == 0) a->workers = DefaultWorkers();
   return -1;
@@ -201,6 +240,7 @@ int RunDaemon(int argc, char** argv) {
     uint64_t one = 1;  // librbd's thread: only a wake-up
     [[maybe_unused]] ssize_t n = ::write(resize_raw, &one, sizeof(one));
   });
+  manager.SetQuiesceOptions({args.quiesce_hook, std::chrono::seconds(args.quiesce_timeout_s)});
   size_t restored = manager.Restore();
   if (restored > 0) spdlog::info("reattached {} device(s) from the state file", restored);
 
@@ -212,8 +252,11 @@ int RunDaemon(int argc, char** argv) {
     return 1;
   }
   if (!args.pid_file.empty()) std::ofstream(args.pid_file) << ::getpid() << "\n";
-  spdlog::info("rbd-nbdd daemon ready: control socket {}, state {}, {} worker(s), busy poll {} us",
-               args.control_socket, args.state_dir, args.workers, args.poll_us);
+  spdlog::info("rbd-nbdd daemon ready: control socket {}, state {}, {} worker(s), busy poll {} us, quiesce by {} "
+               "(timeout {} s)",
+               args.control_socket, args.state_dir, args.workers, args.poll_us,
+               args.quiesce_hook.empty() ? std::string("freezing filesystems") : "hook " + args.quiesce_hook,
+               args.quiesce_timeout_s);
 
   std::mutex clients_mu;
   std::condition_variable clients_cv;

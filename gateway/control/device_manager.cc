@@ -216,6 +216,7 @@ Result<MappedInfo> DeviceManager::Map(MapRequest req) {
     return Unexpected(dev.error());
   }
   r.index = (*dev)->index();
+  auto quiesce = RbdQuiesceWatch::StartOrWarn(*backend, DevicePath(r.index), quiesce_options_);
   if (r.key_in_memory) Park(r.index, KeyringDescription(r.cookie), req.cluster.key);
   if (r.passphrase_in_memory) Park(r.index, PassphraseDescription(r.cookie), req.image.passphrase);
 
@@ -230,9 +231,11 @@ Result<MappedInfo> DeviceManager::Map(MapRequest req) {
     e->record = r;
     e->backend = *backend;
     e->device = std::move(dev).value();
+    e->quiesce = std::move(quiesce);
     devices_[r.index] = e;
     detached_.erase(r.index);
     if (auto s = SaveLocked(); !s) {
+      quiesce = std::move(e->quiesce);
       undo = std::move(e->device);
       devices_.erase(r.index);
       ForgetParkedSecrets(r);
@@ -243,6 +246,7 @@ Result<MappedInfo> DeviceManager::Map(MapRequest req) {
   if (undo) {
     // The state file could not list it, so it would not survive a restart:
     // take it down again (outside the lock: the drain can take a while).
+    quiesce.reset();
     (void)undo->Unmap(nl_.get());
     return Err(EIO, "{}: cannot record the mapping in {}", r.spec, store_.path());
   }
@@ -284,8 +288,21 @@ Result<void> DeviceManager::Unmap(const std::string& target, bool force) {
       return Err(EBUSY, "{} is in use (mounted or held open); unmount it first, or use --force", path);
     }
   }
+  // Thaw first: a forced unmap must not take a frozen filesystem's device
+  // away, and no quiesce may start on a device that is going.
+  std::unique_ptr<RbdQuiesceWatch> quiesce;
+  {
+    std::lock_guard lock(mu_);
+    quiesce = std::move(e->quiesce);
+  }
+  quiesce.reset();
   if (e->device) {
     if (auto r = e->device->Unmap(nl_.get()); !r) {
+      auto again = e->backend ? RbdQuiesceWatch::StartOrWarn(e->backend, path, quiesce_options_) : nullptr;
+      {
+        std::lock_guard lock(mu_);
+        e->quiesce = std::move(again);
+      }
       restore_state();
       return r;
     }
@@ -337,6 +354,7 @@ Result<DeviceManager::Served> DeviceManager::AttachWork(const DeviceRecord& r, b
   auto dev = KernelDevice::Attach(*nl_, loops_, Export{r.spec, "", *backend}, r.index, req->device);
   if (!dev) return Unexpected(dev.error());
   Served s;
+  s.quiesce = RbdQuiesceWatch::StartOrWarn(*backend, DevicePath(r.index), quiesce_options_);
   s.client_addr = (*backend)->cluster()->Address();
   s.backend = std::move(backend).value();
   s.device = std::move(dev).value();
@@ -362,6 +380,7 @@ Result<MappedInfo> DeviceManager::Attach(const DeviceRecord& record) {
   e->record.client_addr = served->client_addr;
   e->backend = std::move(served->backend);
   e->device = std::move(served->device);
+  e->quiesce = std::move(served->quiesce);
   devices_[record.index] = e;
   detached_.erase(record.index);
   spdlog::info("attached {} at {}", record.spec, DevicePath(record.index));
@@ -382,6 +401,7 @@ Result<void> DeviceManager::Detach(const std::string& target) {
     e->state = State::kUnmapping;  // a reattach worker stops at its next look
   }
   cv_.notify_all();
+  e->quiesce.reset();  // thawed before the device is left to the kernel
   if (e->device) e->device->Detach();
   spdlog::info("detached {}; the kernel keeps it", DevicePath(e->record.index));
   return {};
@@ -446,6 +466,7 @@ void DeviceManager::ReattachWorker(std::shared_ptr<Entry> e) {
       // Unmapped, detached or stopping while we tried: let go of what we got.
       if (served) {
         lock.unlock();
+        served->quiesce.reset();
         served->device->Detach();
         lock.lock();
       }
@@ -456,6 +477,7 @@ void DeviceManager::ReattachWorker(std::shared_ptr<Entry> e) {
     if (served) {
       e->backend = std::move(served->backend);
       e->device = std::move(served->device);
+      e->quiesce = std::move(served->quiesce);
       e->record.client_addr = served->client_addr;
       e->state = State::kMapped;
       e->last_error.clear();
@@ -556,6 +578,7 @@ void DeviceManager::DetachAll() {
     devices.swap(devices_);  // the state file still lists them for the next daemon
   }
   for (auto& [index, e] : devices) {
+    e->quiesce.reset();  // SIGTERM: nothing stays frozen behind the daemon
     if (e->device) e->device->Detach();
   }
 }
@@ -579,6 +602,8 @@ void DeviceManager::CheckDevices() {
   if (!nl_) return;  // the ioctl interface can neither reattach nor resize
   // The kernel's view first, without the lock (a kernel round trip).
   auto status = nl_->Status();
+  // Declared before the lock, so destroyed after it is released.
+  std::vector<std::unique_ptr<RbdQuiesceWatch>> retired;
   std::lock_guard lock(mu_);
   std::vector<uint32_t> dropped;
   for (auto& [index, ep] : devices_) {
@@ -606,6 +631,7 @@ void DeviceManager::CheckDevices() {
     }
   }
   for (uint32_t index : dropped) {
+    retired.push_back(std::move(devices_[index]->quiesce));
     devices_[index]->device->Detach();
     ForgetLocked(index, "the kernel no longer holds the device (unmapped elsewhere, or its reattach window ended)");
   }

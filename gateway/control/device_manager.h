@@ -25,6 +25,10 @@
 //   end of the reattach window). Anything else (monitors down, hung or
 //   refusing, OSDs away) is retried with backoff for as long as the kernel
 //   holds the device, and List() shows it as "reattaching" with its last error.
+// * Quiesce: every writable device it serves (map, attach, reattach) has
+//   librbd's quiesce watch (quiesce_watch.h): a snapshot with quiesce
+//   freezes the filesystems mounted from it, or runs --quiesce-hook. Unmap,
+//   Detach and DetachAll end the watch, which thaws, before the device goes.
 // * The daemon's main thread calls CheckDevices() (once a second, and when
 //   librbd reports an image header change or a device loses a connection,
 //   through `on_image_update`, which may run on any thread and only wakes).
@@ -54,6 +58,7 @@
 #include "api/messages.h"
 #include "common/result.h"
 #include "control/map_request.h"
+#include "control/quiesce_watch.h"
 #include "control/state_store.h"
 #include "device/kernel_device.h"
 #include "netlink/nbd_netlink.h"
@@ -87,6 +92,10 @@ class DeviceManager {
                 std::function<void()> on_image_update);
   ~DeviceManager();  // stops the reattach workers (see DetachAll)
 
+  // How devices answer librbd's quiesce requests. Main thread, before
+  // Restore() and before the control socket opens (read without mu_ later).
+  void SetQuiesceOptions(QuiesceOptions options) { quiesce_options_ = std::move(options); }
+
   Result<MappedInfo> Map(MapRequest request);
   Result<void> Unmap(const std::string& target, bool force);
   Result<MappedInfo> Attach(const DeviceRecord& record);  // a device the kernel still holds
@@ -118,6 +127,9 @@ class DeviceManager {
     State state = State::kMapped;
     std::shared_ptr<RbdBackend> backend;  // null while reattaching
     std::unique_ptr<KernelDevice> device;  // null while reattaching
+    // After `device`, so that it goes first: nothing stays frozen under a
+    // device that is going away. Null while reattaching and for read-only maps.
+    std::unique_ptr<RbdQuiesceWatch> quiesce;
     std::string last_error;
     uint64_t last_error_unix = 0;
     uint32_t attempts = 0;
@@ -128,6 +140,7 @@ class DeviceManager {
   struct Served {
     std::shared_ptr<RbdBackend> backend;
     std::unique_ptr<KernelDevice> device;
+    std::unique_ptr<RbdQuiesceWatch> quiesce;  // after device: destroyed first
     std::string client_addr;
   };
 
@@ -153,6 +166,7 @@ class DeviceManager {
   LoopPool& loops_;
   StateStore store_;
   std::function<void()> on_image_update_;
+  QuiesceOptions quiesce_options_;
   ClusterPool clusters_;
   std::map<uint32_t, std::shared_ptr<Entry>> devices_;  // by index
   std::map<uint32_t, DeviceRecord> detached_;  // Detach()ed: kept in the state file

@@ -16,6 +16,8 @@
 #include "common/size_parse.h"
 #include "control/ceph_options.h"
 #include "control/process.h"
+#include "control/quiesce_hook.h"
+#include "control/quiesce_watch.h"
 #include "device/server.h"
 #include "exports/export_factory.h"
 #include "rbd/rbd_backend.h"
@@ -62,6 +64,20 @@ Engine:
                            for CPU while I/O runs (0..10000, default 0: off)
       --drain-timeout SEC  on SIGTERM, wait this long for in-flight requests
                            before closing connections (default 30)
+Quiesce (snapshots with quiesce: rbd snap create without --skip-quiesce):
+      --quiesce-hook PATH  watch every writable RBD export for librbd's quiesce
+                           requests and run `PATH - quiesce` before the
+                           snapshot and `PATH - unquiesce` after it ("-": serve
+                           has no kernel device). No shell; the environment is
+                           PATH only. A non-zero exit fails the quiesce (and
+                           the snapshot unless it ignores quiesce errors), and
+                           `unquiesce` runs to undo. Without it, serve does not
+                           take part in quiesce (the NBD client's filesystem
+                           is not ours to freeze).
+      --quiesce-timeout SEC
+                           bound on one hook run (past it the hook is killed
+                           and the quiesce fails with ETIMEDOUT) and on the
+                           wait for the unquiesce (1..3600, default 30)
 Operation:
       --pid-file PATH      write the process id here once listening
       --log-level LEVEL    trace|debug|info|warn|error|critical|off (default info)
@@ -86,11 +102,13 @@ struct ServeArgs {
   std::string pid_file;
   std::string log_level = "info";
   std::string log_target = "stderr";
+  std::string quiesce_hook;
+  unsigned quiesce_timeout_s = 30;
 };
 
 // Returns -1 to continue, or an exit code.
 int ParseArgs(int argc, char** argv, ServeArgs* a) {
-  enum { kPidFile = 1000, kLogLevel, kLogTarget, kDrainTimeout, kRbd, kPollUs };
+  enum { kPidFile = 1000, kLogLevel, kLogTarget, kDrainTimeout, kRbd, kPollUs, kQuiesceHook, kQuiesceTimeout };
   std::vector<option> options = {
       {"export", required_argument, nullptr, 'e'},
       {"socket", required_argument, nullptr, 's'},
@@ -103,6 +121,8 @@ int ParseArgs(int argc, char** argv, ServeArgs* a) {
       {"help", no_argument, nullptr, 'h'},
       {"rbd", required_argument, nullptr, kRbd},
       {"poll-us", required_argument, nullptr, kPollUs},
+      {"quiesce-hook", required_argument, nullptr, kQuiesceHook},
+      {"quiesce-timeout", required_argument, nullptr, kQuiesceTimeout},
   };
   for (const option& o : CephOptionTable()) options.push_back(o);
   options.push_back({nullptr, 0, nullptr, 0});
@@ -139,6 +159,8 @@ int ParseArgs(int argc, char** argv, ServeArgs* a) {
         a->server.drain_timeout = std::chrono::seconds(secs);
         break;
       }
+      case kQuiesceHook: a->quiesce_hook = optarg; break;
+      case kQuiesceTimeout: if (!number("--quiesce-timeout", 1, 3600, &a->quiesce_timeout_s)) return 2; break;
       case kPidFile: a->pid_file = optarg; break;
       case kLogLevel: a->log_level = optarg; break;
       case kLogTarget: a->log_target = optarg; break;
@@ -161,6 +183,12 @@ int ParseArgs(int argc, char** argv, ServeArgs* a) {
   }
   if (a->server.unix_paths.empty() && a->server.tcp_addresses.empty()) {
     a->server.tcp_addresses.emplace_back("127.0.0.1:10809");
+  }
+  if (!a->quiesce_hook.empty()) {
+    if (auto h = CheckQuiesceHook(a->quiesce_hook); !h) {
+      std::fprintf(stderr, "rbd-nbdd serve: --quiesce-hook: %s\n", h.error().message.c_str());
+      return 2;
+    }
   }
   if (a->workers == 0) a->workers = DefaultWorkers();
   return -1;
@@ -191,12 +219,16 @@ class SharedCluster {
 
 // Every --export, then every --rbd, through the one factory (so decorators
 // reach RBD images too); the first one added is the default export.
-Result<void> AddExports(ServeArgs* args, ExportRegistry* registry) {
+// `rbd_backends` gets every export that is a plain RBD image (a decorated
+// one is not an RbdBackend), for the quiesce watch.
+Result<void> AddExports(ServeArgs* args, ExportRegistry* registry,
+                        std::vector<std::shared_ptr<RbdBackend>>* rbd_backends) {
   SharedCluster cluster(&args->ceph);
   ExportContext context;
   context.connect = [&cluster] { return cluster.Get(); };
-  auto add = [registry](Result<ExportSpec> e) -> Result<void> {
+  auto add = [registry, rbd_backends](Result<ExportSpec> e) -> Result<void> {
     if (!e) return Unexpected(e.error());
+    if (auto rbd = std::dynamic_pointer_cast<RbdBackend>(e->backend)) rbd_backends->push_back(rbd);
     std::string describe = e->backend->Describe();
     if (auto r = registry->Add(Export{e->name, e->description, e->backend}); !r) return r;
     spdlog::info("export '{}': {}", e->name, describe);
@@ -224,10 +256,27 @@ int RunServe(int argc, char** argv) {
   sigset_t sigs = BlockControlSignals();
 
   ExportRegistry registry;
-  if (auto r = AddExports(&args, &registry); !r) {
+  std::vector<std::shared_ptr<RbdBackend>> rbd_backends;
+  if (auto r = AddExports(&args, &registry, &rbd_backends); !r) {
     spdlog::error("{}", r.error().message);
     return 2;
   }
+  // Before the server takes connections, so the first snapshot finds them.
+  std::vector<std::unique_ptr<RbdQuiesceWatch>> quiesce_watches;
+  if (!args.quiesce_hook.empty()) {
+    QuiesceOptions q{args.quiesce_hook, std::chrono::seconds(args.quiesce_timeout_s)};
+    for (auto& b : rbd_backends) {
+      if (b->read_only()) continue;
+      auto w = RbdQuiesceWatch::Start(b, "-", q);
+      if (!w) {
+        spdlog::error("{}", w.error().message);
+        return 2;
+      }
+      spdlog::info("export '{}': quiesce requests run {}", b->spec().ToString(), args.quiesce_hook);
+      quiesce_watches.push_back(std::move(w).value());
+    }
+  }
+  rbd_backends.clear();
   auto loops = LoopPool::Create(args.workers, "nbd-worker", std::chrono::microseconds(args.poll_us));
   if (!loops) {
     spdlog::error("{}", loops.error().message);
@@ -256,6 +305,7 @@ int RunServe(int argc, char** argv) {
     }
     break;
   }
+  quiesce_watches.clear();  // an unquiesce first if a snapshot was under way
   spdlog::info("signal {}: draining {} connection(s)", strsignal(sig), (*server)->connections());
   int rc = (*server)->Shutdown();
   (*loops)->Stop();

@@ -127,6 +127,7 @@ Result<std::shared_ptr<RbdBackend>> RbdBackend::Open(std::shared_ptr<RadosCluste
 }
 
 RbdBackend::~RbdBackend() {
+  UnwatchQuiesce();
   if (watching_) rbd_update_unwatch(image_, watch_handle_);
   int r = rbd_close(image_);  // flushes librbd's cache
   if (r < 0) spdlog::error("closing image '{}': {}", spec_.ToString(), strerror(-r));
@@ -143,6 +144,58 @@ void RbdBackend::OnUpdate(void* arg) {
 void RbdBackend::SetUpdateListener(std::function<void()> fn) {
   std::lock_guard lock(listener_mu_);
   listener_ = std::move(fn);
+}
+
+Result<void> RbdBackend::WatchQuiesce(std::function<void()> on_quiesce, std::function<void()> on_unquiesce) {
+  if (read_only_) return Err(EROFS, "'{}' is read-only: nothing to quiesce", spec_.ToString());
+  std::lock_guard watch_lock(quiesce_watch_mu_);
+  if (quiesce_watching_) return Err(EBUSY, "'{}' already has a quiesce watch", spec_.ToString());
+  {
+    std::lock_guard lock(quiesce_mu_);
+    on_quiesce_ = std::move(on_quiesce);
+    on_unquiesce_ = std::move(on_unquiesce);
+  }
+  int r = rbd_quiesce_watch(image_, &RbdBackend::OnQuiesce, &RbdBackend::OnUnquiesce, this, &quiesce_handle_);
+  if (r < 0) {
+    std::lock_guard lock(quiesce_mu_);
+    on_quiesce_ = nullptr;
+    on_unquiesce_ = nullptr;
+    return Err(-r, "cannot watch '{}' for quiesce requests: {}", spec_.ToString(), strerror(-r));
+  }
+  quiesce_watching_ = true;
+  return {};
+}
+
+void RbdBackend::UnwatchQuiesce() {
+  std::lock_guard watch_lock(quiesce_watch_mu_);
+  if (!quiesce_watching_) return;
+  // Not under quiesce_mu_: librbd may be running OnQuiesce, which takes it.
+  int r = rbd_quiesce_unwatch(image_, quiesce_handle_);
+  if (r < 0) spdlog::warn("'{}': removing the quiesce watch: {}", spec_.ToString(), strerror(-r));
+  quiesce_watching_ = false;
+  std::lock_guard lock(quiesce_mu_);
+  on_quiesce_ = nullptr;
+  on_unquiesce_ = nullptr;
+}
+
+void RbdBackend::QuiesceComplete(int r) { rbd_quiesce_complete(image_, quiesce_handle_, r); }
+
+void RbdBackend::OnQuiesce(void* arg) {
+  auto* b = static_cast<RbdBackend*>(arg);
+  std::lock_guard lock(b->quiesce_mu_);
+  if (b->on_quiesce_) {
+    b->on_quiesce_();
+  } else {
+    // Unreachable (set before the watch, cleared after it); but librbd must
+    // never be left waiting for an answer.
+    b->QuiesceComplete(0);
+  }
+}
+
+void RbdBackend::OnUnquiesce(void* arg) {
+  auto* b = static_cast<RbdBackend*>(arg);
+  std::lock_guard lock(b->quiesce_mu_);
+  if (b->on_unquiesce_) b->on_unquiesce_();
 }
 
 BackendCaps RbdBackend::Capabilities() const {

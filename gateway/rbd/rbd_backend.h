@@ -27,6 +27,13 @@
 // * Resize: an update watch marks the size stale; Capabilities() (any thread
 //   but librbd's) then re-reads it, so new connections see the new size. The
 //   optional resize listener is called on librbd's thread and must only post.
+// * Quiesce watch (WatchQuiesce): librbd calls on_quiesce before a snapshot
+//   with quiesce and on_unquiesce after it, on its own thread; both must only
+//   hand off. Each on_quiesce must be answered by exactly one
+//   QuiesceComplete(r) from another thread (librbd asserts on an unasked
+//   completion and waits forever for a missing one). UnwatchQuiesce() waits
+//   while librbd is delivering a quiesce that is not completed yet, so
+//   complete first. The destructor unwatches if the owner did not.
 // * Destruction waits for nothing: the frontend has drained every request.
 #pragma once
 
@@ -70,6 +77,12 @@ class RbdBackend final : public Backend {
 
   // Called (on a librbd thread) after the image header changed, e.g. a resize.
   void SetUpdateListener(std::function<void()> fn);
+  // Registers librbd's quiesce watch (rbd_quiesce_watch); at most one. EROFS
+  // for a read-only image or snapshot (nothing can change under a snapshot).
+  Result<void> WatchQuiesce(std::function<void()> on_quiesce, std::function<void()> on_unquiesce);
+  void QuiesceComplete(int r);  // rbd_quiesce_complete; any thread but librbd's
+  void UnwatchQuiesce();        // no callback runs after it returns
+  bool read_only() const { return read_only_; }
   const ImageSpec& spec() const { return spec_; }
   const std::shared_ptr<RadosCluster>& cluster() const { return cluster_; }
   uint64_t features() const { return features_; }
@@ -80,6 +93,8 @@ class RbdBackend final : public Backend {
              const RbdOpenOptions& options);
   static void OnRbdComplete(rbd_completion_t c, void* arg);
   static void OnUpdate(void* arg);
+  static void OnQuiesce(void* arg);
+  static void OnUnquiesce(void* arg);
   int Start(Op* op);
 
   std::shared_ptr<RadosCluster> cluster_;  // keeps the connection open
@@ -100,6 +115,12 @@ class RbdBackend final : public Backend {
   std::atomic<bool> written_{false};
   std::mutex listener_mu_;
   std::function<void()> listener_;
+  std::mutex quiesce_mu_;  // guards the two callbacks below; never held across a librbd call
+  std::function<void()> on_quiesce_;
+  std::function<void()> on_unquiesce_;
+  std::mutex quiesce_watch_mu_;  // serialises WatchQuiesce/UnwatchQuiesce
+  uint64_t quiesce_handle_ = 0;
+  std::atomic<bool> quiesce_watching_{false};
 };
 
 }  // namespace rbdnbd
