@@ -29,13 +29,21 @@ grpc::Status IdentityService::GetPluginInfo(grpc::ServerContext*, const pb::GetP
 
 grpc::Status IdentityService::GetPluginCapabilities(grpc::ServerContext*, const pb::GetPluginCapabilitiesRequest*,
                                                     pb::GetPluginCapabilitiesResponse* response) {
-  // Node-only plugin: no CONTROLLER_SERVICE. Volumes grow while in use.
+  // The node plugin has no CONTROLLER_SERVICE; the controller binary does.
+  // Volumes grow while in use, in both.
+  if (options_.controller_service) {
+    response->add_capabilities()->mutable_service()->set_type(pb::PluginCapability::Service::CONTROLLER_SERVICE);
+  }
   response->add_capabilities()->mutable_volume_expansion()->set_type(
       pb::PluginCapability::VolumeExpansion::ONLINE);
   return grpc::Status::OK;
 }
 
 grpc::Status IdentityService::Probe(grpc::ServerContext*, const pb::ProbeRequest*, pb::ProbeResponse* response) {
+  if (daemon_ == nullptr) {
+    response->mutable_ready()->set_value(true);
+    return grpc::Status::OK;
+  }
   auto status = daemon_->Status();
   if (!status) {
     spdlog::warn("Probe: {}", status.error().message);

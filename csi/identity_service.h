@@ -5,6 +5,13 @@
 // daemon that reports no NBD driver (nbd_driver=false; when a daemon does not
 // report the field, /sys/module/nbd missing) is FAILED_PRECONDITION with the
 // reason; otherwise ready=true. Called on gRPC threads, concurrently.
+//
+// Shared by both binaries. The node plugin passes its daemon client and
+// controller_service=false. The controller (rbd-nbdd-csi-controller) passes
+// no daemon (null: it has none to check, and the cluster is asked per call
+// with each call's own credentials, so Probe is ready at once) and
+// controller_service=true, which adds CONTROLLER_SERVICE to the plugin
+// capabilities. Both advertise online volume expansion.
 #pragma once
 
 #include <string>
@@ -18,10 +25,12 @@ struct IdentityOptions {
   std::string driver_name;
   std::string version;
   std::string nbd_module_path = "/sys/module/nbd";
+  bool controller_service = false;  // advertise CONTROLLER_SERVICE (the controller binary)
 };
 
 class IdentityService final : public ::csi::v1::Identity::Service {
  public:
+  // `daemon` may be null (the controller): Probe is then ready without a check.
   IdentityService(IdentityOptions options, DaemonClient* daemon) : options_(std::move(options)), daemon_(daemon) {}
 
   grpc::Status GetPluginInfo(grpc::ServerContext*, const ::csi::v1::GetPluginInfoRequest*,

@@ -1,0 +1,148 @@
+// ControllerOps: what each Controller RPC does on Ceph, behind the gRPC
+// boundary (controller_service.h checks fields and converts errors; this
+// does the work). volume_ops.cc has the volume RPCs, snapshot_ops.cc the
+// snapshot ones.
+//
+// Contract
+// * Every method returns Result<T>: a plugin code (csi_error.h,
+//   controller_error.h) for what it decides, or a CephStore errno passed
+//   through (EACCES, ETIMEDOUT, ...) for what Ceph said.
+// * Called on gRPC threads, concurrently. Calls on one CSI name (creates) or
+//   one id (deletes, expands) wait for each other (NameLocks); no lock is held
+//   across a Ceph call except that per-name one.
+// * Idempotent by name across processes through the name journal:
+//
+//     reserve "name/<n>" = {uuid, creating} --- another value there? ---+
+//          |                                                            |
+//          v                                   same fingerprint+size?  no -> ALREADY_EXISTS
+//     make image(s) --fail--> remove them,           | yes
+//          |                  drop the key           v
+//          v                                   ready and image there? -> return it
+//     update "name/<n>" = {uuid, ready}        creating (a crash): redo the make
+//          |                                   with the stored uuid
+//          v
+//     answer
+//
+// * The cluster config is read on every call (a ConfigMap update needs no
+//   restart). Credentials that worked are remembered (CredentialCache) for
+//   ListVolumes and GetCapacity, which carry none.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "common/result.h"
+#include "csi/controller/ceph_store.h"
+#include "csi/controller/create_params.h"
+#include "csi/controller/credentials.h"
+#include "csi/controller/journal_record.h"
+#include "csi/controller/name_locks.h"
+#include "csi/controller/volume_id.h"
+#include "csi/volume_params.h"
+
+namespace rbdnbd::csi {
+
+struct ControllerOptions {
+  std::string cluster_config = "/etc/rbd-nbdd-csi/config.json";
+  uint32_t max_clone_depth = 8;
+  std::chrono::seconds connect_timeout{30};
+};
+
+struct CreateVolumeArgs {
+  std::string name;
+  int64_t required_bytes = 0;
+  int64_t limit_bytes = 0;
+  StringMap parameters;
+  StringMap secrets;
+  std::string source_snapshot_id;  // at most one of the two
+  std::string source_volume_id;
+};
+
+struct VolumeInfo {
+  std::string volume_id;
+  uint64_t capacity_bytes = 0;
+  StringMap context;
+};
+
+struct SnapshotInfo {
+  std::string snapshot_id;
+  std::string source_volume_id;
+  uint64_t size_bytes = 0;
+  int64_t created_s = 0;
+  int32_t created_nanos = 0;
+};
+
+template <typename T>
+struct Page {
+  std::vector<T> entries;
+  std::string next_token;
+};
+
+class ControllerOps {
+ public:
+  ControllerOps(CephStore* store, ControllerOptions options) : store_(store), options_(std::move(options)) {}
+
+  Result<VolumeInfo> CreateVolume(const CreateVolumeArgs& args);
+  // A malformed id, or one whose image and record are gone: OK.
+  Result<void> DeleteVolume(const std::string& volume_id, const StringMap& secrets);
+  // Returns the new size. Malformed or unknown: kNotFound; shrink: kOutOfRange.
+  Result<uint64_t> ExpandVolume(const std::string& volume_id, int64_t required_bytes, int64_t limit_bytes,
+                                const StringMap& secrets);
+  // kNotFound unless the volume exists (secrets optional: else remembered).
+  Result<void> CheckVolumeExists(const std::string& volume_id, const StringMap& secrets);
+  // kInvalidArgument unless `parameters` would make a volume (Validate).
+  Result<void> CheckCreateParameters(const StringMap& parameters) const;
+  Result<Page<VolumeInfo>> ListVolumes(int32_t max_entries, const std::string& starting_token);
+  Result<uint64_t> GetCapacity(const StringMap& parameters);
+
+  Result<SnapshotInfo> CreateSnapshot(const std::string& source_volume_id, const std::string& name,
+                                      const StringMap& parameters, const StringMap& secrets);
+  Result<void> DeleteSnapshot(const std::string& snapshot_id, const StringMap& secrets);
+  Result<Page<SnapshotInfo>> ListSnapshots(const std::string& snapshot_id, const std::string& source_volume_id,
+                                           int32_t max_entries, const std::string& starting_token,
+                                           const StringMap& secrets);
+
+  CredentialCache& credentials() { return credentials_; }
+
+ private:
+  struct Session {
+    CephTarget target;
+    CephUser user;
+    std::unique_ptr<CephSession> session;
+  };
+
+  Result<ClusterConfig> LoadClusters() const;
+  Result<Session> Open(const ClusterRef& cluster, const std::string& mon_host, const std::string& pool,
+                       const std::string& ns, const CephUser& user);
+  Result<Session> OpenForVolume(const VolumeRef& ref, const CephUser& user);
+  // A user from the secrets when they name one, else the remembered one.
+  Result<CephUser> UserFor(const ClusterRef& cluster, const StringMap& secrets, std::string_view secret);
+  void RememberSuccess(const Session& s, const ClusterRef& cluster);
+
+  // volume_ops.cc
+  struct MakeVolume;
+  Result<uint64_t> MakeImage(Session& target, const MakeVolume& make);
+  Result<VolumeInfo> FinishCreate(Session& s, const MakeVolume& make, VolumeJournalRecord record, const std::string& key);
+  Result<std::vector<std::pair<std::string, std::string>>> ListJournal(CephSession& s, std::string_view object);
+
+  // snapshot_ops.cc
+  Result<SnapshotInfo> MakeSnapshot(Session& s, const SnapshotRef& ref, const std::string& name,
+                                    const std::string& key, SnapshotJournalRecord record, QuiesceMode quiesce);
+  void RemoveSnapshotImages(Session& s, const SnapshotRef& ref);
+  Result<std::vector<SnapshotInfo>> SnapshotsOfPool(const PoolRef& pool, const CephUser& user,
+                                                    const std::string& source_uuid);
+
+  CephStore* store_;
+  ControllerOptions options_;
+  CredentialCache credentials_;
+  NameLocks locks_;
+};
+
+// "best-effort" (default), "required", "skip"; other: kInvalidArgument.
+Result<QuiesceMode> ParseQuiesce(const std::string& value);
+
+}  // namespace rbdnbd::csi

@@ -1,0 +1,323 @@
+// The snapshot RPCs of ControllerOps (controller_ops.h). A CSI snapshot is an
+// image of its own (README.md, "Snapshots, clones, and deletes"):
+//
+//   source csi-vol-U ──snap (quiesce)──> csi-vol-U@csi-tmp-S
+//        clone v2 ──> csi-snap-S ──snap──> csi-snap-S@csi-snap-S  (what volumes clone)
+//   then csi-vol-U@csi-tmp-S is removed (clone v2 keeps it in the trash
+//   namespace while csi-snap-S needs it)
+#include <algorithm>
+
+#include <rbd/features.h>
+#include <spdlog/spdlog.h>
+
+#include "csi/controller/controller_ops.h"
+
+namespace rbdnbd::csi {
+
+namespace {
+
+constexpr std::string_view kSecret = "snapshotter";
+
+std::string TmpSnapName(const std::string& snap_uuid) { return "csi-tmp-" + snap_uuid; }
+
+Page<SnapshotInfo> Paginate(std::vector<SnapshotInfo> all, int32_t max_entries, const std::string& token) {
+  std::sort(all.begin(), all.end(),
+            [](const SnapshotInfo& a, const SnapshotInfo& b) { return a.snapshot_id < b.snapshot_id; });
+  Page<SnapshotInfo> page;
+  for (auto& e : all) {
+    if (!token.empty() && e.snapshot_id <= token) continue;
+    if (max_entries > 0 && page.entries.size() == static_cast<size_t>(max_entries)) {
+      page.next_token = page.entries.back().snapshot_id;
+      break;
+    }
+    page.entries.push_back(std::move(e));
+  }
+  return page;
+}
+
+}  // namespace
+
+Result<QuiesceMode> ParseQuiesce(const std::string& value) {
+  if (value.empty() || value == "best-effort") return QuiesceMode::kBestEffort;
+  if (value == "required") return QuiesceMode::kRequired;
+  if (value == "skip") return QuiesceMode::kSkip;
+  return Err(kInvalidArgument, "parameter 'quiesce' must be best-effort, required or skip, not '{}'", value);
+}
+
+Result<SnapshotInfo> ControllerOps::CreateSnapshot(const std::string& source_volume_id, const std::string& name,
+                                                   const StringMap& parameters, const StringMap& secrets) {
+  QuiesceMode quiesce = QuiesceMode::kBestEffort;
+  std::string cluster_id;
+  for (const auto& [key, value] : parameters) {
+    if (key == "quiesce") {
+      auto q = ParseQuiesce(value);
+      if (!q) return Unexpected(q.error());
+      quiesce = *q;
+    } else if (key == "clusterID") {
+      cluster_id = value;
+    } else if (key.rfind(kK8sParamPrefix, 0) != 0) {
+      return Err(kInvalidArgument, "unknown parameter '{}' (known: quiesce, clusterID)", key);
+    }
+  }
+  auto source = DecodeVolumeId(source_volume_id);
+  if (!source) return Err(kNotFound, "source volume not found: {}", source.error().message);
+  if (!cluster_id.empty() && !(source->cluster.by_id && source->cluster.value == cluster_id)) {
+    return Err(kInvalidArgument, "parameter 'clusterID' '{}' is not the source volume's cluster", cluster_id);
+  }
+  auto user = UserFromSecrets(secrets, kSecret);
+  if (!user) return Unexpected(user.error());
+  SnapshotRef probe{*source, std::string(32, '0')};
+  if (size_t n = EncodeSnapshotId(probe).size(); n > kMaxIdBytes) {
+    return Err(kInvalidArgument, "the snapshot_id would be {} bytes, over CSI's {}: use a shorter clusterID", n,
+               kMaxIdBytes);
+  }
+
+  auto guard = locks_.Lock("snapshot-name/" + name);
+  auto s = OpenForVolume(*source, *user);
+  if (!s) return Unexpected(s.error());
+  std::string key = NameKey(name);
+  SnapshotJournalRecord mine;
+  mine.uuid = NewUuid();
+  mine.source_uuid = source->uuid;
+  auto stored = s->session->JournalReserve(std::string(kSnapshotsObject), key, EncodeRecord(mine));
+  if (!stored) {
+    if (stored.error().code == ENOENT) return Err(kNotFound, "source volume {} does not exist (no pool)", source_volume_id);
+    return Unexpected(stored.error());
+  }
+  auto record = DecodeSnapshotJournalRecord(*stored, key);
+  if (!record) return Unexpected(record.error());
+  SnapshotRef ref{*source, record->uuid};
+  if (record->uuid != mine.uuid) {
+    if (record->source_uuid != mine.source_uuid) {
+      return Err(kAlreadyExists, "a snapshot named '{}' exists already, of another volume", name);
+    }
+    if (record->ready) {
+      auto snap = s->session->StatSnapshot(ref.ImageName(), ref.ImageName());
+      if (snap) {
+        RememberSuccess(*s, source->cluster);
+        return SnapshotInfo{EncodeSnapshotId(ref), source_volume_id, snap->size_bytes, snap->created_unix_s,
+                            snap->created_nanos};
+      }
+      if (snap.error().code != ENOENT) return Unexpected(snap.error());
+      spdlog::warn("CreateSnapshot {}: the journal says ready but {} is gone: making it again", name, ref.ImageName());
+    } else {
+      spdlog::warn("CreateSnapshot {}: finishing a snapshot that was interrupted ({})", name, ref.ImageName());
+    }
+    RemoveSnapshotImages(*s, ref);
+    mine = *record;
+    mine.ready = false;
+  }
+  auto made = MakeSnapshot(*s, ref, name, key, mine, quiesce);
+  if (!made) return Unexpected(made.error());
+  made->source_volume_id = source_volume_id;
+  RememberSuccess(*s, source->cluster);
+  return made;
+}
+
+void ControllerOps::RemoveSnapshotImages(Session& s, const SnapshotRef& ref) {
+  std::string image = ref.ImageName();
+  if (auto r = s.session->RemoveSnapshot(image, image); !r && r.error().code != ENOENT) {
+    spdlog::warn("cleanup: cannot remove snapshot {}@{}: {}", image, image, r.error().message);
+  }
+  if (auto r = s.session->Remove(image); !r) {
+    spdlog::warn("cleanup: cannot remove {}: {}", image, r.error().message);
+  }
+  if (auto r = s.session->RemoveSnapshot(ref.source.ImageName(), TmpSnapName(ref.snap_uuid));
+      !r && r.error().code != ENOENT) {
+    spdlog::warn("cleanup: cannot remove snapshot {}@{}: {}", ref.source.ImageName(), TmpSnapName(ref.snap_uuid),
+                 r.error().message);
+  }
+}
+
+Result<SnapshotInfo> ControllerOps::MakeSnapshot(Session& s, const SnapshotRef& ref, const std::string& name,
+                                                 const std::string& key, SnapshotJournalRecord record, QuiesceMode quiesce) {
+  CephSession& ceph = *s.session;
+  std::string src = ref.source.ImageName();
+  std::string tmp = TmpSnapName(ref.snap_uuid);
+  std::string image = ref.ImageName();
+  auto rollback = [&](Error error) -> Unexpected {
+    RemoveSnapshotImages(s, ref);
+    if (auto r = ceph.JournalRemove(std::string(kSnapshotsObject), key); !r) {
+      spdlog::warn("rollback: cannot drop journal key {}: {}", key, r.error().message);
+    }
+    return Unexpected(std::move(error));
+  };
+
+  auto info = ceph.Stat(src);
+  if (!info) {
+    if (info.error().code == ENOENT) {
+      return rollback(Error{kNotFound, fmt::format("source volume image {} does not exist", src)});
+    }
+    return rollback(info.error());
+  }
+  auto tmp_snap = ceph.CreateSnapshot(src, tmp, quiesce);
+  if (!tmp_snap) {
+    const Error& e = tmp_snap.error();
+    bool quiesce_failure = quiesce == QuiesceMode::kRequired && e.code != EACCES && e.code != EPERM &&
+                           e.code != ETIMEDOUT && e.code != ENOENT;
+    if (quiesce_failure) {
+      return rollback(Error{kAborted, fmt::format("quiesce is required, and the snapshot of {} failed (a node that "
+                                                  "maps it did not quiesce its filesystem?): {}",
+                                                  src, e.message)});
+    }
+    return rollback(e);
+  }
+  if (tmp_snap->quiesce_failed) {
+    spdlog::warn("CreateSnapshot {}: a node mapping {} did not quiesce: the snapshot is crash-consistent only", name,
+                 src);
+  }
+  NewImage clone;
+  clone.name = image;
+  clone.size_bytes = tmp_snap->size_bytes;
+  clone.features = info->features | RBD_FEATURE_LAYERING;
+  clone.data_pool = info->data_pool;
+  clone.metadata = {{"csi.name", name}, {"csi.source", ref.source.uuid}};
+  if (auto r = ceph.Clone(ceph, src, tmp, clone); !r) return rollback(r.error());
+  auto snap = ceph.CreateSnapshot(image, image, QuiesceMode::kSkip);
+  if (!snap) return rollback(snap.error());
+  if (auto r = ceph.RemoveSnapshot(src, tmp); !r && r.error().code != ENOENT) {
+    spdlog::warn("CreateSnapshot {}: cannot remove the temporary snapshot {}@{}: {}", name, src, tmp,
+                 r.error().message);
+  }
+  record.ready = true;
+  record.size = snap->size_bytes;
+  record.created_s = snap->created_unix_s;
+  record.created_nanos = snap->created_nanos;
+  if (auto r = ceph.JournalUpdate(std::string(kSnapshotsObject), key, EncodeRecord(record)); !r) {
+    return rollback(r.error());
+  }
+  spdlog::info("CreateSnapshot {}: made {} from {} ({} bytes)", name, image, src, snap->size_bytes);
+  return SnapshotInfo{EncodeSnapshotId(ref), "", snap->size_bytes, snap->created_unix_s, snap->created_nanos};
+}
+
+Result<void> ControllerOps::DeleteSnapshot(const std::string& snapshot_id, const StringMap& secrets) {
+  auto ref = DecodeSnapshotId(snapshot_id);
+  if (!ref) {
+    spdlog::info("DeleteSnapshot {}: not an id of this driver, nothing to delete ({})", snapshot_id,
+                 ref.error().message);
+    return {};
+  }
+  auto user = UserFromSecrets(secrets, kSecret);
+  if (!user) return Unexpected(user.error());
+  auto guard = locks_.Lock("snapshot-id/" + snapshot_id);
+  auto s = OpenForVolume(ref->source, *user);
+  if (!s) return Unexpected(s.error());
+  std::string image = ref->ImageName();
+  std::string name;
+  if (auto info = s->session->Stat(image); info) {
+    if (auto it = info->metadata.find("csi.name"); it != info->metadata.end()) name = it->second;
+  } else if (info.error().code != ENOENT) {
+    return Unexpected(info.error());
+  }
+  if (auto r = s->session->RemoveSnapshot(image, image); !r && r.error().code != ENOENT) return Unexpected(r.error());
+  auto removed = s->session->Remove(image);
+  if (!removed) {
+    if (removed.error().code != ENOENT) return Unexpected(removed.error());
+    return {};  // the pool is gone
+  }
+  std::vector<std::string> keys;
+  if (!name.empty()) {
+    keys.push_back(NameKey(name));
+  } else {
+    auto entries = ListJournal(*s->session, kSnapshotsObject);
+    if (!entries && entries.error().code != ENOENT) return Unexpected(entries.error());
+    if (entries) {
+      for (const auto& [key, value] : *entries) {
+        auto record = DecodeSnapshotJournalRecord(value, key);
+        if (record && record->uuid == ref->snap_uuid) keys.push_back(key);
+      }
+    }
+  }
+  for (const auto& key : keys) {
+    auto value = s->session->JournalGet(std::string(kSnapshotsObject), key);
+    if (!value) return Unexpected(value.error());
+    if (!*value) continue;
+    auto record = DecodeSnapshotJournalRecord(**value, key);
+    if (record && record->uuid != ref->snap_uuid) continue;
+    if (auto r = s->session->JournalRemove(std::string(kSnapshotsObject), key); !r) return Unexpected(r.error());
+  }
+  if (auto purged = s->session->PurgeTrash("csi-"); !purged) {
+    spdlog::warn("DeleteSnapshot {}: purging the trash of {}: {}", snapshot_id, s->target.pool,
+                 purged.error().message);
+  }
+  RememberSuccess(*s, ref->source.cluster);
+  return {};
+}
+
+Result<std::vector<SnapshotInfo>> ControllerOps::SnapshotsOfPool(const PoolRef& pool, const CephUser& user,
+                                                                 const std::string& source_uuid) {
+  auto clusters = LoadClusters();
+  if (!clusters) return Unexpected(clusters.error());
+  auto mons = ResolveMonitors(pool.cluster, *clusters);
+  if (!mons) return Unexpected(mons.error());
+  auto s = Open(pool.cluster, *mons, pool.pool, pool.ns, user);
+  if (!s) return Unexpected(s.error());
+  std::vector<SnapshotInfo> out;
+  auto entries = ListJournal(*s->session, kSnapshotsObject);
+  if (!entries) {
+    if (entries.error().code == ENOENT) return out;
+    return Unexpected(entries.error());
+  }
+  for (const auto& [key, value] : *entries) {
+    auto record = DecodeSnapshotJournalRecord(value, key);
+    if (!record || !record->ready) continue;
+    if (!source_uuid.empty() && record->source_uuid != source_uuid) continue;
+    VolumeRef source{pool.cluster, pool.pool, pool.ns, record->source_uuid};
+    out.push_back(SnapshotInfo{EncodeSnapshotId(SnapshotRef{source, record->uuid}), EncodeVolumeId(source),
+                               record->size, record->created_s, record->created_nanos});
+  }
+  return out;
+}
+
+Result<Page<SnapshotInfo>> ControllerOps::ListSnapshots(const std::string& snapshot_id,
+                                                        const std::string& source_volume_id, int32_t max_entries,
+                                                        const std::string& starting_token, const StringMap& secrets) {
+  if (max_entries < 0) return Err(kInvalidArgument, "max_entries must not be negative");
+  if (!starting_token.empty() && !DecodeSnapshotId(starting_token)) {
+    return Err(kAborted, "starting_token '{}' is not one this controller handed out", starting_token);
+  }
+  if (!snapshot_id.empty()) {
+    auto ref = DecodeSnapshotId(snapshot_id);
+    if (!ref) return Page<SnapshotInfo>{};
+    if (!source_volume_id.empty() && EncodeVolumeId(ref->source) != source_volume_id) return Page<SnapshotInfo>{};
+    auto user = UserFor(ref->source.cluster, secrets, kSecret);
+    if (!user) return Unexpected(user.error());
+    auto s = OpenForVolume(ref->source, *user);
+    if (!s) return Unexpected(s.error());
+    auto snap = s->session->StatSnapshot(ref->ImageName(), ref->ImageName());
+    if (!snap) {
+      if (snap.error().code == ENOENT) return Page<SnapshotInfo>{};
+      return Unexpected(snap.error());
+    }
+    std::vector<SnapshotInfo> one = {SnapshotInfo{EncodeSnapshotId(*ref), EncodeVolumeId(ref->source),
+                                                  snap->size_bytes, snap->created_unix_s, snap->created_nanos}};
+    return Paginate(std::move(one), max_entries, starting_token);
+  }
+  if (!source_volume_id.empty()) {
+    auto ref = DecodeVolumeId(source_volume_id);
+    if (!ref) return Page<SnapshotInfo>{};
+    auto user = UserFor(ref->cluster, secrets, kSecret);
+    if (!user) return Unexpected(user.error());
+    auto found = SnapshotsOfPool(PoolRef{ref->cluster, ref->pool, ref->ns}, *user, ref->uuid);
+    if (!found) return Unexpected(found.error());
+    return Paginate(std::move(found).value(), max_entries, starting_token);
+  }
+  auto pools = credentials_.Pools();
+  if (pools.empty() && !HasUser(secrets)) {
+    return Err(kFailedPrecondition, "no pool known yet: no call has succeeded since the controller started");
+  }
+  std::vector<SnapshotInfo> all;
+  for (const auto& pool : pools) {
+    auto user = UserFor(pool.cluster, secrets, kSecret);
+    if (!user) continue;
+    auto found = SnapshotsOfPool(pool, *user, "");
+    if (!found) {
+      if (found.error().code == kInvalidArgument) continue;  // a cluster taken out of the config
+      return Unexpected(found.error());
+    }
+    for (auto& e : *found) all.push_back(std::move(e));
+  }
+  return Paginate(std::move(all), max_entries, starting_token);
+}
+
+}  // namespace rbdnbd::csi
