@@ -5,7 +5,10 @@ Parses every YAML file under deploy/kubernetes (multi-document), then checks the
 fields that decide whether the node side works: the CSIDriver, the CSI node plugin
 DaemonSet, the separate rbd-nbdd daemon DaemonSet, the paths they share, the
 examples against csi/README.md, the Secret and ConfigMap templates, the
-kustomization, and deploy/rbd-nbdd.service.
+kustomization, and deploy/rbd-nbdd.service; then the controller side
+(controller_checks.py): the controller Deployment, its sidecars and RBAC, the
+StorageClasses and VolumeSnapshotClass against csi/controller/README.md, and the
+dynamic examples.
 
 Usage: test_manifests.py [--root REPO] [--quiet]
 Prints one line per check and "N passed, N failed"; exit 0 pass, 1 fail, 77 skip.
@@ -19,12 +22,16 @@ import re
 import shutil
 import subprocess
 import sys
+import types
 
 try:
     import yaml
 except ImportError:
     print("skip - python3-yaml is not installed (apt-get install python3-yaml)")
     sys.exit(77)
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import controller_checks  # noqa: E402  (after the yaml probe: exit 77 first)
 
 DRIVER = "rbd-nbdd.csi.ceph.io"
 NAMESPACE = "rbd-nbdd"
@@ -101,6 +108,11 @@ KNOWN = {
                 "tolerations", "affinity", "terminationGracePeriodSeconds", "securityContext", "restartPolicy",
                 "imagePullSecrets", "nodeName", "hostUsers"},
     "daemonSetSpec": {"selector", "template", "updateStrategy", "minReadySeconds", "revisionHistoryLimit"},
+    "deploymentSpec": {"replicas", "selector", "template", "strategy", "minReadySeconds", "revisionHistoryLimit",
+                       "progressDeadlineSeconds", "paused"},
+    "storageClass": {"apiVersion", "kind", "metadata", "provisioner", "parameters", "reclaimPolicy",
+                     "allowVolumeExpansion", "volumeBindingMode", "mountOptions", "allowedTopologies"},
+    "volumeSnapshotClass": {"apiVersion", "kind", "metadata", "driver", "deletionPolicy", "parameters"},
     "csiDriverSpec": {"attachRequired", "podInfoOnMount", "volumeLifecycleModes", "fsGroupPolicy",
                       "storageCapacity", "tokenRequests", "requiresRepublish", "seLinuxMount"},
     "csiPV": {"driver", "volumeHandle", "fsType", "readOnly", "volumeAttributes", "nodeStageSecretRef",
@@ -260,7 +272,8 @@ def main():
             out += [(rel, d) for d in docs if isinstance(d, dict) and d.get("kind") == kind]
         return out
 
-    cluster_scoped = {"Namespace", "CSIDriver", "ClusterRole", "ClusterRoleBinding", "Kustomization"}
+    cluster_scoped = {"Namespace", "CSIDriver", "ClusterRole", "ClusterRoleBinding", "Kustomization", "StorageClass",
+                      "VolumeSnapshotClass"}
     for rel, docs in base.items():
         for d in docs:
             if isinstance(d, dict) and d.get("kind") not in cluster_scoped:
@@ -460,11 +473,14 @@ def main():
     check("nodeplugin and daemon are placed on the same nodes (nodeSelector, tolerations, affinity)",
           all(pspec.get(k) == dspec.get(k) for k in ("nodeSelector", "tolerations", "affinity")))
 
-    # --- RBAC: the minimum --------------------------------------------------------------------
+    # --- RBAC of the node side: the minimum ------------------------------------------------------
     roles = find("ClusterRole", base)
-    rules = [r for _, role in roles for r in role.get("rules") or []]
-    check("ClusterRole: only `get nodes` (no secrets, no configmaps, no wildcards)",
-          len(roles) == 1 and rules == [{"apiGroups": [""], "resources": ["nodes"], "verbs": ["get"]}], str(rules))
+    node_sa = pspec.get("serviceAccountName")
+    node_roles = {get(b, "roleRef", "name") for _, b in find("ClusterRoleBinding", base)
+                  if any(s.get("kind") == "ServiceAccount" and s.get("name") == node_sa for s in b.get("subjects") or [])}
+    rules = [r for _, role in roles if get(role, "metadata", "name") in node_roles for r in role.get("rules") or []]
+    check("nodeplugin ClusterRole: only `get nodes` (no secrets, no configmaps, no wildcards)",
+          len(node_roles) == 1 and rules == [{"apiGroups": [""], "resources": ["nodes"], "verbs": ["get"]}], str(rules))
     for _, b in find("ClusterRoleBinding", base):
         check(f"ClusterRoleBinding {get(b, 'metadata', 'name')}: binds a ClusterRole defined here",
               any(get(r, "metadata", "name") == get(b, "roleRef", "name") for _, r in roles))
@@ -558,6 +574,12 @@ def main():
         check(f"{example}: Pod uses the PVC through {key}, in the PVC's namespace",
               len(uses) == 1 and get(pod, "metadata", "namespace") == get(pvc, "metadata", "namespace"))
 
+    # --- the controller side (controller_checks.py) ------------------------------------------------
+    t = types.SimpleNamespace(check=check, get=get, arg_value=arg_value, argv_of=argv_of, find=find,
+                              check_pod_spec=check_pod_spec, mount_source=mount_source, unknown_keys=unknown_keys,
+                              NAMESPACE=NAMESPACE)
+    controller_checks.run(t, files, base, driver_name, IMAGE, cluster_ids, root, node_sa)
+
     # --- kustomization ----------------------------------------------------------------------------
     kust = files.get("kustomization.yaml", [{}])[0] if files.get("kustomization.yaml") else {}
     res = kust.get("resources") or []
@@ -586,6 +608,10 @@ def main():
     check("deploy/kubernetes/README.md covers apply -k, both examples and the separate daemon",
           all(s in text for s in ("kubectl apply -k", "static-pv.yaml", "static-block.yaml", "rbd-nbdd-daemon.yaml",
                                   "OnDelete")))
+    want = ["csi-controller.yaml", "csi-controller-rbac.yaml", "snapshot-controller"] + \
+        sorted(os.path.basename(r) for r in files if r.startswith("examples" + os.sep))
+    check("deploy/kubernetes/README.md covers the controller, its RBAC, the snapshot add-on and every example",
+          all(s in text for s in want), f"missing: {[s for s in want if s not in text]}")
 
     # --- the systemd unit -------------------------------------------------------------------------
     unit_path = os.path.join(root, "deploy", "rbd-nbdd.service")

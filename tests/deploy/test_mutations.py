@@ -1,8 +1,8 @@
 #!/usr/bin/python3
 """Self-check of test_manifests.py: every check must catch the breakage it exists for.
 
-Each mutation copies deploy/kubernetes, deploy/rbd-nbdd.service and csi/README.md into a
-temporary tree, replaces one exact string (which must occur exactly once), runs
+Each mutation copies deploy/kubernetes, deploy/rbd-nbdd.service, README.md, csi/README.md and
+csi/controller/README.md into a temporary tree, replaces one exact string (which must occur exactly once), runs
 test_manifests.py --root TMP, and requires exit 1 with a FAIL line containing the
 expected check name. A mutation the test does not catch is a failure here.
 Prints one line per mutation and "N passed, N failed"; exit 0/1.
@@ -23,6 +23,20 @@ PV = K + "examples/static-pv.yaml"
 BLK = K + "examples/static-block.yaml"
 UNIT = "deploy/rbd-nbdd.service"
 RO = "readOnly: true"
+CTL = K + "csi-controller.yaml"
+CRB = K + "csi-controller-rbac.yaml"
+SC = K + "examples/storageclass.yaml"
+SCN = K + "examples/storageclass-per-namespace.yaml"
+VSC = K + "examples/volumesnapshotclass.yaml"
+SEC = K + "examples/kube-secret.yaml"
+DYN = K + "examples/dynamic-pvc.yaml"
+SNAP = K + "examples/volumesnapshot.yaml"
+RST = K + "examples/pvc-from-snapshot.yaml"
+CTL_DOC = "csi/controller/README.md"
+# Copied into each tree besides deploy/kubernetes (a missing one fails test_manifests.py).
+DOCS = ("README.md", "csi/README.md", CTL_DOC)
+# Shaped like a cephx key (AQ + 38 base64 characters + ==): no file may hold one.
+FAKE_KEY = "AQ" + "B" * 38 + "=="
 
 # (file, old, new, a substring of the FAIL line that must appear)
 MUTATIONS = [
@@ -104,6 +118,96 @@ MUTATIONS = [
     (UNIT, "bin/rbd-nbdd daemon", "bin/rbd-nbdd serve", "ExecStart"),
     (UNIT, "--state-dir /var/lib/rbd-nbdd", "--state-dir /var/lib/rbd-nbdd2", "same control socket and state dir"),
     (UNIT, "Restart=always", "Restart=no", "Restart=always"),
+    # --- the controller Deployment ---
+    (CTL, "  replicas: 2", "  replicas: 1", "replicas 2"),
+    (CTL, "- --leader-election\n            # CreateVolume", "# CreateVolume", "csi-provisioner: --leader-election"),
+    (CTL, "- --leader-election\n            - --timeout=150s", "- --leader-election=false\n            - --timeout=150s",
+     "csi-resizer: --leader-election"),
+    (CTL, "csi-snapshotter:v8.2.0", "csi-snapshotter:latest", "image pinned"),
+    (CTL, "csi-provisioner:v5.2.0", "csi-provisioner:v3.6.0", "csi-provisioner sidecar, v5.0.0 or later"),
+    (CTL, "            - --extra-create-metadata\n", "", "--extra-create-metadata"),
+    (CTL, "- --driver-name\n            - rbd-nbdd.csi.ceph.io", "- --driver-name\n            - rbd.csi.ceph.com",
+     "controller: --driver-name equals"),
+    (CTL, "- --csi-address=/csi/csi.sock\n            - --leader-election\n            - --timeout=150s",
+     "- --csi-address=/csi/resizer.sock\n            - --leader-election\n            - --timeout=150s",
+     "csi-resizer: --csi-address"),
+    (CTL, "- unix:///csi/csi.sock", "- unix:///csi/ctl.sock", "--endpoint unix:///csi/csi.sock"),
+    (CTL, "- name: socket-dir\n          emptyDir: {}",
+     "- name: socket-dir\n          hostPath:\n            path: /var/lib/rbd-nbdd-ctl\n            type: DirectoryOrCreate",
+     "socket dir is an emptyDir"),
+    (CTL, "privileged: false", "privileged: true", "no container privileged"),
+    (CTL, "image: rbd-nbdd:0.1.0", "image: rbd-nbdd:0.2.0", "controller: image rbd-nbdd:0.1.0"),
+    (CTL, "serviceAccountName: rbd-nbdd-csi-controller", "serviceAccountName: rbd-nbdd-csi-nodeplugin",
+     "a ServiceAccount of its own"),
+    (CTL, "serviceAccountName: rbd-nbdd-csi-controller",
+     "serviceAccountName: rbd-nbdd-csi-controller\n      hostNetwork: true", "no hostNetwork"),
+    (CTL, "- /etc/rbd-nbdd-csi/config.json", "- /etc/rbd-nbdd-csi/clusters.json", "--cluster-config is a key"),
+    (CTL, "- --timeout=150s\n            - --retry", "- --timeout=15s\n            - --retry", "csi-provisioner: --timeout"),
+    (CTL, "--http-endpoint=:9808", "--http-endpoint=:9809", "livenessprobe sidecar serves the probed port"),
+    # --- its RBAC ---
+    (CRB, 'verbs: ["get", "list", "watch", "create", "patch", "delete"]', 'verbs: ["get", "list", "watch", "patch", "delete"]',
+     "what csi-provisioner needs"),
+    (CRB, 'resources: ["volumesnapshotcontents/status"]', 'resources: ["volumesnapshotcontent/status"]',
+     "what csi-snapshotter needs"),
+    (CRB, 'resources: ["persistentvolumeclaims/status"]\n    verbs: ["patch"]',
+     'resources: ["persistentvolumeclaims/status"]\n    verbs: ["update"]', "what csi-resizer needs"),
+    (CRB, 'resources: ["leases"]', 'resources: ["endpoints"]', "leader election: leases"),
+    (CRB, 'resources: ["storageclasses"]', 'resources: ["storageclasses", "secrets"]', "no cluster-wide access to Secrets"),
+    (CRB, 'resources: ["pods"]', 'resources: ["*"]', "no wildcard"),
+    (CRB, "  kind: ClusterRole\n  name: rbd-nbdd-csi-resizer\n  apiGroup",
+     "  kind: ClusterRole\n  name: rbd-nbdd-csi-resizr\n  apiGroup", "what csi-resizer needs"),
+    (CRB, "    name: rbd-nbdd-csi-controller\n    namespace: rbd-nbdd\nroleRef:\n  kind: ClusterRole\n  name: rbd-nbdd-csi-snapshotter",
+     "    name: rbd-nbdd-csi-nodeplugin\n    namespace: rbd-nbdd\nroleRef:\n  kind: ClusterRole\n  name: rbd-nbdd-csi-snapshotter",
+     "node plugin's account gains nothing"),
+    (K + "kustomization.yaml", "  - csi-controller.yaml\n", "", "lists every base manifest"),
+    # --- StorageClasses, VolumeSnapshotClass, the Secret ---
+    (SC, "provisioner: rbd-nbdd.csi.ceph.io", "provisioner: rbd.csi.ceph.com",
+     "StorageClass rbd-nbdd: provisioner is the CSIDriver name"),
+    (SC, "  csi.storage.k8s.io/provisioner-secret-namespace: rbd-nbdd-secrets\n", "",
+     "provisioner-secret has both name and namespace"),
+    (SC, "  csi.storage.k8s.io/node-stage-secret-namespace: rbd-nbdd-secrets\n", "",
+     "node-stage-secret has both name and namespace"),
+    (SC, "  pool: kube\n", '  pool: kube\n  imageFormat: "2"\n', "every parameter is one csi/controller/README.md documents"),
+    (SC, "csi.storage.k8s.io/fstype: ext4", "csi.storage.k8s.io/fs-type: ext4", "one the external-provisioner knows"),
+    (SC, ",deep-flatten,journaling", ",deep-flatten", "imageFeatures lists every feature"),
+    (SC, "clusterID: ceph-cluster-1", "clusterID: ceph-cluster-2", "clusterID one of the ConfigMap's"),
+    (SC, "controller-expand-secret-namespace: rbd-nbdd-secrets", "controller-expand-secret-namespace: default",
+     "the controller may `get` its controller-expand-secret"),
+    (SC, "provisioner-secret-namespace: rbd-nbdd-secrets", "provisioner-secret-namespace: ${pvc.namespace}",
+     "the controller may `get` its provisioner-secret"),
+    (SC, "allowVolumeExpansion: true", "allowVolumeExpansion: false", "allowVolumeExpansion true"),
+    (SCN, "csi.storage.k8s.io/node-stage-secret-namespace: ${pvc.namespace}",
+     "csi.storage.k8s.io/node-stage-secret-namespace: ${pvc.name}",
+     "node-stage-secret-namespace uses only templates"),
+    (SCN, "node-stage-secret-name: rbd-nbdd-node", "node-stage-secret-name: ${pvc.uid}",
+     "node-stage-secret-name uses only templates"),
+    (VSC, "driver: rbd-nbdd.csi.ceph.io", "driver: rbd.csi.ceph.com", "VolumeSnapshotClass rbd-nbdd: driver is"),
+    (VSC, "  csi.storage.k8s.io/snapshotter-secret-namespace: rbd-nbdd-secrets\n", "",
+     "snapshotter-secret has both name and namespace"),
+    (VSC, "quiesce: best-effort", "quiesce: always", "quiesce is one"),
+    (VSC, "quiesce: best-effort", "quiesce: best-effort\n  consistency: fs", "quiesce and the snapshotter secret only"),
+    (VSC, "snapshotter-secret-name: rbd-nbdd-kube", "snapshotter-secret-name: rbd-nbdd-admin",
+     "the controller may `get` its snapshotter-secret"),
+    (SEC, "userID: kube", "userID: admin", "not the admin user"),
+    (SEC, 'userKey: "<output of: ceph auth get-key client.kube>"', f'userKey: "{FAKE_KEY}"', "no real key in the file"),
+    (SEC, 'resourceNames: ["rbd-nbdd-kube"]', 'resourceNames: ["rbd-nbdd-other"]',
+     "the controller may `get` its provisioner-secret"),
+    (SEC, 'verbs: ["get"]', 'verbs: ["list"]', "the controller may `get` its provisioner-secret"),
+    (SEC, "    name: rbd-nbdd-csi-controller\n    namespace: rbd-nbdd", "    name: default\n    namespace: rbd-nbdd",
+     "may `get` its"),
+    # --- the dynamic examples ---
+    (DYN, "storageClassName: rbd-nbdd", "storageClassName: rbd-nbd", "PVC names a StorageClass of this driver"),
+    (DYN, "claimName: rbd-nbdd-dynamic", "claimName: rbd-nbdd-other", "Pod mounts the PVC"),
+    (SNAP, "persistentVolumeClaimName: rbd-nbdd-dynamic", "persistentVolumeClaimName: rbd-nbdd-gone",
+     "VolumeSnapshot: its source"),
+    (SNAP, "volumeSnapshotClassName: rbd-nbdd", "volumeSnapshotClassName: csi-rbdplugin-snapclass",
+     "a VolumeSnapshotClass of this driver"),
+    (RST, "    kind: VolumeSnapshot", "    kind: PersistentVolumeClaim", "dataSource is a VolumeSnapshot"),
+    (RST, "      storage: 1Gi", "      storage: 512Mi", "at least as large"),
+    # --- the documents the checks read ---
+    ("README.md", "then `ceph auth get-key client.kube`.", "then `ceph auth get-key client.admin`.",
+     "README.md: the dynamic walk-through"),
+    (CTL_DOC, "deep-flatten and journaling;", "deep-flatten;", "imageFeatures lists every feature"),
 ]
 
 
@@ -115,9 +219,10 @@ def main():
             tree = os.path.join(tmp, str(i))
             shutil.copytree(os.path.join(ROOT, "deploy", "kubernetes"), os.path.join(tree, "deploy", "kubernetes"))
             shutil.copy(os.path.join(ROOT, UNIT), os.path.join(tree, UNIT))
-            os.makedirs(os.path.join(tree, "csi"))
-            if os.path.exists(os.path.join(ROOT, "csi", "README.md")):  # else test_manifests.py fails on it
-                shutil.copy(os.path.join(ROOT, "csi", "README.md"), os.path.join(tree, "csi", "README.md"))
+            for doc in DOCS:
+                if os.path.exists(os.path.join(ROOT, doc)):  # else test_manifests.py fails on it
+                    os.makedirs(os.path.dirname(os.path.join(tree, doc)), exist_ok=True)
+                    shutil.copy(os.path.join(ROOT, doc), os.path.join(tree, doc))
             path = os.path.join(tree, rel)
             text = open(path).read()
             label = f"{rel}: {old.splitlines()[0]!r} -> {new.splitlines()[0] if new else '(removed)'!r}"
