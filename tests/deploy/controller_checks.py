@@ -76,6 +76,9 @@ SC_TEMPLATES = {"name": {"pv.name", "pvc.namespace", "pvc.name", "pvc.annotation
                 "namespace": {"pv.name", "pvc.namespace"}}
 VSC_TEMPLATES = {"name": {"volumesnapshotcontent.name", "volumesnapshot.namespace", "volumesnapshot.name"},
                  "namespace": {"volumesnapshotcontent.name", "volumesnapshot.namespace"}}
+# VolumeSnapshotClass secrets: snapshotter (CreateSnapshot, DeleteSnapshot; required here) and
+# snapshotter-list (ListSnapshots, for pre-provisioned contents), both read by csi-snapshotter.
+VSC_SECRET_KINDS = ("snapshotter", "snapshotter-list")
 QUIESCE = ("best-effort", "required", "skip")
 CEPHX_KEY = re.compile(r"AQ[A-Za-z0-9+/]{38}==")
 DNS_LABEL = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?")
@@ -382,15 +385,18 @@ def check_classes(t, files, driver_name, cluster_ids, root, granted):
         check(f"{where}: deletionPolicy Delete or Retain", vsc.get("deletionPolicy") in ("Delete", "Retain"),
               repr(vsc.get("deletionPolicy")))
         params = vsc.get("parameters") or {}
-        allowed = {"quiesce", "csi.storage.k8s.io/snapshotter-secret-name", "csi.storage.k8s.io/snapshotter-secret-namespace"}
-        check(f"{where}: parameters are quiesce and the snapshotter secret only", set(params) <= allowed,
+        allowed = {"quiesce"} | {f"csi.storage.k8s.io/{k}-secret-{f}" for k in VSC_SECRET_KINDS for f in ("name", "namespace")}
+        check(f"{where}: parameters are quiesce and the snapshotter secrets only", set(params) <= allowed,
               f"unknown: {sorted(set(params) - allowed)}")
         q = params.get("quiesce", "best-effort")
         check(f"{where}: quiesce is one csi/controller/README.md documents",
               q in QUIESCE and quiesce_doc is not None and f"`{q}`" in quiesce_doc.group(0), repr(q))
-        check_secret_ref(t, where, "snapshotter", params.get("csi.storage.k8s.io/snapshotter-secret-name"),
-                         params.get("csi.storage.k8s.io/snapshotter-secret-namespace"), VSC_TEMPLATES, True,
-                         granted, secrets)
+        for kind in VSC_SECRET_KINDS:
+            n = params.get(f"csi.storage.k8s.io/{kind}-secret-name")
+            ns = params.get(f"csi.storage.k8s.io/{kind}-secret-namespace")
+            if n is None and ns is None and kind != "snapshotter":
+                continue
+            check_secret_ref(t, where, kind, n, ns, VSC_TEMPLATES, True, granted, secrets)
     return sc_by_name, vsc_by_name
 
 
