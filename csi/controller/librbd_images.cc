@@ -20,6 +20,11 @@ constexpr uint32_t kMaxParentWalk = 64;
 // The options of a new image or clone from `image` (features exactly as
 // given; order from the object size; data pool).
 Result<void> FillOptions(const NewImage& image, ImageOptions* opts) {
+  // librbd refuses the other broken sets itself, but drops fast-diff without
+  // object-map silently: the image would not get the features asked for.
+  if ((image.features & RBD_FEATURE_FAST_DIFF) != 0 && (image.features & RBD_FEATURE_OBJECT_MAP) == 0) {
+    return Err(EINVAL, "image '{}': feature fast-diff needs object-map", image.name);
+  }
   if (auto s = opts->Set(RBD_IMAGE_OPTION_FORMAT, 2); !s) return s;
   if (auto s = opts->Set(RBD_IMAGE_OPTION_FEATURES, image.features); !s) return s;
   if (image.object_size != 0) {
@@ -137,6 +142,9 @@ Result<ImageInfo> LibrbdSession::Stat(const std::string& image) {
   if (int r = rbd_get_features(img->get(), &info.features); r < 0) {
     return Err(-r, "cannot read the features of image '{}': {}", Spec(image), Why(r));
   }
+  // Without librbd's own bookkeeping bits (a clone v2 gets "operations"): the
+  // features are what was asked for at creation.
+  info.features &= ~static_cast<uint64_t>(RBD_FEATURES_INTERNAL);
   char id[64] = "";
   if (int r = rbd_get_id(img->get(), id, sizeof(id)); r < 0) {
     return Err(-r, "cannot read the id of image '{}': {}", Spec(image), Why(r));
@@ -218,7 +226,7 @@ Result<void> LibrbdSession::Clone(CephSession& src, const std::string& src_image
                  image.size_bytes, src_spec, size);
     }
     if (image.size_bytes > size) {
-      if (int rr = rbd_resize2(img->get(), image.size_bytes, false, nullptr, nullptr); rr < 0) {
+      if (int rr = rbd_resize2(img->get(), image.size_bytes, false, NoProgress, nullptr); rr < 0) {
         return Err(-rr, "cannot grow clone '{}' to {} bytes: {}", spec, image.size_bytes, Why(rr));
       }
     }
@@ -246,7 +254,7 @@ Result<void> LibrbdSession::Resize(const std::string& image, uint64_t size_bytes
   if (size_bytes < size) {
     return Err(EINVAL, "refusing to shrink image '{}' from {} to {} bytes", Spec(image), size, size_bytes);
   }
-  if (int r = rbd_resize2(img->get(), size_bytes, false, nullptr, nullptr); r < 0) {
+  if (int r = rbd_resize2(img->get(), size_bytes, false, NoProgress, nullptr); r < 0) {
     return Err(-r, "cannot grow image '{}' to {} bytes: {}", Spec(image), size_bytes, Why(r));
   }
   return {};

@@ -58,7 +58,7 @@ Result<SnapInfo> LibrbdSession::CreateSnapshot(const std::string& image, const s
   // own watch registers no quiesce callback, so it acks the quiesce at once.
   auto img = OpenImage(*io, image, OpenMode::kReadWrite, Spec(image));
   if (!img) return Unexpected(img.error());
-  int r = rbd_snap_create2(img->get(), snap.c_str(), SnapCreateFlags(quiesce), nullptr, nullptr);
+  int r = rbd_snap_create2(img->get(), snap.c_str(), SnapCreateFlags(quiesce), NoProgress, nullptr);
   if (r == -EEXIST) return Err(EEXIST, "snapshot '{}' exists already", spec);
   if (r < 0) {
     return Err(-r, "cannot take snapshot '{}'{}: {}", spec,
@@ -88,7 +88,7 @@ Result<void> LibrbdSession::RemoveSnapshot(const std::string& image, const std::
   if (!img) return Unexpected(img.error());
   // Clone v2: a snapshot with children goes to the trash namespace instead
   // of failing, and librbd removes it with its last child.
-  int r = rbd_snap_remove2(img->get(), snap.c_str(), 0, nullptr, nullptr);
+  int r = rbd_snap_remove2(img->get(), snap.c_str(), 0, NoProgress, nullptr);
   if (r == -ENOENT) return Err(ENOENT, "snapshot '{}' does not exist", spec);
   if (r < 0) return Err(-r, "cannot remove snapshot '{}': {}", spec, Why(r));
   return {};

@@ -40,6 +40,11 @@
 //   (client.kube with mon 'profile rbd' may run it). The monitors know pool
 //   usage only from a ceph-mgr: on a cluster without one, "df" lists no pools
 //   and AvailableBytes() answers ENODATA naming the pool.
+// * ImageInfo::features leaves out librbd's internal bits
+//   (RBD_FEATURES_INTERNAL: "operations", which clone v2 sets on a parent and
+//   a child, and "migrating"): they are the features the image was made with.
+// * librbd's C API calls progress callbacks without a null check (snapshot
+//   create calls one while it notifies quiesce): every call passes a no-op.
 // * JournalList(max = 0) means no limit (as CSI's max_entries = 0).
 // * JournalReserve() refuses an empty value (EINVAL): the atomic reservation
 //   compares the key's current value with "" (a missing key compares as

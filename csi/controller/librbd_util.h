@@ -17,6 +17,10 @@ namespace rbdnbd::csi {
 
 inline std::string Why(int r) { return fmt::format("{} ({})", strerror(r < 0 ? -r : r), r < 0 ? -r : r); }
 
+// librbd's C API calls a progress callback without checking it for null
+// (rbd_snap_create2 does, while it notifies quiesce): pass this one.
+inline int NoProgress(uint64_t, uint64_t, void*) { return 0; }
+
 // An open image; closed when it goes.
 class ImageHandle {
  public:
