@@ -15,6 +15,9 @@ grpc::Status ToControllerStatus(const Error& error, std::string_view secret) {
 
 Error PoolError(const Error& error, const CephTarget& target) {
   if (error.code != ENOENT) return error;
+  // The store's message names the pool already ("pool 'x' does not exist"):
+  // only the code changes then.
+  if (error.message.find("'" + target.pool + "'") != std::string::npos) return Error{kInvalidArgument, error.message};
   if (target.ns.empty()) {
     return Error{kInvalidArgument, fmt::format("pool '{}' does not exist: {}", target.pool, error.message)};
   }

@@ -118,6 +118,10 @@ TEST(ControllerErrorTest, PoolErrorNamesPoolAndNamespace) {
   e = PoolError(Error{ENOENT, "no"}, CephTarget{"m", "kube", "team"});
   EXPECT_NE(e.message.find("namespace 'team'"), std::string::npos);
   EXPECT_EQ(PoolError(Error{EACCES, "no"}, CephTarget{}).code, EACCES);
+  // A store message that names the pool already is kept as it is.
+  e = PoolError(Error{ENOENT, "pool 'kube' does not exist"}, CephTarget{"m", "kube", ""});
+  EXPECT_EQ(e.code, kInvalidArgument);
+  EXPECT_EQ(e.message, "pool 'kube' does not exist");
 }
 
 }  // namespace
