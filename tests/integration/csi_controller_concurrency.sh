@@ -1,0 +1,100 @@
+#!/bin/bash
+# rbd-nbdd-csi-controller under concurrency and restarts, against the real dev cluster
+# (set-up: csi_controller.sh):
+#   8 CreateVolume calls with one name at once (one client, 8 threads): all OK with one
+#   volume_id, and exactly one image and one journal key in the pool; 4 CreateSnapshot calls
+#   with one name at once: one snapshot; 4 CreateVolume calls with 4 names at once: 4
+#   volumes. A restart between a create and its repeat (SIGKILL, a new process): the repeat
+#   answers the same id and makes no second image; the new process knows no credentials
+#   (GetCapacity FAILED_PRECONDITION) until a call brings them. A SIGKILL while an encrypted
+#   create is in flight: the repeat after the restart gives one complete volume (LUKS header
+#   there) and nothing else. SIGTERM: exit 0. Nothing is left at the end.
+. "$(dirname "$0")/lib_csi_controller.sh"
+ctl_setup
+ctl_start
+K=$KUBE_SECRETS
+count_new() {  # KIND : how many state lines of KIND ("image", "key", "trash") appeared
+  local before=$CTL_STATE n
+  n=$(t 60 "$CTL_PY" "$CTL_CHECK" state --pool "$CTL_POOL" | comm -13 <(echo "$before") - | grep -c "^$1 " || true)
+  echo "$n"
+}
+ctl_state
+
+log "== 8 parallel CreateVolume, one name"
+P=pvc-par-$TAG
+req=$(vol_req "$P" $((32 * MiB)))
+for i in 1 2 3 4 5 6 7 8; do
+  printf '{"name": "create-%s", "method": "CreateVolume", "expect": "OK", "request": %s, "secrets_file": "%s"}\n' "$i" "$req" "$K"
+done | ctl_batch --parallel
+ids=$(jq -r '.response.volume.volume_id' "$CTL_BATCH" | sort -u)
+[ "$(grep -c . <<< "$ids")" = 1 ] || fail "8 parallel creates of $P gave $(grep -c . <<< "$ids") volume ids: $(paste -sd' ' <<< "$ids")"
+PID_=$ids
+[ "$(count_new image)" = 1 ] || fail "8 parallel creates of $P: $(count_new image) new images"
+[ "$(count_new key)" = 1 ] || fail "8 parallel creates of $P: $(count_new key) new journal keys"
+log "8 parallel creates: one volume $PID_, one image; slowest $(jq -s 'map(.elapsed) | max' "$CTL_BATCH")s"
+ctl_state
+
+log "== 4 parallel CreateSnapshot, one name; 4 parallel CreateVolume, 4 names"
+sreq=$(snap_req "snap-par-$TAG" "$PID_")
+for i in 1 2 3 4; do
+  printf '{"name": "snap-%s", "method": "CreateSnapshot", "expect": "OK", "request": %s, "secrets_file": "%s"}\n' "$i" "$sreq" "$K"
+done | ctl_batch --parallel
+sids=$(jq -r '.response.snapshot.snapshot_id' "$CTL_BATCH" | sort -u)
+[ "$(grep -c . <<< "$sids")" = 1 ] || fail "4 parallel snapshots gave $(grep -c . <<< "$sids") ids"
+[ "$(count_new image)" = 1 ] || fail "4 parallel snapshots of one name: $(count_new image) new images"
+ctl_state
+for i in 1 2 3 4; do
+  printf '{"name": "vol-%s", "method": "CreateVolume", "expect": "OK", "request": %s, "secrets_file": "%s"}\n' \
+    "$i" "$(vol_req "pvc-many$i-$TAG" $((8 * MiB)))" "$K"
+done | ctl_batch --parallel
+many=$(jq -r '.response.volume.volume_id' "$CTL_BATCH" | sort -u)
+[ "$(grep -c . <<< "$many")" = 4 ] || fail "4 creates of 4 names gave $(grep -c . <<< "$many") distinct ids"
+[ "$(count_new image)" = 4 ] || fail "4 creates of 4 names: $(count_new image) new images"
+
+log "== SIGKILL between a create and its repeat"
+Q=pvc-restart-$TAG
+ctl CreateVolume OK "$(vol_req "$Q" $((16 * MiB)))" "$K"
+QID=$(ctl_resp .volume.volume_id)
+ctl_state
+ctl_kill9
+ctl_start
+ctl GetCapacity FAILED_PRECONDITION '{"parameters": {"clusterID": "dev", "pool": "kube"}}'
+details_has "GetCapacity after a restart" 'credential|secret'
+ctl CreateVolume OK "$(vol_req "$Q" $((16 * MiB)))" "$K"
+[ "$(ctl_resp .volume.volume_id)" = "$QID" ] || fail "after a restart the repeat of $Q gave $(ctl_resp .volume.volume_id), not $QID"
+assert_unchanged "the repeat of $Q after a restart"
+ctl_get_capacity
+
+log "== SIGKILL while an encrypted create is in flight"
+ENC=$TMPD/enc.json
+secrets_file "$ENC" kube "$KUBE_KEY" "pass-$RANDOM-$TAG"
+L=pvc-inflight-$TAG
+lreq=$(vol_req "$L" $((32 * MiB)) '"encrypted": "true"')
+ctl_state
+_ctl_send S2 "" --expect ANY call CreateVolume "$lreq" --secrets "$ENC" || fail "could not submit the create"
+# wait until the name is reserved (the journal key exists), then kill at once
+for _ in $(seq 1 100); do
+  [ -n "$(journal_value kube rbd-nbdd-csi.volumes "name/$L")" ] && break
+  nap 0.05
+done
+ctl_kill9
+_ctl_send C2 "" || true
+log "the create cut by SIGKILL answered ${_CODE:-nothing} (${_DETAILS:0:120})"
+log "left by the cut create: $(count_new image) image(s), $(count_new key) key(s)"
+ctl_start
+ctl CreateVolume OK "$lreq" "$ENC"
+LID=$(ctl_resp .volume.volume_id); LIMG=$(ctl_resp .volume.volume_context.imageName)
+[ "$(count_new image)" = 1 ] || fail "after the cut create and its repeat: $(count_new image) new images (expected 1)"
+[ "$(count_new key)" = 1 ] || fail "after the cut create and its repeat: $(count_new key) new journal keys"
+[ "$(count_new trash)" = 0 ] || fail "after the cut create and its repeat: trash entries"
+hdr=$(set -o pipefail; t 60 rbd export --no-progress "kube/$LIMG" - 2>/dev/null | head -c 6 | od -An -tx1 | tr -d ' \n')
+[ "$hdr" = 4c554b53babe ] || fail "kube/$LIMG has no LUKS header after the repeat: $hdr"
+[ "$(img_field "kube/$LIMG" .size)" -ge $((32 * MiB)) ] || fail "kube/$LIMG is $(img_field "kube/$LIMG" .size) bytes"
+
+log "== Delete everything; SIGTERM"
+ctl DeleteSnapshot OK "{\"snapshot_id\": \"$sids\"}" "$K"
+for v in "$PID_" $many "$QID" "$LID"; do ctl DeleteVolume OK "{\"volume_id\": \"$v\"}" "$K"; done
+ctl_assert_clean
+ctl_assert_no_leak "$KUBE_SECRETS" "$ENC"
+ctl_stop
+pass "parallel creates make one volume; restarts keep ids; a cut create completes on repeat"
