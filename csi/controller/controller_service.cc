@@ -204,12 +204,13 @@ grpc::Status ControllerService::GetCapacity(grpc::ServerContext*, const pb::GetC
 grpc::Status ControllerService::ControllerGetCapabilities(grpc::ServerContext*,
                                                           const pb::ControllerGetCapabilitiesRequest*,
                                                           pb::ControllerGetCapabilitiesResponse* response) {
+  RpcLog log("ControllerGetCapabilities", "-");
   using Rpc = pb::ControllerServiceCapability::RPC;
   for (auto type : {Rpc::CREATE_DELETE_VOLUME, Rpc::CREATE_DELETE_SNAPSHOT, Rpc::CLONE_VOLUME, Rpc::EXPAND_VOLUME,
                     Rpc::LIST_VOLUMES, Rpc::LIST_SNAPSHOTS, Rpc::GET_CAPACITY, Rpc::SINGLE_NODE_MULTI_WRITER}) {
     response->add_capabilities()->mutable_rpc()->set_type(type);
   }
-  return grpc::Status::OK;
+  return log.Done(grpc::Status::OK);
 }
 
 grpc::Status ControllerService::CreateSnapshot(grpc::ServerContext*, const pb::CreateSnapshotRequest* request,

@@ -223,6 +223,12 @@ TEST_F(ControllerGrpcTest, LifecycleThroughTheSocket) {
     ASSERT_TRUE(controller_->ValidateVolumeCapabilities(&ctx2, vr, &resp).ok());
     EXPECT_FALSE(resp.has_confirmed());
     EXPECT_FALSE(resp.message().empty());
+    grpc::ClientContext ctx4;
+    vr.mutable_volume_capabilities()->RemoveLast();
+    (*vr.mutable_parameters())["color"] = "blue";
+    ASSERT_TRUE(controller_->ValidateVolumeCapabilities(&ctx4, vr, &resp).ok());
+    EXPECT_FALSE(resp.has_confirmed());
+    EXPECT_NE(resp.message().find("'color'"), std::string::npos);
     grpc::ClientContext ctx3;
     vr.set_volume_id("rnv1.cdev.kube..0123456789abcdef0123456789abcdef");
     EXPECT_EQ(controller_->ValidateVolumeCapabilities(&ctx3, vr, &resp).error_code(), grpc::StatusCode::NOT_FOUND);

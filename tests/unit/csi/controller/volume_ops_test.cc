@@ -267,6 +267,20 @@ TEST_F(OpsTest, DeleteOfAMappedVolumeIsFailedPreconditionNamingTheImage) {
   EXPECT_EQ(store_.Journal("kube", "", "rbd-nbdd-csi.volumes").size(), 1u);
 }
 
+TEST_F(OpsTest, AnIdOfAClusterNoLongerConfiguredIsInvalidArgumentNamingIt) {
+  auto r = ops_->DeleteVolume("rnv1.cgone.kube..0123456789abcdef0123456789abcdef", Secrets());
+  ASSERT_FALSE(r);
+  EXPECT_EQ(r.error().code, kInvalidArgument);
+  EXPECT_NE(r.error().message.find("'gone'"), std::string::npos);
+}
+
+TEST_F(OpsTest, CheckCreateParameters) {
+  EXPECT_TRUE(ops_->CheckCreateParameters({{"clusterID", "dev"}, {"pool", "kube"}}));
+  auto r = ops_->CheckCreateParameters({{"clusterID", "dev"}, {"pool", "kube"}, {"color", "blue"}});
+  ASSERT_FALSE(r);
+  EXPECT_NE(r.error().message.find("'color'"), std::string::npos);
+}
+
 TEST_F(OpsTest, ExpandGrowsRoundsAndRefusesShrink) {
   VolumeInfo v = MustCreate(Args("pvc-1", 64 * kMiBytes));
   auto r = ops_->ExpandVolume(v.volume_id, 100 * kMiBytes + 1, 0, Secrets());
