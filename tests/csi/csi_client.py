@@ -306,10 +306,31 @@ def run_batch(csi, items, parallel=False):
     return (1 if errs else 0), results, errs
 
 
+def _parse(argv):
+    """_parser().parse_args, with `call METHOD --secrets FILE JSON` accepted too: argparse
+    takes `call`'s two positionals as one run, so an option between them would leave the
+    JSON unclaimed. The option (and its value) moves behind the positionals."""
+    argv = list(argv)
+    if "call" in argv:
+        i = argv.index("call")
+        head, tail = argv[:i + 1], argv[i + 1:]
+        opts, rest = [], []
+        while tail:
+            w = tail.pop(0)
+            if w == "--secrets" and tail:
+                opts += [w, tail.pop(0)]
+            elif w.startswith("--secrets="):
+                opts.append(w)
+            else:
+                rest.append(w)
+        argv = head + rest + opts
+    return _parser().parse_args(argv)
+
+
 def run_argv(argv, stdin=None):
     """(rc, stdout lines, stderr lines) of one command line; never exits."""
     try:
-        a = _parser().parse_args(argv)
+        a = _parse(argv)
     except SystemExit as e:
         return (e.code if isinstance(e.code, int) else 2), [], [f"csi_client: bad arguments {argv!r}"]
     try:
@@ -409,7 +430,7 @@ def repl(inp, out):
 def main(argv=None):
     argv = sys.argv[1:] if argv is None else argv
     try:
-        a = _parser().parse_args(argv)
+        a = _parse(argv)
     except SystemExit as e:
         return e.code if isinstance(e.code, int) else 2
     if a.verb == "repl":

@@ -216,7 +216,10 @@ _csi_line() {
       break
     fi
   done
-  printf '%s' "$op$IFS$stdin$IFS--endpoint$IFS$CSI_ENDPOINT$IFS$*"
+  local args="$*"
+  # One line per command: a newline inside an argument (a JSON request written over several
+  # lines) becomes a blank, which JSON reads alike.
+  printf '%s' "$op$IFS$stdin$IFS--endpoint$IFS$CSI_ENDPOINT$IFS${args//$'\n'/ }"
 }
 
 # _csi_print_reply : the last command's stdout and stderr, one line each.
