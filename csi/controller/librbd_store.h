@@ -38,8 +38,9 @@
 //   librbd's own log). SnapInfo::quiesce_failed therefore stays false here.
 // * AvailableBytes() reads the pool's max_avail from the monitors' "df"
 //   (client.kube with mon 'profile rbd' may run it). The monitors know pool
-//   usage only from a ceph-mgr: on a cluster without one, "df" lists no pools
-//   and AvailableBytes() answers ENODATA naming the pool.
+//   usage only from a ceph-mgr: on a cluster that never had one, "df" lists no
+//   pools and AvailableBytes() answers ENODATA naming the pool; when the mgr
+//   is down, the monitors answer with the last numbers it sent (stale).
 // * ImageInfo::features leaves out librbd's internal bits
 //   (RBD_FEATURES_INTERNAL: "operations", which clone v2 sets on a parent and
 //   a child, and "migrating"): they are the features the image was made with.
