@@ -37,10 +37,15 @@ namespace {
 // librbd retries a quiesce notification 10 times with a 5 s notify timeout
 // (rbd_quiesce_notification_attempts, watcher NOTIFY_TIMEOUT): it gives up
 // after about 50 s. 30 s lets a freeze flush a lot of dirty data and still
-// fails inside that window with our ETIMEDOUT, which `rbd snap create` then
-// reports, rather than librbd's own timeout; and it is well inside the CSI
+// fails inside that window with our ETIME ("Timer expired"), which `rbd snap
+// create` then reports, rather than librbd's own timeout; and it is well inside the CSI
 // sidecar's default 60 s for CreateSnapshot.
 constexpr unsigned kDefaultQuiesceTimeoutS = 30;
+// Our answer must come before librbd's own give-up (ETIMEDOUT after ~50 s,
+// measured 51 s): a snapshot asked of the lock owner (us) that ends in
+// ETIMEDOUT makes the asking client retry forever (measured: `rbd snap
+// create` still running after 100 s). So the bound stays under it.
+constexpr unsigned kMaxQuiesceTimeoutS = 45;
 }  // namespace
 
 void PrintDaemonHelp() {
@@ -71,9 +76,9 @@ Serve every RBD-backed /dev/nbdX of this node from one process. Clients
                          the quiesce (and the snapshot, unless it ignores
                          quiesce errors); then `unquiesce` runs to undo.
   --quiesce-timeout SEC  bound on one freeze or hook run (past it the quiesce
-                         fails with ETIMEDOUT and nothing stays frozen) and on
+                         fails with ETIME and nothing stays frozen) and on
                          the wait for the unquiesce after a freeze (past it
-                         the daemon thaws anyway) (1..3600, default %u)
+                         the daemon thaws anyway) (1..%u, default %u)
   --log-level LEVEL      trace|debug|info|warn|error|critical|off (default info)
   --log-target TARGET    stderr|syslog|file:PATH (default stderr)
   -h, --help             this help
@@ -81,7 +86,7 @@ Serve every RBD-backed /dev/nbdX of this node from one process. Clients
 SIGTERM leaves every device in place for the next daemon to reattach; it
 thaws whatever a quiesce froze first, as unmap does.
 )",
-              kDefaultControlSocket, kDefaultStateDir, kDefaultQuiesceTimeoutS);
+              kDefaultControlSocket, kDefaultStateDir, kMaxQuiesceTimeoutS, kDefaultQuiesceTimeoutS);
 }
 
 namespace {
@@ -145,7 +150,7 @@ int ParseArgs(int argc, char** argv, DaemonArgs* a) {
       case kNoNetlink: a->no_netlink = true; break;
       case kQuiesceHook: a->quiesce_hook = optarg; break;
       case kQuiesceTimeout:
-        if (!number("--quiesce-timeout", optarg, 1, 3600, &a->quiesce_timeout_s)) return 2;
+        if (!number("--quiesce-timeout", optarg, 1, kMaxQuiesceTimeoutS, &a->quiesce_timeout_s)) return 2;
         break;
       case 'h': PrintDaemonHelp(); return 0;
       case ':':

@@ -144,6 +144,16 @@ void QuiesceSession::Run() {
       lock.lock();
       r = -ESHUTDOWN;
     }
+    if (r == -ETIMEDOUT) {
+      // Never ETIMEDOUT to librbd: when the snapshot was asked of us as the
+      // exclusive lock owner (the usual case: the node writes, so it holds
+      // the lock), the asking client's librbd takes a remote ETIMEDOUT for
+      // "the lock owner did not answer" and starts over, forever
+      // (Operations' C_InvokeAsyncRequest::handle_remote_request; measured:
+      // `rbd snap create` spun for minutes). ETIME ("Timer expired") fails
+      // it at once.
+      r = -ETIME;
+    }
     if (r == 0) {
       state_ = State::kQuiesced;
       spdlog::debug("quiesce: quiesced in {} ms ({})", took.count(), label_);

@@ -11,7 +11,8 @@
 //   per OnQuiesce(), never holding the session's lock. librbd asserts on a
 //   completion it did not ask for, and waits forever for one it did.
 // * Bounded: a quiesce that takes longer than `timeout` completes with
-//   -ETIMEDOUT and leaves nothing quiesced (Quiescer's contract). If no
+//   -ETIME (not -ETIMEDOUT, which librbd retries forever when the snapshot
+//   came through the lock owner; see Run()) and leaves nothing quiesced (Quiescer's contract). If no
 //   unquiesce comes within `timeout` of a successful quiesce, the session
 //   unquiesces anyway and warns "quiesce: no unquiesce within N s: thawed
 //   anyway". (librbd's own watcher unquiesces after 10 s; this is the bound
@@ -25,7 +26,8 @@
 //            OnQuiesce               Quiesce() ok: complete(0)
 //   idle ───────────────► quiescing ─────────────────────────► quiesced
 //    ▲ ▲                      │ failed or past timeout:            │
-//    │ └──────────────────────┘ complete(-errno), nothing left     │
+//    │ └──────────────────────┘ complete(-errno or -ETIME),        │
+//    │                           nothing left                      │
 //    │      OnUnquiesce, or `timeout` without one, or Shutdown():  │
 //    └────────────────────────── Unquiesce() ◄─────────────────────┘
 //   Shutdown(): from then on every OnQuiesce is answered -ESHUTDOWN.

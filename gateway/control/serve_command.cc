@@ -76,8 +76,11 @@ Quiesce (snapshots with quiesce: rbd snap create without --skip-quiesce):
                            is not ours to freeze).
       --quiesce-timeout SEC
                            bound on one hook run (past it the hook is killed
-                           and the quiesce fails with ETIMEDOUT) and on the
-                           wait for the unquiesce (1..3600, default 30)
+                           and the quiesce fails with ETIME) and on the
+                           wait for the unquiesce (1..45, default 30: librbd
+                           gives up on its own after ~50 s, and a snapshot
+                           through the lock owner that ends that way is
+                           retried forever by the asking client)
 Operation:
       --pid-file PATH      write the process id here once listening
       --log-level LEVEL    trace|debug|info|warn|error|critical|off (default info)
@@ -160,7 +163,7 @@ int ParseArgs(int argc, char** argv, ServeArgs* a) {
         break;
       }
       case kQuiesceHook: a->quiesce_hook = optarg; break;
-      case kQuiesceTimeout: if (!number("--quiesce-timeout", 1, 3600, &a->quiesce_timeout_s)) return 2; break;
+      case kQuiesceTimeout: if (!number("--quiesce-timeout", 1, 45, &a->quiesce_timeout_s)) return 2; break;
       case kPidFile: a->pid_file = optarg; break;
       case kLogLevel: a->log_level = optarg; break;
       case kLogTarget: a->log_target = optarg; break;
