@@ -15,10 +15,10 @@
 namespace rbdnbd::csi {
 namespace {
 
-const std::string kUuid = "0123456789abcdef0123456789abcdef";
+const std::string kRecordUuid = "0123456789abcdef0123456789abcdef";
 
 TEST(JournalRecordTest, VolumeRecordRoundTrips) {
-  VolumeJournalRecord r{kUuid, 1u << 30, "fp", "snapshot:x", true, {{"pool", "kube"}}};
+  VolumeJournalRecord r{kRecordUuid, 1u << 30, "fp", "snapshot:x", true, {{"pool", "kube"}}};
   auto back = DecodeVolumeJournalRecord(EncodeRecord(r), "name/a");
   ASSERT_TRUE(back) << back.error().message;
   EXPECT_EQ(back->uuid, r.uuid);
@@ -30,7 +30,7 @@ TEST(JournalRecordTest, VolumeRecordRoundTrips) {
 }
 
 TEST(JournalRecordTest, SnapshotRecordRoundTrips) {
-  SnapshotJournalRecord r{kUuid, kUuid, false, 5, 6, 7};
+  SnapshotJournalRecord r{kRecordUuid, kRecordUuid, false, 5, 6, 7};
   auto back = DecodeSnapshotJournalRecord(EncodeRecord(r), "name/s");
   ASSERT_TRUE(back);
   EXPECT_FALSE(back->ready);
