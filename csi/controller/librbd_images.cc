@@ -394,7 +394,9 @@ Result<int> LibrbdSession::PurgeTrash(const std::string& name_prefix) {
       // Still holds snapshots (ENOTEMPTY), watched or a clone of it still
       // open (EBUSY), its deferment not over (EPERM), or gone meanwhile.
       if (r == -ENOTEMPTY || r == -EBUSY || r == -ENOENT || r == -EPERM || r == -EMLINK) continue;
-      if (!first_error) first_error = Error{-r, fmt::format("cannot purge trash entry '{}' (id {}): {}", Spec(e.name), e.id, Why(r))};
+      if (!first_error) {
+        first_error = Error{-r, fmt::format("cannot purge trash entry '{}' (id {}): {}", Spec(e.name), e.id, Why(r))};
+      }
     }
   }
   if (first_error) {

@@ -87,7 +87,8 @@ class ConnectionCache : public std::enable_shared_from_this<ConnectionCache> {
 
 class CacheLease final : public ConnectionLease {
  public:
-  CacheLease(std::shared_ptr<ConnectionCache> cache, std::string key) : cache_(std::move(cache)), key_(std::move(key)) {}
+  CacheLease(std::shared_ptr<ConnectionCache> cache, std::string key)
+      : cache_(std::move(cache)), key_(std::move(key)) {}
   ~CacheLease() override { cache_->Release(key_); }
 
  private:

@@ -151,7 +151,8 @@ TEST_F(ConnectTest, AvailableBytesFollowsTheClusterMgr) {
   if (mgr_reported) {
     ASSERT_TRUE(a) << ErrText(a);
     EXPECT_GT(*a, 0u);
-    printf("[ note     ] a ceph-mgr reported: pool kube can take %llu more bytes\n", static_cast<unsigned long long>(*a));
+    printf("[ note     ] a ceph-mgr reported: pool kube can take %llu more bytes\n",
+           static_cast<unsigned long long>(*a));
   } else {
     printf("[ note     ] this cluster never had a ceph-mgr: df lists no pools, AvailableBytes must say so\n");
     ASSERT_FALSE(a) << "a number without a mgr: " << *a;
@@ -165,7 +166,8 @@ TEST(DfParse, ReadsMaxAvailOfTheNamedPool) {
   std::string df = R"({"stats":{"total_bytes":21474836480,"total_avail_bytes":21000000000},
     "stats_by_class":{},"pools":[
     {"name":"rbd","id":1,"stats":{"stored":0,"objects":0,"kb_used":0,"bytes_used":0,"percent_used":0,"max_avail":111}},
-    {"name":"kube","id":2,"stats":{"stored":12,"objects":3,"kb_used":1,"bytes_used":12,"percent_used":0,"max_avail":20401094656}}]})";
+    {"name":"kube","id":2,"stats":{"stored":12,"objects":3,"kb_used":1,"bytes_used":12,"percent_used":0,
+     "max_avail":20401094656}}]})";
   auto k = ParseDfMaxAvail(df, "kube");
   ASSERT_TRUE(k) << ErrText(k);
   EXPECT_EQ(*k, 20401094656u);
