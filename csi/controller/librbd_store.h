@@ -14,6 +14,8 @@
 //   /dev/null, an empty ceph.conf, instead.)
 // * Connection errors are the gateway's (RadosCluster::Connect): ETIMEDOUT
 //   saying which of three timeouts it was, EACCES for a refusal.
+// * Threads: as ceph_store.h. The store's one mutex (the connection cache) is
+//   never held across a connect or a disconnect.
 //
 // Bounds
 // ------
@@ -31,6 +33,9 @@
 //   handle is never counted among the watchers. An image with any snapshot
 //   (user or trash namespace) goes to the trash (delay 0): clones hang off
 //   snapshots only, so "no snapshot" means "no clone" too.
+// * PurgeTrash() deletes an entry only once it has no snapshot at all: a user
+//   snapshot left on a trashed image (one without clones, which the caller
+//   should have removed) keeps it in the trash for good.
 // * RemoveSnapshot() of a snapshot that clone-v2 children use moves it to the
 //   trash snapshot namespace; librbd removes it when its last child goes.
 // * QuiesceMode::kBestEffort: librbd takes the snapshot when a watcher fails
