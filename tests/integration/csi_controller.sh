@@ -22,7 +22,7 @@ declare -A LAT=()
 K=$KUBE_SECRETS
 HEX32='[0-9a-f]{32}'
 
-log "== Identity and capabilities"
+section "Identity and capabilities"
 ctl GetPluginInfo OK
 [ "$(ctl_resp .name)" = "$CTL_DRIVER" ] || fail "GetPluginInfo name: $(ctl_resp .name)"
 [ -n "$(ctl_resp .vendor_version)" ] || fail "GetPluginInfo has no vendor_version"
@@ -36,14 +36,14 @@ caps=$(ctl_resp '[.capabilities[].rpc.type] | sort | join(",")')
 want=CLONE_VOLUME,CREATE_DELETE_SNAPSHOT,CREATE_DELETE_VOLUME,EXPAND_VOLUME,GET_CAPACITY,LIST_SNAPSHOTS,LIST_VOLUMES,SINGLE_NODE_MULTI_WRITER
 [ "$caps" = "$want" ] || fail "ControllerGetCapabilities: $caps, expected $want"
 
-log "== Before any call with secrets: GetCapacity and ListVolumes have no credentials"
+section "Before any call with secrets: GetCapacity and ListVolumes have no credentials"
 CAP_REQ='{"parameters": {"clusterID": "dev", "pool": "'$CTL_POOL'"}, "volume_capabilities": ['"$(mount_cap)"']}'
 ctl GetCapacity FAILED_PRECONDITION "$CAP_REQ"
 details_has "GetCapacity without credentials" 'credential|secret'
 ctl ListVolumes FAILED_PRECONDITION '{}'
 details_has "ListVolumes without credentials" 'credential|secret'
 
-log "== CreateVolume: defaults, id, context, metadata, journal"
+section "CreateVolume: defaults, id, context, metadata, journal"
 A=pvc-a-$TAG
 META='"csi.storage.k8s.io/pvc/name": "data-'$TAG'", "csi.storage.k8s.io/pvc/namespace": "ns-'$TAG'", "csi.storage.k8s.io/pv/name": "pv-'$TAG'"'
 ctl CreateVolume OK "$(vol_req "$A" $((64 * MiB)) "$META")" "$K"
@@ -73,7 +73,7 @@ ctl CreateVolume ALREADY_EXISTS "$(vol_req "$A" $((128 * MiB)) "$META")" "$K"
 ctl CreateVolume ALREADY_EXISTS "$(vol_req "$A" $((64 * MiB)) "$META"', "imageFeatures": "layering"')" "$K"
 assert_unchanged "repeats and conflicting repeats of $A"
 
-log "== Capacity rounding and limit_bytes"
+section "Capacity rounding and limit_bytes"
 B=pvc-b-$TAG
 REQ=$((10 * MiB + 1))
 ctl CreateVolume OK "$(vol_req "$B" $REQ)" "$K"
@@ -91,14 +91,14 @@ fi
 ctl CreateVolume OK "$(vol_req "$B" $REQ | jq -c '.capacity_range.limit_bytes = "'"$C"'"')" "$K"
 [ "$(ctl_resp .volume.volume_id)" = "$BID" ] || fail "the repeat of $B with limit_bytes=$C gave another id"
 
-log "== imageFeatures with journaling, objectSize"
+section "imageFeatures with journaling, objectSize"
 J=pvc-j-$TAG
 ctl CreateVolume OK "$(vol_req "$J" $((32 * MiB)) '"imageFeatures": "layering,exclusive-lock,journaling", "objectSize": "1M"')" "$K"
 JID=$(ctl_resp .volume.volume_id); JIMG=$(ctl_resp .volume.volume_context.imageName)
 [ "$(img_features "kube/$JIMG")" = exclusive-lock,journaling,layering ] || fail "kube/$JIMG features $(img_features "kube/$JIMG")"
 [ "$(img_field "kube/$JIMG" .object_size)" = $MiB ] || fail "kube/$JIMG object size $(img_field "kube/$JIMG" .object_size)"
 
-log "== radosNamespace (a dotted name, percent-encoded in the id)"
+section "radosNamespace (a dotted name, percent-encoded in the id)"
 NS=ns1.$TAG
 rbd_cli namespace create "kube/$NS" || fail "rbd namespace create kube/$NS"
 CTL_NS+=("$NS")
@@ -110,20 +110,15 @@ NID=$(ctl_resp .volume.volume_id); NIMG=$(ctl_resp .volume.volume_context.imageN
 [ -n "$(journal_value "kube/$NS" rbd-nbdd-csi.volumes "name/$N")" ] || fail "no journal key name/$N in kube/$NS"
 [ -z "$(journal_value kube rbd-nbdd-csi.volumes "name/$N")" ] || fail "the journal key of $N is in the default namespace"
 
-log "== dataPool (as client.admin: client.kube may not write pool rbd)"
+section "dataPool (as client.admin: client.kube may not write pool rbd)"
 D=pvc-d-$TAG
 ctl CreateVolume OK "$(vol_req "$D" $((16 * MiB)) '"dataPool": "rbd"')" "$ADMIN_SECRETS"
 DID=$(ctl_resp .volume.volume_id); DIMG=$(ctl_resp .volume.volume_context.imageName)
 [ "$(img_field "kube/$DIMG" .data_pool)" = rbd ] || fail "kube/$DIMG has data pool '$(img_field "kube/$DIMG" .data_pool)'"
 
-log "== Encryption: LUKS2 (default) and LUKS1, formatted through librbd"
+section "Encryption: LUKS2 (default) and LUKS1, formatted through librbd"
 ENC=$TMPD/enc.json
 secrets_file "$ENC" kube "$KUBE_KEY" "pass-$RANDOM-$RANDOM-$TAG"
-luks_version() {  # SPEC : the LUKS version in the header's first bytes, or what is there
-  local hdr
-  hdr=$(set -o pipefail; t 60 rbd export --no-progress "$1" - 2>/dev/null | head -c 8 | od -An -tx1 | tr -d ' \n')
-  case $hdr in 4c554b53babe0001) echo 1 ;; 4c554b53babe0002) echo 2 ;; *) echo "no LUKS header: $hdr" ;; esac
-}
 ctl_state
 ctl CreateVolume INVALID_ARGUMENT "$(vol_req "pvc-e0-$TAG" $((32 * MiB)) '"encrypted": "true"')" "$K"
 details_has "encrypted without a passphrase" encryptionPassphrase
@@ -136,7 +131,7 @@ ctl CreateVolume OK "$(vol_req "pvc-e1-$TAG" $((32 * MiB)) '"encrypted": "true",
 E1ID=$(ctl_resp .volume.volume_id); E1IMG=$(ctl_resp .volume.volume_context.imageName)
 [ "$(luks_version "kube/$E1IMG")" = 1 ] || fail "kube/$E1IMG: $(luks_version "kube/$E1IMG"), expected LUKS1"
 
-log "== ControllerExpandVolume"
+section "ControllerExpandVolume"
 exp_req() { printf '{"volume_id": "%s", "capacity_range": {"required_bytes": "%s"}, "volume_capability": %s}' "$1" "$2" "$3"; }
 ctl ControllerExpandVolume OK "$(exp_req "$AID" $((128 * MiB)) "$(mount_cap)")" "$K"
 LAT[ControllerExpandVolume]=$CTL_ELAPSED
@@ -152,7 +147,7 @@ ctl ControllerExpandVolume OUT_OF_RANGE "$(exp_req "$AID" $((64 * MiB)) "$(mount
 [ "$(img_field "kube/$AIMG" .size)" = $((128 * MiB)) ] || fail "a refused shrink changed kube/$AIMG"
 ctl ControllerExpandVolume NOT_FOUND "$(exp_req "rnv1.cdev.kube..$(printf '%032x' 7)" $((64 * MiB)) "$(mount_cap)")" "$K"
 
-log "== ValidateVolumeCapabilities"
+section "ValidateVolumeCapabilities"
 val_req() { printf '{"volume_id": "%s", "volume_capabilities": [%s], "volume_context": {"pool": "kube", "clusterID": "dev"}}' "$1" "$2"; }
 ctl ValidateVolumeCapabilities OK "$(val_req "$AID" "$(mount_cap)")" "$K"
 [ "$(ctl_resp '.confirmed.volume_capabilities | length')" = 1 ] || fail "SINGLE_NODE_WRITER mount not confirmed: $CTL_LAST"
@@ -163,10 +158,10 @@ ctl ValidateVolumeCapabilities OK "$(val_req "$AID" "$(mount_cap ext4 MULTI_NODE
 [ -n "$(ctl_resp .message)" ] || fail "an unconfirmed validation says nothing: $CTL_LAST"
 ctl ValidateVolumeCapabilities NOT_FOUND "$(val_req "rnv1.cdev.kube..$(printf '%032x' 7)" "$(mount_cap)")" "$K"
 
-log "== GetCapacity (credentials learnt from the calls above), against ceph df"
+section "GetCapacity (credentials learnt from the calls above), against ceph df"
 ctl_get_capacity
 
-log "== ListVolumes: all, then one page at a time, a bad token"
+section "ListVolumes: all, then one page at a time, a bad token"
 ctl ListVolumes OK '{}'
 all=$(ctl_resp '[.entries[]?.volume.volume_id] | sort | join(" ")')
 for v in "$AID" "$BID" "$JID" "$E2ID" "$E1ID"; do [[ " $all " == *" $v "* ]] || fail "ListVolumes lacks $v: $all"; done
@@ -186,7 +181,7 @@ done
 log "ListVolumes: $pages pages of 1 = the full list"
 ctl ListVolumes ABORTED '{"starting_token": "no-such-token"}'
 
-log "== DeleteVolume of a mapped volume (a real watcher), then of everything"
+section "DeleteVolume of a mapped volume (a real watcher), then of everything"
 start_rbd_server --rbd "kube/$AIMG"
 ctl_state
 ctl DeleteVolume FAILED_PRECONDITION "{\"volume_id\": \"$AID\"}" "$K"

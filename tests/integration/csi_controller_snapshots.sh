@@ -21,7 +21,7 @@ del_snap() { ctl DeleteSnapshot OK "{\"snapshot_id\": \"$1\"}" "$K"; }
 del_vol() { ctl DeleteVolume OK "{\"volume_id\": \"$1\"}" "$K"; }
 user_snaps() { rbd_json snap ls "$1" | jq -r '[.[].name] | join(",")'; }
 
-log "== Two source volumes, 1 MiB of data written into the first"
+section "Two source volumes, 1 MiB of data written into the first"
 A=pvc-sa-$TAG B=pvc-sb-$TAG
 ctl CreateVolume OK "$(vol_req "$A" $((64 * MiB)))" "$K"
 AID=$(ctl_resp .volume.volume_id); AIMG=$(ctl_resp .volume.volume_context.imageName)
@@ -29,7 +29,7 @@ ctl CreateVolume OK "$(vol_req "$B" $((32 * MiB)))" "$K"
 BID=$(ctl_resp .volume.volume_id)
 DATA=$(t 60 "$CTL_PY" "$CTL_CHECK" write --spec "kube/$AIMG" --bytes $MiB --seed 11) || fail "writing kube/$AIMG failed"
 
-log "== CreateSnapshot"
+section "CreateSnapshot"
 S1=snap-1-$TAG
 ctl CreateSnapshot OK "$(snap_req "$S1" "$AID")" "$K"
 LAT[CreateSnapshot]=$CTL_ELAPSED
@@ -65,7 +65,7 @@ for q in required best-effort skip; do
 done
 [ -z "$(user_snaps "kube/$AIMG")" ] || fail "the source kube/$AIMG kept snapshots: $(user_snaps "kube/$AIMG")"
 
-log "== ListSnapshots"
+section "ListSnapshots"
 ls_ids() { ctl_resp '[.entries[]?.snapshot.snapshot_id] | sort | join(" ")'; }
 ctl ListSnapshots OK "{\"snapshot_id\": \"$SID\"}" "$K"
 [ "$(ls_ids)" = "$SID" ] || fail "ListSnapshots by id: $(ls_ids)"
@@ -96,7 +96,7 @@ ctl ListSnapshots OK "{\"snapshot_id\": \"rns1.cdev.kube..$(uuid_of "$AID").$(pr
 ctl ListSnapshots OK '{"snapshot_id": "not-a-snapshot-id"}' "$K"
 [ -z "$(ls_ids)" ] || fail "ListSnapshots of a malformed snapshot_id: $(ls_ids)"
 
-log "== CreateVolume from the snapshot: same size, bigger, smaller, unknown"
+section "CreateVolume from the snapshot: same size, bigger, smaller, unknown"
 from_snap() { printf '"volume_content_source": {"snapshot": {"snapshot_id": "%s"}}' "$1"; }
 from_vol() { printf '"volume_content_source": {"volume": {"volume_id": "%s"}}' "$1"; }
 ctl CreateVolume OK "$(vol_req "pvc-r1-$TAG" $((64 * MiB)) '' "$(from_snap "$SID")")" "$K"
@@ -116,7 +116,7 @@ ctl CreateVolume NOT_FOUND "$(vol_req "pvc-r4-$TAG" $((64 * MiB)) '' "$(from_sna
 ctl CreateVolume ALREADY_EXISTS "$(vol_req "pvc-r1-$TAG" $((64 * MiB)) '' "$(from_snap "${QS[skip]}")")" "$K"
 assert_unchanged "a smaller restore, an unknown snapshot, a repeat with another source"
 
-log "== CreateVolume from a volume (a clone, bigger than its source)"
+section "CreateVolume from a volume (a clone, bigger than its source)"
 ctl CreateVolume OK "$(vol_req "pvc-c1-$TAG" $((80 * MiB)) '' "$(from_vol "$AID")")" "$K"
 LAT[CreateVolume-from-volume]=$CTL_ELAPSED
 C1=$(ctl_resp .volume.volume_id); C1IMG=$(ctl_resp .volume.volume_context.imageName)
@@ -127,7 +127,7 @@ C1=$(ctl_resp .volume.volume_id); C1IMG=$(ctl_resp .volume.volume_context.imageN
 [ -z "$(user_snaps "kube/$AIMG")" ] || fail "the source kube/$AIMG kept snapshots: $(user_snaps "kube/$AIMG")"
 ctl CreateVolume NOT_FOUND "$(vol_req "pvc-c2-$TAG" $((80 * MiB)) '' "$(from_vol "rnv1.cdev.kube..$(printf '%032x' 5)")")" "$K"
 
-log "== A snapshot outlives its source volume"
+section "A snapshot outlives its source volume"
 X=pvc-sx-$TAG
 ctl CreateVolume OK "$(vol_req "$X" $((16 * MiB)))" "$K"
 XID=$(ctl_resp .volume.volume_id); XIMG=$(ctl_resp .volume.volume_context.imageName)
@@ -142,7 +142,7 @@ ctl CreateVolume OK "$(vol_req "pvc-rx-$TAG" $((16 * MiB)) '' "$(from_snap "$XSI
 RX=$(ctl_resp .volume.volume_id); RXIMG=$(ctl_resp .volume.volume_context.imageName)
 [ "$(head_sha "kube/$RXIMG")" = "$XDATA" ] || fail "the restore of a deleted volume's snapshot lost its data"
 
-log "== DeleteSnapshot and DeleteVolume, each twice; nothing left"
+section "DeleteSnapshot and DeleteVolume, each twice; nothing left"
 for s in "$SID" "${QS[@]}" "$XSID"; do del_snap "$s"; LAT[DeleteSnapshot]=$CTL_ELAPSED; del_snap "$s"; done
 ctl ListSnapshots OK "{\"source_volume_id\": \"$AID\"}" "$K"
 [ -z "$(ls_ids)" ] || fail "deleted snapshots still listed: $(ls_ids)"

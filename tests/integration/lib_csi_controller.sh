@@ -26,6 +26,7 @@
 # run: put it in every CSI name), CTL_POOL=kube, MiB/GiB.
 
 . "$(dirname "${BASH_SOURCE[0]}")/lib_rbd.sh"
+shopt -s lastpipe   # `... | ctl_batch` runs ctl_batch in this shell (CTL_BATCH, fail)
 
 CTL_PY=/usr/bin/python3
 CTL_CLIENT=$ROOT/tests/csi/csi_client.py
@@ -71,6 +72,9 @@ secrets_file() {
 # keyring_key FILE : the key of a keyring file (for secrets_file; never printed by the tests).
 keyring_key() { awk '$1 == "key" {print $3; exit}' "$1"; }
 
+# section TITLE : a log line that opens a part of the test, with the seconds since it started.
+section() { log "== $* (at ${SECONDS}s)"; }
+
 # ---------------------------------------------------------------------------------------
 # Set-up
 # ---------------------------------------------------------------------------------------
@@ -87,16 +91,17 @@ ctl_setup() {
   CTL_MON=$(sed -E 's/.*v2:([0-9.]+:[0-9]+).*/\1/' <<< "$CEPH_MON_HOST")
   [[ "$CTL_MON" =~ ^[0-9.]+:[0-9]+$ ]] || fail "no mon address in CEPH_MON_HOST=$CEPH_MON_HOST"
   CTL_CONFIG=$TMPD/config.json
-  # "dead": monitors nobody listens on (DEADLINE_EXCEEDED); read on every call
-  printf '[{"clusterID": "dev", "monitors": ["%s"]}, {"clusterID": "dead", "monitors": ["127.0.0.1:9"]}]\n' \
-    "$CTL_MON" > "$CTL_CONFIG"
+  # dev: the mon as a bare IP:PORT (as ceph-csi configs give it); dev2: the same mon as
+  # v2:IP:PORT (msgr2: cephx refuses a wrong key at once, where v1 retries until the mount
+  # timeout); dead: monitors nobody listens on. Read on every call.
+  printf '[{"clusterID": "dev", "monitors": ["%s"]}, {"clusterID": "dev2", "monitors": ["v2:%s"]}, {"clusterID": "dead", "monitors": ["127.0.0.1:9"]}]\n' \
+    "$CTL_MON" "$CTL_MON" > "$CTL_CONFIG"
   KUBE_KEY=$(keyring_key "$CEPH_KUBE_KEYRING")
   ADMIN_KEY=$(keyring_key "$CEPH_KEYRING")
   [ -n "$KUBE_KEY" ] && [ -n "$ADMIN_KEY" ] || fail "no key in $CEPH_KUBE_KEYRING or $CEPH_KEYRING"
   KUBE_SECRETS=$TMPD/kube.json ADMIN_SECRETS=$TMPD/admin.json
   secrets_file "$KUBE_SECRETS" kube "$KUBE_KEY"
   secrets_file "$ADMIN_SECRETS" admin "$ADMIN_KEY"
-  export CSI_PY_DIR=$TMPD/py
   t 120 "$CTL_PY" "$ROOT/tests/csi/gen_stubs.py" > /dev/null 2> "$TMPD/gen.err" \
     || { cat "$TMPD/gen.err" >&2; fail "generating the Python stubs from $CSI_PROTO failed"; }
   _ctl_repl_start
@@ -217,32 +222,23 @@ details_has() {
   done
 }
 
-# ctl_batch [--parallel] : JSON lines {name, method, request, expect} on stdin, one client
-# run (threads with --parallel). Result lines in CTL_BATCH (a file); fails on a wrong code.
-# Requests carry no secrets: put a "secrets_file" key in a line and it is merged here.
+# ctl_batch SECRETS_FILE [--parallel] : JSON lines {name, method, request, expect} on stdin,
+# one client run (threads with --parallel); each request gets the file's secrets (jq reads
+# the file: the key goes on no command line). Result lines in the file CTL_BATCH; fails on a
+# code other than a line's expect.
 ctl_batch() {
-  local lines='' l
-  while IFS= read -r l; do
-    [ -n "$l" ] || continue
-    lines+=$(_merge_secrets "$l")$'\x1e'
-  done
+  local sec=$1 lines l
+  shift
+  lines=$(jq -c --rawfile s "$sec" '.request.secrets = ($s | fromjson)' | tr '\n' '\036')
   _ctl_send R "$lines" batch "$@" || true
   CTL_BATCH=$TMPD/batch.$RANDOM.json
   tr '\036' '\n' <<< "$_OUT" > "$CTL_BATCH"
   jq -r '"ctl \(.name): \(.method) -> \(.code) (\(.elapsed)s)\(if .details != "" then ": " + .details[0:200] else "" end)"' \
     "$CTL_BATCH" | while IFS= read -r l; do log "$l"; done
-  jq -r 'select(.code == "OK") | if .method == "CreateVolume" then "V \(.response.volume.volume_id) '"$KUBE_SECRETS"'"
-         elif .method == "CreateSnapshot" then "S \(.response.snapshot.snapshot_id) '"$KUBE_SECRETS"'" else empty end' \
+  jq -r --arg f "$sec" 'select(.code == "OK") | if .method == "CreateVolume" then "V \(.response.volume.volume_id) \($f)"
+         elif .method == "CreateSnapshot" then "S \(.response.snapshot.snapshot_id) \($f)" else empty end' \
     "$CTL_BATCH" >> "$TMPD/created"
   [ "$_RC" = 0 ] || fail "batch: $(tr '\036' ' ' <<< "$_ERR")"
-}
-# _merge_secrets LINE : a batch line whose "secrets_file" becomes request.secrets (jq reads
-# the file: the key goes on no command line).
-_merge_secrets() {
-  local f
-  f=$(jq -r '.secrets_file // empty' <<< "$1")
-  if [ -z "$f" ]; then printf '%s' "$1"; return; fi
-  jq -c --rawfile s "$f" '.request.secrets = ($s | fromjson) | del(.secrets_file)' <<< "$1"
 }
 
 # ---------------------------------------------------------------------------------------
@@ -307,6 +303,14 @@ head_sha() {
   { t 120 rbd export --no-progress "$1" - 2>/dev/null || true; } | head -c "$n" > "$f"
   [ "$(stat -c %s "$f")" = "$n" ] || fail "rbd export $1 gave $(stat -c %s "$f") bytes, not $n"
   sha256sum < "$f" | cut -d' ' -f1
+}
+
+# luks_version SPEC : 1 or 2 from the LUKS header at offset 0 of the image (as `rbd export`
+# reads it), or what is there instead.
+luks_version() {
+  local hdr
+  hdr=$({ t 60 rbd export --no-progress "$1" - 2>/dev/null || true; } | head -c 8 | od -An -tx1 | tr -d ' \n')
+  case $hdr in 4c554b53babe0001) echo 1 ;; 4c554b53babe0002) echo 2 ;; *) echo "no LUKS header: '$hdr'" ;; esac
 }
 
 # uuid_of ID : the last 32-hex part of a volume or snapshot id.
