@@ -24,7 +24,7 @@
 #                     creates/s: median of the rounds and their range)
 #   COUNT=160         CreateVolume calls per concurrency per round (then as many deletes)
 #   CLI_COUNT=40      `rbd create` processes per concurrency per round
-#   CONC=1,8,32       concurrencies of the sweep; PEER_CONC=1,8 those of the peers;
+#   CONC=1,8,32       concurrencies of the sweep; PEER_CONC=1,8 those of the peers (empty: none);
 #                     JOURNAL_CONC=8 the journaling row's
 #   SNAPS=20          CreateSnapshot / from-snapshot / from-volume calls (concurrency 1)
 #   CYCLES=1000       create+delete cycles of the memory phase (concurrency MEM_CONC=8)
@@ -32,6 +32,7 @@
 #   Quick run: ROUNDS=1 COUNT=32 CLI_COUNT=8 SNAPS=3 CYCLES=100 (about a minute)
 #   CTL_LOG_LEVEL=info    the controller's --log-level (debug costs time: for profiling)
 #   CTL_WRAP          a command to start the controller under, e.g. "strace -c -f -o FILE"
+#                     (words split on blanks; CTL_READY_SECS=60 bounds its start-up)
 #   BENCH_PORT=15600  mon port of the bench's own cluster (the OSD uses PORT+2..PORT+99)
 #   BENCH_DIR         its directory (default /tmp/rbdnbd-bench.XXXXXX); wiped at the end
 #   KEEP_CLUSTER=1    leave the cluster running (and BENCH_DIR) for inspection
@@ -49,7 +50,7 @@ ROUNDS=${ROUNDS:-2}
 COUNT=${COUNT:-160}
 CLI_COUNT=${CLI_COUNT:-40}
 CONC=${CONC:-1,8,32}
-PEER_CONC=${PEER_CONC:-1,8}
+PEER_CONC=${PEER_CONC-1,8}
 JOURNAL_CONC=${JOURNAL_CONC:-8}
 SNAPS=${SNAPS:-20}
 CYCLES=${CYCLES:-1000}
@@ -123,7 +124,7 @@ ctl_ready() { [ -S "$SOCK" ] && "$PY" "$ROOT/tests/csi/csi_client.py" --endpoint
 # env -i: no CEPH_* (nor anything else) reaches the controller
 read -r -a WRAP <<<"${CTL_WRAP:-}"
 say "starting $CTL_VERSION (--log-level $CTL_LOG_LEVEL${CTL_WRAP:+, under $CTL_WRAP})"
-start_ready rbd-nbdd-csi-controller "$CTL_LOG" 60 ctl_ready -- \
+start_ready rbd-nbdd-csi-controller "$CTL_LOG" "${CTL_READY_SECS:-60}" ctl_ready -- \
   env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin LC_ALL=C "${WRAP[@]}" "$WORK/rbd-nbdd-csi-controller" \
   --endpoint "unix://$SOCK" --cluster-config "$WORK/config.json" --driver-name rbd-nbdd.csi.ceph.io \
   --log-level "$CTL_LOG_LEVEL"
@@ -149,13 +150,13 @@ HEADER="# CSI controller: provisioning latency and throughput ($STAMP UTC, git $
 - Images: ${SIZE_GIB} GiB, \`imageFeatures\` left to the default (layering, exclusive-lock, object-map, fast-diff, deep-flatten; checked on the image) or with journaling added (parameter \`imageFeatures\`); volume capability mount ext4 SINGLE_NODE_WRITER
 - Client: bench/csi_controller_bench.py, real gRPC on one channel (as the external-provisioner), N threads each keeping one request in flight; latency = the call's own time at the client; creates/s = creates ÷ wall time of the phase (median of $ROUNDS rounds, range in brackets); latencies pooled over the rounds. Per round and concurrency: $COUNT CreateVolume, then $COUNT DeleteVolume
 - Peers: \`rbd -c CONF --id kube --keyring FILE create --size ${SIZE_GIB}G --image-feature ...\` and \`rbd rm\`, one process per call ($CLI_COUNT per concurrency per round); librbd in the benchmark's process on one kept-open connection (\`rbd.RBD().create/remove\`: no gRPC, no name journal, no metadata: a floor, not a peer doing the same work)
-- Controller CPU: utime+stime of its process (all threads, /proc/PID/stat) over the phase, per call"
+- CPU per call: utime+stime over the phase (all threads, /proc/PID/stat) of the controller, of the Ceph daemons (mon + OSD) and of the client (the benchmark process with its gRPC threads or its in-process librbd, plus the rbd CLI processes), divided by the calls: what one call costs the whole 2-core machine"
 rc=0
 b 1800 "$PY" "$ROOT/bench/csi_controller_bench.py" --endpoint "unix://$SOCK" --pid "$PID" \
   --conf "$CEPH_CONF" --keyring "$KUBE_KEYRING" --user kube --pool kube --cluster-id "$CLUSTER_ID" \
   --size-gib "$SIZE_GIB" --rounds "$ROUNDS" --count "$COUNT" --cli-count "$CLI_COUNT" --conc "$CONC" \
   --peer-conc "$PEER_CONC" --journal-conc "$JOURNAL_CONC" --snaps "$SNAPS" --cycles "$CYCLES" \
-  --mem-conc "$MEM_CONC" --raw "$OUT/latencies.json" --out-md "$OUT/report.md" --header "$HEADER" \
+  --mem-conc "$MEM_CONC" --ceph-pids "$(cat "$BENCH_DIR/run/mon.a.pid"),$(cat "$BENCH_DIR/run/osd.0.pid")" --raw "$OUT/latencies.json" --out-md "$OUT/report.md" --header "$HEADER" \
   2> >(tee "$OUT/client.log" >&2) || rc=$?
 LOAD1=$(cut -d' ' -f1-3 /proc/loadavg)
 

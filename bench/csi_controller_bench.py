@@ -108,13 +108,38 @@ class Proc:
         return len(os.listdir(f"/proc/{self.pid}/fd"))
 
     def cpu_s(self):
-        with open(f"/proc/{self.pid}/stat") as f:
-            s = f.read()
-        rest = s[s.rindex(")") + 2:].split()
-        return (int(rest[11]) + int(rest[12])) / CLK_TCK   # fields 14, 15 of proc(5)
+        return proc_cpu_s(self.pid)
 
     def snapshot(self):
         return {"rss_kib": self.rss_kib(), "threads": self.status("Threads"), "fds": self.fds()}
+
+
+def proc_cpu_s(pid):
+    """utime+stime of PID, all its threads (fields 14 and 15 of proc(5)), in seconds."""
+    with open(f"/proc/{pid}/stat") as f:
+        s = f.read()
+    rest = s[s.rindex(")") + 2:].split()
+    return (int(rest[11]) + int(rest[12])) / CLK_TCK
+
+
+class CpuMeter:
+    """CPU seconds spent by the controller, by the Ceph daemons (mon + OSD) and by this
+    client (all its threads, plus the rbd CLI processes it waited for), so that every path's
+    cost on the whole machine can be compared: on 2 cores they all share, throughput at
+    concurrency N is bounded by the sum."""
+
+    def __init__(self, ctl_pid, ceph_pids):
+        self.ctl_pid, self.ceph_pids = ctl_pid, ceph_pids
+
+    def read(self):
+        t = os.times()
+        return {"controller": proc_cpu_s(self.ctl_pid),
+                "ceph": sum(proc_cpu_s(p) for p in self.ceph_pids),
+                "client": t.user + t.system + t.children_user + t.children_system}
+
+    @staticmethod
+    def diff(a, b):
+        return {k: b[k] - a[k] for k in a}
 
 
 def run_pool(n, items, fn):
@@ -133,6 +158,7 @@ class Bench:
         self.ch = self.csi.channel()
         self.secrets = {"userID": a.user, "userKey": keyring_key(a.keyring, a.user)}
         self.proc = Proc(a.pid)
+        self.meter = CpuMeter(a.pid, a.ceph_pids)
         self.cap = [capability(fs="ext4")]
         self.size = a.size_gib * GiB
         self.run_id = uuid.uuid4().hex[:6]
@@ -211,15 +237,15 @@ class Bench:
     def phase_controller(self, rnd, conc, features_csv, count):
         names = [self.name(f"c{conc}") for _ in range(count)]
         feats = None if features_csv == DEFAULT_FEATURES else features_csv
-        cpu0 = self.proc.cpu_s()
+        m0 = self.meter.read()
         made, wall_c = run_pool(conc, names, lambda n: self.create(n, feats))
-        cpu1 = self.proc.cpu_s()
+        m1 = self.meter.read()
         lat_d, wall_d = run_pool(conc, [m[1] for m in made], self.delete)
-        cpu2 = self.proc.cpu_s()
+        m2 = self.meter.read()
         self.raw["runs"].append({
             "path": "controller", "features": features_csv, "conc": conc, "round": rnd,
             "create": [m[0] for m in made], "create_wall": wall_c, "delete": lat_d, "delete_wall": wall_d,
-            "cpu_create_s": cpu1 - cpu0, "cpu_delete_s": cpu2 - cpu1})
+            "cpu_create": CpuMeter.diff(m0, m1), "cpu_delete": CpuMeter.diff(m1, m2)})
         log(f"round {rnd} controller {features_csv} c={conc}: {count / wall_c:.1f} creates/s, "
             f"p50 {pct([m[0] for m in made], 50) * 1e3:.1f} ms; {count / wall_d:.1f} deletes/s")
         return made
@@ -238,11 +264,15 @@ class Bench:
             return el
 
         names = [self.name(f"cli{conc}") for _ in range(count)]
+        m0 = self.meter.read()
         lat_c, wall_c = run_pool(conc, names, lambda n: timed(
             ["create", "--size", f"{self.a.size_gib}G", "--image-feature", features_csv, f"{self.a.pool}/{n}"]))
+        m1 = self.meter.read()
         lat_d, wall_d = run_pool(conc, names, lambda n: timed(["rm", "--no-progress", f"{self.a.pool}/{n}"]))
+        m2 = self.meter.read()
         self.raw["runs"].append({"path": "rbd CLI", "features": features_csv, "conc": conc, "round": rnd,
-                                 "create": lat_c, "create_wall": wall_c, "delete": lat_d, "delete_wall": wall_d})
+                                 "create": lat_c, "create_wall": wall_c, "delete": lat_d, "delete_wall": wall_d,
+                                 "cpu_create": CpuMeter.diff(m0, m1), "cpu_delete": CpuMeter.diff(m1, m2)})
         log(f"round {rnd} rbd CLI c={conc}: {count / wall_c:.1f} creates/s, p50 {pct(lat_c, 50) * 1e3:.1f} ms")
 
     def phase_librbd(self, rnd, conc, features_csv, count):
@@ -259,11 +289,15 @@ class Bench:
             return time.monotonic() - t0
 
         names = [self.name(f"lib{conc}") for _ in range(count)]
+        m0 = self.meter.read()
         lat_c, wall_c = run_pool(conc, names, create)
+        m1 = self.meter.read()
         lat_d, wall_d = run_pool(conc, names, remove)
+        m2 = self.meter.read()
         self.raw["runs"].append({"path": "librbd in process", "features": features_csv, "conc": conc,
                                  "round": rnd, "create": lat_c, "create_wall": wall_c,
-                                 "delete": lat_d, "delete_wall": wall_d})
+                                 "delete": lat_d, "delete_wall": wall_d,
+                                 "cpu_create": CpuMeter.diff(m0, m1), "cpu_delete": CpuMeter.diff(m1, m2)})
         log(f"round {rnd} librbd c={conc}: {count / wall_c:.1f} creates/s, p50 {pct(lat_c, 50) * 1e3:.1f} ms")
 
     def phase_snapshots(self, n):
@@ -375,24 +409,28 @@ def report(raw, header):
         g = dict(n=len(c), create=c, delete=d,
                  cps=[len(r["create"]) / r["create_wall"] for r in runs],
                  dps=[len(r["delete"]) / r["delete_wall"] for r in runs])
-        if "cpu_create_s" in runs[0]:
-            g["cpu_c"] = sum(r["cpu_create_s"] for r in runs) / len(c)
-            g["cpu_d"] = sum(r["cpu_delete_s"] for r in runs) / len(d)
+        for kind, n in (("cpu_create", len(c)), ("cpu_delete", len(d))):
+            g[kind] = {k: sum(r[kind][k] for r in runs) / n for k in runs[0][kind]}
         return g
 
     order = {"controller": 0, "rbd CLI": 1, "librbd in process": 2}
     keys = sorted(groups, key=lambda k: (order.get(k[0], 9), len(k[1]), k[2]))
     A = {k: agg(groups[k]) for k in keys}
     L = ["| path | image features | concurrency | creates | creates/s | create p50 ms | create p99 ms "
-         "| deletes/s | delete p50 ms | delete p99 ms | controller CPU ms per create / delete |",
-         "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |"]
+         "| deletes/s | delete p50 ms | delete p99 ms | CPU ms per create: controller / Ceph / client "
+         "| CPU ms per delete: controller / Ceph / client |",
+         "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- | --- |"]
+
+    def cpu_cell(c, path):
+        ctl = f"{c['controller'] * 1e3:.1f}" if path == "controller" else "–"
+        return f"{ctl} / {c['ceph'] * 1e3:.1f} / {c['client'] * 1e3:.1f}"
+
     for k in keys:
         g = A[k]
         feats = "default" if k[1] == DEFAULT_FEATURES else k[1].replace(DEFAULT_FEATURES, "default")
-        cpu = f"{g['cpu_c'] * 1e3:.1f} / {g['cpu_d'] * 1e3:.1f}" if "cpu_c" in g else "–"
         L.append(f"| {k[0]} | {feats} | {k[2]} | {g['n']} | {rng(g['cps'], '%.1f')} | {ms(pct(g['create'], 50))} "
                  f"| {ms(pct(g['create'], 99))} | {rng(g['dps'], '%.1f')} | {ms(pct(g['delete'], 50))} "
-                 f"| {ms(pct(g['delete'], 99))} | {cpu} |")
+                 f"| {ms(pct(g['delete'], 99))} | {cpu_cell(g['cpu_create'], k[0])} | {cpu_cell(g['cpu_delete'], k[0])} |")
     sweep = "\n".join(L)
 
     S = ["| operation (concurrency 1) | n | p50 ms | p99 ms | max ms |", "| --- | ---: | ---: | ---: | ---: |"]
@@ -473,6 +511,7 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--endpoint", required=True)
     ap.add_argument("--pid", type=int, required=True, help="the controller's pid (VmRSS, CPU)")
+    ap.add_argument("--ceph-pids", default="", help="comma-separated pids of the mon and OSD (their CPU)")
     ap.add_argument("--conf", required=True, help="ceph.conf, for the peers and the checks only")
     ap.add_argument("--keyring", required=True, help="the user's keyring (the key goes into the secrets)")
     ap.add_argument("--user", default="kube")
@@ -496,6 +535,7 @@ def main():
     a = ap.parse_args()
     a.conc = [int(x) for x in a.conc.split(",") if x]
     a.peer_conc = [int(x) for x in a.peer_conc.split(",") if x]
+    a.ceph_pids = [int(x) for x in a.ceph_pids.split(",") if x]
     b = Bench(a)
     rc = 0
     try:
