@@ -11,7 +11,7 @@ namespace rbdnbd::csi {
 using nlohmann::json;
 
 std::string EncodeRecord(const VolumeJournalRecord& r) {
-  json j = {{"uuid", r.uuid},     {"size", r.size},   {"fingerprint", r.fingerprint},
+  json j = {{"uuid", r.uuid},     {"size", r.size},   {"capacity", r.capacity},   {"fingerprint", r.fingerprint},
             {"source", r.source}, {"state", r.ready ? "ready" : "creating"}, {"context", r.context}};
   return j.dump();
 }
@@ -30,6 +30,7 @@ Result<VolumeJournalRecord> DecodeVolumeJournalRecord(std::string_view text, std
     VolumeJournalRecord r;
     r.uuid = j.at("uuid").get<std::string>();
     r.size = j.at("size").get<uint64_t>();
+    r.capacity = j.value("capacity", uint64_t{0});
     r.fingerprint = j.at("fingerprint").get<std::string>();
     r.source = j.value("source", "");
     r.ready = j.at("state").get<std::string>() == "ready";

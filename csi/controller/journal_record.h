@@ -29,6 +29,7 @@ inline std::string NameKey(std::string_view name) { return std::string(kNameKeyP
 struct VolumeJournalRecord {
   std::string uuid;
   uint64_t size = 0;        // bytes, as created (the idempotency check)
+  uint64_t capacity = 0;    // bytes now: ControllerExpandVolume updates it (ListVolumes); 0: `size`
   std::string fingerprint;  // create_params.h Fingerprint()
   std::string source;       // "", "snapshot:<id>" or "volume:<id>"
   bool ready = false;

@@ -24,6 +24,19 @@ void RemoveQuietly(CephSession& s, const CephTarget& t, const std::string& image
   if (!r) spdlog::warn("rollback: cannot remove {}: {}", ImageSpec(t, image), r.error().message);
 }
 
+// The journal record's capacity, for ListVolumes. The image is what counts:
+// a record that cannot be updated is logged, and the resize still succeeds.
+void RecordCapacity(CephSession& s, const std::string& key, const std::string& uuid, uint64_t bytes) {
+  auto value = s.JournalGet(std::string(kVolumesObject), key);
+  if (!value || !*value) return;
+  auto record = DecodeVolumeJournalRecord(**value, key);
+  if (!record || record->uuid != uuid || record->capacity == bytes) return;
+  record->capacity = bytes;
+  if (auto r = s.JournalUpdate(std::string(kVolumesObject), key, EncodeRecord(*record)); !r) {
+    spdlog::warn("cannot record the new capacity of {} in the journal: {}", key, r.error().message);
+  }
+}
+
 }  // namespace
 
 struct ControllerOps::MakeVolume {
@@ -390,6 +403,9 @@ Result<uint64_t> ControllerOps::ExpandVolume(const std::string& volume_id, int64
   if (*size > info->size_bytes) {
     if (auto r = s->session->Resize(ref->ImageName(), *size); !r) return Unexpected(r.error());
   }
+  if (auto it = info->metadata.find("csi.name"); it != info->metadata.end()) {
+    RecordCapacity(*s->session, NameKey(it->second), ref->uuid, *size);
+  }
   RememberSuccess(*s, ref->cluster);
   return *size;
 }
@@ -449,7 +465,8 @@ Result<Page<VolumeInfo>> ControllerOps::ListVolumes(int32_t max_entries, const s
       auto record = DecodeVolumeJournalRecord(value, key);
       if (!record || !record->ready) continue;
       VolumeRef ref{pool.cluster, pool.pool, pool.ns, record->uuid};
-      all.push_back(VolumeInfo{EncodeVolumeId(ref), record->size, record->context});
+      uint64_t capacity = record->capacity != 0 ? record->capacity : record->size;
+      all.push_back(VolumeInfo{EncodeVolumeId(ref), capacity, record->context});
     }
   }
   std::sort(all.begin(), all.end(), [](const VolumeInfo& a, const VolumeInfo& b) { return a.volume_id < b.volume_id; });

@@ -18,11 +18,12 @@ namespace {
 const std::string kRecordUuid = "0123456789abcdef0123456789abcdef";
 
 TEST(JournalRecordTest, VolumeRecordRoundTrips) {
-  VolumeJournalRecord r{kRecordUuid, 1u << 30, "fp", "snapshot:x", true, {{"pool", "kube"}}};
+  VolumeJournalRecord r{kRecordUuid, 1u << 30, 2u << 30, "fp", "snapshot:x", true, {{"pool", "kube"}}};
   auto back = DecodeVolumeJournalRecord(EncodeRecord(r), "name/a");
   ASSERT_TRUE(back) << back.error().message;
   EXPECT_EQ(back->uuid, r.uuid);
   EXPECT_EQ(back->size, r.size);
+  EXPECT_EQ(back->capacity, r.capacity);
   EXPECT_EQ(back->fingerprint, "fp");
   EXPECT_EQ(back->source, "snapshot:x");
   EXPECT_TRUE(back->ready);

@@ -290,6 +290,11 @@ TEST_F(OpsTest, ExpandGrowsRoundsAndRefusesShrink) {
   r = ops_->ExpandVolume(v.volume_id, 101 * kMiBytes, 0, Secrets());  // the same size again: OK
   ASSERT_TRUE(r);
   EXPECT_EQ(*r, 101 * kMiBytes);
+  auto listed = ops_->ListVolumes(0, "");  // ListVolumes says the size now
+  ASSERT_TRUE(listed);
+  ASSERT_EQ(listed->entries.size(), 1u);
+  EXPECT_EQ(listed->entries[0].capacity_bytes, 101 * kMiBytes);
+  EXPECT_EQ(MustCreate(Args("pvc-1", 64 * kMiBytes)).volume_id, v.volume_id);  // still the same create
   r = ops_->ExpandVolume(v.volume_id, 32 * kMiBytes, 0, Secrets());
   ASSERT_FALSE(r);
   EXPECT_EQ(r.error().code, kOutOfRange);
