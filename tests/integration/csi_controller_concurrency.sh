@@ -8,7 +8,9 @@
 #   answers the same id and makes no second image; the new process knows no credentials
 #   (GetCapacity FAILED_PRECONDITION) until a call brings them. A SIGKILL while an encrypted
 #   create is in flight: the repeat after the restart gives one complete volume (LUKS header
-#   there) and nothing else. SIGTERM: exit 0. Nothing is left at the end.
+#   there) and nothing else; until then it answers only "retry" codes. SIGTERM while an
+#   encrypted create is in flight: the call finishes OK, then the process exits 0. Nothing
+#   is left at the end.
 . "$(dirname "$0")/lib_csi_controller.sh"
 ctl_setup
 ctl_start
@@ -101,9 +103,31 @@ LID=$(ctl_resp .volume.volume_id); LIMG=$(ctl_resp .volume.volume_context.imageN
 [ "$(luks_version "kube/$LIMG")" = 2 ] || fail "kube/$LIMG after the repeat: $(luks_version "kube/$LIMG"), expected LUKS2"
 [ "$(img_field "kube/$LIMG" .size)" -ge $((32 * MiB)) ] || fail "kube/$LIMG is $(img_field "kube/$LIMG" .size) bytes"
 
+section "SIGTERM while an encrypted create is in flight: it finishes, then exit 0"
+G=pvc-drain-$TAG
+greq=$(vol_req "$G" $((32 * MiB)) '"encrypted": "true"')
+ctl_state
+_ctl_send S3 "" --expect ANY call CreateVolume "$greq" --secrets "$ENC" || fail "could not submit the create"
+for _ in $(seq 1 100); do
+  [ -n "$(journal_value kube rbd-nbdd-csi.volumes "name/$G")" ] && break
+  nap 0.05
+done
+dpid=$CTL_PID
+CTL_PID=
+kill -TERM "$dpid"
+_ctl_send C3 "" || true
+log "the create in flight at SIGTERM -> ${_CODE:-nothing} after ${_ELAPSED}s${_DETAILS:+: $_DETAILS}"
+[ "$_CODE" = OK ] || fail "a create in flight at SIGTERM did not finish: ${_CODE:-no answer} ($_DETAILS)"
+GID=$(jq -r '.response.volume.volume_id' <<< "${_OUT%%$'\x1e'*}")
+printf 'V %s %s\n' "$GID" "$ENC" >> "$TMPD/created"
+wait_checked rbd-nbdd-csi-controller "$dpid" "$CTL_LOG" 60
+[ "$(luks_version "kube/csi-vol-$(uuid_of "$GID")")" = 2 ] || fail "the volume finished at SIGTERM has no LUKS2 header"
+[ "$(count_new image)" = 1 ] || fail "the create finished at SIGTERM: $(count_new image) new images"
+ctl_start
+
 section "Delete everything; SIGTERM"
 ctl DeleteSnapshot OK "{\"snapshot_id\": \"$sids\"}" "$K"
-for v in "$PID_" $many "$QID" "$LID"; do ctl DeleteVolume OK "{\"volume_id\": \"$v\"}" "$K"; done
+for v in "$PID_" $many "$QID" "$LID" "$GID"; do ctl DeleteVolume OK "{\"volume_id\": \"$v\"}" "$K"; done
 ctl_assert_clean
 ctl_assert_no_leak "$KUBE_SECRETS" "$ENC"
 ctl_stop
