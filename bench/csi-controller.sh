@@ -117,6 +117,8 @@ printf '[{"clusterID": "%s", "monitors": ["%s"]}]\n' "$CLUSTER_ID" "$MON" >"$WOR
 # A private copy of the binary: the shared build may be relinked while we run.
 cp "$CTL_BIN" "$WORK/rbd-nbdd-csi-controller"
 CTL_VERSION=$("$WORK/rbd-nbdd-csi-controller" --version 2>&1 | head -n 1 || true)
+# which build ran: the shared build dir is relinked by others, so HEAD alone does not say
+CTL_BUILD="$(date -u -r "$CTL_BIN" +%FT%TZ), sha256 $(sha256sum "$WORK/rbd-nbdd-csi-controller" | cut -c1-12)"
 SOCK=$WORK/ctl.sock
 CTL_LOG=$OUT/controller.log
 ctl_ready() { [ -S "$SOCK" ] && "$PY" "$ROOT/tests/csi/csi_client.py" --endpoint "unix://$SOCK" --timeout 5 call Probe >/dev/null 2>&1; }
@@ -145,7 +147,7 @@ LOAD0=$(cut -d' ' -f1-3 /proc/loadavg)
 REV=$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo '?')
 HEADER="# CSI controller: provisioning latency and throughput ($STAMP UTC, git $REV)
 
-- $CTL_VERSION, \`--log-level $CTL_LOG_LEVEL\`, started with no CEPH_* variable, no ceph.conf and no keyring; cluster config \`[{clusterID: $CLUSTER_ID, monitors: [$MON]}]\`; every request with client.kube's userID/userKey in its secrets
+- $CTL_VERSION (binary built $CTL_BUILD), \`--log-level $CTL_LOG_LEVEL\`, started with no CEPH_* variable, no ceph.conf and no keyring; cluster config \`[{clusterID: $CLUSTER_ID, monitors: [$MON]}]\`; every request with client.kube's userID/userKey in its secrets
 - Cluster: a fresh single-host dev cluster (deploy/dev-cluster.sh, memstore, 1 mon, 1 OSD, size 1, cephx), pool kube, wiped afterwards. $(nproc) cores, $(uname -r); the client, the controller, the mon and the OSD share them
 - Images: ${SIZE_GIB} GiB, \`imageFeatures\` left to the default (layering, exclusive-lock, object-map, fast-diff, deep-flatten; checked on the image) or with journaling added (parameter \`imageFeatures\`); volume capability mount ext4 SINGLE_NODE_WRITER
 - Client: bench/csi_controller_bench.py, real gRPC on one channel (as the external-provisioner), N threads each keeping one request in flight; latency = the call's own time at the client; creates/s = creates ÷ wall time of the phase (median of $ROUNDS rounds, range in brackets); latencies pooled over the rounds. Per round and concurrency: $COUNT CreateVolume, then $COUNT DeleteVolume
