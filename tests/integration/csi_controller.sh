@@ -7,7 +7,8 @@
 #   id's format and length, volume_context, the image metadata (csi.name, csi.pvc.*,
 #   csi.pv.name), the name journal, capacity rounding and limit_bytes, repeats (same id) and
 #   conflicts (ALREADY_EXISTS); imageFeatures with journaling, objectSize, radosNamespace
-#   (a dotted name: percent-encoded in the id), dataPool (as admin), LUKS2 and LUKS1 (the
+#   (a dotted name: percent-encoded in the id), dataPool (as admin), monitors instead of a
+#   clusterID (carried by the id, percent-encoded; expand through it), LUKS2 and LUKS1 (the
 #   header in `rbd export`), a missing passphrase; ControllerExpandVolume (mount: node
 #   expansion, block: none, repeat, shrink, unknown id); ValidateVolumeCapabilities;
 #   GetCapacity against `ceph df`; ListVolumes with pagination and a bad token;
@@ -116,6 +117,15 @@ ctl CreateVolume OK "$(vol_req "$D" $((16 * MiB)) '"dataPool": "rbd"')" "$ADMIN_
 DID=$(ctl_resp .volume.volume_id); DIMG=$(ctl_resp .volume.volume_context.imageName)
 [ "$(img_field "kube/$DIMG" .data_pool)" = rbd ] || fail "kube/$DIMG has data pool '$(img_field "kube/$DIMG" .data_pool)'"
 
+section "monitors instead of clusterID: the id carries them"
+M=pvc-m-$TAG
+ctl CreateVolume OK "$(vol_req "$M" $((8 * MiB)) | jq -c --arg m "$CTL_MON" 'del(.parameters.clusterID) | .parameters.monitors = $m')" "$K"
+MID=$(ctl_resp .volume.volume_id)
+[[ "$MID" =~ ^rnv1\.m[A-Za-z0-9_%-]+\.kube\.\.$HEX32$ ]] && [ "${#MID}" -le 128 ] || fail "volume_id $MID: expected rnv1.m<encoded monitors>.kube..<uuid>"
+[[ "$MID" != *"$CTL_MON"* ]] || fail "volume_id $MID: the monitors' '.' and ':' are not percent-encoded"
+ctl ControllerExpandVolume OK "{\"volume_id\": \"$MID\", \"capacity_range\": {\"required_bytes\": \"$((16 * MiB))\"}}" "$K"
+[ "$(img_field "kube/csi-vol-$(uuid_of "$MID")" .size)" = $((16 * MiB)) ] || fail "expand through a monitors id did not grow the image"
+
 section "Encryption: LUKS2 (default) and LUKS1, formatted through librbd"
 ENC=$TMPD/enc.json
 secrets_file "$ENC" kube "$KUBE_KEY" "pass-$RANDOM-$RANDOM-$TAG"
@@ -192,14 +202,14 @@ ctl DeleteVolume OK "{\"volume_id\": \"$AID\"}" "$K"
 LAT[DeleteVolume]=$CTL_ELAPSED
 ctl DeleteVolume OK "{\"volume_id\": \"$AID\"}" "$K"
 LAT[DeleteVolume-repeat]=$CTL_ELAPSED
-for v in "$BID" "$JID" "$NID" "$E2ID" "$E1ID"; do
+for v in "$BID" "$JID" "$NID" "$E2ID" "$E1ID" "$MID"; do
   ctl DeleteVolume OK "{\"volume_id\": \"$v\"}" "$K"
   ctl DeleteVolume OK "{\"volume_id\": \"$v\"}" "$K"
 done
 ctl DeleteVolume OK "{\"volume_id\": \"$DID\"}" "$ADMIN_SECRETS"
 ctl ListVolumes OK '{}'
 left=$(ctl_resp '[.entries[]?.volume.volume_id] | join(" ")')
-for v in "$AID" "$BID" "$JID" "$NID" "$DID" "$E2ID" "$E1ID"; do
+for v in "$AID" "$BID" "$JID" "$NID" "$DID" "$E2ID" "$E1ID" "$MID"; do
   [[ " $left " != *" $v "* ]] || fail "ListVolumes still lists the deleted $v"
 done
 ctl_assert_clean

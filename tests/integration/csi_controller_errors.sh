@@ -74,6 +74,8 @@ ENC=$TMPD/enc.json
 secrets_file "$ENC" kube "$KUBE_KEY" "pass-$RANDOM-$TAG"
 bad "encryptionFormat luks3" INVALID_ARGUMENT encryptionFormat CreateVolume "$(p '"encrypted": "true", "encryptionFormat": "luks3"')" "$ENC"
 bad "encrypted maybe" INVALID_ARGUMENT encrypted CreateVolume "$(p '"encrypted": "maybe"')" "$ENC"
+bad "a namespace that makes the volume_id longer than 128 bytes" INVALID_ARGUMENT '128' CreateVolume \
+  "$(p "\"radosNamespace\": \"$(printf 'n%.0s' {1..100})\"")" "$K"
 bad "an unknown parameter" INVALID_ARGUMENT colour CreateVolume "$(p '"colour": "blue"')" "$K"
 bad "no name" INVALID_ARGUMENT name CreateVolume "$(p '' | jq -c 'del(.name)')" "$K"
 bad "no volume_capabilities" INVALID_ARGUMENT capabilit CreateVolume "$(p '' | jq -c 'del(.volume_capabilities)')" "$K"

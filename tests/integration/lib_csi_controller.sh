@@ -8,7 +8,7 @@
 #   . "$(dirname "$0")/lib_csi_controller.sh"
 #   ctl_setup                             # cluster, cluster config, secrets files, client
 #   ctl_start                             # the controller, ready once GetPluginInfo answers
-#   ctl CreateVolume OK "$(vol_req pvc-1 64M)" "$KUBE_SECRETS"
+#   ctl CreateVolume OK "$(vol_req "pvc-1-$TAG" $((64 * MiB)))" "$KUBE_SECRETS"
 #   vid=$(ctl_resp .volume.volume_id)     # a field of that call's response (jq)
 #   ctl_state; ...; assert_unchanged "what was tried"   # no image, trash entry or key left
 #
@@ -84,7 +84,8 @@ ctl_setup() {
   fi
   "$CTL_PY" -c 'import grpc, google.protobuf, rados, rbd' 2>/dev/null \
     || rbd_skip "$CTL_PY lacks grpc, protobuf, rados or rbd"
-  require_cmd jq protoc
+  local c
+  for c in jq protoc ceph-authtool; do command -v "$c" >/dev/null 2>&1 || rbd_skip "missing command: $c"; done
   rbd_setup
   cp "$CSI_CONTROLLER_BIN" "$TMPD/rbd-nbdd-csi-controller" || fail "cannot copy $CSI_CONTROLLER_BIN"
   CTL_BIN=$TMPD/rbd-nbdd-csi-controller
@@ -281,13 +282,6 @@ assert_unchanged() {
   fi
 }
 
-# state_diff : lines added since the last ctl_state (without updating it), one per line.
-state_added() {
-  local before=$CTL_STATE now
-  now=$(t 60 "$CTL_PY" "$CTL_CHECK" state --pool "$CTL_POOL" "${CTL_NS[@]/#/--ns=}") || fail "state failed"
-  comm -13 <(echo "$before") <(echo "$now")
-}
-
 # rbd_json ARGS... : rbd ... --format json as admin.
 rbd_json() { rbd_cli "$@" --format json; }
 # img_field SPEC JQ : a field of `rbd info`.
@@ -318,9 +312,10 @@ uuid_of() { echo "${1##*.}"; }
 
 # journal_value POOL[/NS] OBJECT KEY : the journal record (empty if none).
 journal_value() {
-  local pool=${1%%/*} ns='' out
-  [[ "$1" == */* ]] && ns=${1#*/}
-  out=$(t 60 rados -p "$pool" ${ns:+-N "$ns"} getomapval "$2" "$3" "$TMPD/omapval" 2>/dev/null) || { echo; return 0; }
+  local pool=${1%%/*} ns=''
+  [[ "$1" != */* ]] || ns=${1#*/}
+  rm -f "$TMPD/omapval"
+  t 60 rados -p "$pool" ${ns:+-N "$ns"} getomapval "$2" "$3" "$TMPD/omapval" >/dev/null 2>&1 || return 0
   cat "$TMPD/omapval"
 }
 
@@ -401,16 +396,17 @@ _ctl_teardown() {
   return 0
 }
 
-# Last: as admin, what is still there that was not before the test (images, trash entries,
-# journal keys with this run's tag) and the namespaces it made.
+# Last: as admin, whatever is there that was not before the test (images, trash entries,
+# journal keys), and the namespaces it made.
 _ctl_admin_cleanup() {
   [ -n "${CTL_BASELINE:-}" ] || return 0
-  local now l kind rest spec pass
-  for pass in 1 2 3; do
+  local now kind rest pass
+  for pass in 1 2 3 4; do
     ctl_state 2>/dev/null || return 0
     now=$(comm -13 <(echo "$CTL_BASELINE") <(echo "$CTL_STATE"))
     [ -n "$now" ] || break
-    [ "$pass" = 1 ] && log "cleanup: left in Ceph: $(tr '\n' ';' <<< "$now")"
+    # a killed controller's watch holds its images for the OSD's watch timeout (30 s)
+    if [ "$pass" = 1 ]; then log "cleanup: left in Ceph: $(tr '\n' ';' <<< "$now")"; else nap 10; fi
     while read -r kind rest; do
       local where=${rest%% *} pool ns
       pool=${where%%/*}; ns=${where#*/}; ns=${ns%%/*}
