@@ -211,8 +211,8 @@ Result<uint64_t> ResolveCapacity(int64_t required_bytes, int64_t limit_bytes, ui
   if (required_bytes < 0) return Err(kInvalidArgument, "capacity_range.required_bytes must not be negative");
   if (limit_bytes < 0) return Err(kInvalidArgument, "capacity_range.limit_bytes must not be negative");
   if (limit_bytes > 0 && required_bytes > limit_bytes) {
-    return Err(kInvalidArgument, "capacity_range.required_bytes {} is above limit_bytes {}", required_bytes,
-               limit_bytes);
+    return Err(kOutOfRange, "capacity_range.required_bytes {} is above limit_bytes {}: no size meets both",
+               required_bytes, limit_bytes);
   }
   uint64_t want = required_bytes > 0 ? static_cast<uint64_t>(required_bytes)
                                      : (source_bytes > 0 ? source_bytes : kDefaultVolumeBytes);

@@ -10,8 +10,9 @@
 // size wanted is required_bytes, else the content source's size, else 1 GiB,
 // never above a given limit_bytes; it is rounded up to a multiple of 1 MiB
 // (librbd takes any size, but the kernel and filesystems like whole MiB).
-// A rounded size above limit_bytes, above kMaxVolumeBytes, or below the
-// content source's size is OUT_OF_RANGE.
+// A required_bytes above limit_bytes, a rounded size above limit_bytes, above
+// kMaxVolumeBytes, or below the content source's size is OUT_OF_RANGE (a
+// range that cannot be met, as the README's error table says).
 #pragma once
 
 #include <cstdint>

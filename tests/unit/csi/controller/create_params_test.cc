@@ -177,7 +177,7 @@ TEST(CapacityTest, LimitBelowRoundedSizeIsOutOfRange) {
 TEST(CapacityTest, NegativeIsInvalidAndHugeIsOutOfRange) {
   EXPECT_EQ(ResolveCapacity(-1, 0, 0).error().code, kInvalidArgument);
   EXPECT_EQ(ResolveCapacity(0, -1, 0).error().code, kInvalidArgument);
-  EXPECT_EQ(ResolveCapacity(2 * kMiB, kMiB, 0).error().code, kInvalidArgument);
+  EXPECT_EQ(ResolveCapacity(2 * kMiB, kMiB, 0).error().code, kOutOfRange);  // required above limit
   EXPECT_EQ(ResolveCapacity(static_cast<int64_t>(kMaxVolumeBytes) + 1, 0, 0).error().code, kOutOfRange);
   EXPECT_EQ(*ResolveCapacity(static_cast<int64_t>(kMaxVolumeBytes), 0, 0), kMaxVolumeBytes);
 }

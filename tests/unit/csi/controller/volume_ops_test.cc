@@ -300,7 +300,7 @@ TEST_F(OpsTest, ExpandGrowsRoundsAndRefusesShrink) {
   EXPECT_EQ(r.error().code, kOutOfRange);
   r = ops_->ExpandVolume(v.volume_id, 200 * kMiBytes, 150 * kMiBytes, Secrets());
   ASSERT_FALSE(r);
-  EXPECT_EQ(r.error().code, kInvalidArgument);
+  EXPECT_EQ(r.error().code, kOutOfRange);
 }
 
 TEST_F(OpsTest, ExpandOfMalformedOrUnknownVolumeIsNotFound) {
