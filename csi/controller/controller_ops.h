@@ -132,7 +132,8 @@ class ControllerOps {
   // snapshot_ops.cc
   Result<SnapshotInfo> MakeSnapshot(Session& s, const SnapshotRef& ref, const std::string& name,
                                     const std::string& key, SnapshotJournalRecord record, QuiesceMode quiesce);
-  void RemoveSnapshotImages(Session& s, const SnapshotRef& ref);
+  // Best effort: every step is tried; the image's own removal error is returned.
+  Result<void> RemoveSnapshotImages(Session& s, const SnapshotRef& ref);
   Result<std::vector<SnapshotInfo>> SnapshotsOfPool(const PoolRef& pool, const CephUser& user,
                                                     const std::string& source_uuid);
 

@@ -103,7 +103,13 @@ Result<SnapshotInfo> ControllerOps::CreateSnapshot(const std::string& source_vol
     } else {
       spdlog::warn("CreateSnapshot {}: finishing a snapshot that was interrupted ({})", name, ref.ImageName());
     }
-    RemoveSnapshotImages(*s, ref);
+    if (auto r = RemoveSnapshotImages(*s, ref); !r) {
+      if (r.error().code == EBUSY) {
+        return Err(kAborted, "an interrupted snapshot '{}' left {} still open by its dead client; retry: {}", name,
+                   ref.ImageName(), r.error().message);
+      }
+      return Unexpected(r.error());
+    }
     mine = *record;
     mine.ready = false;
   }
@@ -114,19 +120,22 @@ Result<SnapshotInfo> ControllerOps::CreateSnapshot(const std::string& source_vol
   return made;
 }
 
-void ControllerOps::RemoveSnapshotImages(Session& s, const SnapshotRef& ref) {
+Result<void> ControllerOps::RemoveSnapshotImages(Session& s, const SnapshotRef& ref) {
   std::string image = ref.ImageName();
   if (auto r = s.session->RemoveSnapshot(image, image); !r && r.error().code != ENOENT) {
     spdlog::warn("cleanup: cannot remove snapshot {}@{}: {}", image, image, r.error().message);
   }
+  Result<void> outcome;
   if (auto r = s.session->Remove(image); !r) {
     spdlog::warn("cleanup: cannot remove {}: {}", image, r.error().message);
+    outcome = Unexpected(r.error());
   }
   if (auto r = s.session->RemoveSnapshot(ref.source.ImageName(), TmpSnapName(ref.snap_uuid));
       !r && r.error().code != ENOENT) {
     spdlog::warn("cleanup: cannot remove snapshot {}@{}: {}", ref.source.ImageName(), TmpSnapName(ref.snap_uuid),
                  r.error().message);
   }
+  return outcome;
 }
 
 Result<SnapshotInfo> ControllerOps::MakeSnapshot(Session& s, const SnapshotRef& ref, const std::string& name,
@@ -136,7 +145,7 @@ Result<SnapshotInfo> ControllerOps::MakeSnapshot(Session& s, const SnapshotRef& 
   std::string tmp = TmpSnapName(ref.snap_uuid);
   std::string image = ref.ImageName();
   auto rollback = [&](Error error) -> Unexpected {
-    RemoveSnapshotImages(s, ref);
+    (void)RemoveSnapshotImages(s, ref);  // logged inside; the original error is the answer
     if (auto r = ceph.JournalRemove(std::string(kSnapshotsObject), key); !r) {
       spdlog::warn("rollback: cannot drop journal key {}: {}", key, r.error().message);
     }

@@ -229,7 +229,16 @@ Result<VolumeInfo> ControllerOps::CreateVolume(const CreateVolumeArgs& args) {
       spdlog::warn("CreateVolume {}: finishing a create that was interrupted ({})", args.name,
                    ImageSpec(target->target, image));
       auto removed = target->session->Remove(image);
-      if (!removed) return Unexpected(removed.error());
+      if (!removed) {
+        // A killed controller's watch on the half-made image lasts until the
+        // OSD times it out (~30 s): "retry", never a final code, or the
+        // external-provisioner would give up and leave the image behind.
+        if (removed.error().code == EBUSY) {
+          return Err(kAborted, "an interrupted create of '{}' left {} still open by its dead client; retry: {}",
+                     args.name, ImageSpec(target->target, image), removed.error().message);
+        }
+        return Unexpected(removed.error());
+      }
     }
     mine.uuid = record->uuid;
     mine.context = record->context;

@@ -133,6 +133,31 @@ TEST_F(OpsTest, ARecordWithoutItsImageIsFinished) {
   EXPECT_TRUE(stored->ready);
 }
 
+TEST_F(OpsTest, AnInterruptedCreateWhoseImageIsStillWatchedAnswersAborted) {
+  // A controller killed mid-create leaves a "creating" record and an image
+  // its dead client still watches (until the OSD times the watch out).
+  VolumeJournalRecord r;
+  r.uuid = "00112233445566778899aabbccddeeff";
+  r.size = 64 * kMiBytes;
+  auto params = ParseCreateParams({{"clusterID", "dev"}, {"pool", "kube"}}, {ClusterEntry{"dev", {kMonitors}, ""}});
+  ASSERT_TRUE(params);
+  r.fingerprint = Fingerprint(*params, "");
+  r.context = VolumeContext(*params, "csi-vol-" + r.uuid);
+  store_.PutJournal("kube", "", "rbd-nbdd-csi.volumes", "name/pvc-1", EncodeRecord(r));
+  auto s = store_.Open(CephTarget{kMonitors, "kube", ""}, CephUser{"client.kube", Secret(kKubeKey)});
+  ASSERT_TRUE(s);
+  ASSERT_TRUE((*s)->Create(NewImage{"csi-vol-" + r.uuid, 64 * kMiBytes, DefaultFeatures(), "", 0, {}}));
+  store_.SetWatchers("kube", "", "csi-vol-" + r.uuid, 1);
+  auto v = ops_->CreateVolume(Args("pvc-1", 64 * kMiBytes));
+  ASSERT_FALSE(v);
+  EXPECT_EQ(v.error().code, kAborted);  // "retry", never a final code
+  EXPECT_EQ(store_.Journal("kube", "", "rbd-nbdd-csi.volumes").size(), 1u);  // the reservation stays
+  store_.SetWatchers("kube", "", "csi-vol-" + r.uuid, 0);  // the watch timed out
+  VolumeInfo done = MustCreate(Args("pvc-1", 64 * kMiBytes));
+  EXPECT_EQ(ImageOf(done), "csi-vol-" + r.uuid);
+  EXPECT_EQ(store_.Images("kube").size(), 1u);
+}
+
 TEST_F(OpsTest, AFailureAfterTheReservationLeavesNothing) {
   for (const char* method : {"Create", "JournalUpdate", "FormatLuks"}) {
     SCOPED_TRACE(method);
