@@ -518,8 +518,15 @@ PY
 }
 
 restart() {   # DIR holds a made cluster: start whatever of it is not running, wait until ready
-  local mon osd started=()
+  local mon osd started=() p
   mon=$(pid_of mon.a); osd=$(pid_of osd.0)
+  # A daemon stopped by SIGSTOP (a fault test's freeze that was never undone) runs but
+  # serves nothing: `ready` would wait its whole bound on it.
+  for p in $mon $osd; do
+    proc_stat "$p" && [ "${PROC_STAT[3]}" = T ] || continue
+    say "${PROC_STAT[2]} (pid $p) was stopped (SIGSTOP): SIGCONT"
+    kill -CONT "$p" 2>/dev/null
+  done
   if [ -z "$mon" ]; then
     port_listening "$PORT" && die "cannot restart $DIR: port $PORT is taken by something else"
     launch mon.a ceph-mon -c "$CONF" -i a || die "restart failed; logs in $LOGD"
@@ -589,7 +596,9 @@ cmd_stop() {   # cmd_stop [osd-only]
   if [ -z "$mon" ] && [ -z "$osd" ]; then say "not running: $DIR"; return 0; fi
   # the OSD first: it tells the mon it is going down, and memstore writes its data out
   if [ -n "$osd" ]; then
-    kill -TERM "$osd" 2>/dev/null
+    # SIGCONT too: a SIGSTOPped OSD would keep the TERM pending and be SIGKILLed (memstore
+    # data lost) after the whole bound
+    kill -TERM "$osd" 2>/dev/null; kill -CONT "$osd" 2>/dev/null
     if wait_gone "$STOP_TMO" "$osd"; then
       touch "$DIR/osd.0.clean"
     else
@@ -598,7 +607,7 @@ cmd_stop() {   # cmd_stop [osd-only]
     fi
   fi
   if [ -n "$mon" ]; then
-    kill -TERM "$mon" 2>/dev/null
+    kill -TERM "$mon" 2>/dev/null; kill -CONT "$mon" 2>/dev/null
     wait_gone 30 "$mon" || { kill -KILL "$mon" 2>/dev/null; wait_gone 10 "$mon"; say "mon.a (pid $mon) needed SIGKILL"; }
   fi
   [ -n "$osd" ] && rm -f "$DIR/run/osd.0.pid"

@@ -229,7 +229,20 @@ else
       export CEPH_CONF
       for f in "$ROOT"/tests/integration/*.sh; do
         case "$(basename "$f")" in lib_*) continue ;; esac
-        step "integration/$(basename "$f" .sh)" 900 env RBDNBD="$B/$BIN" RBDNBD_BIN="$B/$BIN" bash "$f"
+        n=$(basename "$f" .sh)
+        step "integration/$n" 900 env RBDNBD="$B/$BIN" RBDNBD_BIN="$B/$BIN" bash "$f"
+        # A script that leaves the shared cluster broken (an OSD stopped, frozen, wedged)
+        # would fail every script after it: `start` restarts or thaws what it can and waits
+        # for active PGs, the probe proves I/O. Else keep its logs, count a failure, re-make it.
+        if ! { timeout 150 bash deploy/dev-cluster.sh start "$RBDNBD_CLUSTER_DIR" &&
+               echo probe | timeout 30 rados -p rbd put run-all-probe - &&
+               timeout 30 rados -p rbd rm run-all-probe; } >>"$LOGS/integration-cluster.log" 2>&1; then
+          cp -r "$RBDNBD_CLUSTER_DIR/log" "$LOGS/cluster-broken-after-$n" 2>/dev/null
+          printf '=== %-34s FAIL (broken after %s: re-made; logs in %s)\n' integration/cluster "$n" "$LOGS/cluster-broken-after-$n"
+          FAILED=$((FAILED + 1)); RESULTS+=("$(printf '%-6s %-34s %s' FAIL integration/cluster "broken after $n")")
+          bash deploy/dev-cluster.sh wipe "$RBDNBD_CLUSTER_DIR" >/dev/null 2>&1
+          step dev-cluster-remake 180 bash deploy/dev-cluster.sh start "$RBDNBD_CLUSTER_DIR"
+        fi
       done
     else
       not_run integration "the dev cluster did not start"

@@ -152,36 +152,124 @@ rbd_features() {
   rbd_cli info --format json "$1" | /usr/bin/python3 -c 'import json,sys; print(",".join(json.load(sys.stdin)["features"]))'
 }
 
-# OSD faults (the dev cluster's single OSD)
-# ceph_osd_pid : pid of osd.0
+# ---------------------------------------------------------------------------------------
+# OSD faults (the dev cluster's single OSD), and undoing them
+# ---------------------------------------------------------------------------------------
+# Every rbd_*.sh of a run shares ONE cluster, so a fault a test injects must be undone on
+# every way out of it: a frozen or stopped osd.0 left behind fails each script after it
+# (ceph_up's `dev-cluster.sh start` waits its 60 s for PGs that never become active). The
+# first fault a test injects registers one hook, ceph_heal; registered then, it runs
+# before the teardown of what the test made earlier (servers, images), which would hang on
+# a cluster without a serving OSD. A heal that fails makes the test fail.
+
+# ceph_osd_pid : pid of osd.0, if it runs (a zombie is not running)
 ceph_osd_pid() {
   local p
-  p=$(cat "$RBDNBD_CLUSTER_DIR/run/osd.0.pid" 2>/dev/null) && [ -d "/proc/$p" ] && echo "$p"
+  p=$(cat "$RBDNBD_CLUSTER_DIR/run/osd.0.pid" 2>/dev/null) && _alive "$p" && echo "$p"
 }
+
+CEPH_FAULT_HOOK=
+CEPH_FREEZE_PID=
+CEPH_FROZEN_PIDS=()
+_ceph_fault_injected() {
+  [ -z "$CEPH_FAULT_HOOK" ] || return 0
+  CEPH_FAULT_HOOK=1
+  on_exit 'ceph_heal || fail "the shared dev cluster is still broken after the OSD faults of this test"'
+}
+
 # ceph_osd_stop / ceph_osd_start : a clean OSD stop (the mon marks it down; memstore keeps
 # its data) and its restart (returns once every PG is active again). Client I/O in between
-# waits; with default settings it completes after the restart.
-# An OSD stopped by a failing test is started again at exit; the hook is registered when it
-# stops, so it runs before the teardown of what came earlier (servers, images), which
-# would hang on a cluster without its OSD.
-CEPH_OSD_STOPPED=
+# waits; with default settings it completes after the restart. ceph_osd_start is
+# `dev-cluster.sh start`: it starts whatever daemon of the cluster does not run.
 ceph_osd_stop() {
-  [ -n "$CEPH_OSD_STOPPED" ] || on_exit '[ -z "$CEPH_OSD_STOPPED" ] || ceph_osd_start'
-  CEPH_OSD_STOPPED=1
+  _ceph_fault_injected
   t 300 "$DEV_CLUSTER" stop-osd "$RBDNBD_CLUSTER_DIR" >&2
 }
 ceph_osd_start() {
-  t "$CEPH_START_T" "$DEV_CLUSTER" start "$RBDNBD_CLUSTER_DIR" >&2 || return
-  CEPH_OSD_STOPPED=
+  t "$CEPH_START_T" "$DEV_CLUSTER" start "$RBDNBD_CLUSTER_DIR" >&2
 }
+
 # ceph_osd_freeze SECS : SIGSTOP the OSD for SECS in the background (it stays "up" in the
 # osdmap; I/O just stalls), SIGCONT after. Sets CEPH_FREEZE_PID (wait on it to know the
-# OSD runs again). The SIGCONT is also an on_exit hook, registered now so that it runs
-# before the teardown of the servers and images made before (they would hang on it).
+# OSD runs again).
 ceph_osd_freeze() {
   local pid; pid=$(ceph_osd_pid) || fail "no running osd.0"
+  _ceph_fault_injected
+  CEPH_FROZEN_PIDS+=("$pid")
   kill -STOP "$pid" || fail "cannot SIGSTOP osd.0 (pid $pid)"
-  on_exit "kill -CONT $pid 2>/dev/null"
   ( sleep "$1"; kill -CONT "$pid" ) &
   CEPH_FREEZE_PID=$!
+}
+
+# ceph_probe [SECS] : 0 if the cluster serves I/O: an object written to pool rbd, read
+# back and removed, each step within SECS (default 30). PGs that are "active" prove less:
+# an OSD that is up but wedged fails this.
+ceph_probe() {
+  local secs=${1:-30} obj got
+  obj="probe-${TEST_NAME:-ceph}-$$-$RANDOM"
+  printf '%s' "$obj" | t "$secs" rados --client-mount-timeout "$secs" -p rbd put "$obj" - || return
+  got=$(t "$secs" rados --client-mount-timeout "$secs" -p rbd get "$obj" -) || return
+  t "$secs" rados --client-mount-timeout "$secs" -p rbd rm "$obj" || return
+  [ "$got" = "$obj" ]
+}
+
+# ceph_heal : undo any OSD fault, then make sure the cluster serves I/O again: end a freeze
+# timer still pending (its SIGCONT could hit a recycled pid later), SIGCONT every osd.0
+# this test froze and any daemon of the cluster still stopped (state T), start whatever
+# does not run and wait until every PG is active (ceph_osd_start), then ceph_probe. 0 when
+# healthy; otherwise 1, after saying what is wrong. Bounded by about CEPH_START_T + 100 s.
+ceph_heal() {
+  local p f pids=("${CEPH_FROZEN_PIDS[@]}")
+  # only while it is still our unreaped child: after `wait` its pid may be someone else's
+  if [ -n "$CEPH_FREEZE_PID" ] && [[ " $(jobs -p) " == *" $CEPH_FREEZE_PID "* ]]; then
+    kill "$CEPH_FREEZE_PID" 2>/dev/null
+  fi
+  for f in "$RBDNBD_CLUSTER_DIR"/run/*.pid; do
+    p=$(cat "$f" 2>/dev/null) && pids+=("$p")
+  done
+  for p in "${pids[@]}"; do
+    proc_stat "$p" || continue
+    case ${PROC_STAT[2]} in ceph-osd|ceph-mon) ;; *) continue ;; esac
+    if [ "${PROC_STAT[3]}" = T ]; then
+      log "ceph_heal: ${PROC_STAT[2]} (pid $p) is stopped: SIGCONT"
+      kill -CONT "$p" 2>/dev/null
+    fi
+  done
+  if ! ceph_osd_start; then
+    log "ceph_heal: dev-cluster.sh start failed"
+    ceph_diagnose
+    return 1
+  fi
+  if ! ceph_probe 30; then
+    log "ceph_heal: the cluster does not serve I/O (an object put/get/rm in pool rbd failed)"
+    ceph_diagnose
+    return 1
+  fi
+  log "ceph_heal: the cluster serves I/O"
+}
+
+# ceph_diagnose : on stderr, what a broken cluster looks like, for the step log (the
+# cluster dir is gone after the run): each daemon's process state (T = stopped), `ceph -s`,
+# osd.0's view (admin socket: status, ops in flight) and the ends of the daemons' logs.
+# Bounded (~1 min when nothing answers); never fails.
+ceph_diagnose() {
+  local d=$RBDNBD_CLUSTER_DIR f p
+  log "---- ceph_diagnose $d ----"
+  for f in "$d"/run/*.pid; do
+    p=$(cat "$f" 2>/dev/null) || continue
+    if proc_stat "$p"; then log "${f##*/}: pid $p ${PROC_STAT[2]} state ${PROC_STAT[3]}"
+    else log "${f##*/}: pid $p not running"; fi
+  done
+  t 20 ceph --connect-timeout 15 -s >&2 2>&1 || true
+  t 20 ceph --connect-timeout 15 osd dump 2>&1 | grep -E '^(epoch|flags|osd\.)' >&2 || true
+  if [ -S "$d/run/osd.0.asok" ]; then
+    t 10 ceph --admin-daemon "$d/run/osd.0.asok" status >&2 2>&1 || true
+    t 10 ceph --admin-daemon "$d/run/osd.0.asok" dump_ops_in_flight 2>&1 | head -n 40 >&2 || true
+  fi
+  for f in "$d/log/osd.0.log" "$d/log/mon.a.log"; do
+    [ -f "$f" ] || continue
+    log "---- last 25 lines of $f (without memstore's object dumps) ----"
+    grep -vE '^ |^\{|^\}' "$f" | tail -n 25 | cut -c1-300 >&2 || true
+  done
+  return 0
 }
