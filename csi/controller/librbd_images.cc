@@ -5,6 +5,7 @@
 
 #include <spdlog/spdlog.h>
 
+#include "csi/controller/librbd_cls.h"
 #include "csi/controller/librbd_session.h"
 #include "csi/controller/librbd_util.h"
 
@@ -51,6 +52,44 @@ Result<void> SetMetadata(rbd_image_t img, const std::map<std::string, std::strin
     }
   }
   return {};
+}
+
+// Only "csi.*" keys: librbd gives other keys meanings ("conf_*" overrides the
+// image's config, and rbd_metadata_set validates those), which the cls write
+// would store unchecked. No NUL either: librbd's C API reads values back as C
+// strings. Checked after the image is made, so that a refusal goes the same
+// rollback path as every other failed write.
+Result<void> CheckMetadata(const std::map<std::string, std::string>& metadata, const std::string& spec) {
+  for (const auto& [k, v] : metadata) {
+    if (!k.starts_with(kCsiMetaPrefix) || k.size() == kCsiMetaPrefix.size()) {
+      return Err(EINVAL, "image '{}': metadata key '{}' does not start with '{}'", spec, k, kCsiMetaPrefix);
+    }
+    if (k.find('\0') != std::string::npos || v.find('\0') != std::string::npos) {
+      return Err(EINVAL, "image '{}': metadata '{}' holds a NUL byte", spec, k);
+    }
+  }
+  return {};
+}
+
+// Sets the metadata of the image `name` that this session just made and that
+// nobody has open. `img`: the image if the caller has it open read-write
+// already (nullptr: not open). With journaling, through librbd (the journal
+// then records it, for mirror peers; see librbd_cls.h); else one cls write,
+// without the open, lock and close librbd needs.
+Result<void> SetNewImageMetadata(rados_ioctx_t io, const NewImage& image, const std::string* id, rbd_image_t img,
+                                 const std::string& spec) {
+  if (image.metadata.empty()) return {};
+  if (auto c = CheckMetadata(image.metadata, spec); !c) return c;
+  if ((image.features & RBD_FEATURE_JOURNALING) != 0) {
+    if (img != nullptr) return SetMetadata(img, image.metadata, spec);
+    auto opened = OpenImage(io, image.name, OpenMode::kReadWrite, spec);
+    if (!opened) return Unexpected(opened.error());
+    return SetMetadata(opened->get(), image.metadata, spec);
+  }
+  if (id != nullptr) return cls::SetMetadata(io, *id, image.metadata, spec);
+  auto got = cls::ImageId(io, image.name, spec);
+  if (!got) return Unexpected(got.error());
+  return cls::SetMetadata(io, *got, image.metadata, spec);
 }
 
 // The image's metadata whose keys start with "csi.".
@@ -178,13 +217,7 @@ Result<void> LibrbdSession::Create(const NewImage& image) {
     return Err(-r, "cannot create image '{}' ({} bytes, features {:#x}{}{}): {}", spec, image.size_bytes,
                image.features, image.data_pool.empty() ? "" : ", data pool ", image.data_pool, Why(r));
   }
-  if (image.metadata.empty()) return {};
-  Result<void> set = [&]() -> Result<void> {
-    auto img = OpenImage(*io, image.name, OpenMode::kReadWrite, spec);
-    if (!img) return Unexpected(img.error());
-    return SetMetadata(img->get(), image.metadata, spec);
-  }();
-  if (!set) {
+  if (auto set = SetNewImageMetadata(*io, image, nullptr, nullptr, spec); !set) {
     // Nothing half made is left behind: the caller retries from scratch.
     if (int rr = rbd_remove(*io, image.name.c_str()); rr < 0) {
       spdlog::warn("cannot remove the half-made image '{}': {}", spec, Why(rr));
@@ -215,22 +248,28 @@ Result<void> LibrbdSession::Clone(CephSession& src, const std::string& src_image
   if (r < 0) return Err(-r, "cannot clone '{}' as '{}' (features {:#x}): {}", src_spec, spec, image.features, Why(r));
 
   Result<void> done = [&]() -> Result<void> {
-    auto img = OpenImage(*io, image.name, OpenMode::kReadWrite, spec);
-    if (!img) return Unexpected(img.error());
-    uint64_t size = 0;
-    if (int rr = rbd_get_size(img->get(), &size); rr < 0) {
-      return Err(-rr, "cannot read the size of clone '{}': {}", spec, Why(rr));
-    }
-    if (image.size_bytes != 0 && image.size_bytes < size) {
+    // The size from the header: the clone is opened only when it must grow.
+    auto id = cls::ImageId(*io, image.name, spec);
+    if (!id) return Unexpected(id.error());
+    auto size = cls::HeadSize(*io, *id, spec);
+    if (!size) return Unexpected(size.error());
+    if (image.size_bytes != 0 && image.size_bytes < *size) {
       return Err(EINVAL, "clone '{}' cannot be {} bytes: smaller than its snapshot '{}' ({} bytes)", spec,
-                 image.size_bytes, src_spec, size);
+                 image.size_bytes, src_spec, *size);
     }
-    if (image.size_bytes > size) {
+    if (image.size_bytes > *size) {
+      auto img = OpenImage(*io, image.name, OpenMode::kReadWrite, spec);
+      if (!img) return Unexpected(img.error());
       if (int rr = rbd_resize2(img->get(), image.size_bytes, false, NoProgress, nullptr); rr < 0) {
         return Err(-rr, "cannot grow clone '{}' to {} bytes: {}", spec, image.size_bytes, Why(rr));
       }
+      // With journaling the metadata goes through this handle (journaled).
+      if ((image.features & RBD_FEATURE_JOURNALING) != 0) {
+        return SetNewImageMetadata(*io, image, &*id, img->get(), spec);
+      }
     }
-    return SetMetadata(img->get(), image.metadata, spec);
+    // Closed by now: the cls write does not race librbd's lock release.
+    return SetNewImageMetadata(*io, image, &*id, nullptr, spec);
   }();
   if (!done) {
     if (int rr = rbd_remove(*io, image.name.c_str()); rr < 0) {

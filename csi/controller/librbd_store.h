@@ -51,6 +51,15 @@
 //   a child, and "migrating"): they are the features the image was made with.
 // * librbd's C API calls progress callbacks without a null check (snapshot
 //   create calls one while it notifies quiesce): every call passes a no-op.
+// * Create() and Clone() write NewImage::metadata with one cls rbd.metadata_set
+//   on the new image's header (librbd_cls.h), not through rbd_open +
+//   rbd_metadata_set + rbd_close: a create with a key costs ~5 ms and ~3 ms of
+//   CPU instead of ~14 ms and ~18 ms (csi_ceph_store_test's measure). So keys
+//   must start with "csi." and hold no NUL (EINVAL naming the key, and the
+//   image made already is removed again): librbd gives other keys meanings
+//   ("conf_*") that only its own path checks. With journaling the keys still
+//   go through librbd, so that the journal records them. A clone is opened
+//   only when it must grow.
 // * JournalList(max = 0) means no limit (as CSI's max_entries = 0).
 // * JournalReserve() refuses an empty value (EINVAL): the atomic reservation
 //   compares the key's current value with "" (a missing key compares as

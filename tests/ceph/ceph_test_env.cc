@@ -204,4 +204,26 @@ void StoreTest::TearDown() {
   raw_.reset();
 }
 
+std::string RawMeta(rados_ioctx_t io, const std::string& name, const std::string& key) {
+  rbd_image_t img = nullptr;
+  if (rbd_open_read_only(io, name.c_str(), &img, nullptr) < 0) return "<no image>";
+  std::vector<char> v(256);
+  size_t len = v.size();
+  int r = rbd_metadata_get(img, key.c_str(), v.data(), &len);
+  if (r == -ERANGE) {
+    v.resize(len);
+    r = rbd_metadata_get(img, key.c_str(), v.data(), &len);
+  }
+  rbd_close(img);
+  return r < 0 ? "<none>" : std::string(v.data());
+}
+
+int RawSetMeta(rados_ioctx_t io, const std::string& name, const std::string& key, const std::string& value) {
+  rbd_image_t img = nullptr;
+  if (int r = rbd_open(io, name.c_str(), &img, nullptr); r < 0) return r;
+  int r = rbd_metadata_set(img, key.c_str(), value.c_str());
+  rbd_close(img);
+  return r;
+}
+
 }  // namespace rbdnbd::csi::test

@@ -88,6 +88,12 @@ class StoreTest : public ::testing::Test {
   std::string prefix_;
 };
 
+// An image's metadata value read through librbd itself (an open image and
+// rbd_metadata_get, as rbd image-meta get does): "<no image>" or "<none>".
+std::string RawMeta(rados_ioctx_t io, const std::string& name, const std::string& key);
+// Sets a metadata key through librbd itself; librbd's return code.
+int RawSetMeta(rados_ioctx_t io, const std::string& name, const std::string& key, const std::string& value);
+
 // Gtest helpers: the Result's error as text, for failure messages.
 template <typename T>
 std::string ErrText(const Result<T>& r) {

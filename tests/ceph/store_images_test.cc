@@ -3,6 +3,9 @@
 #include <algorithm>
 #include <chrono>
 
+#include <sys/resource.h>
+
+#include "csi/controller/librbd_cls.h"
 #include "tests/ceph/ceph_test_env.h"
 
 namespace rbdnbd::csi::test {
@@ -31,16 +34,6 @@ RawInfo RawStat(rados_ioctx_t io, const std::string& name) {
   out.data_pool = rbd_get_data_pool_id(img);
   rbd_close(img);
   return out;
-}
-
-std::string RawMeta(rados_ioctx_t io, const std::string& name, const std::string& key) {
-  rbd_image_t img = nullptr;
-  if (rbd_open_read_only(io, name.c_str(), &img, nullptr) < 0) return "<no image>";
-  char v[256] = "";
-  size_t len = sizeof(v);
-  int r = rbd_metadata_get(img, key.c_str(), v, &len);
-  rbd_close(img);
-  return r < 0 ? "<none>" : std::string(v);
 }
 
 TEST_F(ImagesTest, CreateSetsExactlyTheFeaturesGivenIncludingJournaling) {
@@ -132,36 +125,108 @@ TEST_F(ImagesTest, DataPoolAsAdmin) {
 
 TEST_F(ImagesTest, MetadataIsSetAndStatReturnsTheCsiKeysOnly) {
   auto img = Image("vol-meta", 64 * kMiB);
-  img.metadata = {{"csi.name", "pvc-1234"}, {"csi.pvc.name", "data"}, {"csi.pvc.namespace", "default"},
-                  {"other.key", "x"}, {"csi", "not ours"}, {"csi-x", "not ours either"}};
+  img.metadata = {{"csi.name", "pvc-1234"}, {"csi.pvc.name", "data"}, {"csi.pvc.namespace", "default"}};
   ASSERT_TRUE(kube_->Create(img));
+  // Keys of others, set through librbd: Stat leaves them out.
+  for (const char* k : {"other.key", "csi", "csi-x", "zzz.after"}) {
+    ASSERT_EQ(RawSetMeta(raw_->io(), img.name, k, "not ours"), 0) << k;
+  }
   auto st = kube_->Stat(img.name);
   ASSERT_TRUE(st) << ErrText(st);
   std::map<std::string, std::string> want = {
       {"csi.name", "pvc-1234"}, {"csi.pvc.name", "data"}, {"csi.pvc.namespace", "default"}};
   EXPECT_EQ(st->metadata, want);
-  EXPECT_EQ(RawMeta(raw_->io(), img.name, "other.key"), "x");
+  // librbd itself reads what the cls write stored.
+  EXPECT_EQ(RawMeta(raw_->io(), img.name, "csi.name"), "pvc-1234");
+  EXPECT_EQ(RawMeta(raw_->io(), img.name, "csi.pvc.namespace"), "default");
+  EXPECT_EQ(RawMeta(raw_->io(), img.name, "other.key"), "not ours");
+}
+
+TEST_F(ImagesTest, MetadataValuesComeBackByteForByteThroughLibrbd) {
+  auto img = Image("vol-meta-bytes", 64 * kMiB);
+  std::string long_value(4000, 'v');
+  long_value[1234] = 'X';
+  img.metadata = {{"csi.empty", ""},
+                  {"csi.utf8", "pvc-\xc3\xa9t\xc3\xa9 / ns:default, 100%"},
+                  {"csi.long", long_value},
+                  {"csi.k-" + std::string(200, 'k'), "long key"}};
+  ASSERT_TRUE(kube_->Create(img));
+  for (const auto& [k, v] : img.metadata) EXPECT_EQ(RawMeta(raw_->io(), img.name, k), v) << k;
+  auto st = kube_->Stat(img.name);
+  ASSERT_TRUE(st) << ErrText(st);
+  EXPECT_EQ(st->metadata, img.metadata);
+}
+
+TEST_F(ImagesTest, MetadataWithJournalingGoesThroughLibrbdAndReadsBack) {
+  auto img = Image("vol-meta-journal", 64 * kMiB, kDefaultFeatures | RBD_FEATURE_JOURNALING);
+  img.metadata = {{"csi.name", "pvc-j"}};
+  auto r = kube_->Create(img);
+  ASSERT_TRUE(r) << ErrText(r);
+  EXPECT_EQ(RawMeta(raw_->io(), img.name, "csi.name"), "pvc-j");
+  EXPECT_EQ(RawStat(raw_->io(), img.name).features, kDefaultFeatures | RBD_FEATURE_JOURNALING);
 }
 
 TEST_F(ImagesTest, ManyMetadataKeysAreAllListed) {
   auto img = Image("vol-meta-many", 64 * kMiB);
   for (int i = 0; i < 150; ++i) img.metadata[fmt::format("csi.k{:03}", i)] = std::string(100, 'a' + i % 26);
-  img.metadata["zzz.after"] = "x";
   ASSERT_TRUE(kube_->Create(img));
+  ASSERT_EQ(RawSetMeta(raw_->io(), img.name, "zzz.after", "x"), 0);
   auto st = kube_->Stat(img.name);
   ASSERT_TRUE(st) << ErrText(st);
   EXPECT_EQ(st->metadata.size(), 150u);
   EXPECT_EQ(st->metadata["csi.k149"], std::string(100, 'a' + 149 % 26));
+  EXPECT_EQ(RawMeta(raw_->io(), img.name, "csi.k077"), std::string(100, 'a' + 77 % 26));
 }
 
+// The metadata write comes after rbd_create4: a refused key is EINVAL naming
+// it, and the image made already is removed again (nothing of it left, not
+// even its id object), with either write path.
 TEST_F(ImagesTest, FailedMetadataRemovesTheImageAgain) {
-  auto img = Image("vol-badmeta", 64 * kMiB);
-  // librbd checks a conf_ override's value: this one is no boolean.
-  img.metadata = {{"csi.name", "x"}, {"conf_rbd_cache", "not-a-bool"}};
-  auto r = kube_->Create(img);
-  ASSERT_FALSE(r) << "librbd accepted conf_rbd_cache=not-a-bool";
-  EXPECT_NE(r.error().message.find("conf_rbd_cache"), std::string::npos) << r.error().message;
-  EXPECT_EQ(RawStat(raw_->io(), img.name).r, -ENOENT) << "the half-made image is still there";
+  struct Case {
+    std::string what;
+    std::map<std::string, std::string> metadata;
+    uint64_t features;
+    std::string named;
+  };
+  std::vector<Case> cases = {
+      // librbd would check a conf_ override's value; we refuse every non-csi key.
+      {"conf", {{"csi.name", "x"}, {"conf_rbd_cache", "not-a-bool"}}, kDefaultFeatures, "conf_rbd_cache"},
+      {"other", {{"csi.name", "x"}, {"other.key", "y"}}, kDefaultFeatures, "other.key"},
+      {"bare", {{"csi.", "y"}}, kDefaultFeatures, "'csi.'"},
+      {"nul", {{"csi.name", std::string("a\0b", 3)}}, kDefaultFeatures, "NUL"},
+      {"journal", {{"csi.name", "x"}, {"other.key", "y"}}, kDefaultFeatures | RBD_FEATURE_JOURNALING, "other.key"},
+  };
+  for (const auto& c : cases) {
+    auto img = Image("vol-badmeta-" + c.what, 64 * kMiB, c.features);
+    img.metadata = c.metadata;
+    auto r = kube_->Create(img);
+    ASSERT_FALSE(r) << c.what << ": accepted";
+    EXPECT_EQ(r.error().code, EINVAL) << c.what << ": " << r.error().message;
+    EXPECT_NE(r.error().message.find(c.named), std::string::npos) << c.what << ": " << r.error().message;
+    EXPECT_EQ(RawStat(raw_->io(), img.name).r, -ENOENT) << c.what << ": the half-made image is still there";
+    uint64_t size = 0;
+    time_t mtime = 0;
+    EXPECT_EQ(rados_stat(raw_->io(), ("rbd_id." + img.name).c_str(), &size, &mtime), -ENOENT) << c.what;
+    EXPECT_TRUE(raw_->Images(img.name).empty()) << c.what;
+  }
+}
+
+// The bytes of cls rbd.metadata_set's input, as Ceph's encode(map<string,
+// bufferlist>) makes them (little-endian u32 count; u32 length + bytes each).
+TEST(ClsEncodingTest, MetadataMapAndStringAreCephsEncoding) {
+  std::string got = cls::EncodeMetadata({{"csi.a", "xy"}, {"csi.b", ""}});
+  std::string want("\x02\0\0\0"
+                   "\x05\0\0\0csi.a\x02\0\0\0xy"
+                   "\x05\0\0\0csi.b\0\0\0\0",
+                   4 + 4 + 5 + 4 + 2 + 4 + 5 + 4);
+  EXPECT_EQ(got, want);
+  std::string big;
+  cls::PutU32(&big, 0x01020304);
+  EXPECT_EQ(big, std::string("\x04\x03\x02\x01", 4));
+  EXPECT_EQ(cls::DecodeString(std::string("\x03\0\0\0abc", 7)), "abc");
+  EXPECT_EQ(cls::DecodeString(std::string("\x04\0\0\0abc", 7)), std::nullopt) << "short";
+  EXPECT_EQ(cls::DecodeString(std::string("\x02\0\0\0abc", 7)), std::nullopt) << "trailing bytes";
+  EXPECT_EQ(cls::DecodeString(std::string("\x02\0", 2)), std::nullopt);
 }
 
 TEST_F(ImagesTest, ResizeGrowsAndRefusesToShrink) {
@@ -230,36 +295,67 @@ TEST_F(ImagesTest, RemoveOfAWatchedImageIsEbusyNamingItAndTheWatchers) {
   EXPECT_EQ(*ok, RemoveOutcome::kRemoved);
 }
 
+double CpuMs() {
+  rusage u{};
+  getrusage(RUSAGE_SELF, &u);  // every thread: librados' messengers work for the call too
+  auto tv = [](const timeval& t) { return t.tv_sec * 1e3 + t.tv_usec / 1e3; };
+  return tv(u.ru_utime) + tv(u.ru_stime);
+}
+
 // The number the controller's CreateVolume latency starts from: a bare
-// create, and one with a metadata key (what CreateVolume does: open, set, close).
+// create, and one with a metadata key (what CreateVolume does), with this
+// process's CPU per create (the controller is CPU-bound at 8 concurrent);
+// and a Stat (what DeleteVolume does first). The third row is librbd's own way
+// to set the key (open read-write, rbd_metadata_set with the exclusive lock,
+// close), which Create used before the cls write, for comparison.
 TEST_F(ImagesTest, CreateLatencyOf10GiBWithDefaultFeatures) {
   using Clock = std::chrono::steady_clock;
   auto ms = [](Clock::duration d) { return std::chrono::duration<double, std::milli>(d).count(); };
-  for (bool with_meta : {false, true}) {
-    std::vector<double> create_ms, remove_ms;
-    for (int i = 0; i < 5; ++i) {
+  constexpr int kRuns = 11;
+  for (int mode : {0, 1, 2}) {
+    bool with_meta = mode == 1;
+    std::vector<double> create_ms, remove_ms, stat_ms;
+    double create_cpu = 0, stat_cpu = 0;
+    for (int i = 0; i < kRuns; ++i) {
       auto img = Image(fmt::format("vol-10g-{}-{}", with_meta, i), 10 * kGiB);
       if (with_meta) img.metadata = {{"csi.name", fmt::format("pvc-{}", i)}};
+      double c0 = CpuMs();
       auto t0 = Clock::now();
       ASSERT_TRUE(kube_->Create(img));
+      if (mode == 2) {
+        ASSERT_EQ(RawSetMeta(raw_->io(), img.name, "csi.name", fmt::format("pvc-{}", i)), 0);
+      }
       auto t1 = Clock::now();
-      auto r = kube_->Remove(img.name);
+      double c1 = CpuMs();
+      auto st = kube_->Stat(img.name);
       auto t2 = Clock::now();
+      double c2 = CpuMs();
+      ASSERT_TRUE(st) << ErrText(st);
+      if (mode != 0) {
+        EXPECT_EQ(st->metadata.at("csi.name"), fmt::format("pvc-{}", i));
+      }
+      auto r = kube_->Remove(img.name);
+      auto t3 = Clock::now();
       ASSERT_TRUE(r) << ErrText(r);
       ASSERT_EQ(*r, RemoveOutcome::kRemoved);
       create_ms.push_back(ms(t1 - t0));
-      remove_ms.push_back(ms(t2 - t1));
+      stat_ms.push_back(ms(t2 - t1));
+      remove_ms.push_back(ms(t3 - t2));
+      create_cpu += c1 - c0;
+      stat_cpu += c2 - c1;
     }
     std::sort(create_ms.begin(), create_ms.end());
     std::sort(remove_ms.begin(), remove_ms.end());
+    std::sort(stat_ms.begin(), stat_ms.end());
     auto line = fmt::format(
-        "Create 10 GiB, default features{}: min {:.1f} / median {:.1f} / max {:.1f} ms; Remove: median {:.1f} ms "
-        "(5 runs)",
-        with_meta ? " + 1 metadata key" : "", create_ms.front(), create_ms[2], create_ms.back(), remove_ms[2]);
+        "Create 10 GiB, default features{}: min {:.1f} / median {:.1f} / max {:.1f} ms, CPU {:.1f} ms per create; "
+        "Stat: median {:.1f} ms, CPU {:.1f} ms; Remove: median {:.1f} ms ({} runs)",
+        mode == 0 ? "" : mode == 1 ? " + 1 metadata key" : " + 1 key through librbd's open/set/close", create_ms.front(), create_ms[kRuns / 2], create_ms.back(),
+        create_cpu / kRuns, stat_ms[kRuns / 2], stat_cpu / kRuns, remove_ms[kRuns / 2], kRuns);
     printf("[ measure  ] %s\n", line.c_str());
-    RecordProperty(with_meta ? "create_10g_meta_median_ms" : "create_10g_median_ms",
-                   fmt::format("{:.1f}", create_ms[2]));
-    EXPECT_LT(create_ms[2], 10000.0) << line;
+    RecordProperty(mode == 0 ? "create_10g_median_ms" : mode == 1 ? "create_10g_meta_median_ms" : "create_10g_librbd_meta_median_ms",
+                   fmt::format("{:.1f}", create_ms[kRuns / 2]));
+    EXPECT_LT(create_ms[kRuns / 2], 10000.0) << line;
   }
 }
 

@@ -38,6 +38,7 @@ class NamespaceTest : public StoreTest {
 TEST_F(NamespaceTest, ImagesSnapshotsClonesAndTheJournalLiveInTheNamespace) {
   CephSession& s = *ns_session_;
   auto vol = Image("vol", 64 * kMiB);
+  vol.metadata = {{"csi.name", "pvc-in-ns"}};
   ASSERT_TRUE(s.Create(vol));
   EXPECT_TRUE(raw_->Images(prefix_).empty()) << "the image must not be in the default namespace";
   auto outside = kube_->Stat(vol.name);
@@ -46,12 +47,19 @@ TEST_F(NamespaceTest, ImagesSnapshotsClonesAndTheJournalLiveInTheNamespace) {
   auto st = s.Stat(vol.name);
   ASSERT_TRUE(st) << ErrText(st);
   EXPECT_EQ(st->size_bytes, 64 * kMiB);
+  EXPECT_EQ(st->metadata, (std::map<std::string, std::string>{{"csi.name", "pvc-in-ns"}}));
 
   ASSERT_TRUE(s.CreateSnapshot(vol.name, "tmp", QuiesceMode::kBestEffort));
   auto clone = Image("vol-clone", 128 * kMiB);
+  clone.metadata = {{"csi.name", "clone-in-ns"}};
   auto c = s.Clone(s, vol.name, "tmp", clone);
   ASSERT_TRUE(c) << ErrText(c);
-  EXPECT_EQ(s.Stat(clone.name)->clone_depth, 1u);
+  auto cst = s.Stat(clone.name);
+  ASSERT_TRUE(cst) << ErrText(cst);
+  EXPECT_EQ(cst->clone_depth, 1u);
+  EXPECT_EQ(cst->size_bytes, 128 * kMiB);
+  // librbd's clone copies the parent's metadata; ours overwrites csi.name.
+  EXPECT_EQ(cst->metadata, (std::map<std::string, std::string>{{"csi.name", "clone-in-ns"}}));
   ASSERT_TRUE(s.RemoveSnapshot(vol.name, "tmp"));
   auto rm = s.Remove(vol.name);
   ASSERT_TRUE(rm) << ErrText(rm);

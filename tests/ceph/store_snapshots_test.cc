@@ -81,11 +81,28 @@ TEST_F(SnapshotsTest, CloneGrowsCarriesMetadataAndCountsItsDepth) {
   ASSERT_FALSE(s);
   EXPECT_EQ(s.error().code, EINVAL);
   EXPECT_TRUE(raw_->Images(small.name).empty());
-  // A failed metadata write removes the clone too.
-  auto badmeta = Image("vol-badmeta", 64 * kMiB);
-  badmeta.metadata = {{"conf_rbd_cache", "not-a-bool"}};
-  ASSERT_FALSE(kube_->Clone(*kube_, src.name, "s", badmeta));
-  EXPECT_TRUE(raw_->Images(badmeta.name).empty());
+  // A failed metadata write removes the clone too (grown or not: the
+  // grown one was opened and closed before the write).
+  for (uint64_t size : {uint64_t{0}, 96 * kMiB}) {
+    auto badmeta = Image("vol-badmeta", size);
+    badmeta.metadata = {{"csi.name", "x"}, {"conf_rbd_cache", "not-a-bool"}};
+    auto b = kube_->Clone(*kube_, src.name, "s", badmeta);
+    ASSERT_FALSE(b) << size;
+    EXPECT_EQ(b.error().code, EINVAL) << b.error().message;
+    EXPECT_NE(b.error().message.find("conf_rbd_cache"), std::string::npos) << b.error().message;
+    EXPECT_TRUE(raw_->Images(badmeta.name).empty()) << size;
+  }
+  // Not grown (no open at all) and with journaling (through librbd): both
+  // read back by librbd itself.
+  for (uint64_t features : {kDefaultFeatures, kDefaultFeatures | uint64_t{RBD_FEATURE_JOURNALING}}) {
+    auto c = Image(fmt::format("vol-c-{:x}", features), 0, features);
+    c.metadata = {{"csi.name", fmt::format("pvc-{:x}", features)}, {"csi.source", "src"}};
+    auto cr = kube_->Clone(*kube_, src.name, "s", c);
+    ASSERT_TRUE(cr) << ErrText(cr);
+    EXPECT_EQ(RawMeta(raw_->io(), c.name, "csi.name"), fmt::format("pvc-{:x}", features));
+    EXPECT_EQ(RawMeta(raw_->io(), c.name, "csi.source"), "src");
+    EXPECT_EQ(kube_->Stat(c.name)->size_bytes, 64 * kMiB);
+  }
   // No such snapshot: ENOENT.
   auto nosnap = kube_->Clone(*kube_, src.name, "nope", Image("vol-x", 0));
   ASSERT_FALSE(nosnap);
