@@ -506,7 +506,12 @@ Result<uint64_t> ControllerOps::GetCapacity(const StringMap& parameters) {
   auto s = Open(params->cluster, params->mon_host, params->pool, params->ns, *user);
   if (!s) return Unexpected(s.error());
   auto bytes = s->session->AvailableBytes();
-  if (!bytes) return Unexpected(PoolError(bytes.error(), s->target));
+  if (!bytes) {
+    // No usage figures yet (the monitors learn them from a ceph-mgr): a state of the
+    // cluster that passes, not a bug of ours, so the CO may ask again later.
+    if (bytes.error().code == ENODATA) return Err(kUnavailable, "{}", bytes.error().message);
+    return Unexpected(PoolError(bytes.error(), s->target));
+  }
   return *bytes;
 }
 

@@ -407,6 +407,16 @@ TEST_F(OpsTest, GetCapacityUsesRememberedCredentials) {
   EXPECT_NE(c.error().message.find("'nopool'"), std::string::npos);
 }
 
+TEST_F(OpsTest, GetCapacityWithoutPoolStatisticsIsUnavailable) {
+  // A cluster whose monitors have no usage figures yet (no ceph-mgr): a passing state, not a
+  // bug, so the CO may ask again.
+  MustCreate(Args("pvc-1", kMiBytes));
+  store_.Fail("AvailableBytes", ENODATA);
+  auto c = ops_->GetCapacity({{"clusterID", "dev"}, {"pool", "kube"}});
+  ASSERT_FALSE(c);
+  EXPECT_EQ(c.error().code, kUnavailable);
+}
+
 TEST_F(OpsTest, CloneOfAVolumeUsesATemporarySnapshotAndRemovesIt) {
   VolumeInfo src = MustCreate(Args("pvc-src", 64 * kMiBytes));
   auto args = Args("pvc-clone", 128 * kMiBytes);
