@@ -76,7 +76,10 @@ struct NewImage {
   uint64_t features = 0;         // RBD_FEATURE_* bits, exactly these
   std::string data_pool;         // empty: data in the image's pool
   uint64_t object_size = 0;      // bytes, a power of two 4 KiB..32 MiB; 0: Ceph's default
-  std::map<std::string, std::string> metadata;  // image metadata (rbd image-meta), set at creation
+  // Image metadata (rbd image-meta), set at creation. Keys start with "csi." and
+  // neither keys nor values hold a NUL byte (EINVAL naming the key otherwise,
+  // and nothing is left behind).
+  std::map<std::string, std::string> metadata;
 };
 
 struct ImageInfo {
