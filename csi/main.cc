@@ -2,18 +2,18 @@
 // waits for SIGTERM/SIGINT; on either it stops serving and exits 0, leaving
 // every device and mount in place (the rbd-nbdd daemon keeps serving them).
 #include <getopt.h>
-#include <signal.h>
 #include <unistd.h>
 
-#include <charconv>
+#include <cstdint>
 #include <cstdio>
 #include <cstring>
+#include <limits>
 #include <string>
 
 #include <spdlog/spdlog.h>
 
-#include "common/log.h"
 #include "csi/plugin_server.h"
+#include "csi/process_main.h"
 
 #ifndef RBDNBD_VERSION
 #define RBDNBD_VERSION "unknown"
@@ -77,10 +77,8 @@ int main(int argc, char** argv) {
       case kStateDir: options.state_dir = optarg; break;
       case kClusterConfig: options.cluster_config = optarg; break;
       case kMaxVolumes: {
-        std::string_view s(optarg);
         int64_t n = -1;
-        auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), n);
-        if (ec != std::errc() || p != s.data() + s.size() || n < 0) {
+        if (!rbdnbd::csi::ParseFlagNumber<int64_t>(optarg, 0, std::numeric_limits<int64_t>::max(), &n)) {
           std::fprintf(stderr, "rbd-nbdd-csi: --max-volumes-per-node must be a non-negative number\n");
           return 2;
         }
@@ -94,32 +92,17 @@ int main(int argc, char** argv) {
       default: std::fputs(kUsage, stderr); return 2;
     }
   }
-  if (optind < argc) {
-    std::fprintf(stderr, "rbd-nbdd-csi: unexpected argument '%s'\n%s", argv[optind], kUsage);
-    return 2;
-  }
-  if (auto r = rbdnbd::SetupLogging({log_level, log_target}); !r) {
-    std::fprintf(stderr, "rbd-nbdd-csi: %s\n", r.error().message.c_str());
-    return 2;
-  }
+  if (!rbdnbd::csi::FinishFlags("rbd-nbdd-csi", argc, argv, kUsage, log_level, log_target)) return 2;
 
-  // Block the stop signals before gRPC starts its threads, so that only
-  // sigwait() below sees them.
-  sigset_t stop;
-  sigemptyset(&stop);
-  sigaddset(&stop, SIGTERM);
-  sigaddset(&stop, SIGINT);
-  pthread_sigmask(SIG_BLOCK, &stop, nullptr);
-  ::signal(SIGPIPE, SIG_IGN);
+  // Before gRPC starts its threads, so that only the wait below sees them.
+  rbdnbd::csi::BlockStopSignals();
 
   auto server = rbdnbd::csi::PluginServer::Start(options);
   if (!server) {
     spdlog::error("rbd-nbdd-csi: {}", server.error().message);
     return 1;
   }
-  int sig = 0;
-  while (sigwait(&stop, &sig) != 0) {
-  }
+  int sig = rbdnbd::csi::WaitForStopSignal();
   spdlog::info("signal {}: stopping (devices and mounts stay in place)", strsignal(sig));
   (*server)->Shutdown();
   return 0;

@@ -1,48 +1,13 @@
 #include "csi/node_service.h"
 
-#include <chrono>
-
 #include <spdlog/spdlog.h>
 
 #include "csi/csi_error.h"
+#include "csi/rpc_log.h"
 
 namespace rbdnbd::csi {
 
 namespace pb = ::csi::v1;
-
-namespace {
-
-grpc::Status Missing(const char* field) {
-  return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, std::string(field) + " is required");
-}
-
-StringMap ToMap(const google::protobuf::Map<std::string, std::string>& m) { return StringMap(m.begin(), m.end()); }
-
-// Logs one RPC's outcome and duration (no secrets: ids and paths only).
-class RpcLog {
- public:
-  RpcLog(const char* rpc, std::string volume_id, std::string path)
-      : rpc_(rpc), volume_id_(std::move(volume_id)), path_(std::move(path)), start_(std::chrono::steady_clock::now()) {}
-
-  grpc::Status Done(grpc::Status status) const {
-    auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - start_).count();
-    if (status.ok()) {
-      spdlog::info("{} {} {}: OK ({} ms)", rpc_, volume_id_, path_, ms);
-    } else {
-      spdlog::warn("{} {} {}: {}: {} ({} ms)", rpc_, volume_id_, path_, StatusCodeName(status.error_code()),
-                   status.error_message(), ms);
-    }
-    return status;
-  }
-
- private:
-  const char* rpc_;
-  std::string volume_id_;
-  std::string path_;
-  std::chrono::steady_clock::time_point start_;
-};
-
-}  // namespace
 
 Result<Capability> CapabilityFromProto(const pb::VolumeCapability& capability, bool present) {
   if (!present) return Err(kInvalidArgument, "volume_capability is required");
@@ -70,16 +35,16 @@ Result<Capability> CapabilityFromProto(const pb::VolumeCapability& capability, b
 grpc::Status NodeService::NodeStageVolume(grpc::ServerContext*, const pb::NodeStageVolumeRequest* request,
                                           pb::NodeStageVolumeResponse*) {
   RpcLog log("NodeStageVolume", request->volume_id(), request->staging_target_path());
-  if (request->volume_id().empty()) return log.Done(Missing("volume_id"));
-  if (request->staging_target_path().empty()) return log.Done(Missing("staging_target_path"));
+  if (request->volume_id().empty()) return log.Done(MissingField("volume_id"));
+  if (request->staging_target_path().empty()) return log.Done(MissingField("staging_target_path"));
   auto capability = CapabilityFromProto(request->volume_capability(), request->has_volume_capability());
   if (!capability) return log.Done(ToGrpcStatus(capability.error()));
   StageRequest stage;
   stage.volume_id = request->volume_id();
   stage.staging_path = request->staging_target_path();
   stage.capability = std::move(capability).value();
-  stage.context = ToMap(request->volume_context());
-  stage.secrets = ToMap(request->secrets());
+  stage.context = ToStringMap(request->volume_context());
+  stage.secrets = ToStringMap(request->secrets());
   auto r = stager_.Stage(stage);
   return log.Done(ToGrpcStatus(r));
 }
@@ -87,16 +52,16 @@ grpc::Status NodeService::NodeStageVolume(grpc::ServerContext*, const pb::NodeSt
 grpc::Status NodeService::NodeUnstageVolume(grpc::ServerContext*, const pb::NodeUnstageVolumeRequest* request,
                                             pb::NodeUnstageVolumeResponse*) {
   RpcLog log("NodeUnstageVolume", request->volume_id(), request->staging_target_path());
-  if (request->volume_id().empty()) return log.Done(Missing("volume_id"));
-  if (request->staging_target_path().empty()) return log.Done(Missing("staging_target_path"));
+  if (request->volume_id().empty()) return log.Done(MissingField("volume_id"));
+  if (request->staging_target_path().empty()) return log.Done(MissingField("staging_target_path"));
   return log.Done(ToGrpcStatus(stager_.Unstage(request->volume_id(), request->staging_target_path())));
 }
 
 grpc::Status NodeService::NodePublishVolume(grpc::ServerContext*, const pb::NodePublishVolumeRequest* request,
                                             pb::NodePublishVolumeResponse*) {
   RpcLog log("NodePublishVolume", request->volume_id(), request->target_path());
-  if (request->volume_id().empty()) return log.Done(Missing("volume_id"));
-  if (request->target_path().empty()) return log.Done(Missing("target_path"));
+  if (request->volume_id().empty()) return log.Done(MissingField("volume_id"));
+  if (request->target_path().empty()) return log.Done(MissingField("target_path"));
   auto capability = CapabilityFromProto(request->volume_capability(), request->has_volume_capability());
   if (!capability) return log.Done(ToGrpcStatus(capability.error()));
   if (request->staging_target_path().empty()) {
@@ -116,15 +81,15 @@ grpc::Status NodeService::NodePublishVolume(grpc::ServerContext*, const pb::Node
 grpc::Status NodeService::NodeUnpublishVolume(grpc::ServerContext*, const pb::NodeUnpublishVolumeRequest* request,
                                               pb::NodeUnpublishVolumeResponse*) {
   RpcLog log("NodeUnpublishVolume", request->volume_id(), request->target_path());
-  if (request->volume_id().empty()) return log.Done(Missing("volume_id"));
-  if (request->target_path().empty()) return log.Done(Missing("target_path"));
+  if (request->volume_id().empty()) return log.Done(MissingField("volume_id"));
+  if (request->target_path().empty()) return log.Done(MissingField("target_path"));
   return log.Done(ToGrpcStatus(publisher_.Unpublish(request->volume_id(), request->target_path())));
 }
 
 grpc::Status NodeService::NodeGetVolumeStats(grpc::ServerContext*, const pb::NodeGetVolumeStatsRequest* request,
                                              pb::NodeGetVolumeStatsResponse* response) {
-  if (request->volume_id().empty()) return Missing("volume_id");
-  if (request->volume_path().empty()) return Missing("volume_path");
+  if (request->volume_id().empty()) return MissingField("volume_id");
+  if (request->volume_path().empty()) return MissingField("volume_path");
   auto stats = stats_.Get(request->volume_id(), request->volume_path());
   if (!stats) {
     spdlog::debug("NodeGetVolumeStats {} {}: {}", request->volume_id(), request->volume_path(), stats.error().message);
@@ -148,8 +113,8 @@ grpc::Status NodeService::NodeGetVolumeStats(grpc::ServerContext*, const pb::Nod
 grpc::Status NodeService::NodeExpandVolume(grpc::ServerContext*, const pb::NodeExpandVolumeRequest* request,
                                            pb::NodeExpandVolumeResponse* response) {
   RpcLog log("NodeExpandVolume", request->volume_id(), request->volume_path());
-  if (request->volume_id().empty()) return log.Done(Missing("volume_id"));
-  if (request->volume_path().empty()) return log.Done(Missing("volume_path"));
+  if (request->volume_id().empty()) return log.Done(MissingField("volume_id"));
+  if (request->volume_path().empty()) return log.Done(MissingField("volume_path"));
   const auto& range = request->capacity_range();
   if (range.required_bytes() < 0 || range.limit_bytes() < 0 ||
       (range.limit_bytes() > 0 && range.required_bytes() > range.limit_bytes())) {

@@ -1,14 +1,7 @@
 #include "csi/plugin_server.h"
 
-#include <sys/stat.h>
-#include <unistd.h>
-
 #include <cerrno>
-#include <cstring>
-#include <filesystem>
 
-#include <grpcpp/security/server_credentials.h>
-#include <grpcpp/server_builder.h>
 #include <spdlog/spdlog.h>
 
 #include "csi/csi_error.h"
@@ -18,15 +11,6 @@
 #endif
 
 namespace rbdnbd::csi {
-
-Result<std::string> EndpointSocketPath(const std::string& endpoint) {
-  std::string path = endpoint;
-  if (path.rfind("unix://", 0) == 0) path = path.substr(7);
-  if (path.empty() || path[0] != '/') {
-    return Err(EINVAL, "endpoint '{}' must be unix:///absolute/path or an absolute path", endpoint);
-  }
-  return path;
-}
 
 Result<std::unique_ptr<PluginServer>> PluginServer::Start(const PluginOptions& options, PluginDeps deps) {
   if (!IsValidDriverName(options.driver_name)) {
@@ -63,35 +47,15 @@ Result<std::unique_ptr<PluginServer>> PluginServer::Start(const PluginOptions& o
       IdentityOptions{options.driver_name, RBDNBD_VERSION, options.nbd_module_path}, ctx.daemon);
   s->node_ = std::make_unique<NodeService>(NodeOptions{options.node_id, options.max_volumes_per_node}, ctx);
 
-  // A socket left by an earlier instance would make bind() fail.
-  std::error_code ec;
-  std::filesystem::create_directories(std::filesystem::path(s->socket_path_).parent_path(), ec);
-  struct stat st{};
-  if (::lstat(s->socket_path_.c_str(), &st) == 0) {
-    if (!S_ISSOCK(st.st_mode)) return Err(EEXIST, "{} exists and is not a socket", s->socket_path_);
-    ::unlink(s->socket_path_.c_str());
-  }
-
-  grpc::ServerBuilder builder;
-  int port = 0;
-  builder.AddListeningPort("unix://" + s->socket_path_, grpc::InsecureServerCredentials(), &port);
-  builder.RegisterService(s->identity_.get());
-  builder.RegisterService(s->node_.get());
-  s->server_ = builder.BuildAndStart();
-  if (!s->server_) return Err(EADDRNOTAVAIL, "cannot listen on {}", options.endpoint);
-  ::chmod(s->socket_path_.c_str(), 0660);
+  auto server = ServeOnUnixSocket(s->socket_path_, options.endpoint, {s->identity_.get(), s->node_.get()});
+  if (!server) return Unexpected(server.error());
+  s->server_ = std::move(server).value();
   spdlog::info("rbd-nbdd-csi {} serving {} as {} on node {} (daemon {}, state {})", RBDNBD_VERSION,
                options.endpoint, options.driver_name, options.node_id, options.control_socket, options.state_dir);
   return s;
 }
 
-void PluginServer::Shutdown(std::chrono::milliseconds grace) {
-  if (!server_) return;
-  server_->Shutdown(std::chrono::system_clock::now() + grace);
-  server_->Wait();
-  server_.reset();
-  ::unlink(socket_path_.c_str());
-}
+void PluginServer::Shutdown(std::chrono::milliseconds grace) { StopServing(server_, socket_path_, grace); }
 
 PluginServer::~PluginServer() { Shutdown(std::chrono::milliseconds(0)); }
 

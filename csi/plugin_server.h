@@ -23,6 +23,7 @@
 
 #include "api/socket.h"
 #include "common/result.h"
+#include "csi/grpc_endpoint.h"
 #include "csi/identity_service.h"
 #include "csi/node_service.h"
 
@@ -46,9 +47,6 @@ struct PluginDeps {
   std::unique_ptr<BlockDevices> devices;
   std::unique_ptr<DaemonClient> daemon;
 };
-
-// "unix:///abs/path" or "/abs/path" -> "/abs/path"; anything else EINVAL.
-Result<std::string> EndpointSocketPath(const std::string& endpoint);
 
 class PluginServer {
  public:

@@ -128,6 +128,13 @@ class ControllerOps {
   Result<uint64_t> MakeImage(Session& target, const MakeVolume& make);
   Result<VolumeInfo> FinishCreate(Session& s, const MakeVolume& make, VolumeJournalRecord record, const std::string& key);
   Result<std::vector<std::pair<std::string, std::string>>> ListJournal(CephSession& s, std::string_view object);
+  // After a delete: drops from the journal `object` (kVolumesObject or
+  // kSnapshotsObject) the key of the CSI `name` (the image's csi.name) or,
+  // when that is unknown (the image gone already: a retried delete), every
+  // key whose record names `uuid`. A key whose record names another uuid
+  // stays: the name belongs to a newer volume or snapshot.
+  Result<void> DropJournalKeys(CephSession& s, std::string_view object, const std::string& name,
+                               const std::string& uuid);
 
   // snapshot_ops.cc
   Result<SnapshotInfo> MakeSnapshot(Session& s, const SnapshotRef& ref, const std::string& name,

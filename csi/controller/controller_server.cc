@@ -1,16 +1,10 @@
 #include "csi/controller/controller_server.h"
 
-#include <sys/stat.h>
-#include <unistd.h>
-
 #include <cerrno>
-#include <filesystem>
 
-#include <grpcpp/security/server_credentials.h>
-#include <grpcpp/server_builder.h>
 #include <spdlog/spdlog.h>
 
-#include "csi/plugin_server.h"
+#include "csi/grpc_endpoint.h"
 
 #ifndef RBDNBD_VERSION
 #define RBDNBD_VERSION "unknown"
@@ -39,36 +33,16 @@ Result<std::unique_ptr<ControllerServer>> ControllerServer::Start(const Controll
   s->identity_ = std::make_unique<IdentityService>(identity, nullptr);
   s->controller_ = std::make_unique<ControllerService>(s->ops_.get());
 
-  // A socket left by an earlier instance would make bind() fail.
-  std::error_code ec;
-  std::filesystem::create_directories(std::filesystem::path(s->socket_path_).parent_path(), ec);
-  struct stat st{};
-  if (::lstat(s->socket_path_.c_str(), &st) == 0) {
-    if (!S_ISSOCK(st.st_mode)) return Err(EEXIST, "{} exists and is not a socket", s->socket_path_);
-    ::unlink(s->socket_path_.c_str());
-  }
-
-  grpc::ServerBuilder builder;
-  int port = 0;
-  builder.AddListeningPort("unix://" + s->socket_path_, grpc::InsecureServerCredentials(), &port);
-  builder.RegisterService(s->identity_.get());
-  builder.RegisterService(s->controller_.get());
-  s->server_ = builder.BuildAndStart();
-  if (!s->server_) return Err(EADDRNOTAVAIL, "cannot listen on {}", options.endpoint);
-  ::chmod(s->socket_path_.c_str(), 0660);
+  auto server = ServeOnUnixSocket(s->socket_path_, options.endpoint, {s->identity_.get(), s->controller_.get()});
+  if (!server) return Unexpected(server.error());
+  s->server_ = std::move(server).value();
   spdlog::info("rbd-nbdd-csi-controller {} serving {} as {} (cluster config {}, max clone depth {})", RBDNBD_VERSION,
                options.endpoint, options.driver_name, options.controller.cluster_config,
                options.controller.max_clone_depth);
   return s;
 }
 
-void ControllerServer::Shutdown(std::chrono::milliseconds grace) {
-  if (!server_) return;
-  server_->Shutdown(std::chrono::system_clock::now() + grace);
-  server_->Wait();
-  server_.reset();
-  ::unlink(socket_path_.c_str());
-}
+void ControllerServer::Shutdown(std::chrono::milliseconds grace) { StopServing(server_, socket_path_, grace); }
 
 ControllerServer::~ControllerServer() { Shutdown(std::chrono::milliseconds(0)); }
 

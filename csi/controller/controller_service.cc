@@ -1,11 +1,8 @@
 #include "csi/controller/controller_service.h"
 
-#include <chrono>
-
-#include <spdlog/spdlog.h>
-
 #include "csi/controller/controller_error.h"
 #include "csi/node_service.h"
+#include "csi/rpc_log.h"
 
 namespace rbdnbd::csi {
 
@@ -13,39 +10,10 @@ namespace pb = ::csi::v1;
 
 namespace {
 
-grpc::Status Missing(const char* field) {
-  return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, std::string(field) + " is required");
-}
-
-StringMap ToMap(const google::protobuf::Map<std::string, std::string>& m) { return StringMap(m.begin(), m.end()); }
-
 template <typename M>
 void FromMap(const StringMap& in, M* out) {
   for (const auto& [k, v] : in) (*out)[k] = v;
 }
-
-// Logs one RPC's outcome and duration (no secrets: names and ids only).
-class RpcLog {
- public:
-  RpcLog(const char* rpc, std::string subject)
-      : rpc_(rpc), subject_(std::move(subject)), start_(std::chrono::steady_clock::now()) {}
-
-  grpc::Status Done(grpc::Status status) const {
-    auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - start_).count();
-    if (status.ok()) {
-      spdlog::info("{} {}: OK ({} ms)", rpc_, subject_, ms);
-    } else {
-      spdlog::warn("{} {}: {}: {} ({} ms)", rpc_, subject_, StatusCodeName(status.error_code()),
-                   status.error_message(), ms);
-    }
-    return status;
-  }
-
- private:
-  const char* rpc_;
-  std::string subject_;
-  std::chrono::steady_clock::time_point start_;
-};
 
 grpc::Status Unimplemented(const char* rpc) {
   RpcLog log(rpc, "-");
@@ -67,8 +35,8 @@ void SetCreationTime(const SnapshotInfo& info, pb::Snapshot* snap) {
 grpc::Status ControllerService::CreateVolume(grpc::ServerContext*, const pb::CreateVolumeRequest* request,
                                              pb::CreateVolumeResponse* response) {
   RpcLog log("CreateVolume", request->name());
-  if (request->name().empty()) return log.Done(Missing("name"));
-  if (request->volume_capabilities().empty()) return log.Done(Missing("volume_capabilities"));
+  if (request->name().empty()) return log.Done(MissingField("name"));
+  if (request->volume_capabilities().empty()) return log.Done(MissingField("volume_capabilities"));
   for (const auto& capability : request->volume_capabilities()) {
     auto c = CapabilityFromProto(capability, true);
     if (!c) return log.Done(ToGrpcStatus(c.error()));
@@ -86,17 +54,19 @@ grpc::Status ControllerService::CreateVolume(grpc::ServerContext*, const pb::Cre
   if (request->has_volume_content_source()) {
     const auto& source = request->volume_content_source();
     if (source.has_snapshot()) {
-      if (source.snapshot().snapshot_id().empty()) return log.Done(Missing("volume_content_source.snapshot.snapshot_id"));
+      if (source.snapshot().snapshot_id().empty()) {
+        return log.Done(MissingField("volume_content_source.snapshot.snapshot_id"));
+      }
       args.source_snapshot_id = source.snapshot().snapshot_id();
     } else if (source.has_volume()) {
-      if (source.volume().volume_id().empty()) return log.Done(Missing("volume_content_source.volume.volume_id"));
+      if (source.volume().volume_id().empty()) return log.Done(MissingField("volume_content_source.volume.volume_id"));
       args.source_volume_id = source.volume().volume_id();
     } else {
-      return log.Done(Missing("volume_content_source.snapshot or .volume"));
+      return log.Done(MissingField("volume_content_source.snapshot or .volume"));
     }
   }
-  args.parameters = ToMap(request->parameters());
-  args.secrets = ToMap(request->secrets());
+  args.parameters = ToStringMap(request->parameters());
+  args.secrets = ToStringMap(request->secrets());
   auto volume = ops_->CreateVolume(args);
   if (!volume) return log.Done(ToControllerStatus(volume.error(), "provisioner"));
   pb::Volume* v = response->mutable_volume();
@@ -110,8 +80,8 @@ grpc::Status ControllerService::CreateVolume(grpc::ServerContext*, const pb::Cre
 grpc::Status ControllerService::DeleteVolume(grpc::ServerContext*, const pb::DeleteVolumeRequest* request,
                                              pb::DeleteVolumeResponse*) {
   RpcLog log("DeleteVolume", request->volume_id());
-  if (request->volume_id().empty()) return log.Done(Missing("volume_id"));
-  auto r = ops_->DeleteVolume(request->volume_id(), ToMap(request->secrets()));
+  if (request->volume_id().empty()) return log.Done(MissingField("volume_id"));
+  auto r = ops_->DeleteVolume(request->volume_id(), ToStringMap(request->secrets()));
   if (!r) return log.Done(ToControllerStatus(r.error(), "provisioner"));
   return log.Done(grpc::Status::OK);
 }
@@ -142,9 +112,9 @@ grpc::Status ControllerService::ValidateVolumeCapabilities(grpc::ServerContext*,
                                                            const pb::ValidateVolumeCapabilitiesRequest* request,
                                                            pb::ValidateVolumeCapabilitiesResponse* response) {
   RpcLog log("ValidateVolumeCapabilities", request->volume_id());
-  if (request->volume_id().empty()) return log.Done(Missing("volume_id"));
-  if (request->volume_capabilities().empty()) return log.Done(Missing("volume_capabilities"));
-  auto exists = ops_->CheckVolumeExists(request->volume_id(), ToMap(request->secrets()));
+  if (request->volume_id().empty()) return log.Done(MissingField("volume_id"));
+  if (request->volume_capabilities().empty()) return log.Done(MissingField("volume_capabilities"));
+  auto exists = ops_->CheckVolumeExists(request->volume_id(), ToStringMap(request->secrets()));
   if (!exists) return log.Done(ToControllerStatus(exists.error(), "provisioner"));
   // Not confirmed (no error): the message says why, as CSI asks.
   for (const auto& capability : request->volume_capabilities()) {
@@ -155,7 +125,7 @@ grpc::Status ControllerService::ValidateVolumeCapabilities(grpc::ServerContext*,
     }
   }
   if (!request->parameters().empty()) {
-    if (auto r = ops_->CheckCreateParameters(ToMap(request->parameters())); !r) {
+    if (auto r = ops_->CheckCreateParameters(ToStringMap(request->parameters())); !r) {
       response->set_message(r.error().message);
       return log.Done(grpc::Status::OK);
     }
@@ -184,7 +154,7 @@ grpc::Status ControllerService::ListVolumes(grpc::ServerContext*, const pb::List
 
 grpc::Status ControllerService::GetCapacity(grpc::ServerContext*, const pb::GetCapacityRequest* request,
                                             pb::GetCapacityResponse* response) {
-  auto params = ToMap(request->parameters());
+  auto params = ToStringMap(request->parameters());
   RpcLog log("GetCapacity", params.count("pool") != 0 ? params["pool"] : "-");
   for (const auto& capability : request->volume_capabilities()) {
     // CSI: capacity for capabilities this plugin cannot serve is 0.
@@ -216,10 +186,10 @@ grpc::Status ControllerService::ControllerGetCapabilities(grpc::ServerContext*,
 grpc::Status ControllerService::CreateSnapshot(grpc::ServerContext*, const pb::CreateSnapshotRequest* request,
                                                pb::CreateSnapshotResponse* response) {
   RpcLog log("CreateSnapshot", request->name());
-  if (request->name().empty()) return log.Done(Missing("name"));
-  if (request->source_volume_id().empty()) return log.Done(Missing("source_volume_id"));
-  auto snap = ops_->CreateSnapshot(request->source_volume_id(), request->name(), ToMap(request->parameters()),
-                                   ToMap(request->secrets()));
+  if (request->name().empty()) return log.Done(MissingField("name"));
+  if (request->source_volume_id().empty()) return log.Done(MissingField("source_volume_id"));
+  auto snap = ops_->CreateSnapshot(request->source_volume_id(), request->name(), ToStringMap(request->parameters()),
+                                   ToStringMap(request->secrets()));
   if (!snap) return log.Done(ToControllerStatus(snap.error(), "snapshotter"));
   SetCreationTime(*snap, response->mutable_snapshot());
   return log.Done(grpc::Status::OK);
@@ -228,8 +198,8 @@ grpc::Status ControllerService::CreateSnapshot(grpc::ServerContext*, const pb::C
 grpc::Status ControllerService::DeleteSnapshot(grpc::ServerContext*, const pb::DeleteSnapshotRequest* request,
                                                pb::DeleteSnapshotResponse*) {
   RpcLog log("DeleteSnapshot", request->snapshot_id());
-  if (request->snapshot_id().empty()) return log.Done(Missing("snapshot_id"));
-  auto r = ops_->DeleteSnapshot(request->snapshot_id(), ToMap(request->secrets()));
+  if (request->snapshot_id().empty()) return log.Done(MissingField("snapshot_id"));
+  auto r = ops_->DeleteSnapshot(request->snapshot_id(), ToStringMap(request->secrets()));
   if (!r) return log.Done(ToControllerStatus(r.error(), "snapshotter"));
   return log.Done(grpc::Status::OK);
 }
@@ -240,7 +210,7 @@ grpc::Status ControllerService::ListSnapshots(grpc::ServerContext*, const pb::Li
                               : !request->source_volume_id().empty() ? request->source_volume_id()
                                                                      : "-");
   auto page = ops_->ListSnapshots(request->snapshot_id(), request->source_volume_id(), request->max_entries(),
-                                  request->starting_token(), ToMap(request->secrets()));
+                                  request->starting_token(), ToStringMap(request->secrets()));
   if (!page) return log.Done(ToControllerStatus(page.error(), "snapshotter"));
   for (const auto& s : page->entries) SetCreationTime(s, response->add_entries()->mutable_snapshot());
   response->set_next_token(page->next_token);
@@ -251,14 +221,14 @@ grpc::Status ControllerService::ControllerExpandVolume(grpc::ServerContext*,
                                                        const pb::ControllerExpandVolumeRequest* request,
                                                        pb::ControllerExpandVolumeResponse* response) {
   RpcLog log("ControllerExpandVolume", request->volume_id());
-  if (request->volume_id().empty()) return log.Done(Missing("volume_id"));
-  if (!request->has_capacity_range()) return log.Done(Missing("capacity_range"));
+  if (request->volume_id().empty()) return log.Done(MissingField("volume_id"));
+  if (!request->has_capacity_range()) return log.Done(MissingField("capacity_range"));
   if (request->has_volume_capability()) {
     auto c = CapabilityFromProto(request->volume_capability(), true);
     if (!c) return log.Done(ToGrpcStatus(c.error()));
   }
   auto size = ops_->ExpandVolume(request->volume_id(), request->capacity_range().required_bytes(),
-                                 request->capacity_range().limit_bytes(), ToMap(request->secrets()));
+                                 request->capacity_range().limit_bytes(), ToStringMap(request->secrets()));
   if (!size) return log.Done(ToControllerStatus(size.error(), "controller-expand"));
   response->set_capacity_bytes(static_cast<int64_t>(*size));
   // A block volume is the image itself: nothing for the node to grow.

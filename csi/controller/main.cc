@@ -3,19 +3,17 @@
 // on either it stops accepting, lets the calls in flight finish (bounded)
 // and exits 0. It keeps no state outside Ceph.
 #include <getopt.h>
-#include <signal.h>
 
-#include <charconv>
+#include <cstdint>
 #include <cstdio>
 #include <cstring>
 #include <string>
-#include <string_view>
 
 #include <spdlog/spdlog.h>
 
-#include "common/log.h"
 #include "csi/controller/controller_server.h"
 #include "csi/controller/librbd_store.h"
+#include "csi/process_main.h"
 
 #ifndef RBDNBD_VERSION
 #define RBDNBD_VERSION "unknown"
@@ -40,14 +38,6 @@ with the credentials each call brings in its secrets.
 
 enum Option { kEndpoint = 256, kDriverName, kClusterConfig, kIdleSeconds, kMaxCloneDepth, kLogLevel, kLogTarget,
               kHelp, kVersion };
-
-bool ParseNumber(std::string_view s, uint32_t max, uint32_t* out) {
-  uint32_t n = 0;
-  auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), n);
-  if (ec != std::errc() || p != s.data() + s.size() || s.empty() || n > max) return false;
-  *out = n;
-  return true;
-}
 
 }  // namespace
 
@@ -76,7 +66,7 @@ int main(int argc, char** argv) {
       case kClusterConfig: options.controller.cluster_config = optarg; break;
       case kIdleSeconds: {
         uint32_t n = 0;
-        if (!ParseNumber(optarg, 86400, &n)) {
+        if (!rbdnbd::csi::ParseFlagNumber<uint32_t>(optarg, 0, 86400, &n)) {
           std::fprintf(stderr, "rbd-nbdd-csi-controller: --connection-idle-seconds must be 0..86400\n");
           return 2;
         }
@@ -85,7 +75,7 @@ int main(int argc, char** argv) {
       }
       case kMaxCloneDepth: {
         uint32_t n = 0;
-        if (!ParseNumber(optarg, 64, &n)) {
+        if (!rbdnbd::csi::ParseFlagNumber<uint32_t>(optarg, 0, 64, &n)) {
           std::fprintf(stderr, "rbd-nbdd-csi-controller: --max-clone-depth must be 0..64\n");
           return 2;
         }
@@ -99,32 +89,18 @@ int main(int argc, char** argv) {
       default: std::fputs(kUsage, stderr); return 2;
     }
   }
-  if (optind < argc) {
-    std::fprintf(stderr, "rbd-nbdd-csi-controller: unexpected argument '%s'\n%s", argv[optind], kUsage);
-    return 2;
-  }
-  if (auto r = rbdnbd::SetupLogging({log_level, log_target}); !r) {
-    std::fprintf(stderr, "rbd-nbdd-csi-controller: %s\n", r.error().message.c_str());
-    return 2;
-  }
+  if (!rbdnbd::csi::FinishFlags("rbd-nbdd-csi-controller", argc, argv, kUsage, log_level, log_target)) return 2;
 
-  // Block the stop signals before gRPC and librados start their threads, so
-  // that only sigwait() below sees them.
-  sigset_t stop;
-  sigemptyset(&stop);
-  sigaddset(&stop, SIGTERM);
-  sigaddset(&stop, SIGINT);
-  pthread_sigmask(SIG_BLOCK, &stop, nullptr);
-  ::signal(SIGPIPE, SIG_IGN);
+  // Before gRPC and librados start their threads, so that only the wait below
+  // sees them.
+  rbdnbd::csi::BlockStopSignals();
 
   auto server = rbdnbd::csi::ControllerServer::Start(options, rbdnbd::csi::MakeLibrbdStore(store_options));
   if (!server) {
     spdlog::error("rbd-nbdd-csi-controller: {}", server.error().message);
     return 1;
   }
-  int sig = 0;
-  while (sigwait(&stop, &sig) != 0) {
-  }
+  int sig = rbdnbd::csi::WaitForStopSignal();
   spdlog::info("signal {}: stopping (finishing the calls in flight)", strsignal(sig));
   (*server)->Shutdown(std::chrono::seconds(30));
   return 0;

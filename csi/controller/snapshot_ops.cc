@@ -224,27 +224,7 @@ Result<void> ControllerOps::DeleteSnapshot(const std::string& snapshot_id, const
     if (removed.error().code != ENOENT) return Unexpected(removed.error());
     return {};  // the pool is gone
   }
-  std::vector<std::string> keys;
-  if (!name.empty()) {
-    keys.push_back(NameKey(name));
-  } else {
-    auto entries = ListJournal(*s->session, kSnapshotsObject);
-    if (!entries && entries.error().code != ENOENT) return Unexpected(entries.error());
-    if (entries) {
-      for (const auto& [key, value] : *entries) {
-        auto record = DecodeSnapshotJournalRecord(value, key);
-        if (record && record->uuid == ref->snap_uuid) keys.push_back(key);
-      }
-    }
-  }
-  for (const auto& key : keys) {
-    auto value = s->session->JournalGet(std::string(kSnapshotsObject), key);
-    if (!value) return Unexpected(value.error());
-    if (!*value) continue;
-    auto record = DecodeSnapshotJournalRecord(**value, key);
-    if (record && record->uuid != ref->snap_uuid) continue;
-    if (auto r = s->session->JournalRemove(std::string(kSnapshotsObject), key); !r) return Unexpected(r.error());
-  }
+  if (auto r = DropJournalKeys(*s->session, kSnapshotsObject, name, ref->snap_uuid); !r) return Unexpected(r.error());
   if (auto purged = s->session->PurgeTrash("csi-"); !purged) {
     spdlog::warn("DeleteSnapshot {}: purging the trash of {}: {}", snapshot_id, s->target.pool,
                  purged.error().message);

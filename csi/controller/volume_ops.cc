@@ -37,6 +37,29 @@ void RecordCapacity(CephSession& s, const std::string& key, const std::string& u
   }
 }
 
+// The uuid a journal record names; which kind of record it is follows from
+// the journal object it is in.
+Result<std::string> RecordUuid(std::string_view object, std::string_view value, std::string_view key) {
+  if (object == kSnapshotsObject) {
+    auto record = DecodeSnapshotJournalRecord(value, key);
+    if (!record) return Unexpected(record.error());
+    return record->uuid;
+  }
+  auto record = DecodeVolumeJournalRecord(value, key);
+  if (!record) return Unexpected(record.error());
+  return record->uuid;
+}
+
+// The volume's image; kNotFound when it is gone.
+Result<ImageInfo> StatVolume(CephSession& s, const VolumeRef& ref, const std::string& volume_id) {
+  auto info = s.Stat(ref.ImageName());
+  if (!info) {
+    if (info.error().code == ENOENT) return Err(kNotFound, "volume {} does not exist", volume_id);
+    return Unexpected(info.error());
+  }
+  return info;
+}
+
 }  // namespace
 
 struct ControllerOps::MakeVolume {
@@ -106,6 +129,33 @@ Result<std::vector<std::pair<std::string, std::string>>> ControllerOps::ListJour
     if (page->size() < kJournalPage) return all;
     after = all.back().first;
   }
+}
+
+Result<void> ControllerOps::DropJournalKeys(CephSession& s, std::string_view object, const std::string& name,
+                                            const std::string& uuid) {
+  std::vector<std::string> keys;
+  if (!name.empty()) {
+    keys.push_back(NameKey(name));
+  } else {
+    auto entries = ListJournal(s, object);
+    if (!entries) {
+      if (entries.error().code != ENOENT) return Unexpected(entries.error());
+    } else {
+      for (const auto& [key, value] : *entries) {
+        auto named = RecordUuid(object, value, key);
+        if (named && *named == uuid) keys.push_back(key);
+      }
+    }
+  }
+  for (const auto& key : keys) {
+    auto value = s.JournalGet(std::string(object), key);
+    if (!value) return Unexpected(value.error());
+    if (!*value) continue;
+    auto named = RecordUuid(object, **value, key);
+    if (named && *named != uuid) continue;  // the name belongs to a newer volume or snapshot
+    if (auto r = s.JournalRemove(std::string(object), key); !r) return Unexpected(r.error());
+  }
+  return {};
 }
 
 // --------------------------------------------------------------- CreateVolume
@@ -348,30 +398,7 @@ Result<void> ControllerOps::DeleteVolume(const std::string& volume_id, const Str
     if (removed.error().code == ENOENT) return {};  // the pool itself is gone
     return Unexpected(removed.error());
   }
-  // The journal key: by the image's csi.name, or (the image gone already: a
-  // retried delete) by scanning for the uuid.
-  std::vector<std::string> keys;
-  if (!name.empty()) {
-    keys.push_back(NameKey(name));
-  } else {
-    auto entries = ListJournal(*s->session, kVolumesObject);
-    if (!entries) {
-      if (entries.error().code != ENOENT) return Unexpected(entries.error());
-    } else {
-      for (const auto& [key, value] : *entries) {
-        auto record = DecodeVolumeJournalRecord(value, key);
-        if (record && record->uuid == ref->uuid) keys.push_back(key);
-      }
-    }
-  }
-  for (const auto& key : keys) {
-    auto value = s->session->JournalGet(std::string(kVolumesObject), key);
-    if (!value) return Unexpected(value.error());
-    if (!*value) continue;
-    auto record = DecodeVolumeJournalRecord(**value, key);
-    if (record && record->uuid != ref->uuid) continue;  // the name belongs to a newer volume
-    if (auto r = s->session->JournalRemove(std::string(kVolumesObject), key); !r) return Unexpected(r.error());
-  }
+  if (auto r = DropJournalKeys(*s->session, kVolumesObject, name, ref->uuid); !r) return Unexpected(r.error());
   if (auto purged = s->session->PurgeTrash("csi-"); !purged) {
     spdlog::warn("DeleteVolume {}: purging the trash of {}: {}", volume_id, s->target.pool, purged.error().message);
   } else if (*purged > 0) {
@@ -401,11 +428,8 @@ Result<uint64_t> ControllerOps::ExpandVolume(const std::string& volume_id, int64
   auto guard = locks_.Lock("volume-id/" + volume_id);
   auto s = OpenForVolume(*ref, *user);
   if (!s) return Unexpected(s.error());
-  auto info = s->session->Stat(ref->ImageName());
-  if (!info) {
-    if (info.error().code == ENOENT) return Err(kNotFound, "volume {} does not exist", volume_id);
-    return Unexpected(info.error());
-  }
+  auto info = StatVolume(*s->session, *ref, volume_id);
+  if (!info) return Unexpected(info.error());
   if (*size < info->size_bytes) {
     return Err(kOutOfRange, "volume {} is {} bytes: it cannot shrink to {}", volume_id, info->size_bytes, *size);
   }
@@ -426,11 +450,8 @@ Result<void> ControllerOps::CheckVolumeExists(const std::string& volume_id, cons
   if (!user) return Unexpected(user.error());
   auto s = OpenForVolume(*ref, *user);
   if (!s) return Unexpected(s.error());
-  auto info = s->session->Stat(ref->ImageName());
-  if (!info) {
-    if (info.error().code == ENOENT) return Err(kNotFound, "volume {} does not exist", volume_id);
-    return Unexpected(info.error());
-  }
+  auto info = StatVolume(*s->session, *ref, volume_id);
+  if (!info) return Unexpected(info.error());
   return {};
 }
 
