@@ -46,6 +46,8 @@ export LC_ALL=C
 ROOT=$(cd "$(dirname "$(readlink -f "$0")")/.." && pwd)
 # shellcheck source=../tests/lib/core.sh
 . "$ROOT/tests/lib/core.sh"   # on_exit, start_ready, term_wait, stop_checked
+# shellcheck source=lib_cluster.sh
+. "$ROOT/bench/lib_cluster.sh"   # bench_cluster_up
 ROUNDS=${ROUNDS:-2}
 COUNT=${COUNT:-160}
 CLI_COUNT=${CLI_COUNT:-40}
@@ -83,30 +85,13 @@ mkdir -p "$OUT" "$ROOT/bench/results"
 # ---------------------------------------------------------------------------------------
 # The bench's own cluster and controller, both gone at the end (on failure too)
 # ---------------------------------------------------------------------------------------
-if [ -n "${BENCH_DIR:-}" ]; then
-  mkdir -p "$BENCH_DIR"
-else
-  BENCH_DIR=$(mktemp -d /tmp/rbdnbd-bench.XXXXXX)
-fi
-WORK=$(mktemp -d /tmp/rbdnbd-bench-work.XXXXXX)   # the socket, the config, a private binary
+bench_cluster_up   # WORK: the socket, the config, a private binary
 CTL_PID='' PID=''
-cleanup() {
+stop_controller() {   # registered after the cluster's hook: runs before the wipe
   [ -z "$PID" ] || [ "$PID" = "$CTL_PID" ] || term_wait "$PID" 30   # under CTL_WRAP
   [ -z "$CTL_PID" ] || term_wait "$CTL_PID" 30
-  if [ "${KEEP_CLUSTER:-0}" = 1 ]; then
-    say "cluster kept: $BENCH_DIR (wipe: $DEV_CLUSTER wipe $BENCH_DIR)"
-  else
-    b 120 "$DEV_CLUSTER" wipe "$BENCH_DIR" >&2
-  fi
-  rm -rf "$WORK"
 }
-on_exit cleanup
-
-say "starting a fresh memstore dev cluster in $BENCH_DIR (mon 127.0.0.1:$BENCH_PORT)"
-DEV_CLUSTER_PORT=$BENCH_PORT DEV_CLUSTER_STORE=memstore b 180 "$DEV_CLUSTER" start "$BENCH_DIR" >&2 \
-  || die "the bench cluster did not start"
-eval "$("$DEV_CLUSTER" env "$BENCH_DIR")"
-unset CEPH_ARGS
+on_exit stop_controller
 KUBE_KEYRING=$BENCH_DIR/client.kube.keyring
 [ -r "$KUBE_KEYRING" ] || die "no $KUBE_KEYRING"
 # the mon's msgr2 address as plain HOST:PORT (as tests/e2e/lib_csi.sh csi_mon_addr)

@@ -58,6 +58,8 @@ export LC_ALL=C
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 # shellcheck source=../tests/lib/core.sh
 . "$ROOT/tests/lib/core.sh"   # on_exit, start_ready, term_wait, proc_cpu_ticks
+# shellcheck source=lib_cluster.sh
+. "$ROOT/bench/lib_cluster.sh"   # bench_cluster_up
 RUNTIME=${RUNTIME:-10}
 ROUNDS=${ROUNDS:-3}
 IMAGE_SIZE=${IMAGE_SIZE:-2G}
@@ -89,29 +91,12 @@ fio --enghelp=nbd >/dev/null 2>&1 || die "this fio has no nbd engine"
 # ---------------------------------------------------------------------------------------
 # The bench's own cluster, wiped at the end
 # ---------------------------------------------------------------------------------------
-if [ -n "${BENCH_DIR:-}" ]; then
-  mkdir -p "$BENCH_DIR"
-else
-  BENCH_DIR=$(mktemp -d /tmp/rbdnbd-bench.XXXXXX)
-fi
-WORK=$(mktemp -d /tmp/rbdnbd-bench-work.XXXXXX)   # sockets and server logs
+bench_cluster_up   # WORK: sockets and server logs
 SERVER_PID=
-cleanup() {
+stop_server_at_exit() {   # registered after the cluster's hook: runs before the wipe
   [ -z "$SERVER_PID" ] || term_wait "$SERVER_PID" 30
-  if [ "${KEEP_CLUSTER:-0}" = 1 ]; then
-    say "cluster kept: $BENCH_DIR (wipe: $DEV_CLUSTER wipe $BENCH_DIR)"
-  else
-    b 120 "$DEV_CLUSTER" wipe "$BENCH_DIR" >&2
-  fi
-  rm -rf "$WORK"
 }
-on_exit cleanup
-
-say "starting a fresh memstore dev cluster in $BENCH_DIR (mon 127.0.0.1:$BENCH_PORT)"
-DEV_CLUSTER_PORT=$BENCH_PORT DEV_CLUSTER_STORE=memstore b 180 "$DEV_CLUSTER" start "$BENCH_DIR" >&2 \
-  || die "the bench cluster did not start"
-eval "$("$DEV_CLUSTER" env "$BENCH_DIR")"
-unset CEPH_ARGS
+on_exit stop_server_at_exit
 KEYRING=$CEPH_KEYRING
 if [ "$BENCH_RBD_CACHE" = off ]; then
   # the clients' conf: the cluster's, plus the cache setting (every path reads $CEPH_CONF)
