@@ -171,11 +171,18 @@ term_wait() {
 }
 
 # bg CMD... : CMD in the background (bound it: `bg t SECS cmd`), BG_PID its pid, stopped
-# at exit if it still runs (TERM, which timeout(1) passes on to its command).
+# at exit if it still runs (TERM, which timeout(1) passes on to its command). CMD may be a
+# shell function (such as t): BG_PID is then a subshell, and its children are stopped
+# first, since a TERM to the subshell alone would leave them running.
 bg() {
   "$@" &
   BG_PID=$!
-  on_exit "term_wait $BG_PID 5"
+  on_exit "_bg_stop $BG_PID"
+}
+_bg_stop() {
+  _alive "$1" || return 0
+  pkill -TERM -P "$1" 2>/dev/null
+  term_wait "$1" 5
 }
 
 # start_ready WHAT LOG SECS READY... -- CMD... : start CMD in the background (stdin from

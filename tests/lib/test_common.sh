@@ -9,7 +9,8 @@
 #     a hook that fails or calls fail does not stop the hooks after it;
 #   - start_ready's three outcomes: ready, timeout (the process is stopped), early exit
 #     (its exit code named), the last lines of the log shown on both failures;
-#   - wait_checked/stop_checked: exit 0 passes, another code or a crash in the log fails.
+#   - wait_checked/stop_checked: exit 0 passes, another code or a crash in the log fails;
+#   - bg with a shell function (`bg t SECS cmd`): the command is stopped at exit too.
 # Exit 0 when every check passed, 1 otherwise.
 set -uo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
@@ -165,6 +166,25 @@ run_child "bash graceful.sh & p=\$!; nap 0.3; stop_checked srv \$p asan.log 5; p
 expect_run "stop_checked: a sanitizer report in the log fails" 1 "AddressSanitizer" "crash or sanitizer report in asan.log"
 run_child "bash -c 'trap \"\" TERM; sleep 30' & p=\$!; nap 0.3; stop_checked stubborn \$p none.log 1"
 expect_run "stop_checked: a process ignoring SIGTERM fails after SECS" 1 "stubborn (pid" "did not exit within 1s"
+
+# ---------------------------------------------------------------------------------------
+# bg
+# ---------------------------------------------------------------------------------------
+# A shell function in the background (`bg t SECS cmd`) is a subshell: its command must be
+# stopped at exit too, not only the subshell (an orphaned fio once spun on for minutes).
+# (Its output goes elsewhere, as fio's does; else it would hold run_child's pipe open.)
+run_child "bg t 60 sleep 299 > /dev/null 2>&1 < /dev/null; nap 0.5; echo child=\$(pgrep -f '^sleep 299$' | head -n 1); pass"
+bg_child=$(sed -n 's/^child=//p' <<< "$OUT")
+expect_run "bg t SECS CMD: the scenario passes" 0 "child=" PASS
+nap 0.5
+if [ -z "$bg_child" ]; then
+  not_ok "bg t SECS CMD: its command ran" "no pid found; output:" "$OUT"
+elif kill -0 "$bg_child" 2>/dev/null && [ "$(ps -o comm= -p "$bg_child")" = sleep ]; then
+  not_ok "bg t SECS CMD: its command is stopped at exit" "sleep 299 (pid $bg_child) still runs"
+  kill "$bg_child" 2>/dev/null
+else
+  ok "bg t SECS CMD: its command is stopped at exit"
+fi
 
 echo "$((N - BAD)) passed, $BAD failed"
 [ "$BAD" = 0 ]
