@@ -1,20 +1,39 @@
-// What the mains of rbd-nbdd-csi and rbd-nbdd-csi-controller share: the end of
-// their flag parsing, and how they wait for SIGTERM/SIGINT.
+// What the mains of rbd-nbdd-csi and rbd-nbdd-csi-controller share: reading
+// their flags, and how they wait for SIGTERM/SIGINT.
 //
 // Contract
-// * Called from main() only, on its thread, in this order: ParseFlagNumber while
-//   reading flags, FinishFlags once getopt_long is done, BlockStopSignals
-//   before any thread starts, WaitForStopSignal once the server runs.
+// * Called from main() only, on its thread, in this order: ParseFlags (its
+//   handler may call ParseFlagNumber), BlockStopSignals before any thread
+//   starts, WaitForStopSignal once the server runs.
 // * Problems with the command line are printed to stderr as "PROGRAM: ..."
-//   (the caller exits 2); nothing here exits.
+//   and answered with exit code 2; nothing here exits.
 #pragma once
 
 #include <charconv>
-#include <string>
+#include <functional>
+#include <initializer_list>
+#include <optional>
 #include <string_view>
 #include <system_error>
 
 namespace rbdnbd::csi {
+
+// A flag of the program's own: --NAME VALUE, handed to the handler as `id`
+// (256 and up: getopt_long's own answers are below).
+struct Flag {
+  const char* name;
+  int id;
+};
+
+// Reads argv with getopt_long, in order: the program's `flags`, each handed to
+// `on_flag(id, value)` (false: it printed why, exit 2), and the flags both
+// binaries take: --log-level, --log-target, --help (`usage` on stdout, exit 0)
+// and --version ("PROGRAM VERSION", exit 0). An unknown flag or a missing
+// value prints `usage` on stderr (exit 2), as does a positional argument
+// (after naming it). Then sets up logging (a bad level or target: exit 2).
+// Returns nullopt to go on, else the exit code.
+std::optional<int> ParseFlags(std::string_view program, const char* usage, std::initializer_list<Flag> flags, int argc,
+                              char** argv, const std::function<bool(int id, const char* value)>& on_flag);
 
 // A flag's value as a whole decimal number in [min, max]: false for an empty
 // value, trailing bytes, a value T cannot hold, or one out of range. A sign is
@@ -27,12 +46,6 @@ bool ParseFlagNumber(std::string_view s, T min, T max, T* out) {
   *out = n;
   return true;
 }
-
-// After getopt_long: refuses a positional argument (printing `usage` after the
-// complaint) and sets up logging from --log-level/--log-target. False: the
-// reason is on stderr, exit 2.
-bool FinishFlags(std::string_view program, int argc, char** argv, const char* usage, const std::string& log_level,
-                 const std::string& log_target);
 
 // Blocks SIGTERM and SIGINT in the calling thread, and so in every thread it
 // starts later (gRPC's, librados's): only WaitForStopSignal() sees them.

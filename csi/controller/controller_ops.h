@@ -28,6 +28,7 @@
 //   ListVolumes and GetCapacity, which carry none.
 #pragma once
 
+#include <algorithm>
 #include <chrono>
 #include <cstdint>
 #include <memory>
@@ -82,6 +83,24 @@ struct Page {
   std::string next_token;
 };
 
+// One page of `all` in the order of its ids (`id`): the entries after
+// `token` (a next_token handed out before), at most `max_entries` of them (0:
+// no limit), and next_token the last one's id when more remain.
+template <typename T>
+Page<T> Paginate(std::vector<T> all, std::string T::*id, int32_t max_entries, const std::string& token) {
+  std::sort(all.begin(), all.end(), [id](const T& a, const T& b) { return a.*id < b.*id; });
+  Page<T> page;
+  for (auto& e : all) {
+    if (!token.empty() && e.*id <= token) continue;
+    if (max_entries > 0 && page.entries.size() == static_cast<size_t>(max_entries)) {
+      page.next_token = page.entries.back().*id;
+      break;
+    }
+    page.entries.push_back(std::move(e));
+  }
+  return page;
+}
+
 class ControllerOps {
  public:
   ControllerOps(CephStore* store, ControllerOptions options) : store_(store), options_(std::move(options)) {}
@@ -133,6 +152,9 @@ class ControllerOps {
   // when that is unknown (the image gone already: a retried delete), every
   // key whose record names `uuid`. A key whose record names another uuid
   // stays: the name belongs to a newer volume or snapshot.
+  // The CSI name an image was made for (its csi.name): "" when the image or
+  // the key is gone.
+  static Result<std::string> CsiNameOf(CephSession& s, const std::string& image);
   Result<void> DropJournalKeys(CephSession& s, std::string_view object, const std::string& name,
                                const std::string& uuid);
 

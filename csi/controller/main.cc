@@ -2,8 +2,6 @@
 // starts the gRPC server with the librbd store and waits for SIGTERM/SIGINT;
 // on either it stops accepting, lets the calls in flight finish (bounded)
 // and exits 0. It keeps no state outside Ceph.
-#include <getopt.h>
-
 #include <cstdint>
 #include <cstdio>
 #include <cstring>
@@ -14,10 +12,6 @@
 #include "csi/controller/controller_server.h"
 #include "csi/controller/librbd_store.h"
 #include "csi/process_main.h"
-
-#ifndef RBDNBD_VERSION
-#define RBDNBD_VERSION "unknown"
-#endif
 
 namespace {
 
@@ -36,60 +30,43 @@ with the credentials each call brings in its secrets.
   --help, --version
 )";
 
-enum Option { kEndpoint = 256, kDriverName, kClusterConfig, kIdleSeconds, kMaxCloneDepth, kLogLevel, kLogTarget,
-              kHelp, kVersion };
+enum Option { kEndpoint = 256, kDriverName, kClusterConfig, kIdleSeconds, kMaxCloneDepth };
 
 }  // namespace
 
 int main(int argc, char** argv) {
   rbdnbd::csi::ControllerServerOptions options;
   rbdnbd::csi::LibrbdStoreOptions store_options;
-  std::string log_level = "info";
-  std::string log_target = "stderr";
-  static const option kLong[] = {
-      {"endpoint", required_argument, nullptr, kEndpoint},
-      {"driver-name", required_argument, nullptr, kDriverName},
-      {"cluster-config", required_argument, nullptr, kClusterConfig},
-      {"connection-idle-seconds", required_argument, nullptr, kIdleSeconds},
-      {"max-clone-depth", required_argument, nullptr, kMaxCloneDepth},
-      {"log-level", required_argument, nullptr, kLogLevel},
-      {"log-target", required_argument, nullptr, kLogTarget},
-      {"help", no_argument, nullptr, kHelp},
-      {"version", no_argument, nullptr, kVersion},
-      {nullptr, 0, nullptr, 0}};
-  for (;;) {
-    int c = getopt_long(argc, argv, "", kLong, nullptr);
-    if (c == -1) break;
-    switch (c) {
-      case kEndpoint: options.endpoint = optarg; break;
-      case kDriverName: options.driver_name = optarg; break;
-      case kClusterConfig: options.controller.cluster_config = optarg; break;
-      case kIdleSeconds: {
+  auto exit_code = rbdnbd::csi::ParseFlags(
+      "rbd-nbdd-csi-controller", kUsage,
+      {{"endpoint", kEndpoint},
+       {"driver-name", kDriverName},
+       {"cluster-config", kClusterConfig},
+       {"connection-idle-seconds", kIdleSeconds},
+       {"max-clone-depth", kMaxCloneDepth}},
+      argc, argv, [&](int flag, const char* value) {
         uint32_t n = 0;
-        if (!rbdnbd::csi::ParseFlagNumber<uint32_t>(optarg, 0, 86400, &n)) {
-          std::fprintf(stderr, "rbd-nbdd-csi-controller: --connection-idle-seconds must be 0..86400\n");
-          return 2;
+        switch (flag) {
+          case kEndpoint: options.endpoint = value; break;
+          case kDriverName: options.driver_name = value; break;
+          case kClusterConfig: options.controller.cluster_config = value; break;
+          case kIdleSeconds:
+            if (!rbdnbd::csi::ParseFlagNumber<uint32_t>(value, 0, 86400, &n)) {
+              std::fprintf(stderr, "rbd-nbdd-csi-controller: --connection-idle-seconds must be 0..86400\n");
+              return false;
+            }
+            store_options.idle_keep = std::chrono::seconds(n);
+            break;
+          case kMaxCloneDepth:
+            if (!rbdnbd::csi::ParseFlagNumber<uint32_t>(value, 0, 64, &options.controller.max_clone_depth)) {
+              std::fprintf(stderr, "rbd-nbdd-csi-controller: --max-clone-depth must be 0..64\n");
+              return false;
+            }
+            break;
         }
-        store_options.idle_keep = std::chrono::seconds(n);
-        break;
-      }
-      case kMaxCloneDepth: {
-        uint32_t n = 0;
-        if (!rbdnbd::csi::ParseFlagNumber<uint32_t>(optarg, 0, 64, &n)) {
-          std::fprintf(stderr, "rbd-nbdd-csi-controller: --max-clone-depth must be 0..64\n");
-          return 2;
-        }
-        options.controller.max_clone_depth = n;
-        break;
-      }
-      case kLogLevel: log_level = optarg; break;
-      case kLogTarget: log_target = optarg; break;
-      case kHelp: std::fputs(kUsage, stdout); return 0;
-      case kVersion: std::printf("rbd-nbdd-csi-controller %s\n", RBDNBD_VERSION); return 0;
-      default: std::fputs(kUsage, stderr); return 2;
-    }
-  }
-  if (!rbdnbd::csi::FinishFlags("rbd-nbdd-csi-controller", argc, argv, kUsage, log_level, log_target)) return 2;
+        return true;
+      });
+  if (exit_code) return *exit_code;
 
   // Before gRPC and librados start their threads, so that only the wait below
   // sees them.

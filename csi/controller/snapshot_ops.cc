@@ -5,8 +5,6 @@
 //        clone v2 ──> csi-snap-S ──snap──> csi-snap-S@csi-snap-S  (what volumes clone)
 //   then csi-vol-U@csi-tmp-S is removed (clone v2 keeps it in the trash
 //   namespace while csi-snap-S needs it)
-#include <algorithm>
-
 #include <rbd/features.h>
 #include <spdlog/spdlog.h>
 
@@ -19,21 +17,6 @@ namespace {
 constexpr std::string_view kSecret = "snapshotter";
 
 std::string TmpSnapName(const std::string& snap_uuid) { return "csi-tmp-" + snap_uuid; }
-
-Page<SnapshotInfo> Paginate(std::vector<SnapshotInfo> all, int32_t max_entries, const std::string& token) {
-  std::sort(all.begin(), all.end(),
-            [](const SnapshotInfo& a, const SnapshotInfo& b) { return a.snapshot_id < b.snapshot_id; });
-  Page<SnapshotInfo> page;
-  for (auto& e : all) {
-    if (!token.empty() && e.snapshot_id <= token) continue;
-    if (max_entries > 0 && page.entries.size() == static_cast<size_t>(max_entries)) {
-      page.next_token = page.entries.back().snapshot_id;
-      break;
-    }
-    page.entries.push_back(std::move(e));
-  }
-  return page;
-}
 
 }  // namespace
 
@@ -212,19 +195,15 @@ Result<void> ControllerOps::DeleteSnapshot(const std::string& snapshot_id, const
   auto s = OpenForVolume(ref->source, *user);
   if (!s) return Unexpected(s.error());
   std::string image = ref->ImageName();
-  std::string name;
-  if (auto info = s->session->Stat(image); info) {
-    if (auto it = info->metadata.find("csi.name"); it != info->metadata.end()) name = it->second;
-  } else if (info.error().code != ENOENT) {
-    return Unexpected(info.error());
-  }
+  auto name = CsiNameOf(*s->session, image);
+  if (!name) return Unexpected(name.error());
   if (auto r = s->session->RemoveSnapshot(image, image); !r && r.error().code != ENOENT) return Unexpected(r.error());
   auto removed = s->session->Remove(image);
   if (!removed) {
     if (removed.error().code != ENOENT) return Unexpected(removed.error());
     return {};  // the pool is gone
   }
-  if (auto r = DropJournalKeys(*s->session, kSnapshotsObject, name, ref->snap_uuid); !r) return Unexpected(r.error());
+  if (auto r = DropJournalKeys(*s->session, kSnapshotsObject, *name, ref->snap_uuid); !r) return Unexpected(r.error());
   if (auto purged = s->session->PurgeTrash("csi-"); !purged) {
     spdlog::warn("DeleteSnapshot {}: purging the trash of {}: {}", snapshot_id, s->target.pool,
                  purged.error().message);
@@ -280,7 +259,7 @@ Result<Page<SnapshotInfo>> ControllerOps::ListSnapshots(const std::string& snaps
     }
     std::vector<SnapshotInfo> one = {SnapshotInfo{EncodeSnapshotId(*ref), EncodeVolumeId(ref->source),
                                                   snap->size_bytes, snap->created_unix_s, snap->created_nanos}};
-    return Paginate(std::move(one), max_entries, starting_token);
+    return Paginate(std::move(one), &SnapshotInfo::snapshot_id, max_entries, starting_token);
   }
   if (!source_volume_id.empty()) {
     auto ref = DecodeVolumeId(source_volume_id);
@@ -289,7 +268,7 @@ Result<Page<SnapshotInfo>> ControllerOps::ListSnapshots(const std::string& snaps
     if (!user) return Unexpected(user.error());
     auto found = SnapshotsOfPool(PoolRef{ref->cluster, ref->pool, ref->ns}, *user, ref->uuid);
     if (!found) return Unexpected(found.error());
-    return Paginate(std::move(found).value(), max_entries, starting_token);
+    return Paginate(std::move(found).value(), &SnapshotInfo::snapshot_id, max_entries, starting_token);
   }
   auto pools = credentials_.Pools();
   if (pools.empty() && !HasUser(secrets)) {
@@ -306,7 +285,7 @@ Result<Page<SnapshotInfo>> ControllerOps::ListSnapshots(const std::string& snaps
     }
     for (auto& e : *found) all.push_back(std::move(e));
   }
-  return Paginate(std::move(all), max_entries, starting_token);
+  return Paginate(std::move(all), &SnapshotInfo::snapshot_id, max_entries, starting_token);
 }
 
 }  // namespace rbdnbd::csi

@@ -1,7 +1,5 @@
 // The volume RPCs of ControllerOps (controller_ops.h), and the session and
 // credential helpers the snapshot RPCs share.
-#include <algorithm>
-
 #include <rbd/features.h>
 #include <spdlog/spdlog.h>
 
@@ -129,6 +127,16 @@ Result<std::vector<std::pair<std::string, std::string>>> ControllerOps::ListJour
     if (page->size() < kJournalPage) return all;
     after = all.back().first;
   }
+}
+
+Result<std::string> ControllerOps::CsiNameOf(CephSession& s, const std::string& image) {
+  auto info = s.Stat(image);
+  if (!info) {
+    if (info.error().code == ENOENT) return std::string();
+    return Unexpected(info.error());
+  }
+  auto it = info->metadata.find("csi.name");
+  return it != info->metadata.end() ? it->second : std::string();
 }
 
 Result<void> ControllerOps::DropJournalKeys(CephSession& s, std::string_view object, const std::string& name,
@@ -383,12 +391,8 @@ Result<void> ControllerOps::DeleteVolume(const std::string& volume_id, const Str
   auto s = OpenForVolume(*ref, *user);
   if (!s) return Unexpected(s.error());
   std::string image = ref->ImageName();
-  std::string name;
-  if (auto info = s->session->Stat(image); info) {
-    if (auto it = info->metadata.find("csi.name"); it != info->metadata.end()) name = it->second;
-  } else if (info.error().code != ENOENT) {
-    return Unexpected(info.error());
-  }
+  auto name = CsiNameOf(*s->session, image);
+  if (!name) return Unexpected(name.error());
   auto removed = s->session->Remove(image);
   if (!removed) {
     if (removed.error().code == EBUSY) {
@@ -398,7 +402,7 @@ Result<void> ControllerOps::DeleteVolume(const std::string& volume_id, const Str
     if (removed.error().code == ENOENT) return {};  // the pool itself is gone
     return Unexpected(removed.error());
   }
-  if (auto r = DropJournalKeys(*s->session, kVolumesObject, name, ref->uuid); !r) return Unexpected(r.error());
+  if (auto r = DropJournalKeys(*s->session, kVolumesObject, *name, ref->uuid); !r) return Unexpected(r.error());
   if (auto purged = s->session->PurgeTrash("csi-"); !purged) {
     spdlog::warn("DeleteVolume {}: purging the trash of {}: {}", volume_id, s->target.pool, purged.error().message);
   } else if (*purged > 0) {
@@ -499,17 +503,7 @@ Result<Page<VolumeInfo>> ControllerOps::ListVolumes(int32_t max_entries, const s
       all.push_back(VolumeInfo{EncodeVolumeId(ref), capacity, record->context});
     }
   }
-  std::sort(all.begin(), all.end(), [](const VolumeInfo& a, const VolumeInfo& b) { return a.volume_id < b.volume_id; });
-  Page<VolumeInfo> page;
-  for (auto& v : all) {
-    if (!starting_token.empty() && v.volume_id <= starting_token) continue;
-    if (max_entries > 0 && page.entries.size() == static_cast<size_t>(max_entries)) {
-      page.next_token = page.entries.back().volume_id;
-      break;
-    }
-    page.entries.push_back(std::move(v));
-  }
-  return page;
+  return Paginate(std::move(all), &VolumeInfo::volume_id, max_entries, starting_token);
 }
 
 Result<uint64_t> ControllerOps::GetCapacity(const StringMap& parameters) {
