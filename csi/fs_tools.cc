@@ -27,8 +27,6 @@ Result<CommandResult> Run(const std::vector<std::string>& argv) {
   return r;
 }
 
-bool IsExt(const std::string& t) { return t == "ext2" || t == "ext3" || t == "ext4"; }
-
 class SystemFsTools final : public FsTools {
  public:
   Result<DeviceProbe> Probe(const std::string& device) override {
@@ -70,7 +68,7 @@ class SystemFsTools final : public FsTools {
 
   Result<void> Grow(const std::string& device, const std::string& mount_point, const std::string& fs_type) override {
     std::vector<std::string> argv;
-    if (IsExt(fs_type)) {
+    if (IsExtFamily(fs_type)) {
       argv = {"resize2fs", device};
     } else if (fs_type == "xfs") {
       argv = {"xfs_growfs", mount_point};
@@ -88,6 +86,8 @@ class SystemFsTools final : public FsTools {
 }  // namespace
 
 std::unique_ptr<FsTools> MakeSystemFsTools() { return std::make_unique<SystemFsTools>(); }
+
+bool IsExtFamily(const std::string& t) { return t == "ext2" || t == "ext3" || t == "ext4"; }
 
 bool IsSupportedFsType(const std::string& fs_type) { return fs_type == "ext4" || fs_type == "xfs"; }
 

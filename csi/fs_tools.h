@@ -45,5 +45,6 @@ std::unique_ptr<FsTools> MakeSystemFsTools();
 // blkid's exit code and `-o export` output -> DeviceProbe. Pure.
 Result<DeviceProbe> ParseBlkidExport(int exit_code, const std::string& output);
 bool IsSupportedFsType(const std::string& fs_type);  // ext4 | xfs (what we format)
+bool IsExtFamily(const std::string& fs_type);        // ext2 | ext3 | ext4 (e2fsprogs, mount -o noload)
 
 }  // namespace rbdnbd::csi

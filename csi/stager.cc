@@ -12,8 +12,6 @@ namespace rbdnbd::csi {
 
 namespace {
 
-bool IsExt(const std::string& t) { return t == "ext2" || t == "ext3" || t == "ext4"; }
-
 const MappedDevice* FindBySpec(const DaemonStatus& status, const std::string& spec) {
   for (const auto& d : status.devices) {
     if (d.spec == spec) return &d;
@@ -49,7 +47,7 @@ std::vector<std::string> StageMountOptions(const VolumeRecord& record) {
   if (record.read_only) {
     options.push_back("ro");
     // A read-only device cannot replay a journal; mount what is there.
-    if (IsExt(record.fs_type) && record.fs_type != "ext2") options.push_back("noload");
+    if (IsExtFamily(record.fs_type) && record.fs_type != "ext2") options.push_back("noload");
     if (record.fs_type == "xfs") options.push_back("norecovery");
   }
   return options;
