@@ -17,6 +17,18 @@ constexpr int kReserveRounds = 8;
 // Entries per omap read (the OSD caps a reply at osd_max_omap_entries_per_request).
 constexpr uint64_t kListBatch = 512;
 
+// Builds into `op`: "if key's value compares `cmp_op` with "", set key = value".
+// Values are never empty, so EQ means "the key is absent" and GT "it exists".
+void AddGuardedSet(rados_write_op_t op, const std::string& key, const std::string& value, uint8_t cmp_op,
+                   int* cmp) {
+  rados_write_op_omap_cmp2(op, key.c_str(), cmp_op, "", key.size(), 0, cmp);
+  const char* keys[] = {key.c_str()};
+  const char* vals[] = {value.data()};
+  size_t key_lens[] = {key.size()};
+  size_t val_lens[] = {value.size()};
+  rados_write_op_omap_set2(op, keys, vals, key_lens, val_lens, 1);
+}
+
 }  // namespace
 
 Result<std::optional<std::string>> LibrbdSession::JournalGet(const std::string& object, const std::string& key) {
@@ -55,12 +67,7 @@ Result<std::string> LibrbdSession::JournalReserve(const std::string& object, con
     }
     WriteOp op;
     int cmp = 0;
-    rados_write_op_omap_cmp2(op.get(), key.c_str(), LIBRADOS_CMPXATTR_OP_EQ, "", key.size(), 0, &cmp);
-    const char* keys[] = {key.c_str()};
-    const char* vals[] = {value.data()};
-    size_t key_lens[] = {key.size()};
-    size_t val_lens[] = {value.size()};
-    rados_write_op_omap_set2(op.get(), keys, vals, key_lens, val_lens, 1);
+    AddGuardedSet(op.get(), key, value, LIBRADOS_CMPXATTR_OP_EQ, &cmp);
     int r = rados_write_op_operate2(op.get(), *io, object.c_str(), nullptr, 0);
     if (r == 0) return value;
     if (r == -ENOENT) continue;  // the object went between the two ops
@@ -82,13 +89,7 @@ Result<void> LibrbdSession::JournalUpdate(const std::string& object, const std::
   if (!io) return Unexpected(io.error());
   WriteOp op;
   int cmp = 0;
-  // The key exists iff its value is greater than "" (values are never empty).
-  rados_write_op_omap_cmp2(op.get(), key.c_str(), LIBRADOS_CMPXATTR_OP_GT, "", key.size(), 0, &cmp);
-  const char* keys[] = {key.c_str()};
-  const char* vals[] = {value.data()};
-  size_t key_lens[] = {key.size()};
-  size_t val_lens[] = {value.size()};
-  rados_write_op_omap_set2(op.get(), keys, vals, key_lens, val_lens, 1);
+  AddGuardedSet(op.get(), key, value, LIBRADOS_CMPXATTR_OP_GT, &cmp);
   int r = rados_write_op_operate2(op.get(), *io, object.c_str(), nullptr, 0);
   if (r == -ENOENT || r == -ECANCELED) {
     return Err(ENOENT, "key '{}' of journal '{}' in {} does not exist", key, object, PoolName());
