@@ -19,6 +19,9 @@
 #           A memstore OSD keeps its data only over a clean `stop`. If it was killed
 #           (SIGKILL, OOM, host reboot) its data is gone, and `start` says so and makes a
 #           new empty cluster in DIR. A half-made DIR (creation interrupted) is re-made too.
+#           On a running cluster it also undoes faults: a SIGSTOPped daemon gets SIGCONT,
+#           and an OSD whose ops have been parked "waiting for readable" for over 30 s (a
+#           PG latched laggy) is restarted cleanly.
 #   stop    SIGTERM the OSD, then the mon; memstore writes its data to DIR/osd.0 on the way
 #           down. Nothing running: no-op.
 #   stop-osd  Stop only the OSD, cleanly (memstore keeps its data); for fault tests: client
@@ -251,6 +254,15 @@ osd_pool_default_pg_autoscale_mode = off
 osd_crush_chooseleaf_type = 0
 # tests and benchmarks remove the pools they make
 mon_allow_pool_delete = true
+# PG read leases: a primary serves a PG only until its lease runs out (interval = ratio x
+# osd_heartbeat_grace, 0.8 x 20 = 16 s by default) and renews it every half interval. An
+# OSD stopped (SIGSTOP, a frozen VM or host) past its lease finds its PGs "laggy" and
+# parks their ops "waiting for readable"; with one OSD, Pacific 16.2 can latch that state
+# for good (ceph PR 71663), and only an OSD restart frees the ops (measured: a 25 s
+# SIGSTOP under writes left them parked 11 min). There are no replicas here whose reads
+# the lease protects, so a 300 s lease only makes freezes under ~150 s harmless; a clean
+# stop still marks the OSD down and dead, so a restart does not wait out the lease.
+osd_pool_default_read_lease_ratio = 15
 # the one OSD carries every PG of every pool tests and benchmarks create
 mon_max_pg_per_osd = 1000
 # the root disk of the dev machines sits near 30% free: the default 30%/5% thresholds
@@ -527,6 +539,12 @@ restart() {   # DIR holds a made cluster: start whatever of it is not running, w
     say "${PROC_STAT[2]} (pid $p) was stopped (SIGSTOP): SIGCONT"
     kill -CONT "$p" 2>/dev/null
   done
+  # A PG latched laggy never serves its parked ops again; only a restart of the OSD frees
+  # them (and a clean one keeps memstore's data).
+  if [ -n "$osd" ] && [ -n "$mon" ] && [ "$(parked_ops)" -gt 0 ]; then
+    say "osd.0 (pid $osd) has ops parked \"waiting for readable\" for over 30 s (a PG latched laggy after a stall): restarting it"
+    stop_osd "$osd"; rm -f "$DIR/run/osd.0.pid"; osd=''
+  fi
   if [ -z "$mon" ]; then
     port_listening "$PORT" && die "cannot restart $DIR: port $PORT is taken by something else"
     launch mon.a ceph-mon -c "$CONF" -i a || die "restart failed; logs in $LOGD"
@@ -586,6 +604,31 @@ cmd_start() {
 # ---------------------------------------------------------------------------------------
 # stop, wipe, status, env
 # ---------------------------------------------------------------------------------------
+# stop_osd PID : a clean stop of osd.0 (SIGTERM; memstore writes its data out), SIGKILL
+# after STOP_TMO. SIGCONT too: a SIGSTOPped OSD would keep the TERM pending and be
+# SIGKILLed (memstore data lost) after the whole bound.
+stop_osd() {
+  local osd=$1
+  kill -TERM "$osd" 2>/dev/null; kill -CONT "$osd" 2>/dev/null
+  if wait_gone "$STOP_TMO" "$osd"; then
+    touch "$DIR/osd.0.clean"
+  else
+    kill -KILL "$osd" 2>/dev/null; wait_gone 10 "$osd"
+    say "osd.0 (pid $osd) did not exit within ${STOP_TMO}s of SIGTERM: killed (memstore data lost; see $LOGD/osd.0.log)"
+  fi
+}
+
+# parked_ops : how many of osd.0's ops have waited over 30 s "waiting for readable" (its
+# admin socket's dump_blocked_ops), the mark of a PG latched "laggy" after the OSD stalled
+# past its read lease (see osd_pool_default_read_lease_ratio in the conf). 0 when the
+# socket does not answer.
+parked_ops() {
+  local n
+  n=$(b 15 ceph --admin-daemon "$DIR/run/osd.0.asok" dump_blocked_ops 2>/dev/null |
+      grep -c '"flag_point": "waiting for readable"')
+  echo "${n:-0}"
+}
+
 cmd_stop() {   # cmd_stop [osd-only]
   [ -d "$DIR" ] || { say "no cluster at $DIR"; return 0; }
   is_cluster_dir || die "$DIR is not a dev-cluster.sh cluster dir"
@@ -595,17 +638,7 @@ cmd_stop() {   # cmd_stop [osd-only]
   [ "${1:-}" = osd-only ] && mon=''
   if [ -z "$mon" ] && [ -z "$osd" ]; then say "not running: $DIR"; return 0; fi
   # the OSD first: it tells the mon it is going down, and memstore writes its data out
-  if [ -n "$osd" ]; then
-    # SIGCONT too: a SIGSTOPped OSD would keep the TERM pending and be SIGKILLed (memstore
-    # data lost) after the whole bound
-    kill -TERM "$osd" 2>/dev/null; kill -CONT "$osd" 2>/dev/null
-    if wait_gone "$STOP_TMO" "$osd"; then
-      touch "$DIR/osd.0.clean"
-    else
-      kill -KILL "$osd" 2>/dev/null; wait_gone 10 "$osd"
-      say "osd.0 (pid $osd) did not exit within ${STOP_TMO}s of SIGTERM: killed (memstore data lost; see $LOGD/osd.0.log)"
-    fi
-  fi
+  [ -n "$osd" ] && stop_osd "$osd"
   if [ -n "$mon" ]; then
     kill -TERM "$mon" 2>/dev/null; kill -CONT "$mon" 2>/dev/null
     wait_gone 30 "$mon" || { kill -KILL "$mon" 2>/dev/null; wait_gone 10 "$mon"; say "mon.a (pid $mon) needed SIGKILL"; }

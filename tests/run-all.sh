@@ -73,7 +73,7 @@ case "$B" in /*) ;; *) B="$ROOT/$B" ;; esac
 LOGS="$B/test-logs"
 mkdir -p "$LOGS"
 PASSED=0 FAILED=0 SKIPPED=0
-RESULTS=()
+RESULTS=() FAIL_LOGS=()
 T0=$SECONDS
 
 # step NAME TIMEOUT CMD... : run one step, log to $LOGS/NAME.log, record the result.
@@ -101,6 +101,7 @@ step() {
     echo "---"
   fi
   RESULTS+=("$(printf '%-6s %-34s %5ss' "${verdict%% *}" "$name" "$dt")")
+  [ "$verdict" = PASS ] || [ "$verdict" = SKIP ] || FAIL_LOGS+=("$name=$log")
   [ "$rc" = 0 ]
 }
 
@@ -234,12 +235,16 @@ else
         # A script that leaves the shared cluster broken (an OSD stopped, frozen, wedged)
         # would fail every script after it: `start` restarts or thaws what it can and waits
         # for active PGs, the probe proves I/O. Else keep its logs, count a failure, re-make it.
-        if ! { timeout 150 bash deploy/dev-cluster.sh start "$RBDNBD_CLUSTER_DIR" &&
+        # `start` also restarts an OSD with ops parked by a latched laggy PG, and says so:
+        # that counts as broken too (the cluster did not heal itself).
+        if ! { timeout 150 bash deploy/dev-cluster.sh start "$RBDNBD_CLUSTER_DIR" 2>&1 |
+                 tee -a "$LOGS/integration-cluster.log" | { ! grep -q 'parked "waiting for readable"'; } &&
                echo probe | timeout 30 rados -p rbd put run-all-probe - &&
                timeout 30 rados -p rbd rm run-all-probe; } >>"$LOGS/integration-cluster.log" 2>&1; then
           cp -r "$RBDNBD_CLUSTER_DIR/log" "$LOGS/cluster-broken-after-$n" 2>/dev/null
           printf '=== %-34s FAIL (broken after %s: re-made; logs in %s)\n' integration/cluster "$n" "$LOGS/cluster-broken-after-$n"
           FAILED=$((FAILED + 1)); RESULTS+=("$(printf '%-6s %-34s %s' FAIL integration/cluster "broken after $n")")
+          FAIL_LOGS+=("integration/cluster=$LOGS/integration-cluster.log")
           bash deploy/dev-cluster.sh wipe "$RBDNBD_CLUSTER_DIR" >/dev/null 2>&1
           step dev-cluster-remake 180 bash deploy/dev-cluster.sh start "$RBDNBD_CLUSTER_DIR"
         fi
@@ -260,6 +265,13 @@ fi
 echo
 echo "=== summary ($(( (SECONDS - T0) / 60 ))m$(( (SECONDS - T0) % 60 ))s; logs in $LOGS)"
 printf '  %s\n' "${RESULTS[@]}"
+# Why each failed step failed, once more at the very end (where a CI page that shows only
+# the output's tail still has it): the lines of its log that say FAIL or error, else its
+# last lines. The full tail was printed when the step ended.
+for f in "${FAIL_LOGS[@]}"; do
+  echo "--- why ${f%%=*} failed (${f#*=}):"
+  { grep -aE 'FAIL|[Ee]rror|[Tt]imed? ?out' "${f#*=}" || tail -n 6 "${f#*=}"; } 2>/dev/null | tail -n 6 | cut -c1-240 | sed 's/^/    /'
+done
 if [ "$SKIPPED" -gt 0 ]; then
   echo "$PASSED passed, $FAILED failed, $SKIPPED skipped"
 else
