@@ -41,6 +41,9 @@ PKGS=(
   user-mode-linux kmod iproute2 procps util-linux e2fsprogs xfsprogs
   # CSI tests
   python3-grpcio python3-protobuf python3-yaml jq
+  # metrics tests (promtool check metrics, a real Prometheus server scraping the daemon)
+  # and the benchmarks' PNG plots
+  prometheus python3-matplotlib
   # kubectl (tests/deploy: kubectl kustomize): any working one; else kubernetes-client
   kubectl
 )
