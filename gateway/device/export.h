@@ -15,6 +15,7 @@
 
 #include "backend/backend.h"
 #include "common/result.h"
+#include "device/io_stats.h"
 #include "nbd/handshake.h"
 
 namespace rbdnbd {
@@ -23,6 +24,10 @@ struct Export {
   std::string name;
   std::string description;
   std::shared_ptr<Backend> backend;
+  // Optional: the export's I/O statistics (io_stats.h). Every Connection made
+  // from this Export (or from a registry holding it) registers its cells here;
+  // null records nothing (metrics off).
+  std::shared_ptr<DeviceIoStats> io_stats;
 };
 
 // NBD transmission flags for these capabilities (HAS_FLAGS always set).
