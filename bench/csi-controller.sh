@@ -37,7 +37,8 @@
 #   BENCH_DIR         its directory (default /tmp/rbdnbd-bench.XXXXXX); wiped at the end
 #   KEEP_CLUSTER=1    leave the cluster running (and BENCH_DIR) for inspection
 #   CTL_BIN           the controller (default build/csi/controller/rbd-nbdd-csi-controller)
-# Output: the markdown tables on stdout, also written to bench/results/csi-controller-<date>.md;
+# Output: the markdown tables on stdout, also written to bench/results/csi-controller-<date>.md
+# (plots beside it: bench/plot.py, -ops.png, -p99.png, .data.json);
 # every latency (JSON), the controller's log and the client's in build/bench-csi-controller/<date>/.
 # A full run at the defaults takes about 5-8 minutes on the 2-core dev machine.
 set -euo pipefail
@@ -48,6 +49,8 @@ ROOT=$(cd "$(dirname "$(readlink -f "$0")")/.." && pwd)
 . "$ROOT/tests/lib/core.sh"   # on_exit, start_ready, term_wait, stop_checked
 # shellcheck source=lib_cluster.sh
 . "$ROOT/bench/lib_cluster.sh"   # bench_cluster_up
+# shellcheck source=lib_plot.sh
+. "$ROOT/bench/lib_plot.sh"   # bench_plot
 ROUNDS=${ROUNDS:-2}
 COUNT=${COUNT:-160}
 CLI_COUNT=${CLI_COUNT:-40}
@@ -155,4 +158,5 @@ pid=$CTL_PID; CTL_PID='' PID=''
 wait_checked rbd-nbdd-csi-controller "$pid" "$CTL_LOG" 30 || die "the controller did not stop cleanly"
 [ "$rc" = 0 ] || { show_log_tail "$CTL_LOG" 30; die "the benchmark failed (exit $rc); partial report and logs in $OUT"; }
 { cat "$OUT/report.md"; printf '\nHost load average (1/5/15 min) before the run: %s; after: %s.\n' "$LOAD0" "$LOAD1"; } >"$OUT_MD"
-say "written: $OUT_MD (every latency in $OUT/latencies.json, logs in $OUT)"
+bench_plot "$OUT_MD"   # -ops.png, -p99.png and .data.json beside it; never fails
+say "written: $OUT_MD (plots beside it; every latency in $OUT/latencies.json, logs in $OUT)"

@@ -19,7 +19,8 @@
 #   RBDNBD_BIN       the daemon (default build/gateway/control/rbd-nbdd)
 #   CSI_BIN          the plugin (default build/csi/rbd-nbdd-csi, or build-csi/csi/ when newer)
 #   VM_MEM=3G, VM_TIMEOUT=1800
-# Output: the table on stdout, also written to bench/results/csi-stage-<date>.md; the raw
+# Output: the table on stdout, also written to bench/results/csi-stage-<date>.md (plots
+# beside it: bench/plot.py, -time.png, .data.json); the raw
 # per-round times, the guest console and the logs in build/bench-csi-stage/<date>/.
 # UML on a shared 2-core host is slow and noisy: compare runs made the same way only.
 set -euo pipefail
@@ -138,4 +139,6 @@ text = "\n".join(lines)
 open(out_md, "w").write(text)
 print(text)
 EOF
-say "written: $OUT_MD"
+. "$ROOT/bench/lib_plot.sh"
+bench_plot "$OUT_MD"   # -time.png and .data.json beside it; never fails
+say "written: $OUT_MD (plots beside it)"

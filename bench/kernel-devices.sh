@@ -34,7 +34,8 @@
 #                    copy is taken first, since other work may relink the build's)
 #   KD_WORKLOADS, KD_ENGINES, KD_DEVICES  comma lists to run a subset (development)
 #   KD_SKIP_MEM=1, KD_SKIP_PERF=1         skip a part
-# Output: the tables on stdout, also written to bench/results/kernel-devices-<date>.md; the
+# Output: the tables on stdout, also written to bench/results/kernel-devices-<date>.md (plots
+# beside it: bench/plot.py, -iops.png, -p99.png, .data.json); the
 # raw results (fio JSON, CPU ticks, RSS, guest console and dmesg) in
 # bench/results/kernel-devices-<date>/.
 set -euo pipefail
@@ -205,5 +206,7 @@ md = f"{header}\n## Performance\n\n{perf}\n\n## Memory\n\n{mem or '(not measured
 open(out_md, "w").write(md)
 print(perf); print(); print(mem); print(); print(targets)
 PY
-say "written: $OUT_MD (raw results in $OUT/)"
+. "$ROOT/bench/lib_plot.sh"
+bench_plot "$OUT_MD"   # -iops.png, -p99.png and .data.json beside it; never fails
+say "written: $OUT_MD (plots beside it, raw results in $OUT/)"
 exit "$rc"

@@ -1,7 +1,8 @@
 #!/bin/bash
 # bench/nbd-peers.sh - rbd-nbdd's memory backend against nbdkit memory and qemu-nbd (raw
 # file in /dev/shm) with fio --ioengine=nbd, in one interleaved run. Prints a markdown
-# table and writes it to bench/results/nbd-peers-<date>.md (raw numbers in .json beside it).
+# table and writes it to bench/results/nbd-peers-<date>.md (raw numbers in .json beside it,
+# plots too: bench/plot.py, -iops.png, -p99.png, .data.json).
 #
 #   bench/nbd-peers.sh [--tcp] [--servers rbd-nbdd,nbdkit,qemu-nbd] [--runtime S]
 #                      [--rounds N] [--numjobs N] [--size 1G] [--workers N]

@@ -219,6 +219,20 @@ def table(results, servers):
     return "\n".join(rows)
 
 
+def draw_plots(result):
+    """PNG plots beside the table (bench/plot.py: -iops.png, -p99.png, .data.json). A failure
+    only warns: the table is written already and the benchmark's exit status stays."""
+    try:
+        rc = subprocess.run(["/usr/bin/python3", os.path.join(HERE, "plot.py"), result],
+                            timeout=120).returncode
+    except (OSError, subprocess.TimeoutExpired) as e:
+        rc = f"{e.__class__.__name__}: {e}"
+    if rc == 3:
+        log("WARNING: no plots: matplotlib is missing (apt-get install python3-matplotlib)")
+    elif rc:
+        log(f"WARNING: plotting {result} failed ({rc}); the table is intact")
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--tcp", action="store_true", help="TCP on 127.0.0.1 instead of Unix sockets")
@@ -310,6 +324,7 @@ def main():
         json.dump(results, f, indent=1)
     log(f"wrote {path}")
     shutil.rmtree(work, ignore_errors=True)
+    draw_plots(path[:-3] + ".json")
 
 
 if __name__ == "__main__":

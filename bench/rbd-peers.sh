@@ -50,7 +50,8 @@
 #   RBDNBD_POLL_US=100  also run a fourth path, rbd-nbdd-poll: rbd-nbdd serve --poll-us N
 #                       (busy polling before sleeping); 0 or empty leaves it out
 #   WORKLOADS           a comma list of workload names to run (default: all six)
-# Output: a markdown table on stdout, also written to bench/results/rbd-peers-<date>.md
+# Output: a markdown table on stdout, also written to bench/results/rbd-peers-<date>.md,
+# with its plots beside it (bench/plot.py: -iops.png, -p99.png, .data.json)
 # (the fio JSON of every run is kept in bench/results/rbd-peers-<date>/).
 set -euo pipefail
 export PATH="/usr/sbin:/usr/bin:/sbin:/bin:$PATH"
@@ -60,6 +61,8 @@ ROOT=$(cd "$(dirname "$0")/.." && pwd)
 . "$ROOT/tests/lib/core.sh"   # on_exit, start_ready, term_wait, proc_cpu_ticks
 # shellcheck source=lib_cluster.sh
 . "$ROOT/bench/lib_cluster.sh"   # bench_cluster_up
+# shellcheck source=lib_plot.sh
+. "$ROOT/bench/lib_plot.sh"   # bench_plot
 RUNTIME=${RUNTIME:-10}
 ROUNDS=${ROUNDS:-3}
 IMAGE_SIZE=${IMAGE_SIZE:-2G}
@@ -313,4 +316,5 @@ print(cputable)
 print()
 print(targets)
 PY
-say "written: $OUT_MD (fio JSON in $RAW/)"
+bench_plot "$OUT_MD"   # -iops.png, -p99.png and .data.json beside it; never fails
+say "written: $OUT_MD (fio JSON in $RAW/, plots beside it)"

@@ -1,0 +1,422 @@
+#!/usr/bin/python3
+"""bench/plot.py - PNG plots beside a benchmark's markdown table.
+
+    /usr/bin/python3 bench/plot.py [--out-dir DIR] [--dpi N] [--report FILE|-] [--no-data]
+                                   RESULT.md|RESULT.json ...
+
+Reads one result of a bench/ script (the markdown table every script writes, or the
+normalized <base>.data.json this tool writes; nbd-peers' raw <base>.json works too) and
+draws, for each metric, one figure of grouped bars: one group per workload, one bar per
+path (our server, its peers, and reference paths such as a RAM disk), beside the input:
+
+    nbd-peers, rbd-peers, kernel-devices   <base>-iops.png (IOPS, higher is better)
+                                           <base>-p99.png  (p99 latency, lower is better)
+    csi-controller                         <base>-ops.png  (creates/s and deletes/s)
+                                           <base>-p99.png  (create/delete p99 ms)
+    csi-stage                              <base>-time.png (median s, min-max whiskers, 3 s target)
+
+Over each of our bars: ours / the best peer in that workload and metric (the best peer's bar
+is hatched), e.g. "1.34x" on IOPS (above 1 is better) or "0.81x" on p99 (below 1 is better).
+Reference paths (brd, librbd in process) are drawn in grey and are never "the best peer".
+
+It also writes <base>.data.json: the rows it plotted, machine-readable (from the markdown
+table: the table's precision), unless --no-data. --report writes what was drawn, figure by
+figure (PNG, pixel size, workloads, bars per series, ratios), as JSON; the test reads it.
+
+Exit status: 0 plotted; 1 an input could not be read or plotted; 3 matplotlib is missing
+(Debian: apt-get install python3-matplotlib). Nothing here needs a display (Agg backend).
+Import this module without matplotlib: parse() and load() do not need it.
+"""
+import argparse
+import json
+import os
+import re
+import sys
+
+SCHEMA = "rbdnbd-bench-plot/1"
+EXIT_NO_MATPLOTLIB = 3
+
+# ---------------------------------------------------------------------------------------
+# Markdown tables
+# ---------------------------------------------------------------------------------------
+
+
+def md_tables(text):
+    """Every pipe table in text: [{"heading", "cols", "rows": [[cell, ...]]}]."""
+    out, heading, cur = [], "", None
+    for line in text.splitlines():
+        s = line.strip()
+        if s.startswith("#"):
+            heading = s.lstrip("#").strip()
+        if s.startswith("|") and s.endswith("|"):
+            cells = [c.strip() for c in s[1:-1].split("|")]
+            if cur is None:
+                cur = {"heading": heading, "cols": [c.lower() for c in cells], "rows": []}
+                out.append(cur)
+            elif all(re.fullmatch(r":?-+:?", c) for c in cells if c):
+                continue
+            else:
+                cur["rows"].append(cells)
+        else:
+            cur = None
+    return out
+
+
+def num(cell):
+    """The first number in a cell ("1.23 (1.0-1.4)" -> 1.23, "12.6" -> 12.6); None if none."""
+    m = re.search(r"-?\d+(?:\.\d+)?", cell.replace(",", "").replace("*", ""))
+    return float(m.group()) if m else None
+
+
+def find_table(tables, *need):
+    for t in tables:
+        if all(n in t["cols"] for n in need):
+            return t
+    return None
+
+
+def col(t, row, name):
+    return row[t["cols"].index(name)]
+
+
+def title_of(text, fallback):
+    for line in text.splitlines():
+        if line.startswith("# "):
+            return line[2:].strip()
+    return fallback
+
+
+def kind_of(path, text):
+    base = os.path.basename(path)
+    for k in ("nbd-peers", "rbd-peers", "kernel-devices", "csi-controller", "csi-stage"):
+        if base.startswith(k):
+            return k
+    first = title_of(text, "").lower()
+    for k, key in (("nbd-peers", "nbd peers"), ("rbd-peers", "rbd-peers"),
+                   ("kernel-devices", "kernel-devices"), ("csi-controller", "csi controller"),
+                   ("csi-stage", "csi stage")):
+        if key in first:
+            return k
+    raise ValueError(f"{path}: not a result of a known benchmark (nbd-peers, rbd-peers, "
+                     "kernel-devices, csi-controller, csi-stage)")
+
+
+IO_FIGURES = [
+    {"name": "iops", "metric": "iops", "ylabel": "IOPS", "better": "higher"},
+    {"name": "p99", "metric": "p99_us", "ylabel": "p99 latency (µs)", "better": "lower"},
+]
+
+
+def parse_nbd_peers(tables):
+    t = find_table(tables, "workload", "server", "iops", "p99 µs")
+    rows = [{"workload": col(t, r, "workload"),
+             "path": col(t, r, "server").replace("(best peer)", "").strip(),
+             "iops": num(col(t, r, "iops")), "p99_us": num(col(t, r, "p99 µs"))}
+            for r in t["rows"]]
+    return {"ours": ["rbd-nbdd"], "peers": ["nbdkit", "qemu-nbd"], "refs": [],
+            "figures": IO_FIGURES, "rows": rows}
+
+
+def parse_rbd_peers(tables):
+    t = find_table(tables, "workload", "path", "iops", "p99 µs")
+    rows = [{"workload": col(t, r, "workload"), "path": col(t, r, "path"),
+             "iops": num(col(t, r, "iops")), "p99_us": num(col(t, r, "p99 µs"))}
+            for r in t["rows"]]
+    ours = sorted({r["path"] for r in rows if r["path"].startswith("rbd-nbdd")},
+                  key=lambda p: (len(p), p))
+    return {"ours": ours, "peers": ["fio-rbd", "qemu-nbd"], "refs": [],
+            "figures": IO_FIGURES, "rows": rows}
+
+
+def parse_kernel_devices(tables):
+    t = find_table(tables, "workload", "engine", "device", "iops", "p99 µs")
+    rows = []
+    for r in t["rows"]:
+        iops = col(t, r, "iops")
+        if iops.upper().startswith("FAILED"):
+            continue
+        rows.append({"workload": f"{col(t, r, 'workload')} · {col(t, r, 'engine')}",
+                     "path": col(t, r, "device"), "iops": num(iops),
+                     "p99_us": num(col(t, r, "p99 µs"))})
+    return {"ours": ["rbd-nbdd"], "peers": ["rbd-nbd", "krbd"], "refs": ["brd"],
+            "figures": IO_FIGURES, "rows": rows}
+
+
+def parse_csi_controller(tables):
+    t = find_table(tables, "path", "concurrency", "creates/s", "create p99 ms", "deletes/s")
+    rows = []
+    for op in ("create", "delete"):
+        for r in t["rows"]:
+            feats = col(t, r, "image features")
+            wl = f"{op}, {col(t, r, 'concurrency')} in flight"
+            if "journaling" in feats:
+                wl += " (journaling)"
+            rows.append({"workload": wl, "path": col(t, r, "path"),
+                         "ops_per_s": num(col(t, r, op + "s/s")),
+                         "p99_ms": num(col(t, r, op + " p99 ms"))})
+    return {"ours": ["controller"], "peers": ["rbd CLI"], "refs": ["librbd in process"],
+            "group_name": "call and concurrency",
+            "figures": [
+                {"name": "ops", "metric": "ops_per_s", "ylabel": "calls/s", "better": "higher"},
+                {"name": "p99", "metric": "p99_ms", "ylabel": "p99 latency (ms)", "better": "lower"}],
+            "rows": rows}
+
+
+def parse_csi_stage(tables):
+    t = find_table(tables, "fs", "phase", "min", "median", "max")
+    rows = [{"workload": col(t, r, "phase").replace("*", "").strip(), "path": col(t, r, "fs"),
+             "seconds": num(col(t, r, "median")), "seconds_min": num(col(t, r, "min")),
+             "seconds_max": num(col(t, r, "max"))} for r in t["rows"]]
+    return {"ours": sorted({r["path"] for r in rows}), "peers": [], "refs": [],
+            "series_name": "filesystem", "group_name": "phase",
+            "figures": [{"name": "time", "metric": "seconds", "ylabel": "seconds (median; min-max)",
+                         "better": "lower", "range": ["seconds_min", "seconds_max"],
+                         "target": {"value": 3.0, "label": "target: stage + publish ≤ 3 s"}}],
+            "rows": rows}
+
+
+PARSERS = {"nbd-peers": parse_nbd_peers, "rbd-peers": parse_rbd_peers,
+           "kernel-devices": parse_kernel_devices, "csi-controller": parse_csi_controller,
+           "csi-stage": parse_csi_stage}
+
+
+def parse(path, text):
+    """A markdown result -> the normalized result (see SCHEMA); ValueError if unreadable."""
+    kind = kind_of(path, text)
+    tables = md_tables(text)
+    try:
+        res = PARSERS[kind](tables)
+    except (TypeError, ValueError, IndexError, AttributeError) as e:
+        raise ValueError(f"{path}: no {kind} table found ({e.__class__.__name__}: {e})") from None
+    res["rows"] = [r for r in res["rows"] if r["path"]]
+    if not res["rows"]:
+        raise ValueError(f"{path}: the {kind} table has no rows")
+    res.update({"schema": SCHEMA, "bench": kind, "title": title_of(text, kind),
+                "source": os.path.basename(path)})
+    return res
+
+
+def from_nbd_peers_raw(path, runs):
+    """nbd_peers.py's raw list of runs -> normalized rows (the median run by IOPS, as its table)."""
+    order, by = [], {}
+    for r in runs:
+        k = (r["workload"], r["server"])
+        if k not in by:
+            order.append(k)
+        by.setdefault(k, []).append(r)
+    rows = []
+    for k in order:
+        rs = sorted(by[k], key=lambda r: r["iops"])
+        m = rs[len(rs) // 2]
+        rows.append({"workload": k[0], "path": k[1], "iops": m["iops"], "p99_us": m["p99_us"]})
+    return {"schema": SCHEMA, "bench": "nbd-peers", "title": "NBD peers",
+            "source": os.path.basename(path), "ours": ["rbd-nbdd"],
+            "peers": ["nbdkit", "qemu-nbd"], "refs": [], "figures": IO_FIGURES, "rows": rows}
+
+
+def load(path):
+    with open(path, encoding="utf-8") as f:
+        text = f.read()
+    if path.endswith(".json"):
+        data = json.loads(text)
+        if isinstance(data, dict) and data.get("schema") == SCHEMA:
+            return data
+        if isinstance(data, list) and data and {"workload", "server", "iops"} <= set(data[0]):
+            return from_nbd_peers_raw(path, data)
+        raise ValueError(f"{path}: neither {SCHEMA} data nor nbd-peers raw runs")
+    return parse(path, text)
+
+
+# ---------------------------------------------------------------------------------------
+# Drawing
+# ---------------------------------------------------------------------------------------
+
+OURS_COLORS = ["#1f5fa8", "#3c9bd6", "#0b3d6b"]
+PEER_COLORS = ["#e07b1f", "#c0392b", "#8e5a2b"]
+REF_COLORS = ["#9a9a9a", "#6e6e6e"]
+
+
+def import_pyplot():
+    try:
+        import matplotlib
+    except ImportError:
+        return None
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    return plt
+
+
+def order_paths(res):
+    seen = []
+    for r in res["rows"]:
+        if r["path"] not in seen:
+            seen.append(r["path"])
+    ours = [p for p in res["ours"] if p in seen]
+    peers = [p for p in res["peers"] if p in seen]
+    refs = [p for p in res["refs"] if p in seen]
+    other = [p for p in seen if p not in ours + peers + refs]
+    return ours, peers + other, refs
+
+
+def draw(plt, res, fig_spec, png, dpi):
+    metric, higher = fig_spec["metric"], fig_spec["better"] == "higher"
+    workloads = []
+    for r in res["rows"]:
+        if r["workload"] not in workloads and r.get(metric) is not None:
+            workloads.append(r["workload"])
+    ours, peers, refs = order_paths(res)
+    paths = ours + peers + refs
+    val = {(r["workload"], r["path"]): r for r in res["rows"] if r.get(metric) is not None}
+    paths = [p for p in paths if any((w, p) in val for w in workloads)]
+    if not workloads or not paths:
+        raise ValueError(f"no {metric} values to plot")
+    color = {}
+    for group, palette in ((ours, OURS_COLORS), (peers, PEER_COLORS), (refs, REF_COLORS)):
+        for i, p in enumerate(group):
+            color[p] = palette[i % len(palette)]
+
+    # the best peer per workload in this metric
+    best = {}
+    for w in workloads:
+        cands = [(val[(w, p)][metric], p) for p in peers if (w, p) in val and val[(w, p)][metric]]
+        if cands:
+            best[w] = (max if higher else min)(cands)[1]
+
+    n = len(paths)
+    width = 0.8 / n
+    fig_w = min(16.0, max(6.5, 1.0 + len(workloads) * (0.35 + 0.28 * n)))
+    fig, ax = plt.subplots(figsize=(fig_w, 4.4))
+    values = [val[k][metric] for k in val if k[0] in workloads and val[k][metric] > 0]
+    for k in fig_spec.get("range", []):   # whiskers must fit too
+        values += [val[v][k] for v in val if v[0] in workloads and (val[v].get(k) or 0) > 0]
+    log = len(values) > 1 and max(values) / min(values) > 30
+    series, ratios = [], []
+    for i, p in enumerate(paths):
+        xs, ys, hatches, errs = [], [], [], [[], []]
+        for wi, w in enumerate(workloads):
+            if (w, p) not in val:
+                continue
+            r = val[(w, p)]
+            xs.append(wi - 0.4 + width * (i + 0.5))
+            ys.append(r[metric])
+            hatches.append("///" if best.get(w) == p else "")
+            if "range" in fig_spec:
+                lo, hi = (r.get(k) for k in fig_spec["range"])
+                errs[0].append(max(0.0, r[metric] - (lo if lo is not None else r[metric])))
+                errs[1].append(max(0.0, (hi if hi is not None else r[metric]) - r[metric]))
+        role = "ours" if p in ours else "peer" if p in peers else "reference"
+        label = p if role != "reference" else f"{p} (reference)"
+        bars = ax.bar(xs, ys, width * 0.92, label=label, color=color[p], edgecolor="black",
+                      linewidth=0.5, yerr=errs if "range" in fig_spec else None,
+                      capsize=3 if "range" in fig_spec else 0, error_kw={"linewidth": 0.8})
+        for b, h in zip(bars, hatches):
+            if h:
+                b.set_hatch(h)
+        series.append({"path": p, "role": role, "bars": len(bars),
+                       "best_peer_bars": sum(1 for h in hatches if h)})
+        if role == "ours":
+            for b, x, y, w in zip(bars, xs, ys, [w for w in workloads if (w, p) in val]):
+                if w not in best:
+                    continue
+                bp = best[w]
+                ratio = y / val[(w, bp)][metric]
+                good = ratio >= 1 if higher else ratio <= 1
+                ax.annotate(f"{ratio:.2f}x", (x, y), xytext=(0, 3), textcoords="offset points",
+                            ha="center", va="bottom", fontsize=7, rotation=90 if n > 3 else 0,
+                            fontweight="bold", color="#1a7f37" if good else "#b42318")
+                ratios.append({"workload": w, "path": p, "best_peer": bp, "ratio": round(ratio, 4)})
+    if "target" in fig_spec:
+        tg = fig_spec["target"]
+        ax.axhline(tg["value"], color="#b42318", linestyle="--", linewidth=1, label=tg["label"])
+    if log:
+        ax.set_yscale("log")
+        lo = min(values) / 2
+        ax.set_ylim(lo, max(values) * (8 if ratios else 2.5))
+    else:
+        top = max(values + ([fig_spec["target"]["value"]] if "target" in fig_spec else []))
+        ax.set_ylim(0, top * 1.25)
+    ax.set_xticks(range(len(workloads)))
+    ax.set_xticklabels([w.replace(" · ", "\n") for w in workloads], fontsize=8,
+                       rotation=0 if len(workloads) <= 6 else 30,
+                       ha="center" if len(workloads) <= 6 else "right")
+    ax.set_ylabel(fig_spec["ylabel"] + (" (log)" if log else ""))
+    ax.grid(axis="y", linewidth=0.4, alpha=0.5)
+    ax.set_axisbelow(True)
+    sense = "higher is better" if higher else "lower is better"
+    title = (f"{res['bench']}: {fig_spec['ylabel']} per {res.get('series_name', 'path')} and "
+             f"{res.get('group_name', 'workload')} ({sense})")
+    sub = res.get("source", "")
+    if ratios:
+        sub += f"  ·  label: {'/'.join(ours)} ÷ best peer (hatched)"
+    ax.set_title(title + "\n" + sub, fontsize=9)
+    ax.legend(fontsize=7, loc="upper left", ncol=min(4, n + ("target" in fig_spec)),
+              framealpha=0.9)
+    fig.tight_layout()
+    fig.savefig(png, dpi=dpi)
+    w_px, h_px = (int(round(v)) for v in fig.get_size_inches() * dpi)
+    plt.close(fig)
+    return {"png": png, "figure": fig_spec["name"], "metric": metric, "log_scale": log,
+            "width_px": w_px, "height_px": h_px, "workloads": workloads, "series": series,
+            "bars": sum(s["bars"] for s in series), "ratios": ratios}
+
+
+def out_base(path, out_dir):
+    base = os.path.basename(path)
+    for ext in (".data.json", ".json", ".md"):
+        if base.endswith(ext):
+            base = base[: -len(ext)]
+            break
+    return os.path.join(out_dir or os.path.dirname(os.path.abspath(path)), base)
+
+
+def plot_file(plt, path, out_dir=None, dpi=80, write_data=True):
+    res = load(path)
+    base = out_base(path, out_dir)
+    if write_data and not path.endswith(".data.json"):
+        with open(base + ".data.json", "w", encoding="utf-8") as f:
+            json.dump(res, f, indent=1, ensure_ascii=False)
+            f.write("\n")
+    return {"input": path, "bench": res["bench"],
+            "figures": [draw(plt, res, spec, f"{base}-{spec['name']}.png", dpi)
+                        for spec in res["figures"]]}
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("inputs", nargs="+", help="RESULT.md, RESULT.data.json or nbd-peers RESULT.json")
+    ap.add_argument("--out-dir", help="where the PNGs go (default: beside each input)")
+    ap.add_argument("--dpi", type=int, default=80)
+    ap.add_argument("--report", help="write what was drawn as JSON to FILE ('-': stdout)")
+    ap.add_argument("--no-data", action="store_true", help="do not write <base>.data.json")
+    a = ap.parse_args(argv)
+    plt = import_pyplot()
+    if plt is None:
+        print("bench/plot.py: matplotlib is not installed, no plot drawn "
+              "(Debian: apt-get install python3-matplotlib; deploy/install-deps.sh does it). "
+              "Run it with /usr/bin/python3.", file=sys.stderr)
+        return EXIT_NO_MATPLOTLIB
+    reports, rc = [], 0
+    for p in a.inputs:
+        try:
+            rep = plot_file(plt, p, a.out_dir, a.dpi, not a.no_data)
+        except (OSError, ValueError, KeyError) as e:
+            print(f"bench/plot.py: cannot plot {p}: {e}", file=sys.stderr)
+            rc = 1
+            continue
+        reports.append(rep)
+        for f in rep["figures"]:
+            print(f"[plot] wrote {f['png']} ({f['width_px']}x{f['height_px']} px): "
+                  f"{len(f['workloads'])} workloads, {len(f['series'])} series, {f['bars']} bars, "
+                  f"{len(f['ratios'])} ratio labels", file=sys.stderr)
+    if a.report:
+        text = json.dumps(reports, indent=1, ensure_ascii=False)
+        if a.report == "-":
+            print(text)
+        else:
+            with open(a.report, "w", encoding="utf-8") as f:
+                f.write(text + "\n")
+    return rc
+
+
+if __name__ == "__main__":
+    sys.exit(main())
