@@ -18,6 +18,8 @@ path (our server, its peers, and reference paths such as a RAM disk), beside the
 Over each of our bars: ours / the best peer in that workload and metric (the best peer's bar
 is hatched), e.g. "1.34x" on IOPS (above 1 is better) or "0.81x" on p99 (below 1 is better).
 Reference paths (brd, librbd in process) are drawn in grey and are never "the best peer".
+The label is the ratio of the two plotted values; rbd-peers' table gives the median of its
+per-round ratios instead, which can differ from it in the second decimal.
 
 It also writes <base>.data.json: the rows it plotted, machine-readable (from the markdown
 table: the table's precision), unless --no-data. --report writes what was drawn, figure by
@@ -369,7 +371,7 @@ def out_base(path, out_dir):
     return os.path.join(out_dir or os.path.dirname(os.path.abspath(path)), base)
 
 
-def plot_file(plt, path, out_dir=None, dpi=80, write_data=True):
+def plot_file(plt, path, out_dir=None, dpi=100, write_data=True):
     res = load(path)
     base = out_base(path, out_dir)
     if write_data and not path.endswith(".data.json"):
@@ -385,7 +387,7 @@ def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("inputs", nargs="+", help="RESULT.md, RESULT.data.json or nbd-peers RESULT.json")
     ap.add_argument("--out-dir", help="where the PNGs go (default: beside each input)")
-    ap.add_argument("--dpi", type=int, default=80)
+    ap.add_argument("--dpi", type=int, default=100)
     ap.add_argument("--report", help="write what was drawn as JSON to FILE ('-': stdout)")
     ap.add_argument("--no-data", action="store_true", help="do not write <base>.data.json")
     a = ap.parse_args(argv)
