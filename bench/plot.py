@@ -22,7 +22,7 @@ The label is the ratio of the two plotted values; rbd-peers' table gives the med
 per-round ratios instead, which can differ from it in the second decimal.
 
 It also writes <base>.data.json: the rows it plotted, machine-readable (from the markdown
-table: the table's precision), unless --no-data. --report writes what was drawn, figure by
+table: the table's precision), unless --no-data; that one even without matplotlib. --report writes what was drawn, figure by
 figure (PNG, pixel size, workloads, bars per series, ratios), as JSON; the test reads it.
 
 Exit status: 0 plotted; 1 an input could not be read or plotted; 3 matplotlib is missing
@@ -371,13 +371,19 @@ def out_base(path, out_dir):
     return os.path.join(out_dir or os.path.dirname(os.path.abspath(path)), base)
 
 
-def plot_file(plt, path, out_dir=None, dpi=100, write_data=True):
-    res = load(path)
+def write_data_json(res, path, out_dir=None):
+    """<base>.data.json beside the result (needs no matplotlib); returns the base."""
     base = out_base(path, out_dir)
-    if write_data and not path.endswith(".data.json"):
+    if not path.endswith(".data.json"):
         with open(base + ".data.json", "w", encoding="utf-8") as f:
             json.dump(res, f, indent=1, ensure_ascii=False)
             f.write("\n")
+    return base
+
+
+def plot_file(plt, path, out_dir=None, dpi=100, write_data=True):
+    res = load(path)
+    base = write_data_json(res, path, out_dir) if write_data else out_base(path, out_dir)
     return {"input": path, "bench": res["bench"],
             "figures": [draw(plt, res, spec, f"{base}-{spec['name']}.png", dpi)
                         for spec in res["figures"]]}
@@ -393,6 +399,12 @@ def main(argv=None):
     a = ap.parse_args(argv)
     plt = import_pyplot()
     if plt is None:
+        if not a.no_data:   # the machine-readable rows do not need matplotlib
+            for p in a.inputs:
+                try:
+                    write_data_json(load(p), p, a.out_dir)
+                except (OSError, ValueError, KeyError) as e:
+                    print(f"bench/plot.py: cannot read {p}: {e}", file=sys.stderr)
         print("bench/plot.py: matplotlib is not installed, no plot drawn "
               "(Debian: apt-get install python3-matplotlib; deploy/install-deps.sh does it). "
               "Run it with /usr/bin/python3.", file=sys.stderr)

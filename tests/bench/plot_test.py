@@ -163,9 +163,12 @@ def main():
     with open(os.path.join(fake, "matplotlib", "__init__.py"), "w") as fh:
         fh.write("raise ImportError('no matplotlib (test)')\n")
     env = dict(os.environ, PYTHONPATH=fake)
-    r3, _ = run_plot([os.path.join(FIX, fixtures[0])], tempfile.mkdtemp(dir=tmp), env=env)
+    nompl_out = tempfile.mkdtemp(dir=tmp)
+    r3, _ = run_plot([os.path.join(FIX, fixtures[0])], nompl_out, env=env)
     check(r3.returncode == 3 and "matplotlib is not installed" in r3.stderr,
           f"no matplotlib: exit 3 and says so ({r3.returncode}: {r3.stderr.strip()[:200]})")
+    check(sorted(os.listdir(nompl_out)) == ["nbd-peers-fixture.data.json"],
+          f"no matplotlib: the .data.json still written, no PNG ({sorted(os.listdir(nompl_out))})")
     bad = os.path.join(tmp, "nbd-peers-bad.md")
     with open(bad, "w") as fh:
         fh.write("# NBD peers\n\nno table here\n")
