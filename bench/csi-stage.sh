@@ -117,6 +117,7 @@ lines = [f"# CSI stage + publish time ({stamp} UTC, git {rev})", "",
          f"seconds. Host load average before/after: {load0} / {load1} (2 cores, shared).", "",
          "| fs | phase | min | median | max |", "| --- | --- | --- | --- | --- |"]
 verdicts = []
+data_rows = []
 for fs in ("ext4", "xfs"):
     rs = [r for r in rows if r[0] == fs]
     if not rs:
@@ -129,6 +130,8 @@ for fs in ("ext4", "xfs"):
     for name, v in ph.items():
         b = "**" if name == "stage + publish" else ""
         lines.append(f"| {fs} | {b}{name}{b} | {min(v):.2f} | {statistics.median(v):.2f} | {max(v):.2f} |")
+        data_rows.append({"workload": name, "path": fs, "seconds": statistics.median(v),
+                          "seconds_min": min(v), "seconds_max": max(v), "rounds": v})
     sp = ph["stage + publish"]
     met = sum(1 for x in sp if x <= TARGET)
     verdicts.append(f"- {fs}: stage + publish median {statistics.median(sp):.2f} s, max {max(sp):.2f} s: "
@@ -137,6 +140,14 @@ for fs in ("ext4", "xfs"):
 lines += ["", f"Target: stage + publish within {TARGET:.0f} s.", ""] + verdicts + [""]
 text = "\n".join(lines)
 open(out_md, "w").write(text)
+try:   # the rows at full precision, for bench/plot.py (after the table: that one is safe)
+    import os
+    sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(out_md))))
+    import plot
+    plot.write_rows(out_md[:-3] + ".data.json", "csi-stage", data_rows, lines[0].lstrip("# "),
+                    os.path.basename(out_md))
+except Exception as e:
+    print(f"[csi-stage] WARNING: no .data.json beside the table: {e}", file=sys.stderr)
 print(text)
 EOF
 . "$ROOT/bench/lib_plot.sh"

@@ -204,6 +204,18 @@ if dm:
     header += f"- dmesg findings: {len(dm.splitlines())} line(s), see raw/dmesg-findings.txt\n"
 md = f"{header}\n## Performance\n\n{perf}\n\n## Memory\n\n{mem or '(not measured)'}\n\n## The issue's targets\n\n{targets}\n\n## Device queues\n\n```\n{q}\n```\n"
 open(out_md, "w").write(md)
+try:   # the rows at full precision, for bench/plot.py (after the table: that one is safe)
+    sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(out_md))))
+    import plot
+    plot.write_rows(out_md[:-3] + ".data.json", "kernel-devices", [
+        {"workload": f"{label} · {e}", "path": d, "iops": r["iops"], "mbps": r["mbs"],
+         "p50_us": r["p50"], "p99_us": r["p99"], "serving_cpu_us_per_io": r["gw"],
+         "guest_cpu_us_per_io": r["busy"], "osd_cpu_us_per_io": r["osd"]}
+        for key, label in names for e in engines for d in devs
+        for r in [res.get((key, e, d))] if r],
+        header.splitlines()[0].lstrip("# "), os.path.basename(out_md))
+except Exception as ex:
+    print(f"[kernel-devices] WARNING: no .data.json beside the table: {ex}", file=sys.stderr)
 print(perf); print(); print(mem); print(); print(targets)
 PY
 . "$ROOT/bench/lib_plot.sh"

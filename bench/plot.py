@@ -109,25 +109,56 @@ IO_FIGURES = [
 ]
 
 
+def spec(kind, rows):
+    """What a benchmark's rows mean: our paths, the peers, reference paths, the figures."""
+    paths = {r["path"] for r in rows}
+    if kind == "nbd-peers":
+        return {"ours": ["rbd-nbdd"], "peers": ["nbdkit", "qemu-nbd"], "refs": [],
+                "figures": IO_FIGURES}
+    if kind == "rbd-peers":
+        return {"ours": sorted((p for p in paths if p.startswith("rbd-nbdd")), key=lambda p: (len(p), p)),
+                "peers": ["fio-rbd", "qemu-nbd"], "refs": [], "figures": IO_FIGURES}
+    if kind == "kernel-devices":
+        return {"ours": ["rbd-nbdd"], "peers": ["rbd-nbd", "krbd"], "refs": ["brd"],
+                "figures": IO_FIGURES}
+    if kind == "csi-controller":
+        return {"ours": ["controller"], "peers": ["rbd CLI"], "refs": ["librbd in process"],
+                "group_name": "call and concurrency", "figures": [
+                    {"name": "ops", "metric": "ops_per_s", "ylabel": "calls/s", "better": "higher"},
+                    {"name": "p99", "metric": "p99_ms", "ylabel": "p99 latency (ms)", "better": "lower"}]}
+    if kind == "csi-stage":
+        return {"ours": sorted(paths), "peers": [], "refs": [],
+                "series_name": "filesystem", "group_name": "phase",
+                "figures": [{"name": "time", "metric": "seconds", "ylabel": "seconds (median; min-max)",
+                             "better": "lower", "range": ["seconds_min", "seconds_max"],
+                             "target": {"value": 3.0, "label": "target: stage + publish ≤ 3 s"}}]}
+    raise ValueError(f"unknown benchmark {kind!r}")
+
+
+def complete(kind, rows, title=None, source=""):
+    """rows of benchmark kind -> the normalized result (SCHEMA) that draw() takes."""
+    rows = [r for r in rows if r.get("path")]
+    if not rows:
+        raise ValueError(f"no {kind} rows")
+    res = {"schema": SCHEMA, "bench": kind, "title": title or kind, "source": source}
+    res.update(spec(kind, rows))
+    res["rows"] = rows
+    return res
+
+
 def parse_nbd_peers(tables):
     t = find_table(tables, "workload", "server", "iops", "p99 µs")
-    rows = [{"workload": col(t, r, "workload"),
+    return [{"workload": col(t, r, "workload"),
              "path": col(t, r, "server").replace("(best peer)", "").strip(),
              "iops": num(col(t, r, "iops")), "p99_us": num(col(t, r, "p99 µs"))}
             for r in t["rows"]]
-    return {"ours": ["rbd-nbdd"], "peers": ["nbdkit", "qemu-nbd"], "refs": [],
-            "figures": IO_FIGURES, "rows": rows}
 
 
 def parse_rbd_peers(tables):
     t = find_table(tables, "workload", "path", "iops", "p99 µs")
-    rows = [{"workload": col(t, r, "workload"), "path": col(t, r, "path"),
+    return [{"workload": col(t, r, "workload"), "path": col(t, r, "path"),
              "iops": num(col(t, r, "iops")), "p99_us": num(col(t, r, "p99 µs"))}
             for r in t["rows"]]
-    ours = sorted({r["path"] for r in rows if r["path"].startswith("rbd-nbdd")},
-                  key=lambda p: (len(p), p))
-    return {"ours": ours, "peers": ["fio-rbd", "qemu-nbd"], "refs": [],
-            "figures": IO_FIGURES, "rows": rows}
 
 
 def parse_kernel_devices(tables):
@@ -140,8 +171,7 @@ def parse_kernel_devices(tables):
         rows.append({"workload": f"{col(t, r, 'workload')} · {col(t, r, 'engine')}",
                      "path": col(t, r, "device"), "iops": num(iops),
                      "p99_us": num(col(t, r, "p99 µs"))})
-    return {"ours": ["rbd-nbdd"], "peers": ["rbd-nbd", "krbd"], "refs": ["brd"],
-            "figures": IO_FIGURES, "rows": rows}
+    return rows
 
 
 def parse_csi_controller(tables):
@@ -156,25 +186,14 @@ def parse_csi_controller(tables):
             rows.append({"workload": wl, "path": col(t, r, "path"),
                          "ops_per_s": num(col(t, r, op + "s/s")),
                          "p99_ms": num(col(t, r, op + " p99 ms"))})
-    return {"ours": ["controller"], "peers": ["rbd CLI"], "refs": ["librbd in process"],
-            "group_name": "call and concurrency",
-            "figures": [
-                {"name": "ops", "metric": "ops_per_s", "ylabel": "calls/s", "better": "higher"},
-                {"name": "p99", "metric": "p99_ms", "ylabel": "p99 latency (ms)", "better": "lower"}],
-            "rows": rows}
+    return rows
 
 
 def parse_csi_stage(tables):
     t = find_table(tables, "fs", "phase", "min", "median", "max")
-    rows = [{"workload": col(t, r, "phase").replace("*", "").strip(), "path": col(t, r, "fs"),
+    return [{"workload": col(t, r, "phase").replace("*", "").strip(), "path": col(t, r, "fs"),
              "seconds": num(col(t, r, "median")), "seconds_min": num(col(t, r, "min")),
              "seconds_max": num(col(t, r, "max"))} for r in t["rows"]]
-    return {"ours": sorted({r["path"] for r in rows}), "peers": [], "refs": [],
-            "series_name": "filesystem", "group_name": "phase",
-            "figures": [{"name": "time", "metric": "seconds", "ylabel": "seconds (median; min-max)",
-                         "better": "lower", "range": ["seconds_min", "seconds_max"],
-                         "target": {"value": 3.0, "label": "target: stage + publish ≤ 3 s"}}],
-            "rows": rows}
 
 
 PARSERS = {"nbd-peers": parse_nbd_peers, "rbd-peers": parse_rbd_peers,
@@ -187,15 +206,13 @@ def parse(path, text):
     kind = kind_of(path, text)
     tables = md_tables(text)
     try:
-        res = PARSERS[kind](tables)
+        rows = PARSERS[kind](tables)
     except (TypeError, ValueError, IndexError, AttributeError) as e:
         raise ValueError(f"{path}: no {kind} table found ({e.__class__.__name__}: {e})") from None
-    res["rows"] = [r for r in res["rows"] if r["path"]]
-    if not res["rows"]:
-        raise ValueError(f"{path}: the {kind} table has no rows")
-    res.update({"schema": SCHEMA, "bench": kind, "title": title_of(text, kind),
-                "source": os.path.basename(path)})
-    return res
+    try:
+        return complete(kind, rows, title_of(text, kind), os.path.basename(path))
+    except ValueError as e:
+        raise ValueError(f"{path}: {e}") from None
 
 
 def from_nbd_peers_raw(path, runs):
@@ -210,10 +227,18 @@ def from_nbd_peers_raw(path, runs):
     for k in order:
         rs = sorted(by[k], key=lambda r: r["iops"])
         m = rs[len(rs) // 2]
-        rows.append({"workload": k[0], "path": k[1], "iops": m["iops"], "p99_us": m["p99_us"]})
-    return {"schema": SCHEMA, "bench": "nbd-peers", "title": "NBD peers",
-            "source": os.path.basename(path), "ours": ["rbd-nbdd"],
-            "peers": ["nbdkit", "qemu-nbd"], "refs": [], "figures": IO_FIGURES, "rows": rows}
+        rows.append({"workload": k[0], "path": k[1], "iops": m["iops"], "p99_us": m["p99_us"],
+                     "p50_us": m["p50_us"], "mbps": m["mbps"], "cpu_us_per_io": m["cpu_us_per_io"]})
+    return complete("nbd-peers", rows, "NBD peers", os.path.basename(path))
+
+
+def write_rows(path, kind, rows, title=None, source=""):
+    """For the bench scripts: write their rows (full precision) as <base>.data.json."""
+    res = complete(kind, rows, title, source)
+    with open(path, "w", encoding="utf-8") as f:
+        json.dump(res, f, indent=1, ensure_ascii=False)
+        f.write("\n")
+    return res
 
 
 def load(path):
@@ -222,7 +247,8 @@ def load(path):
     if path.endswith(".json"):
         data = json.loads(text)
         if isinstance(data, dict) and data.get("schema") == SCHEMA:
-            return data
+            return complete(data["bench"], data["rows"], data.get("title"),
+                            data.get("source") or os.path.basename(path))
         if isinstance(data, list) and data and {"workload", "server", "iops"} <= set(data[0]):
             return from_nbd_peers_raw(path, data)
         raise ValueError(f"{path}: neither {SCHEMA} data nor nbd-peers raw runs")

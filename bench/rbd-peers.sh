@@ -310,6 +310,18 @@ for key, label in (("4k-randread-QD1", "4k randread QD1"), ("4k-randwrite-QD1", 
 targets = "\n".join(t)
 md = f"{header}\n\n{table}\n\n## CPU per I/O on the whole machine\n\n{cputable}\n\n## The issue's targets\n\n{targets}\n"
 open(out_md, "w").write(md)
+try:   # the rows at full precision, for bench/plot.py (after the table: that one is safe)
+    sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(out_md))))
+    import plot
+    plot.write_rows(out_md[:-3] + ".data.json", "rbd-peers", [
+        {"workload": label, "path": p, "rounds": len(runs[(key, p)]), "iops": med(key, p, "iops"),
+         "mbps": med(key, p, "mbs"), "p50_us": med(key, p, "p50"), "p99_us": med(key, p, "p99"),
+         "gateway_cpu_us_per_io": med(key, p, "gw"), "client_cpu_us_per_io": med(key, p, "client"),
+         "osd_cpu_us_per_io": med(key, p, "osd")}
+        for key, label in names for p in paths if (key, p) in runs],
+        header.splitlines()[0].lstrip("# "), os.path.basename(out_md))
+except Exception as e:
+    print(f"[rbd-peers] WARNING: no .data.json beside the table: {e}", file=sys.stderr)
 print(table)
 print()
 print(cputable)
