@@ -27,7 +27,8 @@ struct Export {
   // Optional: the export's I/O statistics (io_stats.h). Every Connection made
   // from this Export (or from a registry holding it) registers its cells here;
   // null records nothing (metrics off).
-  std::shared_ptr<DeviceIoStats> io_stats;
+  // (= nullptr: Export{name, description, backend} stays free of -Wmissing-field-initializers)
+  std::shared_ptr<DeviceIoStats> io_stats = nullptr;
 };
 
 // NBD transmission flags for these capabilities (HAS_FLAGS always set).
