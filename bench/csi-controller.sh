@@ -147,6 +147,7 @@ b 1800 "$PY" "$ROOT/bench/csi_controller_bench.py" --endpoint "unix://$SOCK" --p
   --size-gib "$SIZE_GIB" --rounds "$ROUNDS" --count "$COUNT" --cli-count "$CLI_COUNT" --conc "$CONC" \
   --peer-conc "$PEER_CONC" --journal-conc "$JOURNAL_CONC" --snaps "$SNAPS" --cycles "$CYCLES" \
   --mem-conc "$MEM_CONC" --ceph-pids "$(cat "$BENCH_DIR/run/mon.a.pid"),$(cat "$BENCH_DIR/run/osd.0.pid")" --raw "$OUT/latencies.json" --out-md "$OUT/report.md" --header "$HEADER" \
+  --out-data "$OUT/report.data.json" --data-source "$(basename "$OUT_MD")" \
   2> >(tee "$OUT/client.log" >&2) || rc=$?
 LOAD1=$(cut -d' ' -f1-3 /proc/loadavg)
 
@@ -158,5 +159,6 @@ pid=$CTL_PID; CTL_PID='' PID=''
 wait_checked rbd-nbdd-csi-controller "$pid" "$CTL_LOG" 30 || die "the controller did not stop cleanly"
 [ "$rc" = 0 ] || { show_log_tail "$CTL_LOG" 30; die "the benchmark failed (exit $rc); partial report and logs in $OUT"; }
 { cat "$OUT/report.md"; printf '\nHost load average (1/5/15 min) before the run: %s; after: %s.\n' "$LOAD0" "$LOAD1"; } >"$OUT_MD"
+[ ! -s "$OUT/report.data.json" ] || cp "$OUT/report.data.json" "${OUT_MD%.md}.data.json"   # full-precision rows
 bench_plot "$OUT_MD"   # -ops.png, -p99.png and .data.json beside it; never fails
 say "written: $OUT_MD (plots beside it; every latency in $OUT/latencies.json, logs in $OUT)"

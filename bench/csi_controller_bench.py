@@ -398,6 +398,38 @@ def rng(vals, fmt):
     return (fmt + " (" + fmt + "–" + fmt + ")") % (m, min(vals), max(vals))
 
 
+def data_rows(raw):
+    """The sweep's rows for bench/plot.py (csi-controller): per call kind, path, features and
+    concurrency, calls/s (median of the rounds) and p50/p99 in ms, at full precision."""
+    groups = {}
+    for r in raw["runs"]:
+        groups.setdefault((r["path"], r["features"], r["conc"]), []).append(r)
+    order = {"controller": 0, "rbd CLI": 1, "librbd in process": 2}
+    keys = sorted(groups, key=lambda k: (order.get(k[0], 9), len(k[1]), k[2]))
+    rows = []
+    for op in ("create", "delete"):
+        for k in keys:
+            runs = groups[k]
+            lat = [x for r in runs for x in r[op]]
+            rate = [len(r[op]) / r[op + "_wall"] for r in runs]
+            wl = f"{op}, {k[2]} in flight" + (" (journaling)" if "journaling" in k[1] else "")
+            rows.append({"workload": wl, "path": k[0], "features": k[1], "concurrency": k[2],
+                         "calls": len(lat), "ops_per_s": statistics.median(rate),
+                         "ops_per_s_rounds": rate, "p50_ms": pct(lat, 50) * 1e3,
+                         "p99_ms": pct(lat, 99) * 1e3})
+    return rows
+
+
+def write_data(path, raw, title, source):
+    """<result>.data.json through bench/plot.py's write_rows; a failure only warns."""
+    try:
+        sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+        import plot
+        plot.write_rows(path, "csi-controller", data_rows(raw), title, source)
+    except Exception as e:   # the table is written already: never lose the run for this
+        log(f"WARNING: no {path}: {e}")
+
+
 def report(raw, header):
     groups = {}
     for r in raw["runs"]:
@@ -532,6 +564,9 @@ def main():
     ap.add_argument("--raw", required=True, help="the raw JSON (every latency)")
     ap.add_argument("--out-md", required=True)
     ap.add_argument("--header", default="# CSI controller benchmark")
+    ap.add_argument("--out-data", help="also write the sweep's rows as JSON (bench/plot.py's "
+                    "schema) to this file")
+    ap.add_argument("--data-source", default="", help="the result's name, in --out-data")
     a = ap.parse_args()
     a.conc = [int(x) for x in a.conc.split(",") if x]
     a.peer_conc = [int(x) for x in a.peer_conc.split(",") if x]
@@ -553,6 +588,9 @@ def main():
         with open(a.out_md, "w") as f:
             f.write(md)
         print(md)
+        if a.out_data:
+            write_data(a.out_data, b.raw, a.header.splitlines()[0].lstrip("# "),
+                       a.data_source or os.path.basename(a.out_md))
     return rc
 
 
