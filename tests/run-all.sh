@@ -7,6 +7,7 @@
 #   deploy         tests/deploy/run.sh: deploy/kubernetes manifests + deploy/rbd-nbdd.service, static
 #   install-deps   tests/deploy/install_deps_test.sh: install-deps' package decisions (dpkg status, kubectl)
 #   shell-lib      tests/lib/test_common.sh: the shell test library itself (no build needed)
+#   bench-plots    tests/bench/plot_test.py: the benchmarks' PNG plots from committed fixtures
 #   build          cmake+ninja, RelWithDebInfo, into build/
 #   unit           ctest in build/
 #   build-asan     the same with -DRBDNBD_SANITIZE=ON (ASan+UBSan), as a unity build, into
@@ -173,6 +174,7 @@ else
     step deploy 300 bash "$ROOT/tests/deploy/run.sh"
     step install-deps 120 bash "$ROOT/tests/deploy/install_deps_test.sh"
     step shell-lib 120 bash "$ROOT/tests/lib/test_common.sh"
+    step bench-plots 180 /usr/bin/python3 "$ROOT/tests/bench/plot_test.py"
   fi
 
   # 1. The release build and its unit tests.
