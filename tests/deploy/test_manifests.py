@@ -8,7 +8,9 @@ examples against csi/README.md, the Secret and ConfigMap templates, the
 kustomization, and deploy/rbd-nbdd.service; then the controller side
 (controller_checks.py): the controller Deployment, its sidecars and RBAC, the
 StorageClasses and VolumeSnapshotClass against csi/controller/README.md, and the
-dynamic examples.
+dynamic examples; then metrics, probes and monitoring (monitoring_checks.py): the
+Grafana dashboard's queries against gateway/metrics/METRICS.md, --metrics-address,
+ports and scrape annotations, probe thresholds, the PodMonitor.
 
 Usage: test_manifests.py [--root REPO] [--quiet]
 Prints one line per check and "N passed, N failed"; exit 0 pass, 1 fail, 77 skip.
@@ -32,6 +34,7 @@ except ImportError:
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import controller_checks  # noqa: E402  (after the yaml probe: exit 77 first)
+import monitoring_checks  # noqa: E402
 
 DRIVER = "rbd-nbdd.csi.ceph.io"
 NAMESPACE = "rbd-nbdd"
@@ -255,7 +258,8 @@ def main():
         return finish()
 
     files = load_yaml_dir(k8s)
-    base = {rel: docs for rel, docs in files.items() if not rel.startswith("examples" + os.sep)
+    # monitoring/ (PodMonitor, dashboard) is applied apart: its CRD may be absent.
+    base = {rel: docs for rel, docs in files.items() if not rel.startswith(("examples" + os.sep, "monitoring" + os.sep))
             and rel != "kustomization.yaml"}
 
     # --- every document: apiVersion, kind, metadata.name --------------------------------
@@ -374,11 +378,7 @@ def main():
                          types={"DirectoryOrCreate"})
     check("daemon: does not mount /var/lib/kubelet (never holds pods' mounts)",
           not any(str(m.get("mountPath", "")).startswith(KUBELET_DIR) for m in dc.get("volumeMounts") or []))
-    for probe in ("readinessProbe", "livenessProbe"):
-        cmd = [str(x) for x in get(dc, probe, "exec", "command", default=[]) or []]
-        check(f"daemon: {probe} runs `rbd-nbdd status --control-socket {control}`",
-              len(cmd) >= 2 and posixpath.basename(cmd[0]) == "rbd-nbdd" and cmd[1] == "status"
-              and arg_value(cmd, "--control-socket") == control, str(cmd))
+    # The daemon's probes (exec `rbd-nbdd status` or HTTP): monitoring_checks.py.
     check("daemon: ServiceAccount defined in rbac.yaml",
           any(get(d, "metadata", "name") == dspec.get("serviceAccountName") for _, d in find("ServiceAccount", base)),
           repr(dspec.get("serviceAccountName")))
@@ -579,6 +579,16 @@ def main():
                               check_pod_spec=check_pod_spec, mount_source=mount_source, unknown_keys=unknown_keys,
                               NAMESPACE=NAMESPACE)
     controller_checks.run(t, files, base, driver_name, IMAGE, cluster_ids, root, node_sa)
+
+    # --- metrics, probes, monitoring (monitoring_checks.py) ----------------------------------------
+    t.skip = skip
+    ctl = next(((d, c) for _, d in find("Deployment", base)
+                for c in get(d, "spec", "template", "spec", "containers", default=[]) or []
+                if posixpath.basename((argv_of(c) or [""])[0]) == controller_checks.CONTROLLER_BIN), ({}, {}))
+    monitoring_checks.run(t, k8s, root, files, (dds, dc, get(dspec, "containers", default=[]) or []),
+                          (pds, pc, containers),
+                          (ctl[0], ctl[1], get(ctl[0], "spec", "template", "spec", "containers", default=[]) or []),
+                          control)
 
     # --- kustomization ----------------------------------------------------------------------------
     kust = files.get("kustomization.yaml", [{}])[0] if files.get("kustomization.yaml") else {}

@@ -1,8 +1,8 @@
 #!/usr/bin/python3
 """Self-check of test_manifests.py: every check must catch the breakage it exists for.
 
-Each mutation copies deploy/kubernetes, deploy/rbd-nbdd.service, README.md, csi/README.md and
-csi/controller/README.md into a temporary tree, replaces one exact string (which must occur exactly once), runs
+Each mutation copies deploy/kubernetes, deploy/rbd-nbdd.service, README.md, csi/README.md,
+csi/controller/README.md and gateway/metrics/METRICS.md into a temporary tree, replaces one exact string (which must occur exactly once), runs
 test_manifests.py --root TMP, and requires exit 1 with a FAIL line containing the
 expected check name. A mutation the test does not catch is a failure here.
 Prints one line per mutation and "N passed, N failed"; exit 0/1.
@@ -33,8 +33,12 @@ DYN = K + "examples/dynamic-pvc.yaml"
 SNAP = K + "examples/volumesnapshot.yaml"
 RST = K + "examples/pvc-from-snapshot.yaml"
 CTL_DOC = "csi/controller/README.md"
+METRICS_DOC = "gateway/metrics/METRICS.md"
+DASH = K + "monitoring/grafana-dashboard.json"
+PM = K + "monitoring/podmonitor.yaml"
+K_README = K + "README.md"
 # Copied into each tree besides deploy/kubernetes (a missing one fails test_manifests.py).
-DOCS = ("README.md", "csi/README.md", CTL_DOC)
+DOCS = ("README.md", "csi/README.md", CTL_DOC, METRICS_DOC)
 # Shaped like a cephx key (AQ + 38 base64 characters + ==): no file may hold one.
 FAKE_KEY = "AQ" + "B" * 38 + "=="
 
@@ -80,9 +84,6 @@ MUTATIONS = [
     (DS, "priorityClassName: system-node-critical", "priorityClassName: system-cluster-critical", "priorityClassName"),
     (DS, "mountPath: /lib/modules\n              " + RO, "mountPath: /lib/modules", "daemon: /lib/modules"),
     (DS, "path: /sys\n", "path: /host-sys\n", "daemon: /sys is hostPath"),
-    (DS, "command: [rbd-nbdd, status, --control-socket, /run/rbd-nbdd/control.sock]\n            periodSeconds: 10",
-     "command: [rbd-nbdd, list-mapped, --control-socket, /run/rbd-nbdd/control.sock]\n            periodSeconds: 10",
-     "readinessProbe runs"),
     (DS, "- rbd-nbdd\n            - daemon", "- rbd-nbdd-csi\n            - daemon", "exactly one DaemonSet runs `rbd-nbdd daemon`"),
     (DS, "imagePullPolicy: IfNotPresent", "imagePullPolicy: Always", "imagePullPolicy IfNotPresent"),
     (DS, "terminationGracePeriodSeconds: 60", "terminationGracePeriodSeconds: 5", "terminationGracePeriodSeconds"),
@@ -206,6 +207,72 @@ MUTATIONS = [
      "a VolumeSnapshotClass of this driver"),
     (RST, "    kind: VolumeSnapshot", "    kind: PersistentVolumeClaim", "dataSource is a VolumeSnapshot"),
     (RST, "      storage: 1Gi", "      storage: 512Mi", "at least as large"),
+    # --- metrics and probes of the three workloads ---
+    (DS, "- $(POD_IP):9480", "- $(POD_IP):9481", "daemon: --metrics-address HOST:PORT on the port METRICS.md"),
+    (DS, "- $(POD_IP):9480", "- 127.0.0.1:9480", "daemon: --metrics-address reachable"),
+    (DS, "fieldPath: status.podIP", "fieldPath: metadata.name", "daemon: --metrics-address reachable"),
+    (DS, 'prometheus.io/port: "9480"', 'prometheus.io/port: "9481"', "daemon: annotations prometheus.io/scrape"),
+    (DS, "- name: metrics\n              containerPort: 9480", "- name: metrics\n              containerPort: 9812",
+     "no two containers use the same node port"),
+    (DS, "path: /readyz", "path: /healthz", "daemon: readinessProbe is an httpGet on /readyz"),
+    (DS, "timeoutSeconds: 10\n            failureThreshold: 10", "timeoutSeconds: 10\n            failureThreshold: 3",
+     "daemon: liveness acts after >= 240 s"),
+    (DS, "timeoutSeconds: 10\n            failureThreshold: 10", "timeoutSeconds: 3\n            failureThreshold: 10",
+     "daemon: livenessProbe: timeoutSeconds > 5"),
+    (DS, "failureThreshold: 30", "failureThreshold: 3", "5 min before liveness counts"),
+    (DS, "path: /healthz\n              port: metrics\n            periodSeconds: 30",
+     "path: /healthz\n              port: 9481\n            periodSeconds: 30",
+     "daemon: livenessProbe is an httpGet on /healthz at a port of the container (9480)"),
+    (NP, "- $(POD_IP):9482", "- $(POD_IP):9480", "nodeplugin: --metrics-address HOST:PORT on the port"),
+    (NP, "containerPort: 9482", "containerPort: 9484", "nodeplugin: container port `metrics`"),
+    (NP, "failureThreshold: 12", "failureThreshold: 3", "nodeplugin: liveness window outlasts the daemon's startup"),
+    (NP, "--probe-timeout=8s", "--probe-timeout=20s", "nodeplugin: readinessProbe timeoutSeconds above"),
+    (NP, "          readinessProbe:\n            httpGet:\n              path: /healthz\n              port: healthz\n"
+         "            periodSeconds: 10\n            timeoutSeconds: 10\n            failureThreshold: 3\n", "",
+     "nodeplugin: has a livenessProbe and a readinessProbe"),
+    (CTL, 'prometheus.io/scrape: "true"', 'prometheus.io/scrape: "false"', "controller: annotations prometheus.io/scrape"),
+    (CTL, "prometheus.io/path: /metrics", "prometheus.io/path: /stats", "controller: annotations prometheus.io/scrape"),
+    (CTL, "            - --metrics-address\n            - $(POD_IP):9483\n", "",
+     "controller: --metrics-address HOST:PORT"),
+    (CTL, "          readinessProbe:\n            httpGet:\n              path: /healthz\n              port: healthz\n"
+          "            periodSeconds: 10\n            timeoutSeconds: 5\n            failureThreshold: 3\n", "",
+     "controller: has a livenessProbe and a readinessProbe"),
+    # --- the PodMonitor and the monitoring kustomization ---
+    (PM, "    - port: metrics", "    - port: http-metrics", "PodMonitor: scrapes the daemon pods' port 9480"),
+    (PM, "          - rbd-nbdd-csi-controller\n", "", "PodMonitor: selects the controller pods"),
+    (PM, "    matchNames:\n      - rbd-nbdd", "    matchNames:\n      - default", "PodMonitor: looks in namespace"),
+    (PM, "apiVersion: monitoring.coreos.com/v1", "apiVersion: monitoring.coreos.com/v1alpha1", "one PodMonitor"),
+    (PM, "scrapeTimeout: 10s", "scrapeTimeout: 2s", "scrapeTimeout <= interval"),
+    (K + "kustomization.yaml", "  - csi-controller.yaml\n", "  - csi-controller.yaml\n  - monitoring/podmonitor.yaml\n",
+     "base kustomization: nothing of monitoring/"),
+    (K + "monitoring/kustomization.yaml", "      - grafana-dashboard.json", "      - dashboard.json",
+     "monitoring/kustomization.yaml: the PodMonitor and the dashboard"),
+    # --- the Grafana dashboard against METRICS.md ---
+    (DASH, "rate(rbdnbd_device_bytes_total{", "rate(rbdnbd_device_byte_total{", "names only metrics of METRICS.md"),
+    (DASH, "rbdnbd_device_inflight_requests{", "rbdnbd_device_inflight_requests_bucket{", "names only metrics of METRICS.md"),
+    (DASH, "sum by (method, code) (", "sum by (method, errno) (", "filters and groups only by labels"),
+    (DASH, 'rbdnbd_csi_rpcs_total{instance=~\\"$instance\\", code!=', 'rbdnbd_csi_rpcs_total{instance=~\\"$instance\\", errno!=',
+     "filters and groups only by labels"),
+    (DASH, "sum by (method, le) (", "sum by (method) (", "grouped by le"),
+    (DASH, "> 0)\"", "> 0\"", "PromQL parses"),
+    (DASH, '(rate(rbdnbd_device_stalled_seconds_total{instance=~\\"$instance\\", device=~\\"$device\\"}',
+     '(rate(rbdnbd_device_stalled_seconds_total{instance=~\\"$instance\\", device=~\\"$dev\\"}',
+     "uses only defined variables"),
+    (DASH, "(rate(rbdnbd_device_stalled_seconds_total{", "(rate(rbdnbd_device_reattaches_total{", "covers IOPS"),
+    (DASH, '"id": 26,', '"id": 25,', "unique"),
+    (DASH, '"uid": "rbd-nbdd",', '"uid": "rbd-nbdd"', "valid JSON"),
+    (DASH, '"query": "label_values(rbdnbd_uptime_seconds, instance)"', '"query": "label_values(rbdnbd_uptime, instance)"',
+     "dashboard variable instance: label_values of a contract metric"),
+    (METRICS_DOC, "| rbdnbd_device_reattaches_total |", "| rbdnbd_device_reattach_total |",
+     "names only metrics of METRICS.md"),
+    (METRICS_DOC, "| rbdnbd_csi_rpcs_total | counter | method, code |", "| rbdnbd_csi_rpcs_total | counter | method |",
+     "filters and groups only by labels"),
+    (K_README, "## Monitoring", "## Metrics", "a Monitoring section"),
+] + ([
+    # Balanced brackets, names and labels all fine, but not PromQL: only promtool sees it.
+    (DASH, "histogram_quantile(0.99, sum by (method, le) (", "histogram_quantile(0.99, sum by (method, le) + (",
+     "promtool check rules parses"),
+] if shutil.which("promtool") else []) + [
     # --- the documents the checks read ---
     ("README.md", "then `ceph auth get-key client.kube`.", "then `ceph auth get-key client.admin`.",
      "README.md: the dynamic walk-through"),
