@@ -8,16 +8,24 @@
 //   time: GET or HEAD of a registered path calls its handler on that thread and
 //   answers 200 with the handler's body and content type; other paths 404, other
 //   methods 405, a malformed or oversized (> 8 KiB) request 400; every response closes
-//   the connection. A client that sends nothing is dropped after 5 s, so one stuck
-//   client delays the next scrape by at most that.
+//   the connection. A client has 5 s (set_client_timeout) to send its request and
+//   read the answer, else it is dropped unanswered, so one stuck client delays the
+//   next scrape by at most that (plus <= 1 s of reading what a client still sends
+//   after the answer, so that closing doesn't reset the connection under it).
+// * Addresses are numeric (no resolver): IPv4 "A.B.C.D:PORT", IPv6 "[ADDR]:PORT",
+//   ":PORT" for every address (IPv6 dual-stack, or IPv4 only on a host without
+//   IPv6). Port 0 binds a free port: port() tells which.
 // * Handlers run on the endpoint's thread: they must read shared state the way
 //   stat_cells.h allows (relaxed loads), or take a lock the data path never takes.
 // * Stop() (any thread but the endpoint's; idempotent; the destructor calls it) closes
-//   the listener and joins the thread.
+//   the listener and joins the thread. It wakes the thread at once, even in the
+//   middle of a connection (an eventfd in every poll()); only a running handler
+//   delays it.
 // * Errors are a Result on the control path: a bad address or a port in use is an
 //   error message naming it; nothing is thrown.
 #pragma once
 
+#include <chrono>
 #include <functional>
 #include <map>
 #include <memory>
@@ -46,6 +54,9 @@ class HttpEndpoint {
 
   // Before Start(): path ("/metrics", "/healthz") -> handler.
   void Handle(std::string path, Handler handler);
+  // Before Start(): how long one client may take to send its request and read the
+  // answer (default 5 s). Tests shorten it; a daemon has no reason to.
+  void set_client_timeout(std::chrono::milliseconds timeout);
   Result<void> Start(const std::string& address);
   void Stop();
 
@@ -54,7 +65,9 @@ class HttpEndpoint {
 
  private:
   void Run();
+  bool Serve(int fd);  // one connection; false when Stop() interrupted it
   std::map<std::string, Handler> handlers_;
+  std::chrono::milliseconds client_timeout_{5000};
   UniqueFd listen_fd_;
   UniqueFd stop_fd_;  // eventfd that wakes the thread for Stop()
   std::thread thread_;

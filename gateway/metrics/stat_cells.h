@@ -46,6 +46,15 @@ inline constexpr std::array<double, 20> kLatencyBounds = {
     0.000025, 0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025,
     0.05,     0.1,     0.25,   0.5,     1.0,    2.5,   5.0,    10.0,  20.0,  30.0};
 
+// The same bounds in whole nanoseconds, so that Observe() compares integers: in
+// doubles 25000 * 1e-9 > 0.000025, which would put an observation of exactly 25 µs
+// above the bucket whose bound (le: "less or equal") is 25 µs.
+inline constexpr std::array<uint64_t, kLatencyBounds.size()> kLatencyBoundsNs = [] {
+  std::array<uint64_t, kLatencyBounds.size()> ns{};
+  for (size_t i = 0; i < ns.size(); ++i) ns[i] = static_cast<uint64_t>(kLatencyBounds[i] * 1e9 + 0.5);
+  return ns;
+}();
+
 // A plain copy of a histogram, for sums and for the exposition writer.
 struct HistogramSnapshot {
   std::array<uint64_t, kLatencyBounds.size() + 1> buckets{};  // per bucket, not cumulative; last = +Inf
@@ -64,18 +73,21 @@ class LatencyHistogram {
   // Writer thread. `ns`: the observed latency in nanoseconds.
   void Observe(uint64_t ns) {
     size_t i = 0;
-    const double s = static_cast<double>(ns) * 1e-9;
-    while (i < kLatencyBounds.size() && s > kLatencyBounds[i]) ++i;
+    while (i < kLatencyBoundsNs.size() && ns > kLatencyBoundsNs[i]) ++i;
     Bump(buckets_[i], 1);
-    Bump(count_, 1);
     Bump(sum_ns_, ns);
   }
-  // Any thread.
+  // Any thread. count is the total of the buckets read, so the exposition's
+  // le="+Inf" bucket and _count always agree (Prometheus expects them equal); only
+  // the sum may be a few observations off.
   HistogramSnapshot Snapshot() const {
     HistogramSnapshot s;
-    for (size_t i = 0; i < buckets_.size(); ++i) s.buckets[i] = buckets_[i].load(std::memory_order_relaxed);
-    s.count = count_.load(std::memory_order_relaxed);
-    s.sum_seconds = static_cast<double>(sum_ns_.load(std::memory_order_relaxed)) * 1e-9;
+    for (size_t i = 0; i < buckets_.size(); ++i) {
+      s.buckets[i] = buckets_[i].load(std::memory_order_relaxed);
+      s.count += s.buckets[i];
+    }
+    // Divided, not multiplied by 1e-9: correctly rounded, so 60003050001 ns prints 60.003050001.
+    s.sum_seconds = static_cast<double>(sum_ns_.load(std::memory_order_relaxed)) / 1e9;
     return s;
   }
 
@@ -84,7 +96,6 @@ class LatencyHistogram {
     a.store(a.load(std::memory_order_relaxed) + n, std::memory_order_relaxed);
   }
   std::array<std::atomic<uint64_t>, kLatencyBounds.size() + 1> buckets_{};
-  std::atomic<uint64_t> count_{0};
   std::atomic<uint64_t> sum_ns_{0};
 };
 
