@@ -44,6 +44,26 @@ Result<void> JsonFields::Optional(const char* key, Secret* out) const {
   return {};
 }
 
+Result<void> JsonFields::OptionalSigned(const char* key, int64_t* out, int64_t lo, int64_t hi) const {
+  const json* v = Find(key);
+  if (v == nullptr) return {};
+  int64_t n = 0;
+  if (v->is_number_integer() && !v->is_number_unsigned()) {
+    n = v->get<int64_t>();
+  } else if (v->is_number_unsigned() && v->get<uint64_t>() <= static_cast<uint64_t>(hi)) {
+    n = static_cast<int64_t>(v->get<uint64_t>());
+  } else if (v->is_number_unsigned()) {
+    return Unexpected(Error{code_, fmt::format("{}: '{}' must be {}..{}", what_, key, lo, hi)});
+  } else {
+    return Bad(key, "must be a whole number");
+  }
+  if (n < lo || n > hi) {
+    return Unexpected(Error{code_, fmt::format("{}: '{}' must be {}..{}, not {}", what_, key, lo, hi, n)});
+  }
+  *out = n;
+  return {};
+}
+
 Result<void> JsonFields::Required(const char* key, std::string* out) const {
   if (Find(key) == nullptr) return Bad(key, "is required");
   RBDNBD_API_TRY(Optional(key, out));

@@ -56,6 +56,9 @@ class JsonFields {
     return {};
   }
 
+  // A signed whole number in lo..hi (e.g. -1 as "none").
+  Result<void> OptionalSigned(const char* key, int64_t* out, int64_t lo, int64_t hi) const;
+
   Result<void> Required(const char* key, std::string* out) const;
   Result<void> Required(const char* key, bool* out) const;
 

@@ -14,8 +14,10 @@
 //   detach  -> {"op":"detach","target":"kube/pvc-1"}                 <- {"ok":true}
 //   list    -> {"op":"list"}
 //           <- {"ok":true,"devices":[{"device":"/dev/nbd0","index":0,"spec":"kube/pvc-1",
-//               "state":"mapped","last_error":"","reattach_attempts":0,...}],"pid":812,
-//               "nbd_driver":true,"netlink":true}
+//               "state":"mapped","last_error":"","reattach_attempts":0,...,
+//               "health":{"state":"mapped","last_error":"","last_error_time":0,
+//                         "seconds_since_last_io":3,"inflight":0,"recent_errors":0,
+//                         "stalled":false}}],"pid":812,"nbd_driver":true,"netlink":true}
 //   status  -> {"op":"status"}                                       <- as list
 //   any op  <- {"ok":false,"errno":2,"error":"image 'kube/pvc-9' does not exist"}
 //
@@ -31,8 +33,8 @@
 // * Defaults are the daemon's when a field is absent or null, so a request
 //   from an older client decodes as it did before; unknown fields are ignored,
 //   so an older daemon accepts a newer client's request. Replies from older
-//   daemons lack the newer fields (state, last_error, ..., nbd_driver): those
-//   decode to their defaults (state "mapped", nbd_driver unset).
+//   daemons lack the newer fields (state, last_error, ..., nbd_driver, health):
+//   those decode to their defaults (state "mapped", nbd_driver and health unset).
 // * The codec is codec.h, the socket helpers are socket.h.
 #pragma once
 
@@ -111,6 +113,28 @@ enum class DeviceState {
   kUnmapping,    // an unmap (or detach) is in progress
 };
 
+// How a device is doing, for people (status, list-mapped) and for the CSI
+// plugin's VolumeCondition. The wire names are fixed (the plugin reads them):
+//   "state"                  as DeviceEntry's state
+//   "last_error"             the last failure the daemon saw on this device (a failed
+//                            reattach try, or a request answered with an error); kept
+//                            after recovery, so it is history, not the current state
+//   "last_error_time"        when, Unix seconds; 0: none
+//   "seconds_since_last_io"  seconds since the last completed request; -1: none yet
+//   "inflight"               requests at the backend now
+//   "recent_errors"          requests answered with an error in the last 60 s
+//   "stalled"                reattaching, or requests in flight and none completed
+//                            for 30 s or more
+struct DeviceHealth {
+  DeviceState state = DeviceState::kMapped;
+  std::string last_error;
+  uint64_t last_error_time = 0;
+  int64_t seconds_since_last_io = -1;
+  uint64_t inflight = 0;
+  uint64_t recent_errors = 0;
+  bool stalled = false;
+};
+
 // One device of a list/status reply.
 struct DeviceEntry {
   std::string device;  // /dev/nbdN, required
@@ -132,6 +156,7 @@ struct DeviceEntry {
   std::string last_error;        // why the last reattach try failed; may be empty
   uint64_t last_error_unix = 0;  // when, seconds since the epoch; 0: never
   uint32_t reattach_attempts = 0;
+  std::optional<DeviceHealth> health;  // unset: an older daemon
 };
 
 // The reply to list and status.

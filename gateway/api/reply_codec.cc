@@ -1,6 +1,7 @@
 // The replies of codec.h: mapped (map, attach), ok (unmap, detach), status
 // (list, status) and the error reply of any op.
 #include <cerrno>
+#include <limits>
 
 #include "api/codec.h"
 #include "api/json_fields.h"
@@ -20,8 +21,18 @@ const char* DeviceStateName(DeviceState state) {
 
 namespace {
 
+json HealthJson(const DeviceHealth& h) {
+  return json{{"state", DeviceStateName(h.state)},
+              {"last_error", h.last_error},
+              {"last_error_time", h.last_error_time},
+              {"seconds_since_last_io", h.seconds_since_last_io},
+              {"inflight", h.inflight},
+              {"recent_errors", h.recent_errors},
+              {"stalled", h.stalled}};
+}
+
 json DeviceJson(const DeviceEntry& d) {
-  return json{{"device", d.device},
+  json j{{"device", d.device},
               {"index", d.index},
               {"spec", d.spec},
               {"cookie", d.cookie},
@@ -40,6 +51,8 @@ json DeviceJson(const DeviceEntry& d) {
               {"last_error", d.last_error},
               {"last_error_unix", d.last_error_unix},
               {"reattach_attempts", d.reattach_attempts}};
+  if (d.health) j["health"] = HealthJson(*d.health);
+  return j;
 }
 
 json StatusJson(const StatusReply& r) {
@@ -82,6 +95,38 @@ Result<void> OptionalOf(const JsonFields& f, const char* key, std::optional<T>* 
   return {};
 }
 
+// "mapped", "reattaching" or "unmapping" in field `key` of `f`.
+Result<void> DecodeState(const JsonFields& f, const char* key, DeviceState* out) {
+  std::string state = DeviceStateName(*out);
+  RBDNBD_API_TRY(f.Optional(key, &state));
+  if (state == "mapped") {
+    *out = DeviceState::kMapped;
+  } else if (state == "reattaching") {
+    *out = DeviceState::kReattaching;
+  } else if (state == "unmapping") {
+    *out = DeviceState::kUnmapping;
+  } else {
+    return f.Bad(key, fmt::format("must be mapped, reattaching or unmapping, not '{}'", state));
+  }
+  return {};
+}
+
+Result<DeviceHealth> DecodeHealth(const json& j, const std::string& device_what) {
+  std::string what = device_what + ": health";
+  if (!j.is_object()) return Err(EPROTO, "{} is not an object", what);
+  JsonFields f(j, EPROTO, what);
+  DeviceHealth h;
+  RBDNBD_API_TRY(DecodeState(f, "state", &h.state));
+  RBDNBD_API_TRY(f.Optional("last_error", &h.last_error));
+  RBDNBD_API_TRY(f.Optional("last_error_time", &h.last_error_time));
+  RBDNBD_API_TRY(f.OptionalSigned("seconds_since_last_io", &h.seconds_since_last_io, -1,
+                                  std::numeric_limits<int64_t>::max()));
+  RBDNBD_API_TRY(f.Optional("inflight", &h.inflight));
+  RBDNBD_API_TRY(f.Optional("recent_errors", &h.recent_errors));
+  RBDNBD_API_TRY(f.Optional("stalled", &h.stalled));
+  return h;
+}
+
 Result<DeviceEntry> DecodeDevice(const json& j, size_t i) {
   std::string what = fmt::format("status reply: devices[{}]", i);
   if (!j.is_object()) return Err(EPROTO, "{} is not an object", what);
@@ -102,18 +147,15 @@ Result<DeviceEntry> DecodeDevice(const json& j, size_t i) {
   RBDNBD_API_TRY(f.Optional("reattach_timeout", &d.reattach_timeout_s));
   RBDNBD_API_TRY(f.Optional("client_name", &d.client_name));
   RBDNBD_API_TRY(f.Optional("kernel_connected", &d.kernel_connected));
-  std::string state = DeviceStateName(d.state);
-  RBDNBD_API_TRY(f.Optional("state", &state));
-  if (state == "reattaching") {
-    d.state = DeviceState::kReattaching;
-  } else if (state == "unmapping") {
-    d.state = DeviceState::kUnmapping;
-  } else if (state != "mapped") {
-    return f.Bad("state", fmt::format("must be mapped, reattaching or unmapping, not '{}'", state));
-  }
+  RBDNBD_API_TRY(DecodeState(f, "state", &d.state));
   RBDNBD_API_TRY(f.Optional("last_error", &d.last_error));
   RBDNBD_API_TRY(f.Optional("last_error_unix", &d.last_error_unix));
   RBDNBD_API_TRY(f.Optional("reattach_attempts", &d.reattach_attempts));
+  if (f.Has("health")) {
+    auto h = DecodeHealth(j["health"], what);
+    if (!h) return Unexpected(h.error());
+    d.health = std::move(h).value();
+  }
   return d;
 }
 

@@ -252,6 +252,8 @@ StatusReply FullStatus() {
   a.last_error = "cannot connect to the cluster as client.kube: timed out";
   a.last_error_unix = 1764690000;
   a.reattach_attempts = 5;
+  a.health = DeviceHealth{DeviceState::kReattaching, "cannot connect to the cluster as client.kube: timed out",
+                          1764690000, 42, 3, 7, true};
   DeviceEntry b;
   b.device = "/dev/nbd9";
   b.index = 9;
@@ -261,6 +263,8 @@ StatusReply FullStatus() {
   c.index = 3;
   c.spec = "rbd/going";
   c.state = DeviceState::kUnmapping;
+  c.health = DeviceHealth{};  // a device that never did I/O: seconds_since_last_io -1
+  c.health->state = DeviceState::kUnmapping;
   s.devices = {a, b, c};
   s.pid = 4242;
   s.nbd_driver = true;
@@ -287,6 +291,16 @@ void ExpectSameDevice(const DeviceEntry& a, const DeviceEntry& b) {
   EXPECT_EQ(a.last_error, b.last_error);
   EXPECT_EQ(a.last_error_unix, b.last_error_unix);
   EXPECT_EQ(a.reattach_attempts, b.reattach_attempts);
+  ASSERT_EQ(a.health.has_value(), b.health.has_value());
+  if (a.health) {
+    EXPECT_EQ(a.health->state, b.health->state);
+    EXPECT_EQ(a.health->last_error, b.health->last_error);
+    EXPECT_EQ(a.health->last_error_time, b.health->last_error_time);
+    EXPECT_EQ(a.health->seconds_since_last_io, b.health->seconds_since_last_io);
+    EXPECT_EQ(a.health->inflight, b.health->inflight);
+    EXPECT_EQ(a.health->recent_errors, b.health->recent_errors);
+    EXPECT_EQ(a.health->stalled, b.health->stalled);
+  }
 }
 
 TEST(ApiCodecTest, StatusReplyRoundTripsEveryField) {
@@ -319,6 +333,63 @@ TEST(ApiCodecTest, StatusReplyOfAnOlderDaemonDecodesToDefaults) {
   EXPECT_EQ(back->devices[0].size, 1073741824u);
   EXPECT_FALSE(back->nbd_driver.has_value());
   EXPECT_FALSE(back->netlink.has_value());
+  EXPECT_FALSE(back->devices[0].health.has_value());
+}
+
+TEST(ApiCodecTest, HealthHasTheWireNamesThePluginReads) {
+  StatusReply s = FullStatus();
+  std::string line = EncodeReply(s);
+  EXPECT_NE(line.find(R"("health":{"inflight":3,"last_error":"cannot connect to the cluster as client.kube: )"
+                      R"(timed out","last_error_time":1764690000,"recent_errors":7,"seconds_since_last_io":42,)"
+                      R"("stalled":true,"state":"reattaching"})"),
+            std::string::npos)
+      << line;
+  EXPECT_NE(line.find(R"("seconds_since_last_io":-1)"), std::string::npos) << line;
+  // A device without health (b) has no "health" key at all: two of three have one.
+  size_t healths = 0;
+  for (size_t at = line.find(R"("health":)"); at != std::string::npos; at = line.find(R"("health":)", at + 1)) healths++;
+  EXPECT_EQ(healths, 2u) << line;
+  auto back = DecodeStatusReply(line);
+  ASSERT_TRUE(back.has_value()) << back.error().message;
+  EXPECT_FALSE(back->devices[1].health.has_value());
+  ASSERT_TRUE(back->devices[2].health.has_value());
+  EXPECT_EQ(back->devices[2].health->seconds_since_last_io, -1);
+}
+
+TEST(ApiCodecTest, HealthFieldsAbsentFromAPartialObjectTakeTheirDefaults) {
+  // A daemon that sends fewer health fields (or a newer one that adds more).
+  auto back = DecodeStatusReply(
+      R"({"ok":true,"devices":[{"device":"/dev/nbd1","spec":"rbd/a","health":{"stalled":true,"future":1}}]})");
+  ASSERT_TRUE(back.has_value()) << back.error().message;
+  ASSERT_TRUE(back->devices[0].health.has_value());
+  const DeviceHealth& h = *back->devices[0].health;
+  EXPECT_TRUE(h.stalled);
+  EXPECT_EQ(h.state, DeviceState::kMapped);
+  EXPECT_EQ(h.seconds_since_last_io, -1);
+  EXPECT_EQ(h.inflight, 0u);
+  EXPECT_EQ(h.recent_errors, 0u);
+  EXPECT_EQ(h.last_error_time, 0u);
+  // "health": null is an older daemon too.
+  back = DecodeStatusReply(R"({"ok":true,"devices":[{"device":"/dev/nbd1","spec":"rbd/a","health":null}]})");
+  ASSERT_TRUE(back.has_value()) << back.error().message;
+  EXPECT_FALSE(back->devices[0].health.has_value());
+}
+
+TEST(ApiCodecTest, MalformedHealthIsEprotoAndNamesTheField) {
+  struct Case { const char* health; const char* needle; } cases[] = {
+      {"7", "devices[0]: health is not an object"},
+      {R"({"state":"lost"})", "health: 'state' must be mapped, reattaching or unmapping"},
+      {R"({"seconds_since_last_io":-2})", "health: 'seconds_since_last_io' must be -1.."},
+      {R"({"seconds_since_last_io":1.5})", "'seconds_since_last_io' must be a whole number"},
+      {R"({"inflight":-1})", "health: 'inflight' must be a non-negative"},
+      {R"({"stalled":"no"})", "health: 'stalled' must be true or false"},
+      {R"({"last_error":1})", "health: 'last_error' must be a string"},
+  };
+  for (const auto& c : cases) {
+    std::string text = std::string(R"({"ok":true,"devices":[{"device":"/dev/nbd0","spec":"rbd/a","health":)") +
+                       c.health + "}]}";
+    ExpectError(DecodeStatusReply(text), EPROTO, c.needle, text);
+  }
 }
 
 TEST(ApiCodecTest, MalformedRepliesAreEprotoAndNameTheField) {
