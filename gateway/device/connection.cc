@@ -108,6 +108,10 @@ void Connection::EnterTransmission(const nbd::ExportInfo& info) {
   view_.size = info.size;
   view_.transmission_flags = info.transmission_flags;
   view_.max_length = std::min<uint32_t>(info.max_block, nbd::kMaxRequestLength);
+  if (export_.io_stats) {
+    io_stats_ = export_.io_stats->Open();
+    cells_ = io_stats_.cells();
+  }
   phase_ = Phase::kTransmission;
   handshake_.reset();
   spdlog::debug("{}: serving export '{}' ({} bytes, flags {:#x})", peer_, export_.name,
@@ -232,6 +236,7 @@ bool Connection::ParseOneRequest() {
                    req.type, req.offset, req.length, req.flags, strerror(verdict.error));
     }
     s->nbd_error = nbd::ErrnoToNbd(verdict.error);
+    s->err = verdict.error;
     discard_left_ = verdict.payload;
     QueueReply(s);
     return true;
@@ -241,6 +246,7 @@ bool Connection::ParseOneRequest() {
     s->data = s->buf;
     if (s->buf == nullptr) {
       s->nbd_error = nbd::kNbdENOMEM;
+      s->err = ENOMEM;
       discard_left_ = verdict.payload;
       QueueReply(s);
       return true;
@@ -287,6 +293,14 @@ Connection::Slot* Connection::AllocSlot(const nbd::Request& req) {
   s->length = req.length;
   s->cookie = req.cookie;
   s->nbd_error = 0;
+  s->err = 0;
+  s->op = -1;
+  if (cells_ != nullptr) {
+    if (auto op = IoOpOfNbdCommand(req.type)) {
+      s->op = static_cast<int8_t>(*op);
+      s->received_ns = MonotonicNowNs();
+    }
+  }
   s->reply_payload = false;
   s->buf = nullptr;
   s->buf_cap = 0;
@@ -303,13 +317,16 @@ void Connection::FreeSlot(Slot* s) {
 
 void Connection::SubmitToBackend(Slot* s) {
   inflight_++;
+  if (cells_ != nullptr) cells_->SetInflight(static_cast<int64_t>(inflight_));
   export_.backend->Submit(loop_, *s);  // may complete inline
 }
 
 void Connection::OnIoDone(Slot* s, int result) {
   inflight_--;
+  if (cells_ != nullptr) cells_->SetInflight(static_cast<int64_t>(inflight_));
   if (result < 0) {
     s->nbd_error = nbd::ErrnoToNbd(-result);
+    s->err = -result;
     if (stats_.errors < kLoggedErrors) {
       spdlog::warn("{}: {} offset {} length {} failed: {}", peer_, IoTypeName(s->type), s->offset,
                    s->length, strerror(-result));
@@ -329,6 +346,10 @@ void Connection::OnIoDone(Slot* s, int result) {
 
 void Connection::QueueReply(Slot* s) {
   if (s->nbd_error != 0) stats_.errors++;
+  if (cells_ != nullptr && s->op >= 0) {
+    IoOp op = static_cast<IoOp>(s->op);
+    cells_->Done(op, op == IoOp::kFlush ? 0 : s->length, s->err, s->received_ns, MonotonicNowNs());
+  }
   if (socket_dead_) {
     FreeSlot(s);
     MaybeFinish();
@@ -471,6 +492,9 @@ void Connection::MaybeFinish() {
   send_queue_.clear();
   phase_ = Phase::kClosed;
   fd_.Reset();
+  // Folded into the export's totals now: a closed connection is not live.
+  cells_ = nullptr;
+  io_stats_ = IoStatsHandle();
   spdlog::debug("{}: closed after {} requests ({} errors)", peer_, stats_.requests, stats_.errors);
   // Moved out first: the callback may delete this connection, and with it
   // on_closed_ itself, while the callback is still running.

@@ -51,6 +51,7 @@
 #include "backend/backend.h"
 #include "common/unique_fd.h"
 #include "device/export.h"
+#include "device/io_stats.h"
 #include "nbd/handshake.h"
 #include "nbd/request_codec.h"
 #include "uring/buffer_pool.h"
@@ -109,6 +110,9 @@ class Connection {
     uint8_t* buf = nullptr;
     size_t buf_cap = 0;
     uint32_t nbd_error = 0;
+    int err = 0;                 // the errno behind nbd_error, for the statistics
+    int8_t op = -1;              // IoOp, or -1: not counted (CACHE, unknown)
+    uint64_t received_ns = 0;    // header parsed (MonotonicNowNs), when counted
     bool reply_payload = false;  // a successful READ sends `length` bytes
     uint8_t reply[16] = {};
   };
@@ -209,6 +213,11 @@ class Connection {
   bool cancel_inflight_ = false;
 
   ConnectionStats stats_;
+  // The export's statistics (io_stats.h), registered when transmission starts
+  // and folded into the export's totals at close; cells_ is null when the
+  // export has none (metrics off).
+  IoStatsHandle io_stats_;
+  IoCells* cells_ = nullptr;
 };
 
 }  // namespace rbdnbd

@@ -161,6 +161,7 @@ class DeviceIoStats : public std::enable_shared_from_this<DeviceIoStats> {
   friend class IoStatsHandle;
   DeviceIoStats() = default;
   void Close(std::unique_ptr<IoCells> cells);
+  static void AddCells(const IoCells& c, IoStatsSnapshot* out);
 
   mutable std::mutex mu_;
   std::vector<IoCells*> live_;  // owned by their handles
