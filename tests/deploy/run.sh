@@ -5,6 +5,9 @@
 #      (one line per check, "N passed, N failed").
 #   2. test_mutations.py: breaks one field at a time in a temporary copy and requires
 #      test_manifests.py to fail on the right check (so no check is vacuous).
+#   3. dashboard_prometheus.py: every Grafana dashboard query on a real Prometheus
+#      (Debian's prometheus) scraping synthetic series shaped by gateway/metrics/METRICS.md;
+#      each must return data (skipped without /usr/bin/prometheus).
 # Exit 0 pass, 1 fail, 77 skip (no /usr/bin/python3 or no python3-yaml).
 # /usr/bin/python3 explicitly: the first python3 on PATH may lack Debian's modules.
 set -uo pipefail
@@ -18,7 +21,10 @@ echo "--- test_manifests.py"
 [ "$rc1" = 77 ] && exit 77
 echo "--- test_mutations.py (each broken copy must fail the right check)"
 "$PY" "$HERE/test_mutations.py"; rc2=$?
-if [ "$rc1" = 0 ] && [ "$rc2" = 0 ]; then
+echo "--- dashboard_prometheus.py (the dashboard's queries on a real Prometheus)"
+"$PY" "$HERE/dashboard_prometheus.py"; rc3=$?
+[ "$rc3" = 77 ] && rc3=0
+if [ "$rc1" = 0 ] && [ "$rc2" = 0 ] && [ "$rc3" = 0 ]; then
   echo "deploy: PASS"; exit 0
 fi
-echo "deploy: FAIL (manifests rc $rc1, mutations rc $rc2)"; exit 1
+echo "deploy: FAIL (manifests rc $rc1, mutations rc $rc2, dashboard on prometheus rc $rc3)"; exit 1
