@@ -173,6 +173,15 @@ auto Call(const std::string& socket, std::string request, Decode decode,
   return decode(*line);
 }
 
+// The health column: "ok", "STALLED", "errors:N" (answered with an error in
+// the last 60 s), or "-" from a daemon that does not report health.
+std::string HealthWord(const api::DeviceEntry& d) {
+  if (!d.health) return "-";
+  if (d.health->stalled) return "STALLED";
+  if (d.health->recent_errors > 0) return "errors:" + std::to_string(d.health->recent_errors);
+  return "ok";
+}
+
 // 0, or prints why the call failed and returns 1.
 template <typename T>
 int Report(const Result<T>& reply) {
@@ -228,12 +237,20 @@ int RunClientCommand(const char* cmd, int argc, char** argv) {
     }
     if (command == "status") std::printf("daemon pid %d, %zu device(s) mapped\n", reply->pid, devices.size());
     if (!devices.empty()) {
-      std::printf("%-4s %-12s %-40s %-12s %-6s %s\n", "id", "device", "image", "state", "conns", "cookie");
+      std::printf("%-4s %-12s %-40s %-12s %-10s %-6s %s\n", "id", "device", "image", "state", "health", "conns",
+                  "cookie");
     }
     for (const api::DeviceEntry& d : devices) {
-      std::printf("%-4u %-12s %-40s %-12s %llu/%u   %s\n", d.index, d.device.c_str(), d.spec.c_str(),
-                  api::DeviceStateName(d.state), static_cast<unsigned long long>(d.live_connections), d.connections,
-                  d.cookie.c_str());
+      std::printf("%-4u %-12s %-40s %-12s %-10s %llu/%u   %s\n", d.index, d.device.c_str(), d.spec.c_str(),
+                  api::DeviceStateName(d.state), HealthWord(d).c_str(),
+                  static_cast<unsigned long long>(d.live_connections), d.connections, d.cookie.c_str());
+      if (command == "status" && d.health) {
+        const api::DeviceHealth& h = *d.health;
+        std::string last_io = h.seconds_since_last_io < 0 ? std::string("none yet")
+                                                          : std::to_string(h.seconds_since_last_io) + " s ago";
+        std::printf("     last I/O %s, %llu in flight, %llu error(s) in the last 60 s\n", last_io.c_str(),
+                    static_cast<unsigned long long>(h.inflight), static_cast<unsigned long long>(h.recent_errors));
+      }
       // Why it is not served yet, for the admin who looks.
       if (!d.last_error.empty()) {
         std::printf("     last error (attempt %u): %s\n", d.reattach_attempts, d.last_error.c_str());

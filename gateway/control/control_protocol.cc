@@ -86,6 +86,7 @@ api::DeviceEntry ToWire(const MappedInfo& m) {
   d.last_error = m.last_error;
   d.last_error_unix = m.last_error_unix;
   d.reattach_attempts = m.reattach_attempts;
+  d.health = m.health;
   return d;
 }
 

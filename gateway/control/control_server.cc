@@ -20,12 +20,20 @@ namespace rbdnbd {
 
 namespace {
 
-std::string Mapped(const Result<MappedInfo>& info) {
-  if (!info) return api::EncodeReply(info.error());
+// An error reply; its errno goes to *err (for the call counter).
+std::string Failed(const Error& e, int* err) {
+  *err = e.code;
+  return api::EncodeReply(e);
+}
+
+std::string Mapped(const Result<MappedInfo>& info, int* err) {
+  if (!info) return Failed(info.error(), err);
   return api::EncodeReply(api::MappedReply{info->device, info->record.cookie, info->already_mapped});
 }
 
-std::string Done(const Result<void>& r) { return r ? api::EncodeReply(api::OkReply{}) : api::EncodeReply(r.error()); }
+std::string Done(const Result<void>& r, int* err) {
+  return r ? api::EncodeReply(api::OkReply{}) : Failed(r.error(), err);
+}
 
 std::string Status(DeviceManager& manager) {
   api::StatusReply reply;
@@ -37,23 +45,23 @@ std::string Status(DeviceManager& manager) {
   return api::EncodeReply(reply);
 }
 
-// The reply to one decoded request.
-std::string Dispatch(api::Request request, DeviceManager& manager) {
+// The reply to one decoded request; *err: 0, or the errno of an error reply.
+std::string Dispatch(api::Request request, DeviceManager& manager, int* err) {
   return std::visit(
-      [&manager](auto&& r) -> std::string {
+      [&manager, err](auto&& r) -> std::string {
         using T = std::decay_t<decltype(r)>;
         if constexpr (std::is_same_v<T, api::MapRequest>) {
           auto map = FromWire(std::move(r));
-          if (!map) return api::EncodeReply(map.error());
-          return Mapped(manager.Map(std::move(map).value()));
+          if (!map) return Failed(map.error(), err);
+          return Mapped(manager.Map(std::move(map).value()), err);
         } else if constexpr (std::is_same_v<T, api::AttachRequest>) {
           auto record = RecordForAttach(r);
-          if (!record) return api::EncodeReply(record.error());
-          return Mapped(manager.Attach(*record));
+          if (!record) return Failed(record.error(), err);
+          return Mapped(manager.Attach(*record), err);
         } else if constexpr (std::is_same_v<T, api::UnmapRequest>) {
-          return Done(manager.Unmap(r.target, r.force));
+          return Done(manager.Unmap(r.target, r.force), err);
         } else if constexpr (std::is_same_v<T, api::DetachRequest>) {
-          return Done(manager.Detach(r.target));
+          return Done(manager.Detach(r.target), err);
         } else {
           static_assert(std::is_same_v<T, api::ListRequest> || std::is_same_v<T, api::StatusRequest>);
           return Status(manager);
@@ -64,7 +72,7 @@ std::string Dispatch(api::Request request, DeviceManager& manager) {
 
 }  // namespace
 
-void ServeClient(UniqueFd fd, DeviceManager& manager) {
+void ServeClient(UniqueFd fd, DeviceManager& manager, ControlCalls* calls) {
   ucred cred{};
   socklen_t len = sizeof(cred);
   if (::getsockopt(fd.get(), SOL_SOCKET, SO_PEERCRED, &cred, &len) != 0 || (cred.uid != 0 && cred.uid != ::geteuid())) {
@@ -81,7 +89,9 @@ void ServeClient(UniqueFd fd, DeviceManager& manager) {
   explicit_bzero(line->data(), line->size());
   const char* op = request ? api::OpName(*request) : "bad request";
   auto t0 = std::chrono::steady_clock::now();
-  std::string reply = request ? Dispatch(std::move(request).value(), manager) : api::EncodeReply(request.error());
+  int err = 0;
+  std::string reply = request ? Dispatch(std::move(request).value(), manager, &err) : Failed(request.error(), &err);
+  if (calls != nullptr) calls->Record(request ? op : "invalid", err);
   // How long the daemon took (not the client's start-up): the answer to "does
   // one slow map hold up the others?", and a first look at a slow call.
   spdlog::debug("control: {} answered in {:.1f} ms", op,

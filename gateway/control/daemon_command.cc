@@ -27,9 +27,15 @@
 #include "common/unique_fd.h"
 #include "control/control_protocol.h"
 #include "control/control_server.h"
+#include "control/daemon_metrics.h"
 #include "control/device_manager.h"
 #include "control/module_loader.h"
 #include "control/quiesce_hook.h"
+#include "metrics/http_endpoint.h"
+
+#ifndef RBDNBD_VERSION
+#define RBDNBD_VERSION "unknown"
+#endif
 
 namespace rbdnbd {
 
@@ -79,6 +85,12 @@ Serve every RBD-backed /dev/nbdX of this node from one process. Clients
                          fails with ETIME and nothing stays frozen) and on
                          the wait for the unquiesce after a freeze (past it
                          the daemon thaws anyway) (1..%u, default %u)
+  --metrics-address ADDR serve Prometheus metrics at http://ADDR/metrics, and
+                         the probes /healthz (liveness: the worker loops and
+                         the control loop answer) and /readyz (ready: devices
+                         restored, control socket listening). ADDR is
+                         IP:PORT, [IPv6]:PORT or :PORT (every address); the
+                         suggested port is 9480. Off by default
   --log-level LEVEL      trace|debug|info|warn|error|critical|off (default info)
   --log-target TARGET    stderr|syslog|file:PATH (default stderr)
   -h, --help             this help
@@ -104,10 +116,12 @@ struct DaemonArgs {
   bool no_netlink = false;
   std::string quiesce_hook;
   unsigned quiesce_timeout_s = kDefaultQuiesceTimeoutS;
+  std::string metrics_address;  // empty: no HTTP endpoint
 };
 
 int ParseArgs(int argc, char** argv, DaemonArgs* a) {
-  enum { kControl = 1000, kState, kNbdsMax, kMaxPart, kPid, kLevel, kTarget, kNoNetlink, kPollUs, kQuiesceHook, kQuiesceTimeout };
+  enum { kControl = 1000, kState, kNbdsMax, kMaxPart, kPid, kLevel, kTarget, kNoNetlink, kPollUs, kQuiesceHook, kQuiesceTimeout,
+         kMetricsAddress };
   static const option kOptions[] = {
       {"control-socket", required_argument, nullptr, kControl},
       {"state-dir", required_argument, nullptr, kState},
@@ -121,6 +135,7 @@ int ParseArgs(int argc, char** argv, DaemonArgs* a) {
       {"poll-us", required_argument, nullptr, kPollUs},
       {"quiesce-hook", required_argument, nullptr, kQuiesceHook},
       {"quiesce-timeout", required_argument, nullptr, kQuiesceTimeout},
+      {"metrics-address", required_argument, nullptr, kMetricsAddress},
       {"help", no_argument, nullptr, 'h'},
       {nullptr, 0, nullptr, 0},
   };
@@ -149,6 +164,7 @@ int ParseArgs(int argc, char** argv, DaemonArgs* a) {
       case kTarget: a->log_target = optarg; break;
       case kNoNetlink: a->no_netlink = true; break;
       case kQuiesceHook: a->quiesce_hook = optarg; break;
+      case kMetricsAddress: a->metrics_address = optarg; break;
       case kQuiesceTimeout:
         if (!number("--quiesce-timeout", optarg, 1, kMaxQuiesceTimeoutS, &a->quiesce_timeout_s)) return 2;
         break;
@@ -196,6 +212,76 @@ Result<UniqueFd> ListenControl(const std::string& path) {
   ::chmod(path.c_str(), 0600);
   if (::listen(fd.get(), 64) != 0) return Err(errno, "listen {}: {}", path, strerror(errno));
   return fd;
+}
+
+// Liveness of the daemon's threads, for /healthz: the main (control) loop
+// beats at least once a second; each worker loop must run a posted no-op.
+struct Liveness {
+  std::atomic<uint64_t> main_beat_ns{MonotonicNowNs()};
+  std::atomic<bool> ready{false};
+};
+
+constexpr uint64_t kMainLoopSilentNs = 10'000'000'000;  // ten missed beats
+constexpr auto kLoopAnswer = std::chrono::seconds(2);
+
+// Posts a no-op to every worker loop and waits for all of them to run it.
+bool LoopsAnswer(LoopPool& loops) {
+  struct Pending {
+    std::mutex mu;
+    std::condition_variable cv;
+    size_t left;
+  };
+  auto p = std::make_shared<Pending>();
+  p->left = loops.size();
+  for (size_t i = 0; i < loops.size(); i++) {
+    loops.loop(i).Post([p] {
+      std::lock_guard lock(p->mu);
+      p->left--;
+      p->cv.notify_all();
+    });
+  }
+  std::unique_lock lock(p->mu);
+  return p->cv.wait_for(lock, kLoopAnswer, [&p] { return p->left == 0; });
+}
+
+metrics::HttpResponse Probe(bool ok, const std::string& why) {
+  metrics::HttpResponse r;
+  r.status = ok ? 200 : 503;
+  r.content_type = "text/plain; charset=utf-8";
+  r.body = ok ? "ok\n" : why + "\n";
+  return r;
+}
+
+Result<std::unique_ptr<metrics::HttpEndpoint>> StartMetrics(const std::string& address, DeviceManager& manager,
+                                                            LoopPool& loops, const ControlCalls& calls,
+                                                            const Liveness& live) {
+  auto http = std::make_unique<metrics::HttpEndpoint>();
+  const uint64_t started = MonotonicNowNs();
+  http->Handle("/metrics", [&manager, &calls, started] {
+    DaemonMetricsInput in;
+    in.version = RBDNBD_VERSION;
+    in.compiler = CompilerName();
+    in.uptime_seconds = static_cast<double>(MonotonicNowNs() - started) / 1e9;
+    in.manager = manager.Metrics();
+    in.control_calls = calls.Snapshot();
+    metrics::HttpResponse r;
+    r.body = RenderDaemonMetrics(in);
+    return r;
+  });
+  http->Handle("/healthz", [&loops, &live] {
+    uint64_t beat = live.main_beat_ns.load(std::memory_order_relaxed);
+    uint64_t now = MonotonicNowNs();
+    if (now > beat && now - beat > kMainLoopSilentNs) {
+      return Probe(false, fmt::format("the control loop has not run for {} s", (now - beat) / 1'000'000'000));
+    }
+    if (!LoopsAnswer(loops)) return Probe(false, "a worker loop did not answer within 2 s");
+    return Probe(true, "");
+  });
+  http->Handle("/readyz", [&live] {
+    return Probe(live.ready.load(std::memory_order_relaxed), "restoring devices; the control socket is not open yet");
+  });
+  if (auto r = http->Start(address); !r) return Unexpected(r.error());
+  return http;
 }
 
 }  // namespace
@@ -246,16 +332,33 @@ int RunDaemon(int argc, char** argv) {
     [[maybe_unused]] ssize_t n = ::write(resize_raw, &one, sizeof(one));
   });
   manager.SetQuiesceOptions({args.quiesce_hook, std::chrono::seconds(args.quiesce_timeout_s)});
+  // Before Restore(), so that liveness answers (and readiness says "not yet")
+  // while a slow cluster holds the first attach tries.
+  ControlCalls calls;
+  Liveness liveness;
+  std::unique_ptr<metrics::HttpEndpoint> http;
+  if (!args.metrics_address.empty()) {
+    auto started = StartMetrics(args.metrics_address, manager, **loops, calls, liveness);
+    if (!started) {
+      spdlog::error("--metrics-address {}: {}", args.metrics_address, started.error().message);
+      (*loops)->Stop();
+      return 1;
+    }
+    http = std::move(started).value();
+    spdlog::info("metrics at http://{}/metrics (port {})", args.metrics_address, http->port());
+  }
   size_t restored = manager.Restore();
   if (restored > 0) spdlog::info("reattached {} device(s) from the state file", restored);
 
   auto listener = ListenControl(args.control_socket);
   if (!listener) {
     spdlog::error("{}", listener.error().message);
+    if (http) http->Stop();
     manager.DetachAll();
     (*loops)->Stop();
     return 1;
   }
+  liveness.ready.store(true, std::memory_order_relaxed);
   if (!args.pid_file.empty()) std::ofstream(args.pid_file) << ::getpid() << "\n";
   spdlog::info("rbd-nbdd daemon ready: control socket {}, state {}, {} worker(s), busy poll {} us, quiesce by {} "
                "(timeout {} s)",
@@ -267,7 +370,15 @@ int RunDaemon(int argc, char** argv) {
   std::condition_variable clients_cv;
   size_t clients = 0;
   bool running = true;
+  uint64_t last_sample = 0;
   while (running) {
+    // Health's clocks and error window need a look about once a second.
+    uint64_t now = MonotonicNowNs();
+    liveness.main_beat_ns.store(now, std::memory_order_relaxed);
+    if (now - last_sample >= 1'000'000'000) {
+      manager.SampleHealth();
+      last_sample = now;
+    }
     pollfd fds[4] = {{listener->get(), POLLIN, 0}, {sigfd.get(), POLLIN, 0}, {resize_fd.get(), POLLIN, 0},
                      {watcher ? (*watcher)->fd() : -1, POLLIN, 0}};
     int ready = ::poll(fds, 4, 1000);
@@ -299,8 +410,8 @@ int RunDaemon(int argc, char** argv) {
       if (c >= 0) {
         std::lock_guard lock(clients_mu);
         clients++;
-        std::thread([c, &manager, &clients_mu, &clients_cv, &clients] {
-          ServeClient(UniqueFd(c), manager);
+        std::thread([c, &manager, &calls, &clients_mu, &clients_cv, &clients] {
+          ServeClient(UniqueFd(c), manager, &calls);
           std::lock_guard lock(clients_mu);
           clients--;
           clients_cv.notify_all();
@@ -310,10 +421,12 @@ int RunDaemon(int argc, char** argv) {
   }
   listener->Reset();
   ::unlink(args.control_socket.c_str());
+  liveness.ready.store(false, std::memory_order_relaxed);
   {
     std::unique_lock lock(clients_mu);
     clients_cv.wait(lock, [&] { return clients == 0; });
   }
+  if (http) http->Stop();  // no scrape may reach the manager once devices go
   manager.DetachAll();
   (*loops)->Stop();
   if (!args.pid_file.empty()) ::unlink(args.pid_file.c_str());

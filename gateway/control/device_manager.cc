@@ -118,6 +118,24 @@ Result<std::shared_ptr<RbdBackend>> DeviceManager::OpenBackend(const DeviceRecor
   return b;
 }
 
+api::DeviceState DeviceManager::StateOf(const Entry& e) {
+  switch (e.state) {
+    case State::kMapped:
+      // Every connection dead: the kernel holds the I/O until they are replaced.
+      return e.device && e.device->live_connections() == 0 ? api::DeviceState::kReattaching
+                                                           : api::DeviceState::kMapped;
+    case State::kReattaching: return api::DeviceState::kReattaching;
+    case State::kUnmapping: return api::DeviceState::kUnmapping;
+  }
+  return api::DeviceState::kMapped;
+}
+
+void DeviceManager::SetErrorLocked(Entry& e, std::string message) {
+  e.last_error = std::move(message);
+  e.last_error_unix = NowUnix();
+  e.vitals.SetControlError(e.last_error, e.last_error_unix);
+}
+
 MappedInfo DeviceManager::InfoOf(const Entry& e) {
   MappedInfo info;
   info.record = e.record;
@@ -130,14 +148,8 @@ MappedInfo DeviceManager::InfoOf(const Entry& e) {
     info.size = e.device->size();
   }
   if (e.backend) info.image_size = e.backend->Capabilities().size;
-  switch (e.state) {
-    case State::kMapped:
-      // Every connection dead: the kernel holds the I/O until they are replaced.
-      info.state = e.device && info.live_connections == 0 ? api::DeviceState::kReattaching : api::DeviceState::kMapped;
-      break;
-    case State::kReattaching: info.state = api::DeviceState::kReattaching; break;
-    case State::kUnmapping: info.state = api::DeviceState::kUnmapping; break;
-  }
+  info.state = StateOf(e);
+  info.health = e.vitals.Health(info.state, e.io_stats->Snapshot(), MonotonicNowNs());
   return info;
 }
 
@@ -205,11 +217,12 @@ Result<MappedInfo> DeviceManager::Map(MapRequest req) {
   req.device.on_lost = on_image_update_;
   r.client_addr = (*backend)->cluster()->Address();
   Result<std::unique_ptr<KernelDevice>> dev = Err(EIO, "not mapped");
+  auto io_stats = DeviceIoStats::Create();
   if (nl_) {
-    dev = KernelDevice::Map(nl_.get(), loops_, Export{r.spec, "", *backend}, req.device);
+    dev = KernelDevice::Map(nl_.get(), loops_, Export{r.spec, "", *backend, io_stats}, req.device);
   } else {
     std::lock_guard ioctl_lock(ioctl_map_mu_);
-    dev = KernelDevice::Map(nullptr, loops_, Export{r.spec, "", *backend}, req.device);
+    dev = KernelDevice::Map(nullptr, loops_, Export{r.spec, "", *backend, io_stats}, req.device);
   }
   if (!dev) {
     release();
@@ -229,6 +242,7 @@ Result<MappedInfo> DeviceManager::Map(MapRequest req) {
     if (req.device.index) reserved_indexes_.erase(*req.device.index);
     auto e = std::make_shared<Entry>();
     e->record = r;
+    e->io_stats = io_stats;
     e->backend = *backend;
     e->device = std::move(dev).value();
     e->quiesce = std::move(quiesce);
@@ -321,7 +335,8 @@ Result<void> DeviceManager::Unmap(const std::string& target, bool force) {
   return SaveLocked();
 }
 
-Result<DeviceManager::Served> DeviceManager::AttachWork(const DeviceRecord& r, bool* image_gone) {
+Result<DeviceManager::Served> DeviceManager::AttachWork(const DeviceRecord& r, std::shared_ptr<DeviceIoStats> io_stats,
+                                                       bool* image_gone) {
   *image_gone = false;
   if (!nl_) return Err(ENOTSUP, "reattaching {} needs the nbd netlink interface", DevicePath(r.index));
   auto req = MapRequestForRecord(r);
@@ -351,7 +366,8 @@ Result<DeviceManager::Served> DeviceManager::AttachWork(const DeviceRecord& r, b
   auto backend = OpenBackend(r, req->cluster, req->image, image_gone);
   if (!backend) return Unexpected(backend.error());
   req->device.on_lost = on_image_update_;
-  auto dev = KernelDevice::Attach(*nl_, loops_, Export{r.spec, "", *backend}, r.index, req->device);
+  auto dev = KernelDevice::Attach(*nl_, loops_, Export{r.spec, "", *backend, std::move(io_stats)}, r.index,
+                                  req->device);
   if (!dev) return Unexpected(dev.error());
   Served s;
   s.quiesce = RbdQuiesceWatch::StartOrWarn(*backend, DevicePath(r.index), quiesce_options_);
@@ -371,12 +387,14 @@ Result<MappedInfo> DeviceManager::Attach(const DeviceRecord& record) {
     reserved_indexes_.insert(record.index);
   }
   bool image_gone = false;
-  auto served = AttachWork(record, &image_gone);
+  auto io_stats = DeviceIoStats::Create();
+  auto served = AttachWork(record, io_stats, &image_gone);
   std::lock_guard lock(mu_);
   reserved_indexes_.erase(record.index);
   if (!served) return Unexpected(served.error());
   auto e = std::make_shared<Entry>();
   e->record = record;
+  e->io_stats = std::move(io_stats);
   e->record.client_addr = served->client_addr;
   e->backend = std::move(served->backend);
   e->device = std::move(served->device);
@@ -414,7 +432,9 @@ std::vector<MappedInfo> DeviceManager::List() {
   auto status = nl_ ? nl_->Status() : Result<std::vector<NbdDeviceStatus>>(Err(ENOTSUP, "no netlink"));
   std::vector<MappedInfo> out;
   std::lock_guard lock(mu_);
+  const uint64_t now = MonotonicNowNs();
   for (const auto& [index, e] : devices_) {
+    e->vitals.Observe(e->io_stats->Snapshot(), StateOf(*e) == api::DeviceState::kReattaching, now);
     MappedInfo info = InfoOf(*e);
     if (status.has_value()) info.kernel_connected = Connected(*status, index);
     out.push_back(std::move(info));
@@ -456,11 +476,12 @@ void DeviceManager::ReattachWorker(std::shared_ptr<Entry> e) {
   std::unique_lock lock(mu_);
   while (!stopping_ && e->state == State::kReattaching) {
     DeviceRecord record = e->record;
+    std::shared_ptr<DeviceIoStats> io_stats = e->io_stats;
     lock.unlock();
     std::optional<bool> holds = KernelHolds(index);
     bool image_gone = false;
     Result<Served> served = Err(ENODEV, "the kernel no longer holds the device");
-    if (holds != false) served = AttachWork(record, &image_gone);
+    if (holds != false) served = AttachWork(record, std::move(io_stats), &image_gone);
     lock.lock();
     if (stopping_ || e->state != State::kReattaching) {
       // Unmapped, detached or stopping while we tried: let go of what we got.
@@ -481,6 +502,7 @@ void DeviceManager::ReattachWorker(std::shared_ptr<Entry> e) {
       e->record.client_addr = served->client_addr;
       e->state = State::kMapped;
       e->last_error.clear();
+      e->vitals.LeaveStall(MonotonicNowNs());
       spdlog::info("attached {} at {}{}", record.spec, DevicePath(index),
                    e->attempts > 0 ? fmt::format(" after {} failed attempt(s)", e->attempts) : "");
       if (auto s = SaveLocked(); !s) spdlog::error("{}", s.error().message);
@@ -500,8 +522,7 @@ void DeviceManager::ReattachWorker(std::shared_ptr<Entry> e) {
       break;
     }
     e->attempts++;
-    e->last_error = served.error().message;
-    e->last_error_unix = NowUnix();
+    SetErrorLocked(*e, served.error().message);
     spdlog::warn("cannot reattach {} at {} yet (attempt {}; the kernel holds its I/O): {}; retrying in {} ms",
                  record.spec, DevicePath(index), e->attempts, e->last_error, backoff.count());
     cv_.wait_for(lock, backoff, [this, &e] { return stopping_ || e->state != State::kReattaching; });
@@ -533,6 +554,7 @@ size_t DeviceManager::Restore(std::chrono::milliseconds first_try) {
       auto e = std::make_shared<Entry>();
       e->record = r;
       e->state = State::kReattaching;
+      e->vitals.EnterStall(MonotonicNowNs());  // the kernel holds its I/O until a worker serves it
       devices_[r.index] = e;
       started.push_back(e);
     }
@@ -590,11 +612,13 @@ void DeviceManager::OnLinkDead(uint32_t index) {
   if (it == devices_.end() || it->second->state != State::kMapped || !it->second->device) return;
   Entry& e = *it->second;
   spdlog::warn("/dev/nbd{}: the kernel reports every connection dead; reattaching", index);
+  if (e.device->live_connections() == 0) e.vitals.EnterStall(MonotonicNowNs());
   // New socketpairs and a RECONFIGURE: local work, no network wait.
   if (auto r = e.device->Reattach(*nl_); !r) {
-    e.last_error = r.error().message;
-    e.last_error_unix = NowUnix();
+    SetErrorLocked(e, r.error().message);
     spdlog::error("/dev/nbd{}: {}", index, r.error().message);
+  } else if (e.device->live_connections() > 0) {
+    e.vitals.LeaveStall(MonotonicNowNs());
   }
 }
 
@@ -615,11 +639,13 @@ void DeviceManager::CheckDevices() {
         dropped.push_back(index);
         continue;
       }
+      if (e.device->live_connections() == 0) e.vitals.EnterStall(MonotonicNowNs());
       if (auto r = e.device->Reattach(*nl_); !r) {
         e.attempts++;
-        e.last_error = r.error().message;
-        e.last_error_unix = NowUnix();
+        SetErrorLocked(e, r.error().message);
         spdlog::warn("/dev/nbd{}: reattach failed (will retry): {}", index, r.error().message);
+      } else if (e.device->live_connections() > 0) {
+        e.vitals.LeaveStall(MonotonicNowNs());
       }
     }
     uint64_t size = e.backend->Capabilities().size;
@@ -635,6 +661,48 @@ void DeviceManager::CheckDevices() {
     devices_[index]->device->Detach();
     ForgetLocked(index, "the kernel no longer holds the device (unmapped elsewhere, or its reattach window ended)");
   }
+}
+
+void DeviceManager::SampleHealth() {
+  std::lock_guard lock(mu_);
+  const uint64_t now = MonotonicNowNs();
+  for (auto& [index, e] : devices_) {
+    e->vitals.Observe(e->io_stats->Snapshot(), StateOf(*e) == api::DeviceState::kReattaching, now);
+  }
+}
+
+ManagerMetrics DeviceManager::Metrics() {
+  ManagerMetrics m;
+  std::set<const RadosCluster*> serving;  // compared, never dereferenced
+  {
+    std::lock_guard lock(mu_);
+    const uint64_t now = MonotonicNowNs();
+    for (auto& [index, e] : devices_) {
+      api::DeviceState state = StateOf(*e);
+      m.devices_by_state[static_cast<size_t>(state)]++;
+      DeviceSample d;
+      d.io = e->io_stats->Snapshot();
+      e->vitals.Observe(d.io, state == api::DeviceState::kReattaching, now);
+      d.labels.device = "nbd" + std::to_string(index);
+      if (auto spec = ParseImageSpec(e->record.spec)) {
+        d.labels.pool = spec->pool;
+        d.labels.ns = spec->ns;
+        d.labels.image = spec->image;
+      }
+      DaemonDeviceValues v;
+      v.configured_connections = e->record.connections;
+      v.reattaches = e->device ? e->device->reattaches() : 0;
+      v.stalled_seconds = e->vitals.StalledSeconds(now);
+      d.daemon = v;
+      m.devices.push_back(std::move(d));
+      if (e->backend) serving.insert(e->backend->cluster().get());
+    }
+  }
+  // The pool's own lock, after ours (never both): it too is never held across a connect.
+  const uint64_t live = clusters_.live();
+  m.clusters_connected = std::min<uint64_t>(serving.size(), live);
+  m.clusters_idle = live - m.clusters_connected;
+  return m;
 }
 
 }  // namespace rbdnbd

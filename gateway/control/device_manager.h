@@ -57,6 +57,8 @@
 
 #include "api/messages.h"
 #include "common/result.h"
+#include "control/daemon_metrics.h"
+#include "control/device_health.h"
 #include "control/map_request.h"
 #include "control/quiesce_watch.h"
 #include "control/state_store.h"
@@ -83,6 +85,7 @@ struct MappedInfo {
   uint64_t last_error_unix = 0;  // seconds since the epoch; 0: none
   uint32_t reattach_attempts = 0;
   bool already_mapped = false;  // Map(): the spec was mapped already with these options
+  api::DeviceHealth health;     // see api::DeviceHealth and device_health.h
 };
 
 class DeviceManager {
@@ -100,7 +103,14 @@ class DeviceManager {
   Result<void> Unmap(const std::string& target, bool force);
   Result<MappedInfo> Attach(const DeviceRecord& record);  // a device the kernel still holds
   Result<void> Detach(const std::string& target);        // leave it in the kernel
+  // Every device, with its health (a fresh look at its I/O).
   std::vector<MappedInfo> List();
+  // A scrape: per-device I/O and daemon values, devices by state, cluster
+  // connections. Holds mu_ only to copy (no kernel or network round trip).
+  ManagerMetrics Metrics();
+  // Main thread, about once a second: a look at every device's I/O, for the
+  // 60 s error window and the stall clocks (health needs no scrape).
+  void SampleHealth();
   // False: the ioctl fallback, whose devices do not survive a daemon restart.
   bool uses_netlink() const { return nl_ != nullptr; }
 
@@ -133,6 +143,10 @@ class DeviceManager {
     std::string last_error;
     uint64_t last_error_unix = 0;
     uint32_t attempts = 0;
+    // The device's I/O statistics, kept for the whole life of the entry (every
+    // KernelDevice that serves it feeds them), and what health remembers.
+    std::shared_ptr<DeviceIoStats> io_stats = DeviceIoStats::Create();
+    DeviceVitals vitals{MonotonicNowNs()};
     bool first_try_done = false;
     bool worker_active = false;  // a ReattachWorker owns this entry's attempts
   };
@@ -148,7 +162,7 @@ class DeviceManager {
                                                   RbdOpenOptions image, bool* image_gone = nullptr);
   // The slow part of taking over a device the kernel holds: no lock held.
   // On failure *image_gone says whether the image itself is gone (no retry).
-  Result<Served> AttachWork(const DeviceRecord& record, bool* image_gone);
+  Result<Served> AttachWork(const DeviceRecord& record, std::shared_ptr<DeviceIoStats> io_stats, bool* image_gone);
   void ReattachWorker(std::shared_ptr<Entry> entry);
   void StartWorkerLocked(const std::shared_ptr<Entry>& entry);
   void StopWorkers();
@@ -158,6 +172,10 @@ class DeviceManager {
   std::shared_ptr<Entry> Find(const std::string& target);
   Result<void> SaveLocked();
   MappedInfo InfoOf(const Entry& e);
+  // The state status reports: kMapped with every connection dead is reattaching.
+  static api::DeviceState StateOf(const Entry& e);
+  // A failure of the control path (a reattach try) on this device.
+  static void SetErrorLocked(Entry& e, std::string message);
   bool IndexTakenLocked(uint32_t index) const;
 
   std::mutex mu_;

@@ -175,6 +175,7 @@ Result<void> KernelDevice::Reattach(NbdNetlink& nl) {
     group_.ForceClose(created);  // the healthy connections stay
     return r;
   }
+  reattaches_++;
   spdlog::info("{}: reattached {} connection(s)", path(), missing);
   return {};
 }

@@ -83,6 +83,10 @@ class KernelDevice {
   const KernelDeviceParams& params() const { return params_; }
   uint64_t size() const { return size_; }
   size_t live_connections();
+  // Reattaches done (RECONFIGURE with fresh sockets: Attach() and every
+  // Reattach() that replaced a connection). Read under the caller's
+  // serialisation, as every other call.
+  uint64_t reattaches() const { return reattaches_; }
 
  private:
   KernelDevice(LoopPool& loops, Export exp, KernelDeviceParams params);
@@ -97,6 +101,7 @@ class KernelDevice {
   KernelDeviceParams params_;
   uint32_t index_ = 0;
   uint64_t size_ = 0;
+  uint64_t reattaches_ = 0;
   std::unique_ptr<NbdIoctlDevice> ioctl_;  // set on the ioctl fallback path
   // Last: destroyed first, so its connections close while the rest is alive.
   ConnectionGroup group_;

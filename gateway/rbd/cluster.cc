@@ -265,4 +265,11 @@ Result<std::shared_ptr<RadosCluster>> ClusterPool::Get(const ClusterOptions& opt
   return c;
 }
 
+size_t ClusterPool::live() {
+  std::lock_guard lock(mu_);
+  size_t n = 0;
+  for (const auto& [key, weak] : clusters_) n += weak.expired() ? 0 : 1;
+  return n;
+}
+
 }  // namespace rbdnbd

@@ -87,6 +87,9 @@ class RadosCluster {
 class ClusterPool {
  public:
   Result<std::shared_ptr<RadosCluster>> Get(const ClusterOptions& options);
+  // Connections open now (some user still holds them); connects in flight
+  // are not counted. Never waits on a connect.
+  size_t live();
 
  private:
   // A connect in flight: callers with the same options wait for its result.

@@ -47,7 +47,7 @@ class ControlServerTest : public ::testing::Test {
     int fds[2];
     EXPECT_EQ(::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, fds), 0);
     UniqueFd client(fds[0]);
-    std::thread server([fd = fds[1], this] { ServeClient(UniqueFd(fd), *manager_); });
+    std::thread server([fd = fds[1], this] { ServeClient(UniqueFd(fd), *manager_, &calls_); });
     EXPECT_TRUE(api::WriteAll(client.get(), request + "\n").has_value());
     auto reply = api::ReadLine(client.get());
     server.join();
@@ -65,6 +65,7 @@ class ControlServerTest : public ::testing::Test {
   }
 
   std::string dir_;
+  ControlCalls calls_;
   std::unique_ptr<LoopPool> loops_;
   std::unique_ptr<DeviceManager> manager_;
 };
@@ -107,6 +108,28 @@ TEST_F(ControlServerTest, ValidRequestsReachTheDeviceManager) {
   attach.map.cookie = "rbd-nbdd-x";
   attach.map.keyring = "/etc/ceph/keyring";
   ExpectRefused(api::EncodeRequest(attach), ENOTSUP, "needs the nbd netlink interface");
+}
+
+TEST_F(ControlServerTest, EveryAnsweredCallIsCountedByOpAndResult) {
+  Call(api::EncodeRequest(api::StatusRequest{}));
+  Call(api::EncodeRequest(api::ListRequest{}));
+  Call(api::EncodeRequest(api::ListRequest{}));
+  Call(api::EncodeRequest(api::UnmapRequest{"/dev/nbd5", false}));
+  Call("hello");
+  auto calls = calls_.Snapshot();
+  EXPECT_EQ((calls[{"status", "ok"}]), 1u);
+  EXPECT_EQ((calls[{"list", "ok"}]), 2u);
+  EXPECT_EQ((calls[{"unmap", "ENOENT"}]), 1u);
+  EXPECT_EQ((calls[{"invalid", "EINVAL"}]), 1u);
+  EXPECT_EQ(calls.size(), 4u);
+}
+
+TEST_F(ControlServerTest, AManagerWithoutDevicesReportsNoneInItsMetrics) {
+  ManagerMetrics m = manager_->Metrics();
+  EXPECT_TRUE(m.devices.empty());
+  EXPECT_EQ(m.devices_by_state[0] + m.devices_by_state[1] + m.devices_by_state[2], 0u);
+  EXPECT_EQ(m.clusters_connected, 0u);
+  EXPECT_EQ(m.clusters_idle, 0u);
 }
 
 TEST_F(ControlServerTest, ALineOverTheLimitIsRefused) {

@@ -160,5 +160,21 @@ TEST(ControlProtocolTest, MappedInfoBecomesTheWireEntryInEachState) {
   EXPECT_EQ(d.reattach_attempts, 7u);
 }
 
+TEST(ControlProtocolTest, HealthTravelsToTheWireEntry) {
+  MappedInfo m;
+  m.record.spec = "rbd/a";
+  m.device = "/dev/nbd0";
+  m.health = api::DeviceHealth{api::DeviceState::kReattaching, "cannot connect", 1764690000, 12, 5, 3, true};
+  api::DeviceEntry d = ToWire(m);
+  ASSERT_TRUE(d.health.has_value());
+  EXPECT_EQ(d.health->state, api::DeviceState::kReattaching);
+  EXPECT_EQ(d.health->last_error, "cannot connect");
+  EXPECT_EQ(d.health->last_error_time, 1764690000u);
+  EXPECT_EQ(d.health->seconds_since_last_io, 12);
+  EXPECT_EQ(d.health->inflight, 5u);
+  EXPECT_EQ(d.health->recent_errors, 3u);
+  EXPECT_TRUE(d.health->stalled);
+}
+
 }  // namespace
 }  // namespace rbdnbd
