@@ -187,7 +187,7 @@ Parse ParseRequest(std::string_view in, Request* req, size_t* end) {
       const std::string_view method = line.substr(0, sp1);
       const std::string_view target = line.substr(sp1 + 1, sp2 - sp1 - 1);
       const std::string_view version = line.substr(sp2 + 1);
-      if (method.empty() || target.empty() || target[0] != '/') return Parse::kBad;
+      if (method.empty() || target.empty()) return Parse::kBad;
       for (char c : method) {
         if (c < 'A' || c > 'Z') return Parse::kBad;
       }
@@ -196,7 +196,19 @@ Parse ParseRequest(std::string_view in, Request* req, size_t* end) {
       }
       if (version != "HTTP/1.1" && version != "HTTP/1.0") return Parse::kBad;
       req->method = method;
-      req->path = target.substr(0, target.find('?'));
+      std::string_view path = target.substr(0, target.find('?'));
+      // The absolute form (http://host:port/metrics), which a server must accept
+      // (RFC 9112 3.2.2), names the same path.
+      for (std::string_view scheme : {"http://", "https://"}) {
+        if (path.size() >= scheme.size() && std::equal(scheme.begin(), scheme.end(), path.begin(), [](char a, char b) {
+              return a == (b >= 'A' && b <= 'Z' ? b - 'A' + 'a' : b);
+            })) {
+          const size_t slash = path.find('/', scheme.size());
+          path = slash == std::string_view::npos ? std::string_view("/") : path.substr(slash);
+        }
+      }
+      if (path[0] != '/') return Parse::kBad;
+      req->path = path;
       continue;
     }
     if (line.empty()) {
@@ -225,6 +237,7 @@ std::string_view Reason(int status) {
 }
 
 std::string Serialize(const HttpResponse& r, bool head, bool allow_header) {
+  assert(r.content_type.find_first_of("\r\n") == std::string::npos);  // the program's own, one header line
   std::string out = fmt::format("HTTP/1.1 {} {}\r\nContent-Type: {}\r\nContent-Length: {}\r\n", r.status,
                                 Reason(r.status), r.content_type, r.body.size());
   if (allow_header) out += "Allow: GET, HEAD\r\n";
@@ -339,7 +352,8 @@ bool HttpEndpoint::Serve(int fd) {
   }
 
   HttpResponse resp;
-  bool head = false;
+  // A HEAD answer has no body whatever its status (RFC 9110 9.3.2).
+  const bool head = parsed == Parse::kDone && req.method == "HEAD";
   bool allow = false;
   if (parsed == Parse::kBad) {
     resp = PlainText(400, "400 bad request\n");
@@ -347,7 +361,6 @@ bool HttpEndpoint::Serve(int fd) {
     resp = PlainText(405, "405 method not allowed\n");
     allow = true;
   } else {
-    head = req.method == "HEAD";
     const auto it = handlers_.find(req.path);
     if (it == handlers_.end()) {
       resp = PlainText(404, "404 page not found\n");

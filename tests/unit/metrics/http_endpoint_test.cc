@@ -156,9 +156,20 @@ TEST_F(HttpEndpointTest, QueryStringIsIgnoredAndBareLfAndHttp10Accepted) {
   EXPECT_EQ(ParseReply(Exchange(ep_.port(), "GET /metrics HTTP/1.0\n\n")).body, "rbdnbd_up 1\n");
 }
 
+TEST_F(HttpEndpointTest, AbsoluteFormTargetNamesThePath) {
+  StartOn();
+  EXPECT_EQ(Get(ep_.port(), "http://127.0.0.1/metrics").body, "rbdnbd_up 1\n");
+  EXPECT_EQ(Get(ep_.port(), "HTTP://example:80/metrics?x").body, "rbdnbd_up 1\n");
+  EXPECT_EQ(Get(ep_.port(), "http://example").status, 404);  // path "/"
+  EXPECT_EQ(Get(ep_.port(), "ftp://x/metrics").status, 400);
+}
+
 TEST_F(HttpEndpointTest, UnknownPathIs404) {
   StartOn();
   EXPECT_EQ(Get(ep_.port(), "/").status, 404);
+  const Reply head = Get(ep_.port(), "/nope", "HEAD");
+  EXPECT_EQ(head.status, 404);
+  EXPECT_EQ(head.body, "");  // HEAD: never a body
   const Reply r = Get(ep_.port(), "/metricsx");
   EXPECT_TRUE(r.head.starts_with("HTTP/1.1 404 Not Found\r\n")) << r.head;
   EXPECT_NE(r.head.find("\r\nContent-Length: " + std::to_string(r.body.size()) + "\r\n"), std::string::npos);
@@ -218,14 +229,15 @@ TEST_F(HttpEndpointTest, ClientClosingEarlyIsDroppedAndTheNextServed) {
 TEST_F(HttpEndpointTest, SilentClientIsDroppedAfterTheTimeoutThenTheNextIsServed) {
   ep_.set_client_timeout(milliseconds(400));
   StartOn();
+  // Its timeout runs from its accept, which is after t0.
+  const auto t0 = SteadyClock::now();
   UniqueFd silent = Dial(ep_.port());
   // Let the endpoint accept the silent one first.
   std::this_thread::sleep_for(milliseconds(50));
-  const auto t0 = SteadyClock::now();
   const Reply r = Get(ep_.port(), "/metrics");
   const auto waited = SteadyClock::now() - t0;
   EXPECT_EQ(r.status, 200);
-  EXPECT_GE(waited, milliseconds(300));   // behind the silent one
+  EXPECT_GE(waited, milliseconds(395));   // behind the silent one
   EXPECT_LT(waited, milliseconds(2000));  // but only for its timeout
   // The silent one got nothing and a close.
   EXPECT_EQ(ReadToEof(silent.get()), "");
