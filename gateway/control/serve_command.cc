@@ -4,8 +4,10 @@
 #include <signal.h>
 #include <unistd.h>
 
+#include <chrono>
 #include <cstdio>
 #include <fstream>
+#include <optional>
 #include <string>
 #include <thread>
 #include <vector>
@@ -18,8 +20,12 @@
 #include "control/process.h"
 #include "control/quiesce_hook.h"
 #include "control/quiesce_watch.h"
+#include "device/io_stats.h"
 #include "device/server.h"
 #include "exports/export_factory.h"
+#include "metrics/exposition.h"
+#include "metrics/http_endpoint.h"
+#include "rbd/image_spec.h"
 #include "rbd/rbd_backend.h"
 #include "uring/loop_pool.h"
 
@@ -82,9 +88,17 @@ Quiesce (snapshots with quiesce: rbd snap create without --skip-quiesce):
                            through the lock owner that ends that way is
                            retried forever by the asking client)
 Operation:
+      --metrics-address HOST:PORT
+                           serve Prometheus metrics at http://HOST:PORT/metrics
+                           (per export: ops, bytes, latency and errors by op,
+                           requests in flight, connections; see
+                           gateway/metrics/METRICS.md) and "ok" at /healthz.
+                           Off by default; suggested port 9481; port 0 picks a
+                           free one (logged). ":PORT" listens on every address
       --pid-file PATH      write the process id here once listening
       --log-level LEVEL    trace|debug|info|warn|error|critical|off (default info)
       --log-target TARGET  stderr|syslog|file:PATH (default stderr)
+      --log-format FORMAT  text|json (default text; json: one object per line)
   -h, --help               this help
 
 Signals: SIGTERM or SIGINT stops accepting, completes in-flight requests,
@@ -105,13 +119,16 @@ struct ServeArgs {
   std::string pid_file;
   std::string log_level = "info";
   std::string log_target = "stderr";
+  std::string log_format = "text";
+  std::string metrics_address;  // empty: no metrics
   std::string quiesce_hook;
   unsigned quiesce_timeout_s = 30;
 };
 
 // Returns -1 to continue, or an exit code.
 int ParseArgs(int argc, char** argv, ServeArgs* a) {
-  enum { kPidFile = 1000, kLogLevel, kLogTarget, kDrainTimeout, kRbd, kPollUs, kQuiesceHook, kQuiesceTimeout };
+  enum { kPidFile = 1000, kLogLevel, kLogTarget, kDrainTimeout, kRbd, kPollUs, kQuiesceHook, kQuiesceTimeout,
+         kMetricsAddress, kLogFormat };
   std::vector<option> options = {
       {"export", required_argument, nullptr, 'e'},
       {"socket", required_argument, nullptr, 's'},
@@ -126,6 +143,8 @@ int ParseArgs(int argc, char** argv, ServeArgs* a) {
       {"poll-us", required_argument, nullptr, kPollUs},
       {"quiesce-hook", required_argument, nullptr, kQuiesceHook},
       {"quiesce-timeout", required_argument, nullptr, kQuiesceTimeout},
+      {"metrics-address", required_argument, nullptr, kMetricsAddress},
+      {"log-format", required_argument, nullptr, kLogFormat},
   };
   for (const option& o : CephOptionTable()) options.push_back(o);
   options.push_back({nullptr, 0, nullptr, 0});
@@ -167,6 +186,14 @@ int ParseArgs(int argc, char** argv, ServeArgs* a) {
       case kPidFile: a->pid_file = optarg; break;
       case kLogLevel: a->log_level = optarg; break;
       case kLogTarget: a->log_target = optarg; break;
+      case kLogFormat: a->log_format = optarg; break;
+      case kMetricsAddress:
+        if (*optarg == '\0') {
+          std::fprintf(stderr, "rbd-nbdd serve: --metrics-address needs HOST:PORT\n");
+          return 2;
+        }
+        a->metrics_address = optarg;
+        break;
       case 'h': PrintServeHelp(); return 0;
       case ':':
         std::fprintf(stderr, "rbd-nbdd serve: option '%s' needs a value (see --help)\n", argv[optind - 1]);
@@ -220,30 +247,128 @@ class SharedCluster {
   std::shared_ptr<RadosCluster> cluster_;
 };
 
+// An export the /metrics endpoint reports: its statistics (also held by the
+// Export, where its connections record) and its METRICS.md labels.
+struct MeteredExport {
+  std::shared_ptr<DeviceIoStats> stats;
+  DeviceLabels labels;
+};
+
+// The RBD image of an --export SPEC with backend=rbd (the factory has checked
+// the spec already; image= holds no comma). nullopt for other backends.
+std::optional<ImageSpec> RbdImageOfExportSpec(std::string_view spec) {
+  std::string_view backend, image;
+  while (!spec.empty()) {
+    size_t comma = spec.find(',');
+    std::string_view kv = spec.substr(0, comma);
+    spec = comma == std::string_view::npos ? std::string_view() : spec.substr(comma + 1);
+    if (kv.starts_with("backend=")) backend = kv.substr(8);
+    if (kv.starts_with("image=")) image = kv.substr(6);
+  }
+  if (backend != "rbd") return std::nullopt;
+  auto parsed = ParseImageSpec(image);
+  if (!parsed) return std::nullopt;
+  return *parsed;
+}
+
 // Every --export, then every --rbd, through the one factory (so decorators
 // reach RBD images too); the first one added is the default export.
 // `rbd_backends` gets every export that is a plain RBD image (a decorated
-// one is not an RbdBackend), for the quiesce watch.
+// one is not an RbdBackend), for the quiesce watch. With `metered` (metrics
+// on), every export gets a DeviceIoStats, listed there with its labels.
 Result<void> AddExports(ServeArgs* args, ExportRegistry* registry,
-                        std::vector<std::shared_ptr<RbdBackend>>* rbd_backends) {
+                        std::vector<std::shared_ptr<RbdBackend>>* rbd_backends,
+                        std::vector<MeteredExport>* metered) {
   SharedCluster cluster(&args->ceph);
   ExportContext context;
   context.connect = [&cluster] { return cluster.Get(); };
-  auto add = [registry, rbd_backends](Result<ExportSpec> e) -> Result<void> {
+  auto add = [registry, rbd_backends, metered](Result<ExportSpec> e,
+                                               std::optional<ImageSpec> image) -> Result<void> {
     if (!e) return Unexpected(e.error());
     if (auto rbd = std::dynamic_pointer_cast<RbdBackend>(e->backend)) rbd_backends->push_back(rbd);
     std::string describe = e->backend->Describe();
-    if (auto r = registry->Add(Export{e->name, e->description, e->backend}); !r) return r;
+    Export exp{e->name, e->description, e->backend};
+    if (metered != nullptr) exp.io_stats = DeviceIoStats::Create();
+    if (auto r = registry->Add(exp); !r) return r;
+    if (metered != nullptr) {
+      DeviceLabels labels{e->name, "", "", ""};
+      if (image) labels = {e->name, image->pool, image->ns, image->image};
+      metered->push_back({exp.io_stats, std::move(labels)});
+    }
     spdlog::info("export '{}': {}", e->name, describe);
     return {};
   };
   for (const auto& spec : args->exports) {
-    if (auto r = add(ParseExportSpec(spec, context)); !r) return r;
+    if (auto r = add(ParseExportSpec(spec, context), RbdImageOfExportSpec(spec)); !r) return r;
   }
   for (const auto& image : args->rbd_images) {
-    if (auto r = add(RbdExport(image, context)); !r) return r;
+    std::optional<ImageSpec> parsed;
+    if (auto p = ParseImageSpec(image)) parsed = *p;
+    if (auto r = add(RbdExport(image, context), std::move(parsed)); !r) return r;
   }
   return {};
+}
+
+// ADDRESS with the bound port in place of the given one ("127.0.0.1:0" ->
+// "127.0.0.1:40123"; ":0" -> "0.0.0.0:40123" is not claimed: the host part
+// stays as given, empty meaning every address).
+std::string MetricsUrlHost(const std::string& address, int port) {
+  size_t colon = address.rfind(':');
+  std::string host = colon == std::string::npos ? address : address.substr(0, colon);
+  return fmt::format("{}:{}", host.empty() ? "[::]" : host, port);
+}
+
+#ifndef RBDNBD_VERSION
+#define RBDNBD_VERSION "unknown"
+#endif
+
+std::string CompilerLabel() {
+#if defined(__clang__)
+  return fmt::format("clang {}.{}.{}", __clang_major__, __clang_minor__, __clang_patchlevel__);
+#elif defined(__GNUC__)
+  return fmt::format("gcc {}.{}.{}", __GNUC__, __GNUC_MINOR__, __GNUC_PATCHLEVEL__);
+#else
+  return "unknown";
+#endif
+}
+
+// The /metrics body: build info, uptime and the per-export families. Runs on
+// the endpoint's thread; reads the statistics through DeviceIoStats::Snapshot
+// (its mutex is never taken per request).
+std::string RenderServeMetrics(const std::vector<MeteredExport>& exports,
+                               std::chrono::steady_clock::time_point started) {
+  static const std::string compiler = CompilerLabel();
+  metrics::TextWriter w;
+  w.Family("rbdnbd_build_info", "Always 1; the version and compiler of this build.", metrics::Type::kGauge);
+  w.Sample({{"version", RBDNBD_VERSION}, {"compiler", compiler}}, uint64_t{1});
+  w.Family("rbdnbd_uptime_seconds", "Seconds since the process started.", metrics::Type::kGauge);
+  w.Sample({}, std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count());
+  std::vector<DeviceSample> devices;
+  devices.reserve(exports.size());
+  for (const MeteredExport& e : exports) devices.push_back({e.labels, e.stats->Snapshot(), std::nullopt});
+  WriteDeviceFamilies(w, devices);
+  return w.Take();
+}
+
+Result<std::unique_ptr<metrics::HttpEndpoint>> StartMetrics(const std::string& address,
+                                                            const std::vector<MeteredExport>* exports,
+                                                            std::chrono::steady_clock::time_point started) {
+  auto endpoint = std::make_unique<metrics::HttpEndpoint>();
+  endpoint->Handle("/metrics", [exports, started] {
+    metrics::HttpResponse r;
+    r.body = RenderServeMetrics(*exports, started);
+    return r;
+  });
+  endpoint->Handle("/healthz", [] {
+    metrics::HttpResponse r;
+    r.content_type = "text/plain; charset=utf-8";
+    r.body = "ok\n";
+    return r;
+  });
+  if (auto r = endpoint->Start(address); !r) {
+    return Err(r.error().code, "--metrics-address {}: {}", address, r.error().message);
+  }
+  return endpoint;
 }
 
 }  // namespace
@@ -251,7 +376,8 @@ Result<void> AddExports(ServeArgs* args, ExportRegistry* registry,
 int RunServe(int argc, char** argv) {
   ServeArgs args;
   if (int rc = ParseArgs(argc, argv, &args); rc >= 0) return rc;
-  if (auto r = SetupLogging({args.log_level, args.log_target}); !r) {
+  const auto started = std::chrono::steady_clock::now();
+  if (auto r = SetupLogging({args.log_level, args.log_target, args.log_format}); !r) {
     std::fprintf(stderr, "rbd-nbdd serve: %s\n", r.error().message.c_str());
     return 2;
   }
@@ -260,7 +386,9 @@ int RunServe(int argc, char** argv) {
 
   ExportRegistry registry;
   std::vector<std::shared_ptr<RbdBackend>> rbd_backends;
-  if (auto r = AddExports(&args, &registry, &rbd_backends); !r) {
+  std::vector<MeteredExport> metered;
+  const bool metrics_on = !args.metrics_address.empty();
+  if (auto r = AddExports(&args, &registry, &rbd_backends, metrics_on ? &metered : nullptr); !r) {
     spdlog::error("{}", r.error().message);
     return 2;
   }
@@ -290,12 +418,25 @@ int RunServe(int argc, char** argv) {
     spdlog::error("{}", server.error().message);
     return 2;
   }
+  // Declared after `metered`, so it stops before what its handler reads goes.
+  std::unique_ptr<metrics::HttpEndpoint> metrics_endpoint;
+  if (metrics_on) {
+    auto m = StartMetrics(args.metrics_address, &metered, started);
+    if (!m) {
+      spdlog::error("{}", m.error().message);
+      return 2;
+    }
+    metrics_endpoint = std::move(m).value();
+  }
   (*loops)->Start();
   (*server)->Start();
   if (!args.pid_file.empty()) {
     std::ofstream(args.pid_file) << getpid() << "\n";
   }
   for (const auto& addr : (*server)->addresses()) spdlog::info("listening on {}", addr);
+  if (metrics_endpoint) {
+    spdlog::info("metrics: serving http://{}/metrics", MetricsUrlHost(args.metrics_address, metrics_endpoint->port()));
+  }
   spdlog::info("serving with {} worker(s), io_uring flags {:#x}, busy poll {} us", args.workers,
                (*loops)->loop(0).ring_flags(), args.poll_us);
 

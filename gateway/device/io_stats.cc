@@ -151,23 +151,19 @@ IoStatsSnapshot DeviceIoStats::Snapshot() const {
 
 namespace {
 
-using metrics::Labels;
-using metrics::TextWriter;
-using metrics::Type;
-
-Labels BaseLabels(const DeviceLabels& l) {
+metrics::Labels DeviceBaseLabels(const DeviceLabels& l) {
   return {{"device", l.device}, {"pool", l.pool}, {"namespace", l.ns}, {"image", l.image}};
 }
 
 }  // namespace
 
-void WriteDeviceFamilies(TextWriter& w, const std::vector<DeviceSample>& devices) {
+void WriteDeviceFamilies(metrics::TextWriter& w, const std::vector<DeviceSample>& devices) {
   auto per_op = [&](std::string_view name, std::string_view help, auto value) {
-    w.Family(name, help, Type::kCounter);
+    w.Family(name, help, metrics::Type::kCounter);
     for (const DeviceSample& d : devices) {
       for (size_t i = 0; i < kIoOpCount; ++i) {
         IoOp op = static_cast<IoOp>(i);
-        Labels l = BaseLabels(d.labels);
+        metrics::Labels l = DeviceBaseLabels(d.labels);
         l.emplace_back("op", IoOpName(op));
         w.Sample(l, static_cast<uint64_t>(value(d.io.ops[i])));
       }
@@ -179,23 +175,23 @@ void WriteDeviceFamilies(TextWriter& w, const std::vector<DeviceSample>& devices
          [](const IoOpTotals& t) { return t.bytes; });
 
   w.Family("rbdnbd_device_op_duration_seconds", "Request latency, received to reply queued, by op.",
-           Type::kHistogram);
+           metrics::Type::kHistogram);
   for (const DeviceSample& d : devices) {
     for (size_t i = 0; i < kIoOpCount; ++i) {
-      Labels l = BaseLabels(d.labels);
+      metrics::Labels l = DeviceBaseLabels(d.labels);
       l.emplace_back("op", IoOpName(static_cast<IoOp>(i)));
       w.Histogram(l, d.io.ops[i].latency);
     }
   }
 
-  w.Family("rbdnbd_device_errors_total", "Requests answered with an error, by op and errno.", Type::kCounter);
+  w.Family("rbdnbd_device_errors_total", "Requests answered with an error, by op and errno.", metrics::Type::kCounter);
   for (const DeviceSample& d : devices) {
     for (size_t i = 0; i < kIoOpCount; ++i) {
       for (size_t e = 0; e < kErrnoSlots; ++e) {
         uint64_t n = d.io.ops[i].errors[e];
         if (n == 0) continue;
         std::string errno_name = ErrnoLabel(e);
-        Labels l = BaseLabels(d.labels);
+        metrics::Labels l = DeviceBaseLabels(d.labels);
         l.emplace_back("op", IoOpName(static_cast<IoOp>(i)));
         l.emplace_back("errno", errno_name);
         w.Sample(l, n);
@@ -204,8 +200,8 @@ void WriteDeviceFamilies(TextWriter& w, const std::vector<DeviceSample>& devices
   }
 
   auto gauge = [&](std::string_view name, std::string_view help, auto value) {
-    w.Family(name, help, Type::kGauge);
-    for (const DeviceSample& d : devices) w.Sample(BaseLabels(d.labels), value(d));
+    w.Family(name, help, metrics::Type::kGauge);
+    for (const DeviceSample& d : devices) w.Sample(DeviceBaseLabels(d.labels), value(d));
   };
   gauge("rbdnbd_device_inflight_requests", "Requests submitted to the backend, not yet done.",
         [](const DeviceSample& d) { return static_cast<double>(std::max<int64_t>(d.io.inflight, 0)); });
@@ -217,17 +213,17 @@ void WriteDeviceFamilies(TextWriter& w, const std::vector<DeviceSample>& devices
 
   bool daemon = std::any_of(devices.begin(), devices.end(), [](const DeviceSample& d) { return d.daemon.has_value(); });
   if (!daemon) return;
-  w.Family("rbdnbd_device_configured_connections", "Connections the device was mapped with.", Type::kGauge);
+  w.Family("rbdnbd_device_configured_connections", "Connections the device was mapped with.", metrics::Type::kGauge);
   for (const DeviceSample& d : devices) {
-    if (d.daemon) w.Sample(BaseLabels(d.labels), d.daemon->configured_connections);
+    if (d.daemon) w.Sample(DeviceBaseLabels(d.labels), d.daemon->configured_connections);
   }
-  w.Family("rbdnbd_device_reattaches_total", "Reattaches completed.", Type::kCounter);
+  w.Family("rbdnbd_device_reattaches_total", "Reattaches completed.", metrics::Type::kCounter);
   for (const DeviceSample& d : devices) {
-    if (d.daemon) w.Sample(BaseLabels(d.labels), d.daemon->reattaches);
+    if (d.daemon) w.Sample(DeviceBaseLabels(d.labels), d.daemon->reattaches);
   }
-  w.Family("rbdnbd_device_stalled_seconds_total", "Seconds spent waiting for a reattach.", Type::kCounter);
+  w.Family("rbdnbd_device_stalled_seconds_total", "Seconds spent waiting for a reattach.", metrics::Type::kCounter);
   for (const DeviceSample& d : devices) {
-    if (d.daemon) w.Sample(BaseLabels(d.labels), d.daemon->stalled_seconds);
+    if (d.daemon) w.Sample(DeviceBaseLabels(d.labels), d.daemon->stalled_seconds);
   }
 }
 
