@@ -79,7 +79,20 @@ Result<DaemonStatus> ParseStatusReply(std::string_view line) {
   if (!reply) return Unexpected(reply.error());
   DaemonStatus status;
   for (api::DeviceEntry& d : reply->devices) {
-    status.devices.push_back(MappedDevice{std::move(d.device), std::move(d.spec), std::move(d.cookie), d.size, d.read_only, d.image_size});
+    MappedDevice m;
+    m.device = std::move(d.device);
+    m.spec = std::move(d.spec);
+    m.cookie = std::move(d.cookie);
+    m.size = d.size;
+    m.read_only = d.read_only;
+    m.image_size = d.image_size;
+    m.state = d.state;
+    m.last_error = std::move(d.last_error);
+    m.last_error_unix = d.last_error_unix;
+    m.reattach_attempts = d.reattach_attempts;
+    m.kernel_connected = d.kernel_connected;
+    m.health = std::move(d.health);
+    status.devices.push_back(std::move(m));
   }
   status.nbd_driver = reply->nbd_driver;
   return status;

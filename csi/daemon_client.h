@@ -40,6 +40,15 @@ struct MappedDevice {
   uint64_t size = 0;
   bool read_only = false;
   uint64_t image_size = 0;  // the image's size as the daemon sees it (0: an older daemon)
+  // How the device is doing (volume_condition.h reads these). The first five
+  // are the device entry's own (defaults on daemons that predate them);
+  // `health` is the daemon's health object, unset on daemons that predate it.
+  api::DeviceState state = api::DeviceState::kMapped;
+  std::string last_error{};  // the last failed reattach try ({}: positional initialisers may stop before it)
+  uint64_t last_error_unix = 0;
+  uint32_t reattach_attempts = 0;
+  bool kernel_connected = true;
+  std::optional<api::DeviceHealth> health{};
 };
 
 struct DaemonStatus {

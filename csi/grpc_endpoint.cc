@@ -6,6 +6,7 @@
 #include <cerrno>
 #include <filesystem>
 #include <system_error>
+#include <vector>
 
 #include <grpcpp/security/server_credentials.h>
 #include <grpcpp/server_builder.h>
@@ -22,7 +23,8 @@ Result<std::string> EndpointSocketPath(const std::string& endpoint) {
 }
 
 Result<std::unique_ptr<grpc::Server>> ServeOnUnixSocket(const std::string& socket_path, const std::string& endpoint,
-                                                        std::initializer_list<grpc::Service*> services) {
+                                                        std::initializer_list<grpc::Service*> services,
+                                                        RpcMetrics* rpcs) {
   // A socket left by an earlier instance would make bind() fail.
   std::error_code ec;
   std::filesystem::create_directories(std::filesystem::path(socket_path).parent_path(), ec);
@@ -36,6 +38,11 @@ Result<std::unique_ptr<grpc::Server>> ServeOnUnixSocket(const std::string& socke
   int port = 0;
   builder.AddListeningPort("unix://" + socket_path, grpc::InsecureServerCredentials(), &port);
   for (grpc::Service* service : services) builder.RegisterService(service);
+  if (rpcs != nullptr) {
+    std::vector<std::unique_ptr<grpc::experimental::ServerInterceptorFactoryInterface>> interceptors;
+    interceptors.push_back(rpcs->MakeInterceptorFactory());
+    builder.experimental().SetInterceptorCreators(std::move(interceptors));
+  }
   std::unique_ptr<grpc::Server> server = builder.BuildAndStart();
   if (!server) return Err(EADDRNOTAVAIL, "cannot listen on {}", endpoint);
   ::chmod(socket_path.c_str(), 0660);

@@ -27,6 +27,8 @@ CSI node plugin: stages RBD volumes as /dev/nbdX through the node's rbd-nbdd dae
   --state-dir DIR              per-volume staging metadata (default /var/lib/rbd-nbdd-csi)
   --cluster-config FILE        ceph-csi style cluster list (default /etc/rbd-nbdd-csi/config.json)
   --max-volumes-per-node N     reported by NodeGetInfo (default: not reported)
+  --metrics-address ADDR       serve Prometheus /metrics and /healthz over HTTP at ADDR
+                               (IP:PORT, [IPv6]:PORT or :PORT; suggested :9482; default: off)
   --log-level LEVEL            trace|debug|info|warn|error|critical|off (default info)
   --log-target TARGET          stderr|syslog|file:/path (default stderr)
   --help, --version
@@ -45,6 +47,7 @@ std::string HostName() {
 int main(int argc, char** argv) {
   rbdnbd::csi::PluginOptions options;
   options.node_id = HostName();
+  rbdnbd::csi::SharedFlags shared;
   auto exit_code = rbdnbd::csi::ParseFlags(
       "rbd-nbdd-csi", kUsage,
       {{"endpoint", kEndpoint},
@@ -71,8 +74,10 @@ int main(int argc, char** argv) {
             break;
         }
         return true;
-      });
+      },
+      &shared);
   if (exit_code) return *exit_code;
+  options.metrics_address = shared.metrics_address;
 
   // Before gRPC starts its threads, so that only the wait below sees them.
   rbdnbd::csi::BlockStopSignals();

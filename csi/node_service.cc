@@ -107,6 +107,11 @@ grpc::Status NodeService::NodeGetVolumeStats(grpc::ServerContext*, const pb::Nod
     inodes->set_available(stats->inodes_available);
     inodes->set_used(stats->inodes_used);
   }
+  response->mutable_volume_condition()->set_abnormal(stats->condition.abnormal);
+  response->mutable_volume_condition()->set_message(stats->condition.message);
+  if (stats->condition.abnormal) {
+    spdlog::warn("NodeGetVolumeStats {}: abnormal: {}", request->volume_id(), stats->condition.message);
+  }
   return grpc::Status::OK;
 }
 
@@ -130,7 +135,7 @@ grpc::Status NodeService::NodeExpandVolume(grpc::ServerContext*, const pb::NodeE
 grpc::Status NodeService::NodeGetCapabilities(grpc::ServerContext*, const pb::NodeGetCapabilitiesRequest*,
                                               pb::NodeGetCapabilitiesResponse* response) {
   for (auto type : {pb::NodeServiceCapability::RPC::STAGE_UNSTAGE_VOLUME, pb::NodeServiceCapability::RPC::GET_VOLUME_STATS,
-                    pb::NodeServiceCapability::RPC::EXPAND_VOLUME}) {
+                    pb::NodeServiceCapability::RPC::EXPAND_VOLUME, pb::NodeServiceCapability::RPC::VOLUME_CONDITION}) {
     response->add_capabilities()->mutable_rpc()->set_type(type);
   }
   return grpc::Status::OK;

@@ -6,7 +6,9 @@
 // publisher, expander or volume stats, and converts a failed Result into a
 // grpc::Status (csi_error.h). It logs the RPC, volume id, paths, outcome and
 // duration; never secrets or mount flags. Unimplemented RPCs answer
-// UNIMPLEMENTED (the generated base class does). Called on gRPC threads,
+// UNIMPLEMENTED (the generated base class does). NodeGetVolumeStats also
+// returns the volume's condition (volume_condition.h; an abnormal one is
+// logged at warn), and VOLUME_CONDITION is advertised. Called on gRPC threads,
 // concurrently.
 #pragma once
 

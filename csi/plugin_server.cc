@@ -47,15 +47,27 @@ Result<std::unique_ptr<PluginServer>> PluginServer::Start(const PluginOptions& o
       IdentityOptions{options.driver_name, RBDNBD_VERSION, options.nbd_module_path}, ctx.daemon);
   s->node_ = std::make_unique<NodeService>(NodeOptions{options.node_id, options.max_volumes_per_node}, ctx);
 
-  auto server = ServeOnUnixSocket(s->socket_path_, options.endpoint, {s->identity_.get(), s->node_.get()});
+  s->rpcs_ = std::make_unique<RpcMetrics>(
+      std::initializer_list<const char*>{::csi::v1::Identity::service_full_name(), ::csi::v1::Node::service_full_name()});
+  if (!options.metrics_address.empty()) {
+    auto metrics = MetricsServer::Start(options.metrics_address, s->rpcs_.get());
+    if (!metrics) return Unexpected(metrics.error());
+    s->metrics_ = std::move(metrics).value();
+  }
+  auto server = ServeOnUnixSocket(s->socket_path_, options.endpoint, {s->identity_.get(), s->node_.get()},
+                                  s->rpcs_.get());
   if (!server) return Unexpected(server.error());
   s->server_ = std::move(server).value();
-  spdlog::info("rbd-nbdd-csi {} serving {} as {} on node {} (daemon {}, state {})", RBDNBD_VERSION,
-               options.endpoint, options.driver_name, options.node_id, options.control_socket, options.state_dir);
+  spdlog::info("rbd-nbdd-csi {} serving {} as {} on node {} (daemon {}, state {}, metrics {})", RBDNBD_VERSION,
+               options.endpoint, options.driver_name, options.node_id, options.control_socket, options.state_dir,
+               s->metrics_ ? fmt::format("on {} (port {})", options.metrics_address, s->metrics_->port()) : "off");
   return s;
 }
 
-void PluginServer::Shutdown(std::chrono::milliseconds grace) { StopServing(server_, socket_path_, grace); }
+void PluginServer::Shutdown(std::chrono::milliseconds grace) {
+  StopServing(server_, socket_path_, grace);
+  if (metrics_) metrics_->Stop();
+}
 
 PluginServer::~PluginServer() { Shutdown(std::chrono::milliseconds(0)); }
 

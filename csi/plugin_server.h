@@ -12,6 +12,10 @@
 //   returns; devices and mounts are left as they are. Called once, from the
 //   thread that called Start() (main's signal loop, or a test).
 // * `deps` may replace host helpers (tests); null members get the real ones.
+// * Every RPC is counted in rpc_metrics() (rpc_metrics.h). With a
+//   `metrics_address`, Start() first serves /metrics and /healthz there
+//   (metrics_server.h; a bad address or a port in use fails the start), and
+//   Shutdown() stops that endpoint after the gRPC server.
 #pragma once
 
 #include <chrono>
@@ -25,7 +29,9 @@
 #include "common/result.h"
 #include "csi/grpc_endpoint.h"
 #include "csi/identity_service.h"
+#include "csi/metrics_server.h"
 #include "csi/node_service.h"
+#include "csi/rpc_metrics.h"
 
 namespace rbdnbd::csi {
 
@@ -39,6 +45,7 @@ struct PluginOptions {
   int64_t max_volumes_per_node = 0;
   std::string nbd_module_path = "/sys/module/nbd";
   std::chrono::milliseconds resize_wait{30000};
+  std::string metrics_address;  // empty: no /metrics endpoint
 };
 
 struct PluginDeps {
@@ -55,6 +62,8 @@ class PluginServer {
 
   void Shutdown(std::chrono::milliseconds grace = std::chrono::seconds(10));
   const std::string& socket_path() const { return socket_path_; }
+  const RpcMetrics& rpc_metrics() const { return *rpcs_; }
+  int metrics_port() const { return metrics_ ? metrics_->port() : 0; }  // 0: no endpoint
 
  private:
   PluginServer() = default;
@@ -65,6 +74,8 @@ class PluginServer {
   PluginDeps deps_;
   std::unique_ptr<IdentityService> identity_;
   std::unique_ptr<NodeService> node_;
+  std::unique_ptr<RpcMetrics> rpcs_;
+  std::unique_ptr<MetricsServer> metrics_;
   std::unique_ptr<grpc::Server> server_;
 };
 

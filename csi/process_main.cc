@@ -19,7 +19,7 @@ namespace rbdnbd::csi {
 namespace {
 
 // Above any program's own flag ids.
-enum SharedFlag { kLogLevelFlag = 0x10000, kLogTargetFlag, kHelpFlag, kVersionFlag };
+enum SharedFlag { kLogLevelFlag = 0x10000, kLogTargetFlag, kHelpFlag, kVersionFlag, kMetricsAddressFlag };
 
 sigset_t StopSignals() {
   sigset_t stop;
@@ -32,10 +32,12 @@ sigset_t StopSignals() {
 }  // namespace
 
 std::optional<int> ParseFlags(std::string_view program, const char* usage, std::initializer_list<Flag> flags, int argc,
-                              char** argv, const std::function<bool(int id, const char* value)>& on_flag) {
+                              char** argv, const std::function<bool(int id, const char* value)>& on_flag,
+                              SharedFlags* shared) {
   const std::string name(program);
   std::vector<option> table;
   for (const Flag& f : flags) table.push_back({f.name, required_argument, nullptr, f.id});
+  table.push_back({"metrics-address", required_argument, nullptr, kMetricsAddressFlag});
   table.push_back({"log-level", required_argument, nullptr, kLogLevelFlag});
   table.push_back({"log-target", required_argument, nullptr, kLogTargetFlag});
   table.push_back({"help", no_argument, nullptr, kHelpFlag});
@@ -54,6 +56,14 @@ std::optional<int> ParseFlags(std::string_view program, const char* usage, std::
     int c = getopt_long(argc, argv, "", table.data(), nullptr);
     if (c == -1) break;
     switch (c) {
+      case kMetricsAddressFlag:
+        if (*optarg == '\0') {
+          std::fprintf(stderr, "%s: --metrics-address needs HOST:PORT (leave the flag out for no metrics)\n",
+                       name.c_str());
+          return 2;
+        }
+        shared->metrics_address = optarg;
+        break;
       case kLogLevelFlag: log_level = optarg; break;
       case kLogTargetFlag: log_target = optarg; break;
       case kHelpFlag: std::fputs(usage, stdout); return 0;

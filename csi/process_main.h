@@ -13,6 +13,7 @@
 #include <functional>
 #include <initializer_list>
 #include <optional>
+#include <string>
 #include <string_view>
 #include <system_error>
 
@@ -25,15 +26,22 @@ struct Flag {
   int id;
 };
 
+// What ParseFlags reads for both binaries, beyond logging.
+struct SharedFlags {
+  std::string metrics_address;  // --metrics-address ADDR; empty (the default): no /metrics
+};
+
 // Reads argv with getopt_long, in order: the program's `flags`, each handed to
 // `on_flag(id, value)` (false: it printed why, exit 2), and the flags both
-// binaries take: --log-level, --log-target, --help (`usage` on stdout, exit 0)
-// and --version ("PROGRAM VERSION", exit 0). An unknown flag or a missing
+// binaries take: --metrics-address (into `shared`; an empty value is refused,
+// exit 2), --log-level, --log-target, --help (`usage` on stdout, exit 0) and
+// --version ("PROGRAM VERSION", exit 0). An unknown flag or a missing
 // value prints `usage` on stderr (exit 2), as does a positional argument
 // (after naming it). Then sets up logging (a bad level or target: exit 2).
 // Returns nullopt to go on, else the exit code.
 std::optional<int> ParseFlags(std::string_view program, const char* usage, std::initializer_list<Flag> flags, int argc,
-                              char** argv, const std::function<bool(int id, const char* value)>& on_flag);
+                              char** argv, const std::function<bool(int id, const char* value)>& on_flag,
+                              SharedFlags* shared);
 
 // A flag's value as a whole decimal number in [min, max]: false for an empty
 // value, trailing bytes, a value T cannot hold, or one out of range. A sign is

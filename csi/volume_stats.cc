@@ -5,6 +5,7 @@
 
 #include <cerrno>
 #include <cstring>
+#include <ctime>
 
 #include "csi/csi_error.h"
 
@@ -25,6 +26,7 @@ Result<VolumeUsageStats> VolumeStats::Get(const std::string& volume_id, const st
     auto size = ctx_.devices->Size(record.device);
     if (!size) return Unexpected(size.error());
     s.bytes_total = static_cast<int64_t>(*size);
+    s.condition = Condition(record);
     return s;
   }
   struct statvfs vfs{};
@@ -37,7 +39,12 @@ Result<VolumeUsageStats> VolumeStats::Get(const std::string& volume_id, const st
   s.inodes_total = static_cast<int64_t>(vfs.f_files);
   s.inodes_available = static_cast<int64_t>(vfs.f_ffree);
   s.inodes_used = static_cast<int64_t>(vfs.f_files - vfs.f_ffree);
+  s.condition = Condition(record);
   return s;
+}
+
+VolumeCondition VolumeStats::Condition(const VolumeRecord& record) {
+  return EvaluateCondition(record, ctx_.daemon->Status(), static_cast<int64_t>(::time(nullptr)));
 }
 
 }  // namespace rbdnbd::csi

@@ -33,16 +33,28 @@ Result<std::unique_ptr<ControllerServer>> ControllerServer::Start(const Controll
   s->identity_ = std::make_unique<IdentityService>(identity, nullptr);
   s->controller_ = std::make_unique<ControllerService>(s->ops_.get());
 
-  auto server = ServeOnUnixSocket(s->socket_path_, options.endpoint, {s->identity_.get(), s->controller_.get()});
+  s->rpcs_ = std::make_unique<RpcMetrics>(std::initializer_list<const char*>{
+      ::csi::v1::Identity::service_full_name(), ::csi::v1::Controller::service_full_name()});
+  if (!options.metrics_address.empty()) {
+    auto metrics = MetricsServer::Start(options.metrics_address, s->rpcs_.get());
+    if (!metrics) return Unexpected(metrics.error());
+    s->metrics_ = std::move(metrics).value();
+  }
+  auto server = ServeOnUnixSocket(s->socket_path_, options.endpoint, {s->identity_.get(), s->controller_.get()},
+                                  s->rpcs_.get());
   if (!server) return Unexpected(server.error());
   s->server_ = std::move(server).value();
-  spdlog::info("rbd-nbdd-csi-controller {} serving {} as {} (cluster config {}, max clone depth {})", RBDNBD_VERSION,
-               options.endpoint, options.driver_name, options.controller.cluster_config,
-               options.controller.max_clone_depth);
+  spdlog::info("rbd-nbdd-csi-controller {} serving {} as {} (cluster config {}, max clone depth {}, metrics {})",
+               RBDNBD_VERSION, options.endpoint, options.driver_name, options.controller.cluster_config,
+               options.controller.max_clone_depth,
+               s->metrics_ ? fmt::format("on {} (port {})", options.metrics_address, s->metrics_->port()) : "off");
   return s;
 }
 
-void ControllerServer::Shutdown(std::chrono::milliseconds grace) { StopServing(server_, socket_path_, grace); }
+void ControllerServer::Shutdown(std::chrono::milliseconds grace) {
+  StopServing(server_, socket_path_, grace);
+  if (metrics_) metrics_->Stop();
+}
 
 ControllerServer::~ControllerServer() { Shutdown(std::chrono::milliseconds(0)); }
 

@@ -12,6 +12,10 @@
 //   `grace`), and removes the socket. Called once, from the thread that
 //   called Start() (main's signal loop, or a test); the destructor calls it
 //   with no grace when nobody did.
+// * Every RPC is counted in rpc_metrics() (csi/rpc_metrics.h). With a
+//   `metrics_address`, Start() first serves /metrics and /healthz there
+//   (csi/metrics_server.h; a bad address or a port in use fails the start),
+//   and Shutdown() stops that endpoint after the gRPC server.
 #pragma once
 
 #include <chrono>
@@ -25,6 +29,8 @@
 #include "csi/controller/controller_ops.h"
 #include "csi/controller/controller_service.h"
 #include "csi/identity_service.h"
+#include "csi/metrics_server.h"
+#include "csi/rpc_metrics.h"
 
 namespace rbdnbd::csi {
 
@@ -32,6 +38,7 @@ struct ControllerServerOptions {
   std::string endpoint = "unix:///csi/csi.sock";
   std::string driver_name = "rbd-nbdd.csi.ceph.io";
   ControllerOptions controller;
+  std::string metrics_address;  // empty: no /metrics endpoint
 };
 
 class ControllerServer {
@@ -43,6 +50,8 @@ class ControllerServer {
   void Shutdown(std::chrono::milliseconds grace = std::chrono::seconds(10));
   const std::string& socket_path() const { return socket_path_; }
   ControllerOps& ops() { return *ops_; }
+  const RpcMetrics& rpc_metrics() const { return *rpcs_; }
+  int metrics_port() const { return metrics_ ? metrics_->port() : 0; }  // 0: no endpoint
 
  private:
   ControllerServer() = default;
@@ -52,6 +61,8 @@ class ControllerServer {
   std::unique_ptr<ControllerOps> ops_;
   std::unique_ptr<IdentityService> identity_;
   std::unique_ptr<ControllerService> controller_;
+  std::unique_ptr<RpcMetrics> rpcs_;
+  std::unique_ptr<MetricsServer> metrics_;
   std::unique_ptr<grpc::Server> server_;
 };
 

@@ -25,6 +25,8 @@ with the credentials each call brings in its secrets.
   --cluster-config FILE          ceph-csi style cluster list (default /etc/rbd-nbdd-csi/config.json)
   --connection-idle-seconds N    keep a cluster connection this long after its last call (default 300)
   --max-clone-depth N            flatten a new clone whose parent chain is deeper (default 8)
+  --metrics-address ADDR         serve Prometheus /metrics and /healthz over HTTP at ADDR
+                                 (IP:PORT, [IPv6]:PORT or :PORT; suggested :9483; default: off)
   --log-level LEVEL              trace|debug|info|warn|error|critical|off (default info)
   --log-target TARGET            stderr|syslog|file:/path (default stderr)
   --help, --version
@@ -37,6 +39,7 @@ enum Option { kEndpoint = 256, kDriverName, kClusterConfig, kIdleSeconds, kMaxCl
 int main(int argc, char** argv) {
   rbdnbd::csi::ControllerServerOptions options;
   rbdnbd::csi::LibrbdStoreOptions store_options;
+  rbdnbd::csi::SharedFlags shared;
   auto exit_code = rbdnbd::csi::ParseFlags(
       "rbd-nbdd-csi-controller", kUsage,
       {{"endpoint", kEndpoint},
@@ -65,8 +68,10 @@ int main(int argc, char** argv) {
             break;
         }
         return true;
-      });
+      },
+      &shared);
   if (exit_code) return *exit_code;
+  options.metrics_address = shared.metrics_address;
 
   // Before gRPC and librados start their threads, so that only the wait below
   // sees them.

@@ -56,12 +56,22 @@ void FakeDaemon::Serve() {
   }
 }
 
+void FakeDaemon::SetDeviceFields(const std::string& device, json fields) {
+  std::lock_guard lock(mu_);
+  device_fields_[device] = std::move(fields);
+}
+
 json FakeDaemon::Handle(const json& request) {
   std::lock_guard lock(mu_);
   requests_.push_back(request);
   std::string op = request.value("op", "");
   if (op == "status" || op == "list") {
-    json reply{{"ok", true}, {"devices", devices_}, {"pid", 1}};
+    json devices = devices_;
+    for (json& d : devices) {
+      auto extra = device_fields_.find(d["device"].get<std::string>());
+      if (extra != device_fields_.end()) d.update(extra->second);
+    }
+    json reply{{"ok", true}, {"devices", devices}, {"pid", 1}};
     if (nbd_driver >= 0) reply["nbd_driver"] = nbd_driver == 1;
     return reply;
   }

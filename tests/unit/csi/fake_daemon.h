@@ -6,6 +6,7 @@
 #pragma once
 
 #include <atomic>
+#include <map>
 #include <mutex>
 #include <string>
 #include <thread>
@@ -26,6 +27,9 @@ class FakeDaemon {
   // Knobs (set before the request that should see them).
   std::atomic<int> fail_map{0};                  // errno to answer map with
   std::atomic<int> nbd_driver{1};                // 1 true, 0 false, -1 field absent
+  // Fields merged into a mapped device's entry in status/list replies (state,
+  // health, ...), as a newer daemon would send them.
+  void SetDeviceFields(const std::string& device, nlohmann::json fields);
 
  private:
   void Serve();
@@ -37,6 +41,7 @@ class FakeDaemon {
   std::mutex mu_;
   std::vector<nlohmann::json> requests_;
   std::vector<nlohmann::json> devices_;
+  std::map<std::string, nlohmann::json> device_fields_;
   int next_index_ = 0;
   std::thread thread_;
 };

@@ -16,8 +16,10 @@
 
 #include "csi.grpc.pb.h"
 #include "csi/plugin_server.h"
+#include "exposition_check.h"
 #include "fake_daemon.h"
 #include "fakes.h"
+#include "http_get.h"
 
 namespace rbdnbd::csi {
 namespace {
@@ -217,7 +219,8 @@ TEST_F(GrpcServerTest, NodeCapabilitiesAndInfo) {
   for (const auto& c : caps.capabilities()) types.push_back(c.rpc().type());
   EXPECT_EQ(types, (std::vector<int>{pb::NodeServiceCapability::RPC::STAGE_UNSTAGE_VOLUME,
                                      pb::NodeServiceCapability::RPC::GET_VOLUME_STATS,
-                                     pb::NodeServiceCapability::RPC::EXPAND_VOLUME}));
+                                     pb::NodeServiceCapability::RPC::EXPAND_VOLUME,
+                                     pb::NodeServiceCapability::RPC::VOLUME_CONDITION}));
   grpc::ClientContext ctx2;
   pb::NodeGetInfoResponse info;
   ASSERT_TRUE(node_->NodeGetInfo(&ctx2, pb::NodeGetInfoRequest(), &info).ok());
@@ -425,6 +428,107 @@ TEST(EndpointTest, Forms) {
   EXPECT_FALSE(EndpointSocketPath("unix://relative.sock"));
   EXPECT_FALSE(EndpointSocketPath("csi.sock"));
   EXPECT_FALSE(EndpointSocketPath("tcp://1.2.3.4:5"));
+}
+
+// The condition comes from the daemon's status reply, through the real
+// DaemonClient and the daemon's codec, with and without the health object.
+TEST_F(GrpcServerTest, VolumeConditionFollowsTheDaemonsHealth) {
+  StartServer();
+  pb::NodeStageVolumeRequest stage = StageRequest(BlockCapability());
+  ASSERT_TRUE(Stage(stage).ok());
+  pb::NodeGetVolumeStatsResponse stats;
+  ASSERT_TRUE(Stats("vol-1", dir_.string(), &stats).ok());
+  ASSERT_TRUE(stats.has_volume_condition());
+  EXPECT_FALSE(stats.volume_condition().abnormal()) << stats.volume_condition().message();
+  EXPECT_EQ(stats.volume_condition().message().rfind("healthy", 0), 0u);
+
+  daemon_->SetDeviceFields("/dev/nbd0", {{"state", "reattaching"},
+                                         {"health",
+                                          {{"state", "reattaching"},
+                                           {"last_error", "reattach: cluster unreachable"},
+                                           {"last_error_time", ::time(nullptr) - 10},
+                                           {"seconds_since_last_io", 50},
+                                           {"inflight", 4},
+                                           {"recent_errors", 0},
+                                           {"stalled", true}}}});
+  ASSERT_TRUE(Stats("vol-1", dir_.string(), &stats).ok());
+  EXPECT_TRUE(stats.volume_condition().abnormal());
+  EXPECT_NE(stats.volume_condition().message().find("waiting for a reattach"), std::string::npos)
+      << stats.volume_condition().message();
+  EXPECT_NE(stats.volume_condition().message().find("reattach: cluster unreachable"), std::string::npos);
+
+  daemon_->SetDeviceFields("/dev/nbd0", {{"health",
+                                          {{"state", "mapped"},
+                                           {"seconds_since_last_io", 1},
+                                           {"inflight", 2},
+                                           {"recent_errors", 9},
+                                           {"stalled", false}}}});
+  ASSERT_TRUE(Stats("vol-1", dir_.string(), &stats).ok());
+  EXPECT_TRUE(stats.volume_condition().abnormal());
+  EXPECT_NE(stats.volume_condition().message().find("9 requests failed"), std::string::npos)
+      << stats.volume_condition().message();
+
+  daemon_->SetDeviceFields("/dev/nbd0", {{"state", "mapped"}});  // an older daemon: no health object
+  ASSERT_TRUE(Stats("vol-1", dir_.string(), &stats).ok());
+  EXPECT_FALSE(stats.volume_condition().abnormal()) << stats.volume_condition().message();
+
+  daemon_.reset();  // the daemon is gone: the devices are held, the volume is abnormal
+  ASSERT_TRUE(Stats("vol-1", dir_.string(), &stats).ok());
+  EXPECT_TRUE(stats.volume_condition().abnormal());
+  EXPECT_NE(stats.volume_condition().message().find("unreachable"), std::string::npos)
+      << stats.volume_condition().message();
+}
+
+// Each RPC once, by method and final code; methods of services this binary
+// does not serve are not counted (no label value a caller chose).
+TEST_F(GrpcServerTest, MetricsCountEveryRpcOnce) {
+  options_.metrics_address = "127.0.0.1:0";
+  StartServer();
+  ASSERT_GT(server_->metrics_port(), 0);
+  grpc::ClientContext c1;
+  pb::GetPluginInfoResponse info;
+  ASSERT_TRUE(identity_->GetPluginInfo(&c1, pb::GetPluginInfoRequest(), &info).ok());
+  grpc::ClientContext c2;
+  pb::NodeGetCapabilitiesResponse caps;
+  ASSERT_TRUE(node_->NodeGetCapabilities(&c2, pb::NodeGetCapabilitiesRequest(), &caps).ok());
+  pb::NodeStageVolumeRequest stage = StageRequest(MountCapability());
+  stage.clear_volume_id();
+  ExpectCode(Stage(stage), grpc::StatusCode::INVALID_ARGUMENT);
+  ExpectCode(Stage(stage), grpc::StatusCode::INVALID_ARGUMENT);
+  pb::NodeGetVolumeStatsResponse stats;
+  ExpectCode(Stats("never-staged", dir_.string(), &stats), grpc::StatusCode::NOT_FOUND);
+  grpc::ClientContext c3;
+  pb::CreateVolumeResponse created;
+  ExpectCode(controller_->CreateVolume(&c3, pb::CreateVolumeRequest(), &created), grpc::StatusCode::UNIMPLEMENTED);
+
+  auto scrape = testing::HttpGet(server_->metrics_port(), "/metrics");
+  ASSERT_EQ(scrape.status, 200);
+  testing::Exposition e = testing::ParseExposition(scrape.body);
+  EXPECT_TRUE(e.errors.empty()) << e.errors.front();
+  auto rpcs = [&e](const char* method, const char* code) {
+    return testing::Value(e, "rbdnbd_csi_rpcs_total", {{"method", method}, {"code", code}});
+  };
+  EXPECT_EQ(rpcs("GetPluginInfo", "OK"), 1.0);
+  EXPECT_EQ(rpcs("NodeGetCapabilities", "OK"), 1.0);
+  EXPECT_EQ(rpcs("NodeStageVolume", "INVALID_ARGUMENT"), 2.0);
+  EXPECT_EQ(rpcs("NodeStageVolume", "OK"), 0.0);
+  EXPECT_EQ(rpcs("NodeGetVolumeStats", "NOT_FOUND"), 1.0);
+  EXPECT_EQ(scrape.body.find("CreateVolume"), std::string::npos);
+  EXPECT_EQ(testing::Value(e, "rbdnbd_csi_rpc_duration_seconds_count", {{"method", "NodeStageVolume"}}), 2.0);
+  double total = 0;
+  for (const auto& s : e.samples) {
+    if (s.name == "rbdnbd_csi_rpcs_total") total += s.value;
+  }
+  EXPECT_EQ(total, 5.0) << scrape.body;
+  EXPECT_EQ(testing::HttpGet(server_->metrics_port(), "/healthz").status, 200);
+
+  server_->Shutdown(std::chrono::milliseconds(100));
+  EXPECT_EQ(testing::HttpGet(server_->metrics_port(), "/metrics").status, 0) << "stopped with the server";
+}
+
+TEST_F(GrpcServerTest, MetricsAreOffByDefault) {
+  StartServer();
+  EXPECT_EQ(server_->metrics_port(), 0);
 }
 
 }  // namespace

@@ -11,7 +11,9 @@
 
 #include "csi.grpc.pb.h"
 #include "csi/controller/controller_server.h"
+#include "exposition_check.h"
 #include "fake_ceph_store.h"
+#include "http_get.h"
 
 namespace rbdnbd::csi::testing {
 namespace {
@@ -36,6 +38,7 @@ class ControllerGrpcTest : public ::testing::Test {
     ControllerServerOptions options;
     options.endpoint = "unix://" + (dir_ / "sub" / "controller.sock").string();
     options.controller.cluster_config = (dir_ / "config.json").string();
+    options.metrics_address = "127.0.0.1:0";  // any free port: metrics_port()
     auto server = ControllerServer::Start(options, std::move(store));
     ASSERT_TRUE(server) << server.error().message;
     server_ = std::move(server).value();
@@ -377,6 +380,49 @@ TEST_F(ControllerGrpcTest, UnreachableMonitorsAreDeadlineExceeded) {
   (*req.mutable_parameters())["monitors"] = "192.0.2.9:6789";
   pb::CreateVolumeResponse resp;
   EXPECT_EQ(Create(req, &resp).error_code(), grpc::StatusCode::DEADLINE_EXCEEDED);
+}
+
+// Every RPC once, by method and final code, on the controller's /metrics.
+TEST_F(ControllerGrpcTest, MetricsCountEveryCallByMethodAndCode) {
+  pb::CreateVolumeResponse created;
+  ASSERT_TRUE(Create(CreateRequest("pvc-m1", 64 * kMiB), &created).ok());
+  ASSERT_TRUE(Create(CreateRequest("pvc-m1", 64 * kMiB), &created).ok());  // idempotent: OK again
+  pb::CreateVolumeRequest nameless = CreateRequest("", 64 * kMiB);
+  EXPECT_EQ(Create(nameless, &created).error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  grpc::ClientContext c1;
+  pb::DeleteVolumeRequest del;
+  del.set_volume_id(created.volume().volume_id());
+  AddSecrets(del.mutable_secrets());
+  pb::DeleteVolumeResponse deleted;
+  ASSERT_TRUE(controller_->DeleteVolume(&c1, del, &deleted).ok());
+  grpc::ClientContext c2;
+  pb::ControllerPublishVolumeResponse unpublished;
+  EXPECT_EQ(controller_->ControllerPublishVolume(&c2, {}, &unpublished).error_code(), grpc::StatusCode::UNIMPLEMENTED);
+  grpc::ClientContext c3;
+  pb::NodeGetInfoResponse info;  // not a service of this binary: not counted
+  EXPECT_EQ(node_->NodeGetInfo(&c3, {}, &info).error_code(), grpc::StatusCode::UNIMPLEMENTED);
+
+  const RpcMetrics& m = server_->rpc_metrics();
+  EXPECT_EQ(m.Count("CreateVolume", grpc::StatusCode::OK), 2u);
+  EXPECT_EQ(m.Count("CreateVolume", grpc::StatusCode::INVALID_ARGUMENT), 1u);
+  EXPECT_EQ(m.Count("DeleteVolume", grpc::StatusCode::OK), 1u);
+  EXPECT_EQ(m.Count("ControllerPublishVolume", grpc::StatusCode::UNIMPLEMENTED), 1u);
+  EXPECT_EQ(m.Count("NodeGetInfo", grpc::StatusCode::UNIMPLEMENTED), 0u);
+
+  ASSERT_GT(server_->metrics_port(), 0);
+  auto scrape = HttpGet(server_->metrics_port(), "/metrics");
+  ASSERT_EQ(scrape.status, 200);
+  Exposition e = ParseExposition(scrape.body);
+  EXPECT_TRUE(e.errors.empty()) << e.errors.front();
+  EXPECT_EQ(Value(e, "rbdnbd_csi_rpcs_total", {{"method", "CreateVolume"}, {"code", "OK"}}), 2.0);
+  EXPECT_EQ(Value(e, "rbdnbd_csi_rpcs_total", {{"method", "CreateVolume"}, {"code", "INVALID_ARGUMENT"}}), 1.0);
+  EXPECT_EQ(Value(e, "rbdnbd_csi_rpcs_total", {{"method", "DeleteVolume"}, {"code", "OK"}}), 1.0);
+  EXPECT_EQ(Value(e, "rbdnbd_csi_rpc_duration_seconds_count", {{"method", "CreateVolume"}}), 3.0);
+  EXPECT_EQ(scrape.body.find("NodeGetInfo"), std::string::npos);
+  for (const auto& [name, family] : ContractSection(MetricsContractPath(), "CSI plugins")) {
+    EXPECT_EQ(e.types[name], family.type) << name;
+  }
+  EXPECT_EQ(HttpGet(server_->metrics_port(), "/healthz").body, "ok\n");
 }
 
 TEST_F(ControllerGrpcTest, StartRejectsABadDriverNameAndAFileAtTheSocketPath) {
