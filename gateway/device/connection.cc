@@ -175,6 +175,7 @@ void Connection::OnRecv(int res) {
 }
 
 void Connection::Parse() {
+  parse_now_ns_ = 0;  // read once, by the first request header parsed now
   bool progress = true;
   while (progress) {
     if (phase_ == Phase::kHandshake) {
@@ -295,10 +296,12 @@ Connection::Slot* Connection::AllocSlot(const nbd::Request& req) {
   s->nbd_error = 0;
   s->err = 0;
   s->op = -1;
+  s->stat = kStatNone;
   if (cells_ != nullptr) {
     if (auto op = IoOpOfNbdCommand(req.type)) {
+      if (parse_now_ns_ == 0) parse_now_ns_ = MonotonicNowNs();
       s->op = static_cast<int8_t>(*op);
-      s->received_ns = MonotonicNowNs();
+      s->received_ns = parse_now_ns_;
     }
   }
   s->reply_payload = false;
@@ -309,10 +312,18 @@ Connection::Slot* Connection::AllocSlot(const nbd::Request& req) {
 }
 
 void Connection::FreeSlot(Slot* s) {
+  // A reply that never reached StartSend (the socket died first) still ends
+  // its request's latency here.
+  if (s->stat == kStatCompleted) RecordReplied(s, MonotonicNowNs());
   if (s->buf != nullptr) pool_.Put(s->buf, s->buf_cap);
   s->buf = nullptr;
   s->data = nullptr;
   free_slots_.push_back(s);
+}
+
+void Connection::RecordReplied(Slot* s, uint64_t now_ns) {
+  s->stat = kStatReplied;
+  if (cells_ != nullptr) cells_->Replied(static_cast<IoOp>(s->op), s->received_ns, now_ns);
 }
 
 void Connection::SubmitToBackend(Slot* s) {
@@ -348,7 +359,8 @@ void Connection::QueueReply(Slot* s) {
   if (s->nbd_error != 0) stats_.errors++;
   if (cells_ != nullptr && s->op >= 0) {
     IoOp op = static_cast<IoOp>(s->op);
-    cells_->Done(op, op == IoOp::kFlush ? 0 : s->length, s->err, s->received_ns, MonotonicNowNs());
+    cells_->Completed(op, op == IoOp::kFlush ? 0 : s->length, s->err);
+    s->stat = kStatCompleted;
   }
   if (socket_dead_) {
     FreeSlot(s);
@@ -393,11 +405,16 @@ void Connection::StartSend() {
     iov_.push_back(iovec{const_cast<uint8_t*>(static_cast<const uint8_t*>(p)) + skip, len - skip});
     skip = 0;
   };
+  uint64_t now_ns = 0;  // one clock read for every reply of this sendmsg
   for (const OutItem& item : send_queue_) {
     if (iov_.size() + 2 > kMaxIov) break;
     if (item.slot != nullptr) {
       add(item.slot->reply, sizeof(item.slot->reply));
       if (item.slot->reply_payload) add(item.slot->buf, item.slot->length);
+      if (item.slot->stat == kStatCompleted) {
+        if (now_ns == 0) now_ns = MonotonicNowNs();
+        RecordReplied(item.slot, now_ns);
+      }
     } else {
       add(item.raw.data(), item.raw.size());
     }

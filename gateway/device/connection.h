@@ -112,10 +112,12 @@ class Connection {
     uint32_t nbd_error = 0;
     int err = 0;                 // the errno behind nbd_error, for the statistics
     int8_t op = -1;              // IoOp, or -1: not counted (CACHE, unknown)
-    uint64_t received_ns = 0;    // header parsed (MonotonicNowNs), when counted
+    uint8_t stat = 0;            // kStat*: what the statistics have seen of it
+    uint64_t received_ns = 0;    // its recv completed (MonotonicNowNs), when counted
     bool reply_payload = false;  // a successful READ sends `length` bytes
     uint8_t reply[16] = {};
   };
+  static constexpr uint8_t kStatNone = 0, kStatCompleted = 1, kStatReplied = 2;
   struct OutItem {
     Slot* slot = nullptr;            // a reply, or
     std::vector<uint8_t> raw;        // handshake bytes
@@ -155,6 +157,7 @@ class Connection {
 
   // Request side.
   Slot* AllocSlot(const nbd::Request& req);
+  void RecordReplied(Slot* s, uint64_t now_ns);
   void FreeSlot(Slot* s);
   void SubmitToBackend(Slot* s);
   void OnIoDone(Slot* s, int result);
@@ -218,6 +221,7 @@ class Connection {
   // export has none (metrics off).
   IoStatsHandle io_stats_;
   IoCells* cells_ = nullptr;
+  uint64_t parse_now_ns_ = 0;  // the clock read shared by the headers of one Parse()
 };
 
 }  // namespace rbdnbd

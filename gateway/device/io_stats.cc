@@ -46,7 +46,8 @@ uint64_t MonotonicNowNs() {
   return static_cast<uint64_t>(ts.tv_sec) * 1000000000ull + static_cast<uint64_t>(ts.tv_nsec);
 }
 
-void IoCells::RecordError(PerOp& p, int err, uint64_t now_ns) {
+void IoCells::RecordError(PerOp& p, int err) {
+  const uint64_t now_ns = MonotonicNowNs();
   size_t slot = err > 0 && static_cast<size_t>(err) < kErrnoSlots ? static_cast<size_t>(err) : 0;
   p.errors[slot].Add();
   last_error_errno_.Set(err);

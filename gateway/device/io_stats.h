@@ -22,15 +22,21 @@
 //   live cells. Each cell is read as of some recent moment; a snapshot is not
 //   one atomic cut (Prometheus tolerates that), but each counter is monotonic
 //   from one snapshot to the next.
-// * What a request counts (Connection records it when it queues the reply;
-//   "received" is the moment its 28-byte header was parsed):
+// * What a request counts. Connection calls Completed() when it queues the
+//   reply, and Replied() when that reply is handed to the socket (the sendmsg
+//   that carries it is submitted; or the reply is dropped with a dead socket):
 //     ops_total[op]        every answered request of the five ops, success or error
 //     bytes_total[op]      its length, on success only (flush: 0)
-//     latency[op]          received -> reply queued, success or error
 //     errors[op][errno]    replies carrying an NBD error, by the errno behind it
+//     latency[op]          received -> reply handed to the socket, success or error
+//     last completion      the time of the last Replied()
 //     inflight             requests submitted to the backend, not yet done
-//     last completion      monotonic time of the last answered request
-//     last error           errno + monotonic time of the last error reply
+//     last error           errno + time of the last error reply
+//   "Received" is when the recv that brought the request's header completed (the
+//   headers of one recv share one clock read), the reply time is one clock read
+//   per sendmsg batch: at most two clock reads per batch of requests, never one
+//   per request (a kvm-clock read costs ~100 ns under load). Between the two
+//   calls a histogram's count may trail ops_total by the replies in transit.
 //   CACHE and unknown commands are in none of the per-op families (the op
 //   label is the fixed set of METRICS.md); DISC is not a request.
 #pragma once
@@ -71,18 +77,22 @@ uint64_t MonotonicNowNs();
 
 class IoCells {
  public:
-  // Writer thread. One answered request of `op`: `err` is 0 or a positive
-  // errno; `bytes` counts only when err == 0.
-  void Done(IoOp op, uint64_t bytes, int err, uint64_t received_ns, uint64_t now_ns) {
+  // Writer thread. One answered request of `op` (its reply queued): `err` is
+  // 0 or a positive errno; `bytes` counts only when err == 0.
+  void Completed(IoOp op, uint64_t bytes, int err) {
     PerOp& p = op_[static_cast<size_t>(op)];
     p.ops.Add();
-    p.latency.Observe(now_ns > received_ns ? now_ns - received_ns : 0);
-    last_completion_ns_.Set(static_cast<int64_t>(now_ns));
     if (err == 0) {
       if (bytes != 0) p.bytes.Add(bytes);
     } else {
-      RecordError(p, err, now_ns);
+      RecordError(p, err);  // reads the clock: errors are rare
     }
+  }
+  // Writer thread. The reply of a Completed() request, received at
+  // `received_ns`, was handed to the socket at `now_ns` (MonotonicNowNs).
+  void Replied(IoOp op, uint64_t received_ns, uint64_t now_ns) {
+    op_[static_cast<size_t>(op)].latency.Observe(now_ns > received_ns ? now_ns - received_ns : 0);
+    last_completion_ns_.Set(static_cast<int64_t>(now_ns));
   }
   // Writer thread. Requests at the backend now.
   void SetInflight(int64_t n) { inflight_.Set(n); }
@@ -95,7 +105,7 @@ class IoCells {
     metrics::LatencyHistogram latency;
     std::array<metrics::Counter, kErrnoSlots> errors;
   };
-  void RecordError(PerOp& p, int err, uint64_t now_ns);
+  void RecordError(PerOp& p, int err);
 
   std::array<PerOp, kIoOpCount> op_;
   metrics::Gauge inflight_;
