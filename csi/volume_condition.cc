@@ -50,7 +50,7 @@ std::vector<std::string> DeviceProblems(const MappedDevice& d, int64_t now_unix)
   return problems;
 }
 
-std::string Join(const std::vector<std::string>& parts) {
+std::string JoinProblems(const std::vector<std::string>& parts) {
   std::string out;
   for (const std::string& p : parts) {
     if (!out.empty()) out += "; ";
@@ -75,7 +75,7 @@ VolumeCondition EvaluateCondition(const VolumeRecord& record, const Result<Daemo
     return {true, fmt::format("{} now serves {}, not this volume's {}", record.device, device->spec, record.spec)};
   }
   auto problems = DeviceProblems(*device, now_unix);
-  if (!problems.empty()) return {true, fmt::format("{} ({}): {}", record.device, record.spec, Join(problems))};
+  if (!problems.empty()) return {true, fmt::format("{} ({}): {}", record.device, record.spec, JoinProblems(problems))};
   if (device->health) {
     return {false, fmt::format("healthy: {} mapped, {} requests in flight", record.device, device->health->inflight)};
   }
