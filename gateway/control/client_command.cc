@@ -27,6 +27,10 @@ void PrintClientHelp() {
   rbd-nbdd detach DEV|SPEC                       stop serving, leave it in the kernel
   rbd-nbdd status
 
+list-mapped and status show each device's health: ok; STALLED (reattaching, or
+requests in flight and none completed for 30 s); errors:N (requests answered
+with an error in the last 60 s). --format json gives it as a "health" object.
+
 Map options:
   --device /dev/nbdN | N     use this device (default: the kernel picks one)
   --connections N            sockets per device, one blk-mq queue each (1..16, 1)
