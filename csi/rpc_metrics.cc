@@ -20,12 +20,6 @@ size_t CodeIndex(grpc::StatusCode code) {
   return i < RpcMetrics::kCodes ? i : static_cast<size_t>(grpc::StatusCode::UNKNOWN);
 }
 
-// "/csi.v1.Node/NodeStageVolume" -> "NodeStageVolume"; a bare name stays.
-std::string_view BareName(std::string_view method) {
-  auto slash = method.rfind('/');
-  return slash == std::string_view::npos ? method : method.substr(slash + 1);
-}
-
 // One per RPC: gRPC creates it when the call is matched to its method and
 // destroys it when the call is done; PRE_SEND_STATUS carries the final code.
 class RpcInterceptor final : public gx::Interceptor {
@@ -66,13 +60,19 @@ RpcMetrics::RpcMetrics(std::initializer_list<const char*> services) {
     assert(service != nullptr);
     if (service == nullptr) continue;
     for (int i = 0; i < service->method_count(); ++i) {
-      methods_.try_emplace(service->method(i)->name(), std::make_unique<MethodCells>());
+      const std::string& bare = service->method(i)->name();
+      auto [it, added] = methods_.try_emplace(bare, std::make_unique<MethodCells>());
+      paths_.try_emplace("/" + service->full_name() + "/" + bare, it->second.get());
     }
   }
 }
 
 const RpcMetrics::MethodCells* RpcMetrics::Find(std::string_view method) const {
-  auto it = methods_.find(BareName(method));
+  if (method.starts_with('/')) {
+    auto it = paths_.find(method);
+    return it == paths_.end() ? nullptr : it->second;
+  }
+  auto it = methods_.find(method);
   return it == methods_.end() ? nullptr : it->second.get();
 }
 

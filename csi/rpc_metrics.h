@@ -48,8 +48,9 @@ class RpcMetrics {
   RpcMetrics(const RpcMetrics&) = delete;
   RpcMetrics& operator=(const RpcMetrics&) = delete;
 
-  // `method`: the gRPC path ("/csi.v1.Node/NodeStageVolume") or the bare name
-  // ("NodeStageVolume"). False (nothing recorded) for a method not counted.
+  // `method`: the gRPC path ("/csi.v1.Node/NodeStageVolume", matched whole) or
+  // the bare name ("NodeStageVolume"). False (nothing recorded) for a method not
+  // counted.
   bool Record(std::string_view method, grpc::StatusCode code, std::chrono::nanoseconds elapsed);
 
   // Both families. Every counted method has a histogram and an OK series (zero
@@ -73,9 +74,11 @@ class RpcMetrics {
   const MethodCells* Find(std::string_view method) const;
   MethodCells* Find(std::string_view method);
 
-  // Keys: the bare method name; built once in the constructor, never changed,
-  // so lookups from any thread need no lock.
+  // Built once in the constructor, never changed, so lookups from any thread
+  // need no lock. methods_: bare name (the label) -> cells; paths_: the gRPC
+  // path of the same method -> its cells.
   std::map<std::string, std::unique_ptr<MethodCells>, std::less<>> methods_;
+  std::map<std::string, MethodCells*, std::less<>> paths_;
 };
 
 }  // namespace rbdnbd::csi

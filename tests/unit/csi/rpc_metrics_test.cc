@@ -47,6 +47,8 @@ TEST(RpcMetricsTest, MethodsOutsideTheServicesAreNotCounted) {
   RpcMetrics m = NodeMetrics();
   EXPECT_FALSE(m.Record("/csi.v1.Controller/CreateVolume", grpc::StatusCode::OK, milliseconds(1)));
   EXPECT_FALSE(m.Record("/x.Y/anything a caller sends", grpc::StatusCode::OK, milliseconds(1)));
+  EXPECT_FALSE(m.Record("/other.Service/Probe", grpc::StatusCode::OK, milliseconds(1)));  // the whole path counts
+  EXPECT_EQ(m.Count("Probe", grpc::StatusCode::OK), 0u);
   EXPECT_EQ(m.Count("CreateVolume", grpc::StatusCode::OK), 0u);
   const std::string text = RenderCsiMetrics(m);
   EXPECT_EQ(text.find("CreateVolume"), std::string::npos);
