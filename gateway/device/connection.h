@@ -113,7 +113,7 @@ class Connection {
     int err = 0;                 // the errno behind nbd_error, for the statistics
     int8_t op = -1;              // IoOp, or -1: not counted (CACHE, unknown)
     uint8_t stat = 0;            // kStat*: what the statistics have seen of it
-    uint64_t received_ns = 0;    // its recv completed (MonotonicNowNs), when counted
+    uint64_t received_ns = 0;    // the Parse() that took its header (MonotonicNowNs), when counted
     bool reply_payload = false;  // a successful READ sends `length` bytes
     uint8_t reply[16] = {};
   };
