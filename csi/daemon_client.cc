@@ -8,12 +8,18 @@ namespace rbdnbd::csi {
 
 namespace {
 
+constexpr std::chrono::seconds kStatusReplyTimeout{5};
+
 class SocketDaemonClient final : public DaemonClient {
  public:
   explicit SocketDaemonClient(std::string socket) : socket_(std::move(socket)) {}
 
+  // A status costs the daemon a look at its own tables (no network wait): one that
+  // needs more than kStatusReplyTimeout is sick, and Probe (the livenessprobe
+  // sidecar gives up after a few seconds) and NodeGetVolumeStats must not hold a
+  // gRPC thread for the 120 s a map may take.
   Result<DaemonStatus> Status() override {
-    return Call(api::EncodeRequest(api::StatusRequest{}), "status", ParseStatusReply);
+    return Call(api::EncodeRequest(api::StatusRequest{}), "status", ParseStatusReply, kStatusReplyTimeout);
   }
 
   Result<MapResult> Map(const VolumeParams& params, bool read_only) override {

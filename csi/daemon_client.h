@@ -4,8 +4,8 @@
 // Contract
 // * Each call is one request and one reply on a new connection; blocking
 //   (a map waits up to the volume's connectTimeout, 30 s by default, plus the
-//   device set-up: api::MapReplyTimeout); safe to call from several gRPC
-//   threads at once.
+//   device set-up: api::MapReplyTimeout; a status, 5 s); safe to call from
+//   several gRPC threads at once.
 // * A daemon that cannot be reached is kUnavailable with the socket named; a
 //   daemon that does not answer in time is ETIMEDOUT. An error the daemon
 //   answers keeps the daemon's errno (ENOENT for a missing image or an

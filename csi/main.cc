@@ -31,6 +31,7 @@ CSI node plugin: stages RBD volumes as /dev/nbdX through the node's rbd-nbdd dae
                                (IP:PORT, [IPv6]:PORT or :PORT; suggested :9482; default: off)
   --log-level LEVEL            trace|debug|info|warn|error|critical|off (default info)
   --log-target TARGET          stderr|syslog|file:/path (default stderr)
+  --log-format FORMAT          text|json (default text; json: one object per line)
   --help, --version
 )";
 

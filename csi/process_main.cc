@@ -19,7 +19,7 @@ namespace rbdnbd::csi {
 namespace {
 
 // Above any program's own flag ids.
-enum SharedFlag { kLogLevelFlag = 0x10000, kLogTargetFlag, kHelpFlag, kVersionFlag, kMetricsAddressFlag };
+enum SharedFlag { kLogLevelFlag = 0x10000, kLogTargetFlag, kHelpFlag, kVersionFlag, kMetricsAddressFlag, kLogFormatFlag };
 
 sigset_t StopSignals() {
   sigset_t stop;
@@ -40,6 +40,7 @@ std::optional<int> ParseFlags(std::string_view program, const char* usage, std::
   table.push_back({"metrics-address", required_argument, nullptr, kMetricsAddressFlag});
   table.push_back({"log-level", required_argument, nullptr, kLogLevelFlag});
   table.push_back({"log-target", required_argument, nullptr, kLogTargetFlag});
+  table.push_back({"log-format", required_argument, nullptr, kLogFormatFlag});
   table.push_back({"help", no_argument, nullptr, kHelpFlag});
   table.push_back({"version", no_argument, nullptr, kVersionFlag});
   table.push_back({nullptr, 0, nullptr, 0});
@@ -52,6 +53,7 @@ std::optional<int> ParseFlags(std::string_view program, const char* usage, std::
 
   std::string log_level = "info";
   std::string log_target = "stderr";
+  std::string log_format = "text";
   for (;;) {
     int c = getopt_long(argc, argv, "", table.data(), nullptr);
     if (c == -1) break;
@@ -66,6 +68,7 @@ std::optional<int> ParseFlags(std::string_view program, const char* usage, std::
         break;
       case kLogLevelFlag: log_level = optarg; break;
       case kLogTargetFlag: log_target = optarg; break;
+      case kLogFormatFlag: log_format = optarg; break;
       case kHelpFlag: std::fputs(usage, stdout); return 0;
       case kVersionFlag: std::printf("%s %s\n", name.c_str(), RBDNBD_VERSION); return 0;
       default:
@@ -81,7 +84,7 @@ std::optional<int> ParseFlags(std::string_view program, const char* usage, std::
     std::fprintf(stderr, "%s: unexpected argument '%s'\n%s", name.c_str(), argv[optind], usage);
     return 2;
   }
-  if (auto r = SetupLogging({log_level, log_target}); !r) {
+  if (auto r = SetupLogging({log_level, log_target, log_format}); !r) {
     std::fprintf(stderr, "%s: %s\n", name.c_str(), r.error().message.c_str());
     return 2;
   }

@@ -34,7 +34,7 @@ struct SharedFlags {
 // Reads argv with getopt_long, in order: the program's `flags`, each handed to
 // `on_flag(id, value)` (false: it printed why, exit 2), and the flags both
 // binaries take: --metrics-address (into `shared`; an empty value is refused,
-// exit 2), --log-level, --log-target, --help (`usage` on stdout, exit 0) and
+// exit 2), --log-level, --log-target, --log-format, --help (`usage` on stdout, exit 0) and
 // --version ("PROGRAM VERSION", exit 0). An unknown flag or a missing
 // value prints `usage` on stderr (exit 2), as does a positional argument
 // (after naming it). Then sets up logging (a bad level or target: exit 2).

@@ -29,6 +29,7 @@ with the credentials each call brings in its secrets.
                                  (IP:PORT, [IPv6]:PORT or :PORT; suggested :9483; default: off)
   --log-level LEVEL              trace|debug|info|warn|error|critical|off (default info)
   --log-target TARGET            stderr|syslog|file:/path (default stderr)
+  --log-format FORMAT            text|json (default text; json: one object per line)
   --help, --version
 )";
 

@@ -93,6 +93,8 @@ Serve every RBD-backed /dev/nbdX of this node from one process. Clients
                          suggested port is 9480. Off by default
   --log-level LEVEL      trace|debug|info|warn|error|critical|off (default info)
   --log-target TARGET    stderr|syslog|file:PATH (default stderr)
+  --log-format FORMAT    text|json (default text; json: one object per line, with
+                         device and image fields on a device's lines)
   -h, --help             this help
 
 SIGTERM leaves every device in place for the next daemon to reattach; it
@@ -113,6 +115,7 @@ struct DaemonArgs {
   std::string pid_file;
   std::string log_level = "info";
   std::string log_target = "stderr";
+  std::string log_format = "text";
   bool no_netlink = false;
   std::string quiesce_hook;
   unsigned quiesce_timeout_s = kDefaultQuiesceTimeoutS;
@@ -121,7 +124,7 @@ struct DaemonArgs {
 
 int ParseArgs(int argc, char** argv, DaemonArgs* a) {
   enum { kControl = 1000, kState, kNbdsMax, kMaxPart, kPid, kLevel, kTarget, kNoNetlink, kPollUs, kQuiesceHook, kQuiesceTimeout,
-         kMetricsAddress };
+         kMetricsAddress, kFormat };
   static const option kOptions[] = {
       {"control-socket", required_argument, nullptr, kControl},
       {"state-dir", required_argument, nullptr, kState},
@@ -131,6 +134,7 @@ int ParseArgs(int argc, char** argv, DaemonArgs* a) {
       {"pid-file", required_argument, nullptr, kPid},
       {"log-level", required_argument, nullptr, kLevel},
       {"log-target", required_argument, nullptr, kTarget},
+      {"log-format", required_argument, nullptr, kFormat},
       {"no-netlink", no_argument, nullptr, kNoNetlink},
       {"poll-us", required_argument, nullptr, kPollUs},
       {"quiesce-hook", required_argument, nullptr, kQuiesceHook},
@@ -162,6 +166,7 @@ int ParseArgs(int argc, char** argv, DaemonArgs* a) {
       case kPid: a->pid_file = optarg; break;
       case kLevel: a->log_level = optarg; break;
       case kTarget: a->log_target = optarg; break;
+      case kFormat: a->log_format = optarg; break;
       case kNoNetlink: a->no_netlink = true; break;
       case kQuiesceHook: a->quiesce_hook = optarg; break;
       case kMetricsAddress: a->metrics_address = optarg; break;
@@ -289,7 +294,7 @@ Result<std::unique_ptr<metrics::HttpEndpoint>> StartMetrics(const std::string& a
 int RunDaemon(int argc, char** argv) {
   DaemonArgs args;
   if (int rc = ParseArgs(argc, argv, &args); rc >= 0) return rc;
-  if (auto r = SetupLogging({args.log_level, args.log_target}); !r) {
+  if (auto r = SetupLogging({args.log_level, args.log_target, args.log_format}); !r) {
     std::fprintf(stderr, "rbd-nbdd daemon: %s\n", r.error().message.c_str());
     return 2;
   }

@@ -12,6 +12,7 @@
 
 #include <spdlog/spdlog.h>
 
+#include "common/log.h"
 #include "common/unique_fd.h"
 #include "control/kernel_keyring.h"
 
@@ -171,6 +172,7 @@ Result<MappedInfo> DeviceManager::Map(MapRequest req) {
   if (!spec) return Unexpected(spec.error());
   if (req.device.cookie.empty()) req.device.cookie = NewCookie();
   DeviceRecord r = RecordForMap(req, *spec);
+  ScopedLogFields log_fields(req.device.index ? DevicePath(*req.device.index) : std::string(), r.spec);
 
   // 1. Reserve the spec (and a requested index) under the lock.
   {
@@ -229,6 +231,7 @@ Result<MappedInfo> DeviceManager::Map(MapRequest req) {
     return Unexpected(dev.error());
   }
   r.index = (*dev)->index();
+  ScopedLogFields device_log_fields(DevicePath(r.index), r.spec);
   auto quiesce = RbdQuiesceWatch::StartOrWarn(*backend, DevicePath(r.index), quiesce_options_);
   if (r.key_in_memory) Park(r.index, KeyringDescription(r.cookie), req.cluster.key);
   if (r.passphrase_in_memory) Park(r.index, PassphraseDescription(r.cookie), req.image.passphrase);
@@ -288,6 +291,7 @@ Result<void> DeviceManager::Unmap(const std::string& target, bool force) {
   }
   cv_.notify_all();
   uint32_t index = e->record.index;
+  ScopedLogFields log_fields(DevicePath(index), e->record.spec);
   std::string path = DevicePath(index);
   auto restore_state = [this, &e, was] {
     std::lock_guard lock(mu_);
@@ -378,6 +382,7 @@ Result<DeviceManager::Served> DeviceManager::AttachWork(const DeviceRecord& r, s
 }
 
 Result<MappedInfo> DeviceManager::Attach(const DeviceRecord& record) {
+  ScopedLogFields log_fields(DevicePath(record.index), record.spec);
   {
     std::lock_guard lock(mu_);
     if (stopping_) return Err(ESHUTDOWN, "the daemon is stopping");
@@ -472,6 +477,7 @@ void DeviceManager::StartWorkerLocked(const std::shared_ptr<Entry>& entry) {
 // does not answer holds up only this device.
 void DeviceManager::ReattachWorker(std::shared_ptr<Entry> e) {
   const uint32_t index = e->record.index;
+  ScopedLogFields log_fields(DevicePath(index), e->record.spec);
   auto backoff = std::chrono::duration_cast<std::chrono::milliseconds>(kFirstBackoff);
   std::unique_lock lock(mu_);
   while (!stopping_ && e->state == State::kReattaching) {
