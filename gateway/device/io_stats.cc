@@ -153,7 +153,7 @@ IoStatsSnapshot DeviceIoStats::Snapshot() const {
 namespace {
 
 metrics::Labels DeviceBaseLabels(const DeviceLabels& l) {
-  return {{"device", l.device}, {"pool", l.pool}, {"namespace", l.ns}, {"image", l.image}};
+  return {{"device", l.device}, {"pool", l.pool}, {"rados_namespace", l.ns}, {"image", l.image}};
 }
 
 }  // namespace

@@ -38,7 +38,7 @@ import monitoring_checks  # noqa: E402
 
 # Label values of the synthetic series (the first is the common one; the second marks the
 # series an error filter must find).
-VALUES = {"device": ["nbd0", "nbd1"], "pool": ["kube"], "namespace": [""], "image": ["img0"],
+VALUES = {"device": ["nbd0", "nbd1"], "pool": ["kube"], "rados_namespace": [""], "image": ["img0"],
           "op": ["read", "write", "flush", "trim", "write_zeroes"], "errno": ["EIO"], "state": ["mapped", "reattaching"],
           "result": ["ok", "ENOENT"], "method": ["NodeStageVolume", "CreateVolume"], "code": ["OK", "NOT_FOUND"],
           "version": ["0.1.0"], "compiler": ["gcc 12.2"]}

@@ -49,9 +49,9 @@ expect() {  # expect LABELS OP N
     fail "no rbdnbd_device_ops_total{$1,op=\"$2\"} $3"
   }
 }
-L1="device=\"rbd/$NS/$IMG1\",pool=\"rbd\",namespace=\"$NS\",image=\"$IMG1\""
-L2="device=\"decorated\",pool=\"rbd\",namespace=\"\",image=\"$IMG2\""
-L3='device="mem",pool="",namespace="",image=""'
+L1="device=\"rbd/$NS/$IMG1\",pool=\"rbd\",rados_namespace=\"$NS\",image=\"$IMG1\""
+L2="device=\"decorated\",pool=\"rbd\",rados_namespace=\"\",image=\"$IMG2\""
+L3='device="mem",pool="",rados_namespace="",image=""'
 expect "$L1" write 5; expect "$L1" read 5; expect "$L1" flush 1
 expect "$L2" write 7; expect "$L2" read 7
 expect "$L3" write 3; expect "$L3" read 3

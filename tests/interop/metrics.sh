@@ -76,7 +76,7 @@ print(f"contract: {len(want)} serve metrics, missing: {missing}", file=sys.stder
 sys.exit(1 if missing or len(want) < 9 else 0)
 PY
 grep -q '^rbdnbd_build_info{version="[^"]*",compiler="[^"]*"} 1$' "$TMPD/idle.txt" || fail "rbdnbd_build_info"
-grep -q '^rbdnbd_device_connections{device="disk",pool="",namespace="",image=""} 0$' "$TMPD/idle.txt" \
+grep -q '^rbdnbd_device_connections{device="disk",pool="",rados_namespace="",image=""} 0$' "$TMPD/idle.txt" \
   || fail "the export's series (labels device=disk, empty pool/namespace/image)"
 
 # ---- 2. fio randrw with verify: the counters equal what fio completed

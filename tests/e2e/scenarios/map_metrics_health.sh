@@ -2,7 +2,7 @@
 # Metrics and health of the daemon (issue 14) on a real /dev/nbdX. `rbd-nbdd daemon
 # --metrics-address 127.0.0.1:PORT` serves /metrics, /healthz and /readyz:
 # (1) a live scrape passes `promtool check metrics` and names every daemon family of
-#     gateway/metrics/METRICS.md; the per-device series carry device/pool/namespace/image;
+#     gateway/metrics/METRICS.md; the per-device series carry device/pool/rados_namespace/image;
 # (2) fio (randwrite + crc32c verify) moves the device's byte counters by at least what fio
 #     did, each op's histogram _count equals its ops_total, nothing stays in flight, and the
 #     control calls are counted; `list-mapped`/`status --format json` show a sane health
@@ -15,7 +15,7 @@
 # The device is idle during the freeze, so the kernel holds no I/O and no request fails.
 # In a guest on a loaded host the dev cluster alone takes 20-80 s: the data sets are small.
 # e2e-vm: VM_TIMEOUT=480
-# e2e-batch: metrics
+# e2e-batch: map2
 . "$(dirname "$0")/../lib.sh"
 . "$(dirname "$0")/../lib_map.sh"
 expect_nbd_reconnects
@@ -67,7 +67,7 @@ rbd_ create --size 64M "$IMG" || fail "rbd create $IMG failed"
 map_image "$SIZE" "$IMG" --show-cookie --io-timeout 15 --connect-timeout 5 --reattach-timeout 120
 DEV=$MAPPED_DEV
 NBD=${DEV##*/}
-L="device=\"$NBD\",pool=\"rbd\",namespace=\"\",image=\"metrics-health\""
+L="device=\"$NBD\",pool=\"rbd\",rados_namespace=\"\",image=\"metrics-health\""
 
 step "(1) a live scrape is valid and has every daemon family"
 S0=$E2E_WORK/scrape0.txt

@@ -82,7 +82,7 @@ TEST(DaemonMetricsTest, DaemonWideFamiliesCarryEveryState) {
 
 TEST(DaemonMetricsTest, PerDeviceFamiliesAreLabelledByDeviceAndImage) {
   std::string text = RenderDaemonMetrics(Fake());
-  const std::string a = R"(device="nbd0",pool="rbd",namespace="",image="vm1")";
+  const std::string a = R"(device="nbd0",pool="rbd",rados_namespace="",image="vm1")";
   EXPECT_TRUE(Has(text, "rbdnbd_device_ops_total{" + a + R"(,op="read"} 1000)")) << text;
   EXPECT_TRUE(Has(text, "rbdnbd_device_bytes_total{" + a + R"(,op="read"} 4096000)")) << text;
   EXPECT_TRUE(Has(text, "rbdnbd_device_errors_total{" + a + R"(,op="write",errno="EIO"} 2)")) << text;
@@ -93,7 +93,7 @@ TEST(DaemonMetricsTest, PerDeviceFamiliesAreLabelledByDeviceAndImage) {
   EXPECT_TRUE(Has(text, "rbdnbd_device_reattaches_total{" + a + "} 2")) << text;
   EXPECT_TRUE(Has(text, "rbdnbd_device_stalled_seconds_total{" + a + "} 7.25")) << text;
   // A label value is escaped, never trusted.
-  const std::string b = R"(device="nbd3",pool="kube",namespace="tenant-a",image="pvc \"quoted\"")";
+  const std::string b = R"(device="nbd3",pool="kube",rados_namespace="tenant-a",image="pvc \"quoted\"")";
   EXPECT_TRUE(Has(text, "rbdnbd_device_reattaches_total{" + b + "} 0")) << text;
 }
 

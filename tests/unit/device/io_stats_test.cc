@@ -319,15 +319,15 @@ TEST_F(IoStatsTest, ExportsEveryPerDeviceFamilyOfTheContract) {
                              "rbdnbd_device_last_completion_timestamp_seconds"}) {
     EXPECT_NE(t.find(std::string("# TYPE ") + family + " "), std::string::npos) << family;
   }
-  const std::string disk0 = R"(device="disk0",pool="",namespace="",image="")";
+  const std::string disk0 = R"(device="disk0",pool="",rados_namespace="",image="")";
   EXPECT_NE(t.find("rbdnbd_device_ops_total{" + disk0 + R"(,op="write"} 1)" "\n"), std::string::npos) << t;
   EXPECT_NE(t.find("rbdnbd_device_bytes_total{" + disk0 + R"(,op="write"} 4096)" "\n"), std::string::npos);
   EXPECT_NE(t.find("rbdnbd_device_errors_total{" + disk0 + R"(,op="read",errno="EINVAL"} 1)" "\n"),
             std::string::npos);
   EXPECT_NE(t.find("rbdnbd_device_connections{" + disk0 + "} 1\n"), std::string::npos);
-  EXPECT_NE(t.find(R"(rbdnbd_device_op_duration_seconds_count{device="disk0",pool="",namespace="",image="",op="write"} 1)"),
+  EXPECT_NE(t.find(R"(rbdnbd_device_op_duration_seconds_count{device="disk0",pool="",rados_namespace="",image="",op="write"} 1)"),
             std::string::npos);
-  EXPECT_NE(t.find(R"(rbdnbd_device_configured_connections{device="nbd3",pool="rbd",namespace="ns1",image="img"} 4)"),
+  EXPECT_NE(t.find(R"(rbdnbd_device_configured_connections{device="nbd3",pool="rbd",rados_namespace="ns1",image="img"} 4)"),
             std::string::npos);
   // The daemon-only families have no series for a serve export.
   EXPECT_EQ(t.find("rbdnbd_device_reattaches_total{" + disk0), std::string::npos);

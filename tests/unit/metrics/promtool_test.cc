@@ -116,7 +116,7 @@ TEST_F(PromtoolTest, ComplainsAboutABrokenExposition) {
 TEST_F(PromtoolTest, AcceptsEveryFamilyOfTheContract) {
   std::ifstream md(RBDNBD_METRICS_MD);
   ASSERT_TRUE(md) << RBDNBD_METRICS_MD;
-  const std::vector<std::string> per_device = {"device", "pool", "namespace", "image"};
+  const std::vector<std::string> per_device = {"device", "pool", "rados_namespace", "image"};
   std::set<std::string> seen;
   std::vector<std::string> storage;  // label names, kept alive for the string_views
   storage.reserve(1000);
