@@ -13,7 +13,8 @@
 # rbd_io_scheduler=none; the CEPH_ARGS one, given --librados_thread_count 3
 # --rbd_io_scheduler simple, runs 3 and logs simple; one given a ceph.conf (-c) whose
 # [client] section sets 2 and simple runs 2 and logs simple.
-# Every server runs with --log-level debug; the key string must not appear in any of their
+# Every server runs with --log-level debug (one with trace, as JSON lines, which must each
+# parse); the key string must not appear in any of their
 # logs, in /proc/PID/cmdline or /proc/PID/environ of a server (or a child), in any regular
 # file a server holds open, or in any file created while the servers ran (under /tmp,
 # /dev/shm, /var/tmp, /run, /var/log, the cluster dir and the source tree).
@@ -81,10 +82,26 @@ io_ok "--keyfile PATH" "$NAME"
 RBD_STDIN=$KEYFILE start_rbd_server "${ME[@]}" --keyfile - --rbd "$IMG" --log-level debug
 io_ok "--keyfile - (stdin)" "$NAME"
 
+# this one logs everything there is (trace) as JSON lines: the same no-key checks below
+# cover it, and each of its lines must be one JSON object
 exec 5< <(cat "$KEYFILE")                  # a pipe, not a file
-start_rbd_server "${ME[@]}" --key-fd 5 --rbd "$IMG" --log-level debug
+start_rbd_server "${ME[@]}" --key-fd 5 --rbd "$IMG" --log-level trace --log-format json
 exec 5<&-
-io_ok "--key-fd 5 (a pipe)" "$NAME"
+JSON_LOG=$SERVER_LOG
+io_ok "--key-fd 5 (a pipe), --log-level trace --log-format json" "$NAME"
+/usr/bin/python3 - "$JSON_LOG" <<'PY' || fail "the --log-format json log is not JSON lines"
+import json, sys
+ours = 0
+for n, line in enumerate(open(sys.argv[1], errors="replace"), 1):
+    if not line.startswith("{"):
+        continue          # librados' own stderr lines (err_to_stderr), not ours
+    j = json.loads(line)  # raises on a broken line
+    assert {"time", "level", "thread", "msg"} <= j.keys(), f"line {n}: {line!r}"
+    ours += 1
+assert ours >= 5, f"only {ours} JSON lines"
+assert any("connected to" in json.loads(l)["msg"] for l in open(sys.argv[1]) if l.startswith("{"))
+print(f"{ours} JSON log lines, all valid", file=sys.stderr)
+PY
 
 cp "$CEPH_CONF" "$TMPD/tuned.conf"
 printf '\n[client]\nlibrados_thread_count = 2\nrbd_io_scheduler = simple\n' >>"$TMPD/tuned.conf"

@@ -65,6 +65,11 @@ kill_daemon
 sleep 2
 for m in "$ST1" "$ST2" "$T1" "$T2"; do mountpoint -q "$m" || fail "$m was unmounted when the daemon died"; done
 n_kill=$(written)
+# VolumeCondition with the daemon gone: stats still answer, the condition says why it is abnormal
+csi_ok stats --vol $V1 --path "$T1"
+[ "$(csi_resp '.volume_condition.abnormal')" = true ] || fail "volume_condition not abnormal with the daemon dead: $CSI_LAST"
+[[ "$(csi_resp .volume_condition.message)" == *"cannot ask the rbd-nbdd daemon"* ]] \
+  || fail "volume_condition message with the daemon dead: $(csi_resp .volume_condition.message)"
 start_daemon
 [ "$(mapped_json | jq -c '[.[] | .live_connections] | add')" = 2 ] \
   || fail "after the restart the daemon has not reattached both devices: $(mapped_json | jq -c .)"

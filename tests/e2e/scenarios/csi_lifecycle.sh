@@ -69,6 +69,10 @@ done
 [[ ",$(mount_opts "$T_RO")," == *,ro,* ]] || fail "$T_RO is not mounted ro: $(mount_opts "$T_RO")"
 
 csi_ok stats --vol $VOL --path "$T_RW"
+# VolumeCondition (VOLUME_CONDITION): a healthy mapped device reads as normal
+[ "$(csi_resp '.volume_condition.abnormal // false')" = false ] \
+  || fail "volume_condition abnormal on a healthy device: $(csi_resp .volume_condition.message)"
+[[ "$(csi_resp .volume_condition.message)" == healthy* ]] || fail "volume_condition: $CSI_LAST"
 used0=$(csi_usage BYTES used)
 log "stats before writing: bytes $(csi_usage BYTES total) total $used0 used; inodes $(csi_usage INODES total) total $(csi_usage INODES used) used"
 

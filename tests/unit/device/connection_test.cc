@@ -220,7 +220,18 @@ TEST_F(ConnectionTest, DiscWaitsForInflightRequestsThenCloses) {
 TEST_F(ConnectionTest, ShutdownDrainsInflightRequests) {
   Serve("name=m,backend=memory,size=1M,delay=100ms");
   for (uint64_t i = 0; i < 8; i++) ASSERT_TRUE(peer_->Send(nbd::kCmdRead, i, i * 4096, 4096));
-  std::this_thread::sleep_for(std::chrono::milliseconds(20));  // let them reach the backend
+  // Shut down only once all 8 reached the backend (a fixed sleep lost the race on a
+  // loaded machine: requests not yet parsed are not in flight, and are not answered).
+  auto requests_seen = [this] {
+    std::promise<uint64_t> p;
+    loop_->Post([&] { p.set_value(conn_->stats().requests); });
+    return p.get_future().get();
+  };
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+  while (requests_seen() < 8 && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
+  ASSERT_EQ(requests_seen(), 8u);
   loop_->Post([this] { conn_->Shutdown(); });
   std::set<uint64_t> seen;
   for (int i = 0; i < 8; i++) {
