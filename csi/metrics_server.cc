@@ -2,9 +2,8 @@
 
 #include <chrono>
 
-#include <fmt/format.h>
-
 #include "metrics/exposition.h"
+#include "metrics/process_info.h"
 
 #ifndef RBDNBD_VERSION
 #define RBDNBD_VERSION "unknown"
@@ -20,23 +19,12 @@ const std::chrono::steady_clock::time_point kProcessStart = std::chrono::steady_
 
 }  // namespace
 
-std::string CompilerLabel() {
-#if defined(__clang__)
-  return fmt::format("clang {}.{}.{}", __clang_major__, __clang_minor__, __clang_patchlevel__);
-#elif defined(__GNUC__)
-  return fmt::format("gcc {}.{}.{}", __GNUC__, __GNUC_MINOR__, __GNUC_PATCHLEVEL__);
-#else
-  return "unknown";
-#endif
-}
-
 std::string RenderCsiMetrics(const RpcMetrics& rpcs) {
-  static const std::string compiler = CompilerLabel();
+  static const std::string compiler = metrics::CompilerLabel();
   metrics::TextWriter w;
-  w.Family("rbdnbd_build_info", "Always 1; the labels name the build.", metrics::Type::kGauge);
-  w.Sample({{"version", RBDNBD_VERSION}, {"compiler", compiler}}, uint64_t{1});
-  w.Family("rbdnbd_uptime_seconds", "Seconds since the process started.", metrics::Type::kGauge);
-  w.Sample({}, std::chrono::duration<double>(std::chrono::steady_clock::now() - kProcessStart).count());
+  metrics::WriteProcessFamilies(
+      w, RBDNBD_VERSION, compiler,
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - kProcessStart).count());
   rpcs.Write(w);
   return w.Take();
 }

@@ -39,7 +39,4 @@ class MetricsServer {
 // The whole /metrics body (what the handler serves), for tests.
 std::string RenderCsiMetrics(const RpcMetrics& rpcs);
 
-// "gcc 12.2.0" / "clang 16.0.6": the compiler label of rbdnbd_build_info.
-std::string CompilerLabel();
-
 }  // namespace rbdnbd::csi

@@ -32,6 +32,7 @@
 #include "control/module_loader.h"
 #include "control/quiesce_hook.h"
 #include "metrics/http_endpoint.h"
+#include "metrics/process_info.h"
 
 #ifndef RBDNBD_VERSION
 #define RBDNBD_VERSION "unknown"
@@ -265,7 +266,7 @@ Result<std::unique_ptr<metrics::HttpEndpoint>> StartMetrics(const std::string& a
   http->Handle("/metrics", [&manager, &calls, started] {
     DaemonMetricsInput in;
     in.version = RBDNBD_VERSION;
-    in.compiler = CompilerName();
+    in.compiler = metrics::CompilerLabel();
     in.uptime_seconds = static_cast<double>(MonotonicNowNs() - started) / 1e9;
     in.manager = manager.Metrics();
     in.control_calls = calls.Snapshot();

@@ -2,26 +2,15 @@
 
 #include <cstring>
 
-#include <fmt/format.h>
-
 #include "api/messages.h"
 #include "metrics/exposition.h"
+#include "metrics/process_info.h"
 
 namespace rbdnbd {
 
 std::string ErrnoName(int err) {
   const char* name = err > 0 ? strerrorname_np(err) : nullptr;
   return name != nullptr ? name : "EUNKNOWN";
-}
-
-std::string CompilerName() {
-#if defined(__clang__)
-  return fmt::format("clang {}.{}.{}", __clang_major__, __clang_minor__, __clang_patchlevel__);
-#elif defined(__GNUC__)
-  return fmt::format("gcc {}.{}.{}", __GNUC__, __GNUC_MINOR__, __GNUC_PATCHLEVEL__);
-#else
-  return "unknown";
-#endif
 }
 
 void ControlCalls::Record(std::string_view op, int err) {
@@ -38,10 +27,7 @@ std::map<std::pair<std::string, std::string>, uint64_t> ControlCalls::Snapshot()
 std::string RenderDaemonMetrics(const DaemonMetricsInput& in) {
   using metrics::Type;
   metrics::TextWriter w;
-  w.Family("rbdnbd_build_info", "Build of this rbd-nbdd (always 1).", Type::kGauge);
-  w.Sample({{"version", in.version}, {"compiler", in.compiler}}, uint64_t{1});
-  w.Family("rbdnbd_uptime_seconds", "Seconds since the daemon started.", Type::kGauge);
-  w.Sample({}, in.uptime_seconds);
+  metrics::WriteProcessFamilies(w, in.version, in.compiler, in.uptime_seconds);
 
   w.Family("rbdnbd_devices", "Mapped devices by state.", Type::kGauge);
   for (auto state : {api::DeviceState::kMapped, api::DeviceState::kReattaching, api::DeviceState::kUnmapping}) {

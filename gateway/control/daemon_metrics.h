@@ -62,7 +62,5 @@ std::string RenderDaemonMetrics(const DaemonMetricsInput& in);
 
 // "ENOENT" for 2; "EUNKNOWN" for a value without a name.
 std::string ErrnoName(int err);
-// The compiler this was built with ("gcc 12.2.0").
-std::string CompilerName();
 
 }  // namespace rbdnbd

@@ -24,6 +24,7 @@
 #include "device/server.h"
 #include "exports/export_factory.h"
 #include "metrics/exposition.h"
+#include "metrics/process_info.h"
 #include "metrics/http_endpoint.h"
 #include "rbd/image_spec.h"
 #include "rbd/rbd_backend.h"
@@ -322,27 +323,15 @@ std::string MetricsUrlHost(const std::string& address, int port) {
 #define RBDNBD_VERSION "unknown"
 #endif
 
-std::string CompilerLabel() {
-#if defined(__clang__)
-  return fmt::format("clang {}.{}.{}", __clang_major__, __clang_minor__, __clang_patchlevel__);
-#elif defined(__GNUC__)
-  return fmt::format("gcc {}.{}.{}", __GNUC__, __GNUC_MINOR__, __GNUC_PATCHLEVEL__);
-#else
-  return "unknown";
-#endif
-}
-
 // The /metrics body: build info, uptime and the per-export families. Runs on
 // the endpoint's thread; reads the statistics through DeviceIoStats::Snapshot
 // (its mutex is never taken per request).
 std::string RenderServeMetrics(const std::vector<MeteredExport>& exports,
                                std::chrono::steady_clock::time_point started) {
-  static const std::string compiler = CompilerLabel();
+  static const std::string compiler = metrics::CompilerLabel();
   metrics::TextWriter w;
-  w.Family("rbdnbd_build_info", "Always 1; the version and compiler of this build.", metrics::Type::kGauge);
-  w.Sample({{"version", RBDNBD_VERSION}, {"compiler", compiler}}, uint64_t{1});
-  w.Family("rbdnbd_uptime_seconds", "Seconds since the process started.", metrics::Type::kGauge);
-  w.Sample({}, std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count());
+  metrics::WriteProcessFamilies(w, RBDNBD_VERSION, compiler,
+                                std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count());
   std::vector<DeviceSample> devices;
   devices.reserve(exports.size());
   for (const MeteredExport& e : exports) devices.push_back({e.labels, e.stats->Snapshot(), std::nullopt});

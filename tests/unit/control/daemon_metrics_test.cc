@@ -3,6 +3,7 @@
 // values, and (when promtool is installed) the text passes
 // `promtool check metrics`.
 #include "control/daemon_metrics.h"
+#include "metrics/process_info.h"
 
 #include <unistd.h>
 
@@ -100,7 +101,7 @@ TEST(DaemonMetricsTest, PerDeviceFamiliesAreLabelledByDeviceAndImage) {
 TEST(DaemonMetricsTest, WithoutDevicesEveryFamilyIsStillDeclared) {
   DaemonMetricsInput in;
   in.version = "0.1.0";
-  in.compiler = CompilerName();
+  in.compiler = metrics::CompilerLabel();
   std::string text = RenderDaemonMetrics(in);
   for (const char* family :
        {"rbdnbd_build_info", "rbdnbd_uptime_seconds", "rbdnbd_devices", "rbdnbd_cluster_connections",

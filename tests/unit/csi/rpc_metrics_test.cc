@@ -13,6 +13,7 @@
 #include "csi/metrics_server.h"
 #include "csi/process_main.h"
 #include "csi/rpc_metrics.h"
+#include "metrics/process_info.h"
 #include "exposition_check.h"
 #include "http_get.h"
 
@@ -130,7 +131,7 @@ TEST(RpcMetricsTest, ExpositionFollowsTheContract) {
             1.0);
   EXPECT_EQ(Value(e, "rbdnbd_csi_rpc_duration_seconds_bucket", {{"method", "NodeStageVolume"}, {"le", "+Inf"}}),
             2.0);
-  EXPECT_EQ(Value(e, "rbdnbd_build_info", {{"compiler", CompilerLabel()}}), 1.0);
+  EXPECT_EQ(Value(e, "rbdnbd_build_info", {{"compiler", metrics::CompilerLabel()}}), 1.0);
   EXPECT_GE(*Value(e, "rbdnbd_uptime_seconds"), 0.0);
 }
 
