@@ -15,6 +15,7 @@
 #include "csi/stager.h"
 #include "csi/volume_stats.h"
 #include "fakes.h"
+#include "node_fixture.h"
 
 namespace rbdnbd::csi {
 namespace {
@@ -28,27 +29,12 @@ using testing::FakeMounter;
 constexpr const char* kStagerKey = "AQDUMMYKEYDUMMYKEYDUMMYKEY0123456789==";
 constexpr const char* kPassphrase = "luks passphrase never on disk";
 
-class NodeOpsTest : public ::testing::Test {
+class NodeOpsTest : public testing::NodeFixture {
  protected:
   void SetUp() override {
-    root_ = fs::path(::testing::TempDir()) / ("node-ops-" + std::to_string(::getpid()) + "-" +
-                                              ::testing::UnitTest::GetInstance()->current_test_info()->name());
-    fs::remove_all(root_);
-    fs::create_directories(root_);
-    auto s = VolumeStore::Create((root_ / "state").string());
-    ASSERT_TRUE(s);
-    store_.emplace(std::move(s).value());
-    ctx_.store = &*store_;
-    ctx_.locks = &locks_;
-    ctx_.mounter = &mounter_;
-    ctx_.fs = &fs_;
-    ctx_.devices = &devices_;
-    ctx_.daemon = coded_daemon_.get();
-    ctx_.cluster_config_path = (root_ / "config.json").string();
+    SetUpNode("node-ops");
     ctx_.resize_wait = std::chrono::milliseconds(2000);
-    std::ofstream(ctx_.cluster_config_path) << R"([{"clusterID": "dev", "monitors": ["127.0.0.1:14200"]}])";
   }
-  void TearDown() override { fs::remove_all(root_); }
 
   StageRequest Stage(VolumeMode mode = VolumeMode::kMount, int access_mode = 1) {
     StageRequest r;
@@ -94,19 +80,6 @@ class NodeOpsTest : public ::testing::Test {
     }
     return all;
   }
-
-  fs::path root_;
-  std::optional<VolumeStore> store_;
-  VolumeLocks locks_;
-  FakeMounter mounter_;
-  FakeFsTools fs_;
-  FakeBlockDevices devices_;
-  // The fake behind WithCsiCodes(), wired as PluginServer wires the real
-  // client: the node logic sees the daemon's errors as plugin codes.
-  std::unique_ptr<FakeDaemonClient> owned_daemon_ = std::make_unique<FakeDaemonClient>();
-  FakeDaemonClient& daemon_ = *owned_daemon_;
-  std::unique_ptr<DaemonClient> coded_daemon_ = WithCsiCodes(std::move(owned_daemon_));
-  NodeContext ctx_;
 };
 
 TEST_F(NodeOpsTest, StageBlankMountVolumeFormatsMountsAndRecords) {

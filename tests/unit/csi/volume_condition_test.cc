@@ -15,6 +15,7 @@
 #include "csi/volume_condition.h"
 #include "csi/volume_stats.h"
 #include "fakes.h"
+#include "node_fixture.h"
 
 namespace rbdnbd::csi {
 namespace {
@@ -169,24 +170,10 @@ TEST(VolumeConditionTest, StatusReplyHealthIsReadWhenPresent) {
 }
 
 // NodeGetVolumeStats' logic with the fake daemon client: usage and condition.
-class VolumeStatsConditionTest : public ::testing::Test {
+class VolumeStatsConditionTest : public testing::NodeFixture {
  protected:
   void SetUp() override {
-    root_ = fs::path(::testing::TempDir()) / ("volume-condition-" + std::to_string(::getpid()) + "-" +
-                                              ::testing::UnitTest::GetInstance()->current_test_info()->name());
-    fs::remove_all(root_);
-    fs::create_directories(root_);
-    auto s = VolumeStore::Create((root_ / "state").string());
-    ASSERT_TRUE(s);
-    store_.emplace(std::move(s).value());
-    ctx_.store = &*store_;
-    ctx_.locks = &locks_;
-    ctx_.mounter = &mounter_;
-    ctx_.fs = &fs_;
-    ctx_.devices = &devices_;
-    ctx_.daemon = coded_daemon_.get();
-    ctx_.cluster_config_path = (root_ / "config.json").string();
-    std::ofstream(ctx_.cluster_config_path) << R"([{"clusterID": "dev", "monitors": ["127.0.0.1:14200"]}])";
+    SetUpNode("volume-condition");
     StageRequest r;
     r.volume_id = "vol-1";
     r.staging_path = (root_ / "staging").string();
@@ -198,19 +185,6 @@ class VolumeStatsConditionTest : public ::testing::Test {
     ASSERT_TRUE(staged) << staged.error().message;
     devices_.sizes["/dev/nbd0"] = 1ull << 30;
   }
-  void TearDown() override { fs::remove_all(root_); }
-
-  fs::path root_;
-  std::optional<VolumeStore> store_;
-  VolumeLocks locks_;
-  testing::FakeMounter mounter_;
-  testing::FakeFsTools fs_;
-  testing::FakeBlockDevices devices_;
-  // Wired as PluginServer wires the real client (behind WithCsiCodes).
-  std::unique_ptr<testing::FakeDaemonClient> owned_daemon_ = std::make_unique<testing::FakeDaemonClient>();
-  testing::FakeDaemonClient& daemon_ = *owned_daemon_;
-  std::unique_ptr<DaemonClient> coded_daemon_ = WithCsiCodes(std::move(owned_daemon_));
-  NodeContext ctx_;
 };
 
 TEST_F(VolumeStatsConditionTest, StatsCarryTheConditionTheDaemonReports) {
