@@ -5,7 +5,8 @@
 #   - a plaintext written through NBD reads back (sha256), also from a new server;
 #   - served without encryption options, the raw image starts with the LUKS magic and
 #     contains none of the plaintext (every 4 KiB block carried a marker string);
-#   - a wrong passphrase: one error line naming the passphrase, exit code 2, nothing left.
+#   - a wrong passphrase: one error line naming the passphrase, exit code 2, nothing left;
+#   - the passphrase in no server log, one of them at --log-level trace as JSON lines.
 # Formats to test: RBD_LUKS_FORMATS (default "luks1 luks2"); each format takes ~15 s of
 # key derivation in `rbd encryption format` on this machine kind.
 . "$(dirname "$0")/lib_rbd.sh"
@@ -54,8 +55,9 @@ with open(out, "wb") as f:
   [ "$(sha256 "$SCRATCH/back")" = "$P" ] || fail "$F: read-back differs from the plaintext"
   stop_rbd_server
 
-  # a new server (the passphrase unlocks it again): same plaintext
-  start_rbd_server --rbd "$IMG" "${ENC[@]}"
+  # a new server (the passphrase unlocks it again): same plaintext; it logs everything
+  # (trace, as JSON lines), and the passphrase must be in none of the logs (checked below)
+  start_rbd_server --rbd "$IMG" "${ENC[@]}" --log-level trace --log-format json
   U=$(rbd_uri "$IMG")
   t 300 nbdcopy "$U" "$SCRATCH/back" || fail "$F: reading through a new server failed"
   [ "$(sha256 "$SCRATCH/back")" = "$P" ] || fail "$F: a new server reads something else than was written"
@@ -76,4 +78,9 @@ with open(out, "wb") as f:
     --encryption-format "$F" --encryption-passphrase-file "$TMPD/wrong" || fail "$F: wrong passphrase not refused properly"
   rm -f "$SCRATCH"/*
 done
-pass "${RBD_LUKS_FORMATS:-luks1 luks2}: round trip, 4096-byte blocks, ciphertext at rest, wrong passphrase refused"
+PASS_TEXT=$(cat "$TMPD/pass")
+for f in "$TMPD"/*.log "$TMPD"/*.out; do
+  [ -f "$f" ] || continue
+  grep -qF -- "$PASS_TEXT" "$f" && fail "the passphrase is in the server log $f"
+done
+pass "${RBD_LUKS_FORMATS:-luks1 luks2}: round trip, 4096-byte blocks, ciphertext at rest, wrong passphrase refused, the passphrase in no log (trace included)"
