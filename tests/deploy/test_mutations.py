@@ -8,6 +8,7 @@ expected check name. A mutation the test does not catch is a failure here.
 Prints one line per mutation and "N passed, N failed"; exit 0/1.
 """
 
+import concurrent.futures
 import os
 import shutil
 import subprocess
@@ -280,38 +281,50 @@ MUTATIONS = [
 ]
 
 
+def run_one(tmp, i, rel, old, new, expect):
+    """Breaks one copy of the tree and runs the checks on it: (caught, line to print)."""
+    tree = os.path.join(tmp, str(i))
+    shutil.copytree(os.path.join(ROOT, "deploy", "kubernetes"), os.path.join(tree, "deploy", "kubernetes"))
+    shutil.copy(os.path.join(ROOT, UNIT), os.path.join(tree, UNIT))
+    for doc in DOCS:
+        if os.path.exists(os.path.join(ROOT, doc)):  # else test_manifests.py fails on it
+            os.makedirs(os.path.dirname(os.path.join(tree, doc)), exist_ok=True)
+            shutil.copy(os.path.join(ROOT, doc), os.path.join(tree, doc))
+    path = os.path.join(tree, rel)
+    text = open(path).read()
+    label = f"{rel}: {old.splitlines()[0]!r} -> {new.splitlines()[0] if new else '(removed)'!r}"
+    try:
+        if text.count(old) != 1:
+            return False, f"FAIL - {label}: the original text occurs {text.count(old)} times (stale mutation)"
+        with open(path, "w") as f:
+            f.write(text.replace(old, new))
+        r = subprocess.run([sys.executable, os.path.join(HERE, "test_manifests.py"), "--root", tree, "--quiet"],
+                           capture_output=True, text=True, timeout=120,
+                           env=dict(os.environ, RBD_NBDD_TEST_NO_KUBECTL="1"))
+        fails = [l for l in r.stdout.splitlines() if l.startswith("FAIL")]
+        if r.returncode == 1 and any(expect in l for l in fails):
+            return True, f"ok   - caught: {label}"
+        return False, (f"FAIL - not caught: {label} (rc {r.returncode}, expected a FAIL with {expect!r}; "
+                       f"got {fails[:3]})")
+    finally:
+        shutil.rmtree(tree, ignore_errors=True)
+
+
 def main():
     passed = failed = 0
     tmp = tempfile.mkdtemp(prefix="rbd-nbdd-deploy-test.")
     try:
-        for i, (rel, old, new, expect) in enumerate(MUTATIONS, 1):
-            tree = os.path.join(tmp, str(i))
-            shutil.copytree(os.path.join(ROOT, "deploy", "kubernetes"), os.path.join(tree, "deploy", "kubernetes"))
-            shutil.copy(os.path.join(ROOT, UNIT), os.path.join(tree, UNIT))
-            for doc in DOCS:
-                if os.path.exists(os.path.join(ROOT, doc)):  # else test_manifests.py fails on it
-                    os.makedirs(os.path.dirname(os.path.join(tree, doc)), exist_ok=True)
-                    shutil.copy(os.path.join(ROOT, doc), os.path.join(tree, doc))
-            path = os.path.join(tree, rel)
-            text = open(path).read()
-            label = f"{rel}: {old.splitlines()[0]!r} -> {new.splitlines()[0] if new else '(removed)'!r}"
-            if text.count(old) != 1:
-                failed += 1
-                print(f"FAIL - {label}: the original text occurs {text.count(old)} times (stale mutation)")
-                continue
-            with open(path, "w") as f:
-                f.write(text.replace(old, new))
-            r = subprocess.run([sys.executable, os.path.join(HERE, "test_manifests.py"), "--root", tree, "--quiet"],
-                               capture_output=True, text=True, timeout=120,
-                               env=dict(os.environ, RBD_NBDD_TEST_NO_KUBECTL="1"))
-            fails = [l for l in r.stdout.splitlines() if l.startswith("FAIL")]
-            if r.returncode == 1 and any(expect in l for l in fails):
-                passed += 1
-                print(f"ok   - caught: {label}")
-            else:
-                failed += 1
-                print(f"FAIL - not caught: {label} (rc {r.returncode}, expected a FAIL with {expect!r}; got {fails[:3]})")
-            shutil.rmtree(tree)
+        # Each mutation has its own tree: run them a core each (the checks are CPU-bound
+        # Python and promtool), print in the table's order.
+        with concurrent.futures.ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
+            futures = [pool.submit(run_one, tmp, i, *m) for i, m in enumerate(MUTATIONS, 1)]
+            for f in futures:
+                caught, line = f.result()
+                print(line)
+                if caught:
+                    passed += 1
+                else:
+                    failed += 1
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     print(f"{passed} passed, {failed} failed")
