@@ -9,6 +9,8 @@
 #include <string>
 #include <vector>
 
+#include <fmt/format.h>
+
 #include "api/codec.h"
 #include "api/socket.h"
 #include "common/size_parse.h"
@@ -241,13 +243,14 @@ int RunClientCommand(const char* cmd, int argc, char** argv) {
     }
     if (command == "status") std::printf("daemon pid %d, %zu device(s) mapped\n", reply->pid, devices.size());
     if (!devices.empty()) {
-      std::printf("%-4s %-12s %-40s %-12s %-10s %-6s %s\n", "id", "device", "image", "state", "health", "conns",
-                  "cookie");
+      // health last: the columns before it keep the places scripts of older versions read
+      std::printf("%-4s %-12s %-40s %-12s %-6s %-41s %s\n", "id", "device", "image", "state", "conns", "cookie",
+                  "health");
     }
     for (const api::DeviceEntry& d : devices) {
-      std::printf("%-4u %-12s %-40s %-12s %-10s %llu/%u   %s\n", d.index, d.device.c_str(), d.spec.c_str(),
-                  api::DeviceStateName(d.state), HealthWord(d).c_str(),
-                  static_cast<unsigned long long>(d.live_connections), d.connections, d.cookie.c_str());
+      std::string conns = fmt::format("{}/{}", d.live_connections, d.connections);
+      std::printf("%-4u %-12s %-40s %-12s %-6s %-41s %s\n", d.index, d.device.c_str(), d.spec.c_str(),
+                  api::DeviceStateName(d.state), conns.c_str(), d.cookie.c_str(), HealthWord(d).c_str());
       if (command == "status" && d.health) {
         const api::DeviceHealth& h = *d.health;
         std::string last_io = h.seconds_since_last_io < 0 ? std::string("none yet")

@@ -126,7 +126,7 @@ st=$(rbdnbdd status --format json) || fail "status failed"
   || fail "status --format json lacks health fields: $st"
 rbdnbdd list-mapped | tee "$E2E_WORK/list-mapped.txt" | sed 's/^/    /' >&2
 head -1 "$E2E_WORK/list-mapped.txt" | grep -q health || fail "list-mapped has no health column"
-grep -E "^[0-9]+ +$DEV .* ok " "$E2E_WORK/list-mapped.txt" >/dev/null || fail "list-mapped does not say $DEV is ok"
+grep -E "^[0-9]+ +$DEV .* ok( |$)" "$E2E_WORK/list-mapped.txt" >/dev/null || fail "list-mapped does not say $DEV is ok"
 S2=$E2E_WORK/scrape2.txt
 scrape "$S2"
 ge "$(need "$S2" 'rbdnbd_control_requests_total{op="list",result="ok"}')" 2 || fail "list calls not counted"
