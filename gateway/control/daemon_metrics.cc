@@ -3,18 +3,14 @@
 #include <cstring>
 
 #include "api/messages.h"
+#include "metrics/errno_label.h"
 #include "metrics/exposition.h"
 #include "metrics/process_info.h"
 
 namespace rbdnbd {
 
-std::string ErrnoName(int err) {
-  const char* name = err > 0 ? strerrorname_np(err) : nullptr;
-  return name != nullptr ? name : "EUNKNOWN";
-}
-
 void ControlCalls::Record(std::string_view op, int err) {
-  std::string result = err == 0 ? std::string("ok") : ErrnoName(err);
+  std::string result = err == 0 ? std::string("ok") : metrics::ErrnoLabel(err);
   std::lock_guard lock(mu_);
   calls_[{std::string(op), std::move(result)}]++;
 }

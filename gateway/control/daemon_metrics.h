@@ -60,7 +60,4 @@ struct DaemonMetricsInput {
 
 std::string RenderDaemonMetrics(const DaemonMetricsInput& in);
 
-// "ENOENT" for 2; "EUNKNOWN" for a value without a name.
-std::string ErrnoName(int err);
-
 }  // namespace rbdnbd

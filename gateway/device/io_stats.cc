@@ -34,12 +34,6 @@ std::optional<IoOp> IoOpOfNbdCommand(uint16_t cmd) {
   }
 }
 
-std::string ErrnoLabel(size_t slot) {
-  if (slot == 0 || slot >= kErrnoSlots) return "EUNKNOWN";
-  const char* name = strerrorname_np(static_cast<int>(slot));
-  return name != nullptr ? std::string(name) : fmt::format("E{}", slot);
-}
-
 uint64_t MonotonicNowNs() {
   timespec ts;
   clock_gettime(CLOCK_MONOTONIC, &ts);
@@ -191,7 +185,7 @@ void WriteDeviceFamilies(metrics::TextWriter& w, const std::vector<DeviceSample>
       for (size_t e = 0; e < kErrnoSlots; ++e) {
         uint64_t n = d.io.ops[i].errors[e];
         if (n == 0) continue;
-        std::string errno_name = ErrnoLabel(e);
+        std::string errno_name = metrics::ErrnoLabel(static_cast<int>(e));
         metrics::Labels l = DeviceBaseLabels(d.labels);
         l.emplace_back("op", IoOpName(static_cast<IoOp>(i)));
         l.emplace_back("errno", errno_name);

@@ -51,6 +51,7 @@
 #include <string_view>
 #include <vector>
 
+#include "metrics/errno_label.h"
 #include "metrics/stat_cells.h"
 
 namespace rbdnbd {
@@ -67,10 +68,9 @@ std::string_view IoOpName(IoOp op);
 // unknown commands.
 std::optional<IoOp> IoOpOfNbdCommand(uint16_t cmd);
 
-// Errors are counted per errno 1..kErrnoSlots-1; slot 0 takes any other value.
-inline constexpr size_t kErrnoSlots = 134;  // EHWPOISON (133) + 1
-// "EIO", "ENOSPC", ... (slot 0: "EUNKNOWN").
-std::string ErrnoLabel(size_t slot);
+// Errors are counted per errno 1..kErrnoSlots-1; slot 0 takes any other value. A
+// slot's label is metrics::ErrnoLabel(slot) (slot 0: "EUNKNOWN").
+inline constexpr size_t kErrnoSlots = metrics::kErrnoLabelLimit;
 
 // CLOCK_MONOTONIC in ns (a vDSO read, ~20 ns). The clock of every time stamp here.
 uint64_t MonotonicNowNs();

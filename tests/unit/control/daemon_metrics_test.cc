@@ -128,13 +128,6 @@ TEST(DaemonMetricsTest, ControlCallsCountFromManyThreads) {
   EXPECT_EQ((snap[{"list", "EBUSY"}]), 800u);
 }
 
-TEST(DaemonMetricsTest, ErrnoNamesAreTheSymbols) {
-  EXPECT_EQ(ErrnoName(ENOENT), "ENOENT");
-  EXPECT_EQ(ErrnoName(ESHUTDOWN), "ESHUTDOWN");
-  EXPECT_EQ(ErrnoName(0), "EUNKNOWN");
-  EXPECT_EQ(ErrnoName(99999), "EUNKNOWN");
-}
-
 TEST(DaemonMetricsTest, PromtoolAcceptsTheText) {
   if (::access("/usr/bin/promtool", X_OK) != 0) GTEST_SKIP() << "no /usr/bin/promtool (Debian's prometheus)";
   char path[] = "/tmp/rbd-nbdd-metrics-XXXXXX";
