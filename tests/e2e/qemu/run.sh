@@ -1,0 +1,202 @@
+#!/bin/bash
+# tests/e2e/qemu/run.sh SCRIPT [ARGS...] - run SCRIPT as root inside a fresh qemu guest
+# (TCG, q35, 2 vCPUs) booting Debian 12's own Linux 6.12 kernel (fetch-kernel.sh; never
+# installed on the host), and exit with its exit code. The same interface as
+# tests/e2e/uml/run.sh; this guest has what UML lacks: ublk_drv, and nbd with one
+# blk-mq hardware queue per vCPU (2).
+#
+# The guest's root is the host's / over virtio-9p, read-only, under a tmpfs overlay: every
+# host binary (rbd-nbdd, nbd-client, fio, ceph) is there, and nothing the guest writes
+# reaches the host except in the directories listed in VM_RW_DIRS and the control dir.
+#
+# Exit codes: SCRIPT's own; 124 when VM_TIMEOUT ran out (the in-guest timer fires first,
+# so the guest still saves dmesg and a blocked-task dump); 125 when the guest died without
+# reporting one (a panic, qemu killed, a broken init); 2 on a usage or setup error (no
+# kernel and no way to fetch it).
+#
+# Settings (environment):
+#   VM_MEM=2G        guest RAM.
+#   VM_SMP=2         vCPUs (TCG threads: at most the host's cores is sensible).
+#   VM_TIMEOUT=600   seconds for the whole run, boot and shutdown included.
+#   VM_MODULES=""    modules to modprobe before SCRIPT starts, space or comma separated.
+#   VM_RW_DIRS=""    host directories, colon separated, mounted read-write at the same path.
+#   VM_ENV=""        variables to pass into the guest, space separated: NAME or NAME=VALUE.
+#   VM_OUT=""        host directory to keep the run's files in (created; else a temp dir,
+#                    removed at exit): console.log, dmesg.log, rc, timing, job.sh, and
+#                    whatever the script copies to $VM_RUN_OUT inside the guest.
+#   VM_OVERLAY_SIZE=1g  size limit of the tmpfs under the overlay (guest RAM, not host).
+#   VM_KERNEL_DIR=build/guest-kernel  the unpacked kernel (fetch-kernel.sh fills it when
+#                    it is missing).
+#   VM_QUIET=1       do not echo the guest console to stdout (it still goes to console.log).
+#   VM_NETNS, VM_TAP, VM_GUEST_ADDR  give the guest a virtio-net NIC on tap device VM_TAP
+#                    of network namespace VM_NETNS (both made by the caller; qemu runs in
+#                    that namespace), configured as VM_GUEST_ADDR (ADDR/PREFIX) on eth0.
+#                    Without them the guest has loopback only.
+#
+# Inside the guest SCRIPT sees: cwd = the caller's cwd, PATH with /usr/sbin first,
+# VM_GUEST=1, VM_KERNEL=6.12, VM_RUN_OUT = the control dir (read-write, ends up in VM_OUT).
+set -uo pipefail
+
+HERE=$(cd "$(dirname "$(readlink -f "$0")")" && pwd)
+ROOT=$(cd "$HERE/../../.." && pwd)
+die() { echo "qemu/run.sh: $*" >&2; exit 2; }
+
+[ $# -ge 1 ] || die "usage: $0 SCRIPT [ARGS...]"
+SCRIPT=$(readlink -f "$1") || die "no such script: $1"
+shift
+[ -f "$SCRIPT" ] || die "no such script: $SCRIPT"
+
+QEMU=${VM_QEMU:-qemu-system-x86_64}
+command -v "$QEMU" >/dev/null || die "$QEMU is missing (apt-get install qemu-system-x86)"
+BUSYBOX=${VM_BUSYBOX:-/bin/busybox}
+file -L "$BUSYBOX" 2>/dev/null | grep -q 'statically linked' \
+  || die "$BUSYBOX is missing or not static (apt-get install busybox-static)"
+MEM=${VM_MEM:-2G}
+SMP=${VM_SMP:-2}
+TMO=${VM_TIMEOUT:-600}
+OVL=${VM_OVERLAY_SIZE:-1g}
+KDIR=${VM_KERNEL_DIR:-$ROOT/build/guest-kernel}
+MSIZE=512000
+[[ "$TMO" =~ ^[0-9]+$ ]] && [ "$TMO" -ge 10 ] || die "VM_TIMEOUT must be a number of seconds >= 10"
+[[ "$SMP" =~ ^[1-9][0-9]*$ ]] || die "VM_SMP must be a positive number"
+
+# The kernel, fetched once (cached in KDIR).
+KVER=$(bash "$HERE/fetch-kernel.sh" "$KDIR") || die "no guest kernel (tests/e2e/qemu/fetch-kernel.sh failed)"
+KDIR=$(readlink -f "$KDIR")
+for p in "$HERE" "$SCRIPT" "$KDIR"; do
+  case "$p" in *[[:space:]]*) die "path with whitespace not supported: $p" ;; esac
+done
+
+# The initramfs: busybox-static, the init, the 9p and overlay modules. Built once per
+# (kernel, init script, busybox) and cached beside the kernel.
+key=$(cat "$HERE/initramfs-init.sh" "$KDIR/version" "$BUSYBOX" | sha256sum | cut -c1-16)
+INITRD=$KDIR/initramfs-$key.cpio.gz
+if [ ! -s "$INITRD" ]; then
+  tmp=$(mktemp -d "$KDIR/.initrd.XXXXXX")
+  mkdir -p "$tmp/bin" "$tmp/mods" "$tmp/dev"
+  cp "$BUSYBOX" "$tmp/bin/busybox"
+  cp "$HERE/initramfs-init.sh" "$tmp/init"
+  cp "$KDIR"/initrd-mods/*.ko "$tmp/mods/"
+  mknod -m 600 "$tmp/dev/console" c 5 1 2>/dev/null
+  mknod -m 666 "$tmp/dev/null" c 1 3 2>/dev/null
+  if (cd "$tmp" && find . | "$BUSYBOX" cpio -o -H newc 2>/dev/null | gzip -1) > "$INITRD.tmp"; then
+    mv "$INITRD.tmp" "$INITRD"
+  else
+    rm -f "$INITRD.tmp"
+  fi
+  rm -rf "$tmp"
+  [ -s "$INITRD" ] || die "could not build the initramfs"
+fi
+
+if [ -n "${VM_OUT:-}" ]; then
+  mkdir -p "$VM_OUT" || die "cannot create VM_OUT=$VM_OUT"
+  OUT=$(readlink -f "$VM_OUT")
+  rm -f "$OUT"/{rc,rc.tmp,console.log,dmesg.log,ps.log,timing,job.sh,rwdirs,modules,timeout}
+else
+  OUT=$(mktemp -d "${TMPDIR:-/tmp}/e2e-qemu.XXXXXX")
+  trap 'rm -rf "$OUT"' EXIT
+fi
+case "$OUT" in *[[:space:]]*) die "path with whitespace not supported: $OUT" ;; esac
+
+# ---- the job the guest runs ---------------------------------------------------------------
+{
+  echo '# written by tests/e2e/qemu/run.sh'
+  echo 'export VM_GUEST=1 VM_KERNEL=6.12 VM_RUN_OUT=/run/vm'
+  for v in ${VM_ENV:-}; do
+    case "$v" in
+      *=*) printf 'export %s=%q\n' "${v%%=*}" "${v#*=}" ;;
+      *)   [[ "$v" =~ ^[A-Za-z_][A-Za-z0-9_]*$ ]] || die "bad VM_ENV name: $v"
+           [ -n "${!v+set}" ] && printf 'export %s=%q\n' "$v" "${!v}" ;;
+    esac
+  done
+  printf 'cd %q || exit 2\n' "$PWD"
+  if [ -x "$SCRIPT" ]; then printf 'exec %q' "$SCRIPT"; else printf 'exec bash %q' "$SCRIPT"; fi
+  for a in "$@"; do printf ' %q' "$a"; done
+  echo
+} > "$OUT/job.sh"
+
+echo "${VM_MODULES:-}" | tr ',' ' ' > "$OUT/modules"
+GUEST_TMO=$(( TMO - 20 > TMO / 2 ? TMO - 20 : TMO / 2 ))
+echo "$GUEST_TMO" > "$OUT/timeout"
+: > "$OUT/rwdirs"
+P9=(-virtfs "local,path=/,mount_tag=host,security_model=none,readonly=on,multidevs=remap"
+    -virtfs "local,path=$OUT,mount_tag=ctl,security_model=none,multidevs=remap")
+if [ -n "${VM_RW_DIRS:-}" ]; then
+  IFS=: read -ra dirs <<< "$VM_RW_DIRS"
+  i=0
+  for d in "${dirs[@]}"; do
+    [ -n "$d" ] || continue
+    [ -d "$d" ] || die "VM_RW_DIRS: not a directory: $d"
+    d=$(readlink -f "$d")
+    case "$d" in *[[:space:]]*|*,*) die "VM_RW_DIRS: whitespace or comma in $d" ;; esac
+    echo "$d" >> "$OUT/rwdirs"
+    P9+=(-virtfs "local,path=$d,mount_tag=rw$i,security_model=none,multidevs=remap")
+    i=$((i + 1))
+  done
+fi
+
+NETARGS=() NETNS=() APPEND_NET=
+if [ -n "${VM_TAP:-}" ]; then
+  [ -n "${VM_NETNS:-}" ] && [ -n "${VM_GUEST_ADDR:-}" ] || die "VM_TAP needs VM_NETNS and VM_GUEST_ADDR"
+  NETARGS=(-netdev "tap,id=n0,ifname=$VM_TAP,script=no,downscript=no" -device virtio-net-pci,netdev=n0)
+  NETNS=(ip netns exec "$VM_NETNS")
+  APPEND_NET=" e2e_net=$VM_GUEST_ADDR"
+fi
+
+# qboot (a minimal firmware) boots a -kernel faster than SeaBIOS under TCG.
+BIOS=()
+[ -f /usr/share/qemu/qboot.rom ] && [ "${VM_SEABIOS:-0}" != 1 ] && BIOS=(-bios /usr/share/qemu/qboot.rom)
+
+: > "$OUT/console.log"
+ulimit -c 0
+
+# ---- boot ---------------------------------------------------------------------------------
+# timeout(1) makes itself a process-group leader and signals the whole group (qemu), at
+# VM_TIMEOUT or when we are told to stop; qemu is killed at the end whatever happens.
+t0=$(date +%s.%N)
+"${NETNS[@]}" timeout -k 10 "$TMO" "$QEMU" -M q35 -accel tcg,thread=multi -smp "$SMP" -m "$MEM" \
+  "${BIOS[@]}" -nodefaults -no-user-config -display none -no-reboot \
+  -serial stdio -monitor none \
+  -kernel "$KDIR/vmlinuz" -initrd "$INITRD" \
+  -append "console=ttyS0 quiet panic=-1 mitigations=off 8250.nr_uarts=1 e2e_stage2=$HERE/init-stage2.sh e2e_ovl=$OVL e2e_kmods=$KDIR/lib/modules e2e_msize=$MSIZE$APPEND_NET" \
+  "${P9[@]}" "${NETARGS[@]}" \
+  < /dev/null > "$OUT/console.log" 2>&1 &
+tpid=$!
+cleanup() {
+  kill -TERM -- -"$tpid" 2>/dev/null || kill -TERM "$tpid" 2>/dev/null
+  sleep 1
+  kill -KILL -- -"$tpid" 2>/dev/null
+}
+trap 'cleanup' TERM INT HUP
+if [ "${VM_QUIET:-0}" != 1 ]; then
+  tail -n +1 -f --pid="$tpid" "$OUT/console.log" &
+  tailpid=$!
+fi
+urc=0
+while :; do
+  wait "$tpid"; urc=$?
+  kill -0 "$tpid" 2>/dev/null || break
+done
+[ -n "${tailpid:-}" ] && wait "$tailpid" 2>/dev/null
+t1=$(date +%s.%N)
+
+total=$(awk -v a="$t0" -v b="$t1" 'BEGIN{printf "%.1f", b-a}')
+boot=$(sed -n 's/^boot=//p' "$OUT/timing" 2>/dev/null)
+echo "qemu/run.sh: wall ${total}s, guest boot ${boot:-?}s (uptime at script start), kernel $KVER" >&2
+echo "wall=$total" >> "$OUT/timing"
+
+if [ -s "$OUT/rc" ]; then
+  rc=$(cat "$OUT/rc")
+  [[ "$rc" =~ ^[0-9]+$ ]] || { echo "qemu/run.sh: garbage rc file: $rc" >&2; exit 125; }
+  exit "$rc"
+fi
+if [ "$urc" = 124 ] || [ "$urc" = 137 ]; then
+  echo "qemu/run.sh: timed out after ${TMO}s (the guest did not report an exit code)" >&2
+  exit 124
+fi
+echo "qemu/run.sh: guest died (qemu rc=$urc) without reporting an exit code" >&2
+if [ "${VM_QUIET:-0}" = 1 ]; then
+  echo "qemu/run.sh: ---- last 30 lines of the guest console ----" >&2
+  tail -n 30 "$OUT/console.log" >&2
+fi
+exit 125
