@@ -1,0 +1,73 @@
+// UblkControl: the ublk driver's control device, /dev/ublk-control.
+//
+// Contract
+// --------
+// * Every command is an IORING_OP_URING_CMD on a small ring of our own
+//   created with IORING_SETUP_SQE128 (a ublksrv_ctrl_cmd is 32 bytes, more
+//   than a 64-byte SQE's command area holds). Commands run one at a time: each
+//   call submits one SQE and waits for its CQE. START_DEV blocks in the kernel
+//   until every queue has fetched every tag, so it must not be called from a
+//   loop thread that serves one of those queues.
+// * Threads: the control thread (serve's main thread, the daemon's device
+//   manager). Calls are serialised by an internal mutex, so any thread works.
+// * Uses the legacy opcodes of Linux 6.1's uapi header, which later kernels
+//   still take (CONFIG_BLKDEV_UBLK_LEGACY_OPCODES).
+// * Errors say what failed and why: no driver (ENODEV, "ublk_drv is not
+//   loaded"), EPERM, a device id in use (EEXIST), a flag the kernel does not
+//   know (EOPNOTSUPP: AddDev checks that every asked feature flag came back).
+#pragma once
+
+#include <linux/ublk_cmd.h>
+#include <liburing.h>
+#include <sys/types.h>
+
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <string>
+
+#include "common/result.h"
+#include "common/unique_fd.h"
+
+namespace rbdnbd {
+
+inline constexpr uint32_t kUblkAutoId = UINT32_MAX;
+inline constexpr const char* kUblkControlPath = "/dev/ublk-control";
+
+// "UBLK_F_USER_RECOVERY|..." for logs and errors.
+std::string UblkFlagNames(uint64_t flags);
+
+class UblkControl {
+ public:
+  static Result<std::unique_ptr<UblkControl>> Open(const std::string& path = kUblkControlPath);
+  ~UblkControl();
+  UblkControl(const UblkControl&) = delete;
+  UblkControl& operator=(const UblkControl&) = delete;
+
+  // `want.dev_id` kUblkAutoId lets the kernel pick. Returns the device as the
+  // kernel made it (its id, and nr_hw_queues capped at the CPU count).
+  Result<ublksrv_ctrl_dev_info> AddDev(const ublksrv_ctrl_dev_info& want);
+  Result<void> SetParams(uint32_t dev_id, const ublk_params& params);
+  Result<void> StartDev(uint32_t dev_id, pid_t daemon_pid);
+  Result<void> StopDev(uint32_t dev_id);
+  Result<void> DelDev(uint32_t dev_id);
+  Result<ublksrv_ctrl_dev_info> GetDevInfo(uint32_t dev_id);
+  // A restarted daemon takes over a device left QUIESCED by a dead one
+  // (UBLK_F_USER_RECOVERY): Start, then fetch every tag, then End.
+  Result<void> StartUserRecovery(uint32_t dev_id);
+  Result<void> EndUserRecovery(uint32_t dev_id, pid_t daemon_pid);
+
+ private:
+  explicit UblkControl(UniqueFd fd) : fd_(std::move(fd)) {}
+  // Submits one command and returns the CQE's res (0 or -errno).
+  int Command(uint32_t op, const ublksrv_ctrl_cmd& cmd);
+  // The common errors of a failed command, as an Error.
+  Unexpected Fail(const char* what, uint32_t dev_id, int res);
+
+  std::mutex mu_;
+  UniqueFd fd_;
+  io_uring ring_{};
+  bool ring_ready_ = false;
+};
+
+}  // namespace rbdnbd

@@ -1,0 +1,94 @@
+// UblkDevice: one /dev/ublkbN backed by one Export, served by one UblkQueue
+// per worker loop (N loops -> N hardware queues, capped by the kernel at the
+// CPU count), beside the NBD frontend on the same loops and backends.
+//
+// Contract
+// --------
+// * Control thread only (serve's main thread, the daemon's device manager):
+//   every call here is serialised by the caller. Queues live on their loops;
+//   this class reaches them only by posting.
+// * Lifecycle:
+//
+//     Add(): ADD_DEV ─► SET_PARAMS ─► open /dev/ublkcN, queues fetch on their
+//            loops ─► START_DEV (returns once every tag is fetched and
+//            /dev/ublkbN exists) ──► live
+//     Recover() (a new daemon; the old one died and the kernel kept the
+//            device QUIESCED because it was added with user recovery):
+//            START_USER_RECOVERY ─► queues fetch ─► END_USER_RECOVERY ─► live
+//     live ──Remove(): STOP_DEV (the disk goes; the driver aborts every
+//            fetched command) ─► queues drain on their loops ─► close
+//            /dev/ublkcN ─► DEL_DEV ──► gone (no /dev/ublkb*, no /dev/ublkc*)
+//
+//   A failure after ADD_DEV goes through the same teardown, so a failed Add()
+//   leaves nothing behind.
+// * Remove() waits up to 10 s for the queues; if one does not drain it
+//   leaves the queues (and their buffers) allocated rather than free memory
+//   the kernel may still write, skips DEL_DEV and says so.
+// * The loops must outlive the device, and keep running until Remove()
+//   returns (or the device is destroyed).
+#pragma once
+
+#include <sys/types.h>
+
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "common/result.h"
+#include "common/unique_fd.h"
+#include "device/export.h"
+#include "ublk/ublk_control.h"
+#include "ublk/ublk_params.h"
+#include "ublk/ublk_queue.h"
+#include "uring/loop_pool.h"
+
+namespace rbdnbd {
+
+struct UblkDeviceParams {
+  std::optional<uint32_t> id;  // nullopt: the kernel picks
+  uint16_t queues = 0;         // 0: one per loop
+  uint16_t depth = 128;
+  UblkParamsOptions block;     // block sizes, max I/O size
+  bool user_recovery = false;  // UBLK_F_USER_RECOVERY: the kernel keeps the device if we die
+  bool recovery_reissue = false;  // ..._REISSUE: requests in flight at the crash are reissued
+};
+
+class UblkDevice {
+ public:
+  static Result<std::unique_ptr<UblkDevice>> Add(UblkControl& ctl, LoopPool& loops, Export exp,
+                                                 const UblkDeviceParams& params);
+  // Takes over device `id`, left QUIESCED by a dead daemon.
+  static Result<std::unique_ptr<UblkDevice>> Recover(UblkControl& ctl, LoopPool& loops, Export exp,
+                                                     uint32_t id, const UblkDeviceParams& params);
+  // Destroying a live device removes it (Remove()), logging any error.
+  ~UblkDevice();
+  UblkDevice(const UblkDevice&) = delete;
+  UblkDevice& operator=(const UblkDevice&) = delete;
+
+  Result<void> Remove();
+
+  uint32_t id() const { return id_; }
+  std::string path() const { return "/dev/ublkb" + std::to_string(id_); }
+  size_t queues() const { return queues_.size(); }
+  const Export& exp() const { return export_; }
+
+ private:
+  UblkDevice(UblkControl& ctl, LoopPool& loops, Export exp, uint32_t id)
+      : ctl_(ctl), loops_(loops), export_(std::move(exp)), id_(id) {}
+  // Opens /dev/ublkcN, creates the queues and starts them on their loops.
+  Result<void> StartQueues(const ublksrv_ctrl_dev_info& info);
+  // Stops the queues (after STOP_DEV), closes /dev/ublkcN, DEL_DEV.
+  Result<void> Teardown(bool stop_dev);
+
+  UblkControl& ctl_;
+  LoopPool& loops_;
+  Export export_;
+  uint32_t id_ = 0;
+  bool added_ = false;  // ADD_DEV done, DEL_DEV not yet
+  UniqueFd cdev_;
+  std::vector<std::unique_ptr<UblkQueue>> queues_;
+};
+
+}  // namespace rbdnbd
