@@ -28,6 +28,8 @@
 #include "metrics/http_endpoint.h"
 #include "rbd/image_spec.h"
 #include "rbd/rbd_backend.h"
+#include "ublk/ublk_control.h"
+#include "ublk/ublk_device.h"
 #include "uring/loop_pool.h"
 
 namespace rbdnbd {
@@ -88,6 +90,22 @@ Quiesce (snapshots with quiesce: rbd snap create without --skip-quiesce):
                            gives up on its own after ~50 s, and a snapshot
                            through the lock owner that ends that way is
                            retried forever by the asking client)
+ublk (Linux 6.0+, the ublk_drv module; root):
+      --ublk               also expose the default export as a ublk block device
+                           /dev/ublkbN (N picked by the kernel), served by the
+                           same workers; removed again on SIGTERM/SIGINT
+      --ublk-id N          the same with device id N (/dev/ublkbN)
+      --ublk-queues N      hardware queues (default: one per worker; the kernel
+                           caps them at the CPU count)
+      --ublk-depth N       requests per queue (1..4096, default 128)
+      --ublk-block-size B  logical block size, 512 or 4096 (default 512)
+      --ublk-max-io SIZE   largest request (default 512K; also each request
+                           slot's buffer)
+      --ublk-recovery      add the device with user recovery: if serve dies, the
+                           kernel keeps it and holds I/O until a new serve
+                           takes it over with --ublk-recover (requests in
+                           flight at the crash are reissued)
+      --ublk-recover N     take over device N, left by a serve that died
 Operation:
       --metrics-address HOST:PORT
                            serve Prometheus metrics at http://HOST:PORT/metrics
@@ -124,12 +142,16 @@ struct ServeArgs {
   std::string metrics_address;  // empty: no metrics
   std::string quiesce_hook;
   unsigned quiesce_timeout_s = 30;
+  bool ublk = false;
+  std::optional<uint32_t> ublk_recover;  // --ublk-recover N
+  UblkDeviceParams ublk_params;
 };
 
 // Returns -1 to continue, or an exit code.
 int ParseArgs(int argc, char** argv, ServeArgs* a) {
   enum { kPidFile = 1000, kLogLevel, kLogTarget, kDrainTimeout, kRbd, kPollUs, kQuiesceHook, kQuiesceTimeout,
-         kMetricsAddress, kLogFormat };
+         kMetricsAddress, kLogFormat, kUblk, kUblkId, kUblkQueues, kUblkDepth, kUblkBlockSize,
+         kUblkMaxIo, kUblkRecovery, kUblkRecover };
   std::vector<option> options = {
       {"export", required_argument, nullptr, 'e'},
       {"socket", required_argument, nullptr, 's'},
@@ -146,6 +168,14 @@ int ParseArgs(int argc, char** argv, ServeArgs* a) {
       {"quiesce-timeout", required_argument, nullptr, kQuiesceTimeout},
       {"metrics-address", required_argument, nullptr, kMetricsAddress},
       {"log-format", required_argument, nullptr, kLogFormat},
+      {"ublk", no_argument, nullptr, kUblk},
+      {"ublk-id", required_argument, nullptr, kUblkId},
+      {"ublk-queues", required_argument, nullptr, kUblkQueues},
+      {"ublk-depth", required_argument, nullptr, kUblkDepth},
+      {"ublk-block-size", required_argument, nullptr, kUblkBlockSize},
+      {"ublk-max-io", required_argument, nullptr, kUblkMaxIo},
+      {"ublk-recovery", no_argument, nullptr, kUblkRecovery},
+      {"ublk-recover", required_argument, nullptr, kUblkRecover},
   };
   for (const option& o : CephOptionTable()) options.push_back(o);
   options.push_back({nullptr, 0, nullptr, 0});
@@ -184,6 +214,56 @@ int ParseArgs(int argc, char** argv, ServeArgs* a) {
       }
       case kQuiesceHook: a->quiesce_hook = optarg; break;
       case kQuiesceTimeout: if (!number("--quiesce-timeout", 1, 45, &a->quiesce_timeout_s)) return 2; break;
+      case kUblk: a->ublk = true; break;
+      case kUblkId: {
+        unsigned id;
+        if (!number("--ublk-id", 0, 1u << 20, &id)) return 2;
+        a->ublk = true;
+        a->ublk_params.id = id;
+        break;
+      }
+      case kUblkRecover: {
+        unsigned id;
+        if (!number("--ublk-recover", 0, 1u << 20, &id)) return 2;
+        a->ublk = true;
+        a->ublk_recover = id;
+        break;
+      }
+      case kUblkQueues: {
+        unsigned n;
+        if (!number("--ublk-queues", 1, 256, &n)) return 2;
+        a->ublk_params.queues = static_cast<uint16_t>(n);
+        break;
+      }
+      case kUblkDepth: {
+        unsigned n;
+        if (!number("--ublk-depth", 1, UBLK_MAX_QUEUE_DEPTH, &n)) return 2;
+        a->ublk_params.depth = static_cast<uint16_t>(n);
+        break;
+      }
+      case kUblkBlockSize: {
+        unsigned n;
+        if (!number("--ublk-block-size", 512, 4096, &n)) return 2;
+        if (n != 512 && n != 4096) {
+          std::fprintf(stderr, "rbd-nbdd serve: --ublk-block-size: %u is not 512 or 4096\n", n);
+          return 2;
+        }
+        a->ublk_params.block.logical_block = n;
+        break;
+      }
+      case kUblkMaxIo: {
+        auto n = ParseSize(optarg);
+        if (!n || *n < 4096 || *n > (32u << 20) || *n % 4096 != 0) {
+          std::fprintf(stderr, "rbd-nbdd serve: --ublk-max-io: '%s' is not a multiple of 4K from 4K to 32M\n", optarg);
+          return 2;
+        }
+        a->ublk_params.block.max_io_bytes = static_cast<uint32_t>(*n);
+        break;
+      }
+      case kUblkRecovery:
+        a->ublk_params.user_recovery = true;
+        a->ublk_params.recovery_reissue = true;
+        break;
       case kPidFile: a->pid_file = optarg; break;
       case kLogLevel: a->log_level = optarg; break;
       case kLogTarget: a->log_target = optarg; break;
@@ -360,6 +440,18 @@ Result<std::unique_ptr<metrics::HttpEndpoint>> StartMetrics(const std::string& a
   return endpoint;
 }
 
+// Adds (or, with --ublk-recover, takes over) the ublk device of `exp`.
+Result<std::unique_ptr<UblkDevice>> StartUblk(const ServeArgs& args, const Export& exp, LoopPool& loops,
+                                              std::unique_ptr<UblkControl>* control) {
+  auto c = UblkControl::Open();
+  if (!c) return Unexpected(c.error());
+  *control = std::move(c).value();
+  if (args.ublk_recover) {
+    return UblkDevice::Recover(**control, loops, exp, *args.ublk_recover, args.ublk_params);
+  }
+  return UblkDevice::Add(**control, loops, exp, args.ublk_params);
+}
+
 }  // namespace
 
 int RunServe(int argc, char** argv) {
@@ -402,6 +494,8 @@ int RunServe(int argc, char** argv) {
     spdlog::error("{}", loops.error().message);
     return 2;
   }
+  std::optional<Export> ublk_export;
+  if (args.ublk) ublk_export = registry.exports().front();
   auto server = Server::Create(args.server, std::move(registry), **loops);
   if (!server) {
     spdlog::error("{}", server.error().message);
@@ -419,6 +513,20 @@ int RunServe(int argc, char** argv) {
   }
   (*loops)->Start();
   (*server)->Start();
+  // Declared after the loops and the server: removed (STOP_DEV drains the
+  // kernel's requests through the loops) before either stops.
+  std::unique_ptr<UblkControl> ublk_control;
+  std::unique_ptr<UblkDevice> ublk_device;
+  if (ublk_export) {
+    auto d = StartUblk(args, *ublk_export, **loops, &ublk_control);
+    if (!d) {
+      spdlog::error("{}", d.error().message);
+      (void)(*server)->Shutdown();
+      (*loops)->Stop();
+      return 2;
+    }
+    ublk_device = std::move(d).value();
+  }
   if (!args.pid_file.empty()) {
     std::ofstream(args.pid_file) << getpid() << "\n";
   }
@@ -439,6 +547,10 @@ int RunServe(int argc, char** argv) {
     break;
   }
   quiesce_watches.clear();  // an unquiesce first if a snapshot was under way
+  if (ublk_device) {
+    if (auto r = ublk_device->Remove(); !r) spdlog::error("{}", r.error().message);
+    ublk_device.reset();
+  }
   spdlog::info("signal {}: draining {} connection(s)", strsignal(sig), (*server)->connections());
   int rc = (*server)->Shutdown();
   (*loops)->Stop();
