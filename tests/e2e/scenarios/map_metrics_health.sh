@@ -7,6 +7,9 @@
 #     did, each op's histogram _count equals its ops_total, nothing stays in flight, and the
 #     control calls are counted; `list-mapped`/`status --format json` show a sane health
 #     object and the plain list-mapped a health column;
+#     A real Prometheus server (Debian's prometheus, in the guest) scrapes the daemon every
+#     second through the fio run; its HTTP API shows the write bytes counter moving under
+#     fio, a write rate > 0, and at the end exactly the value the daemon's own scrape shows;
 # (3) a reattach: the cluster is frozen (SIGSTOP mon + osd), the daemon SIGKILLed and
 #     restarted; while the new daemon cannot reach the cluster the scrape shows the device
 #     reattaching with stalled seconds growing and health says stalled, with the last error;
@@ -19,7 +22,7 @@
 . "$(dirname "$0")/../lib.sh"
 . "$(dirname "$0")/../lib_map.sh"
 expect_nbd_reconnects
-require_cmd curl jq fio
+require_cmd curl jq fio prometheus promtool
 
 IMG=rbd/metrics-health
 SIZE=$((64 << 20))
@@ -88,7 +91,41 @@ done
 ge "$(need "$S0" 'rbdnbd_control_requests_total{op="map",result="ok"}')" 1 || fail "the map call is not counted"
 grep -E '^rbdnbd_build_info\{' "$S0" | sed 's/^/    /' >&2
 
-step "(2) fio moves the counters; health is sane"
+step "(2) fio moves the counters (seen by a real Prometheus too); health is sane"
+# A real Prometheus scrapes the daemon every second while fio runs.
+PPORT=19490
+PURL=http://127.0.0.1:$PPORT
+PDIR=$E2E_WORK/prometheus
+mkdir -p "$PDIR/tsdb"
+cat > "$PDIR/prometheus.yml" <<EOF
+global:
+  scrape_interval: 1s
+  evaluation_interval: 1s
+scrape_configs:
+  - job_name: rbdnbd-daemon
+    scrape_interval: 1s
+    scrape_timeout: 1s
+    static_configs:
+      - targets: ['127.0.0.1:$PORT']
+EOF
+t 30 promtool check config "$PDIR/prometheus.yml" >/dev/null || fail "promtool check config rejected the scrape config"
+start_ready prometheus "$PDIR/prometheus.log" 90 curl -sf -o /dev/null "$PURL/-/ready" -- \
+  prometheus --config.file="$PDIR/prometheus.yml" --storage.tsdb.path="$PDIR/tsdb" \
+  --web.listen-address="127.0.0.1:$PPORT" --storage.tsdb.retention.time=1h
+PROM_PID=$STARTED_PID
+on_exit "term_wait $PROM_PID 10"
+# pquery EXPR : the sum of an instant query's series ("none" when it has none).
+pquery() {
+  t 15 curl -sf "$PURL/api/v1/query" --data-urlencode "query=$1" \
+    | jq -r 'if .status != "success" then error("query failed") elif (.data.result | length) == 0 then "none"
+             else ([.data.result[].value[1] | tonumber] | add) end'
+}
+PW="rbdnbd_device_bytes_total{job=\"rbdnbd-daemon\",$L,op=\"write\"}"
+prom_sees_device() { local v; v=$(pquery "$PW") && [ "$v" != none ]; }
+wait_until 60 "prometheus to scrape the daemon's write bytes of $NBD" prom_sees_device
+[ "$(pquery 'up{job="rbdnbd-daemon"}')" = 1 ] || fail "prometheus says the daemon is not up"
+pw0=$(pquery "$PW")
+log "prometheus is scraping the daemon: $NBD write bytes $pw0 before fio"
 fio_verify metrics "$DEV" 2M
 FJ=$E2E_WORK/fio-metrics.json
 fw=$(jq '[.jobs[].write.io_bytes] | add' "$FJ") fr=$(jq '[.jobs[].read.io_bytes] | add' "$FJ")
@@ -113,6 +150,17 @@ now=$(date +%s)
 lc=$(need "$S1" "rbdnbd_device_last_completion_timestamp_seconds{$L}")
 { ge "$lc" "$((now - 120))" && ge "$((now + 5))" "$lc"; } || fail "last completion time $lc is not near now ($now)"
 if grep -q "^rbdnbd_device_errors_total{$L" "$S1"; then fail "errors counted on a clean run: $(grep errors_total "$S1")"; fi
+# Prometheus, through its HTTP API: the counter it scraped reaches the daemon's own value
+# (nothing writes to the device now), moved by at least fio's bytes, and the write rate
+# over the fio run was above 0.
+pw1_want=$(need "$S1" "rbdnbd_device_bytes_total{$L,op=\"write\"}")
+prom_has_final() { [ "$(pquery "$PW")" = "$pw1_want" ]; }
+wait_until 30 "prometheus to scrape the final write bytes $pw1_want of $NBD" prom_has_final
+ge "$((pw1_want - pw0))" "$fw" || fail "prometheus saw write bytes move by $((pw1_want - pw0)), less than fio's $fw"
+prate=$(pquery "max_over_time(rate(${PW}[5s])[2m:1s])")
+log "prometheus: $NBD write bytes $pw0 -> $pw1_want under fio, peak write rate $prate B/s"
+ge "$prate" 1 || fail "prometheus saw no write rate for $NBD under fio: $prate"
+term_wait "$PROM_PID" 10
 
 h=$(mapped_json | jq -c --arg d "$DEV" '.[] | select(.device == $d) | .health')
 log "health after fio: $h"
