@@ -37,8 +37,11 @@ PKGS=(
   # librados/librbd for Python: dev-cluster.sh makes its pools with them, the e2e tests
   # their images (ceph-common pulls them in today; we use them directly, so name them)
   python3-rados python3-rbd
-  # kernel end-to-end harness
+  # kernel end-to-end harness: user-mode Linux 6.1, and Debian's 6.12 kernel under qemu
+  # TCG (tests/e2e/qemu/: the kernel itself is fetched with apt-get download, never
+  # installed; its initramfs is busybox-static)
   user-mode-linux kmod iproute2 procps util-linux e2fsprogs xfsprogs
+  qemu-system-x86 busybox-static
   # CSI tests
   python3-grpcio python3-protobuf python3-yaml jq
   # metrics tests (promtool check metrics, a real Prometheus server scraping the daemon)

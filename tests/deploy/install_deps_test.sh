@@ -8,6 +8,7 @@
 #   3. A working kubectl on PATH is kept (kubernetes-client is not asked for); with no
 #      kubectl, or one that does not run, kubernetes-client is asked for.
 #   4. --list-missing on the real machine prints only package names and installs nothing.
+#   5. The 6.12 e2e guest's packages (qemu-system-x86, busybox-static) are on the list.
 # No root needed. Prints "N passed, N failed".
 set -uo pipefail
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
@@ -63,6 +64,10 @@ out=$(bash "$ROOT/deploy/install-deps.sh" --list-missing 2>&1); rc=$?
 check "install-deps --list-missing exits 0" test "$rc" = 0
 check "install-deps --list-missing prints only package names ('$out')" \
   bash -c '[ -z "$1" ] || ! grep -qvE "^[a-z0-9][a-z0-9.+-]*$" <<< "$1"' _ "$out"
+for p in qemu-system-x86 busybox-static; do
+  check "install-deps asks for $p (the 6.12 e2e guest)" \
+    grep -qE "^[[:space:]]+([a-z0-9.+-]+ )*$p( |\$)" "$ROOT/deploy/install-deps.sh"
+done
 check "install-deps rejects an unknown option" bash -c '! bash "$1" --bogus 2>/dev/null' _ "$ROOT/deploy/install-deps.sh"
 
 echo "$PASSED passed, $FAILED failed"
