@@ -14,12 +14,21 @@ path (our server, its peers, and reference paths such as a RAM disk), beside the
     csi-controller                         <base>-ops.png  (creates/s and deletes/s)
                                            <base>-p99.png  (create/delete p99 ms)
     csi-stage                              <base>-time.png (median s, min-max whiskers, 3 s target)
+    metrics-overhead                       <base>-iops.png (per round and the median: metrics on
+                                             vs off, label on/off, a 0.98 x off tick on each)
+                                           <base>-cpu.png  (server CPU µs per request, on vs off)
+                                           <base>-scrape.png (ms per /metrics scrape of N exports:
+                                             median bar, whisker to max, p95 tick, 50 ms target)
+    metrics-scrape (metrics-scrape-devices) <base>-scrape.png (ms per scrape by mapped devices,
+                                             one bar per daemon; whisker, p95 tick, 50 ms target)
 
 Over each of our bars: ours / the best peer in that workload and metric (the best peer's bar
 is hatched), e.g. "1.34x" on IOPS (above 1 is better) or "0.81x" on p99 (below 1 is better).
 Reference paths (brd, librbd in process) are drawn in grey and are never "the best peer".
 The label is the ratio of the two plotted values; rbd-peers' table gives the median of its
-per-round ratios instead, which can differ from it in the second decimal.
+per-round ratios instead, which can differ from it in the second decimal. metrics-overhead's
+"median" group is the exception: its label is the table's median of the per-round on/off
+ratios (the number its verdict uses), not the ratio of the two median bars.
 
 It also writes <base>.data.json: the rows it plotted, machine-readable (from the markdown
 table: the table's precision), unless --no-data; that one even without matplotlib. --report writes what was drawn, figure by
@@ -90,23 +99,31 @@ def title_of(text, fallback):
 
 def kind_of(path, text):
     base = os.path.basename(path)
-    for k in ("nbd-peers", "rbd-peers", "kernel-devices", "csi-controller", "csi-stage"):
+    for k in ("nbd-peers", "rbd-peers", "kernel-devices", "csi-controller", "csi-stage",
+              "metrics-overhead", "metrics-scrape"):
         if base.startswith(k):
             return k
     first = title_of(text, "").lower()
     for k, key in (("nbd-peers", "nbd peers"), ("rbd-peers", "rbd-peers"),
                    ("kernel-devices", "kernel-devices"), ("csi-controller", "csi controller"),
-                   ("csi-stage", "csi stage")):
+                   ("csi-stage", "csi stage"), ("metrics-overhead", "/metrics overhead"),
+                   ("metrics-scrape", "/metrics scrape")):
         if key in first:
             return k
     raise ValueError(f"{path}: not a result of a known benchmark (nbd-peers, rbd-peers, "
-                     "kernel-devices, csi-controller, csi-stage)")
+                     "kernel-devices, csi-controller, csi-stage, metrics-overhead, metrics-scrape)")
 
 
 IO_FIGURES = [
     {"name": "iops", "metric": "iops", "ylabel": "IOPS", "better": "higher"},
     {"name": "p99", "metric": "p99_us", "ylabel": "p99 latency (µs)", "better": "lower"},
 ]
+
+
+SCRAPE_FIGURE = {"name": "scrape", "metric": "scrape_ms", "better": "lower",
+                 "ylabel": "ms per /metrics scrape", "caption": "bar: median, whisker: max, tick: p95",
+                 "range": [None, "scrape_ms_max"], "marks": [{"field": "scrape_ms_p95", "label": "p95"}],
+                 "target": {"value": 50.0, "label": "target: a scrape ≤ 50 ms"}}
 
 
 def spec(kind, rows):
@@ -132,6 +149,21 @@ def spec(kind, rows):
                 "figures": [{"name": "time", "metric": "seconds", "ylabel": "seconds (median; min-max)",
                              "better": "lower", "range": ["seconds_min", "seconds_max"],
                              "target": {"value": 3.0, "label": "target: stage + publish ≤ 3 s"}}]}
+    if kind == "metrics-overhead":
+        return {"ours": ["metrics on"] + sorted(p for p in paths if p not in ("metrics on", "metrics off")),
+                "peers": ["metrics off"], "refs": [], "group_name": "round",
+                "ratio_caption": "label: metrics on ÷ off",
+                "figures": [
+                    {"name": "iops", "metric": "iops", "ylabel": "IOPS (4k randread QD32)", "better": "higher",
+                     "ratio_field": "iops_ratio",
+                     "ratio_caption": "label: on ÷ off (median: median of the round ratios)",
+                     "ratio_target": {"value": 0.98, "label": "target: on ≥ 0.98 × off"}},
+                    {"name": "cpu", "metric": "cpu_us", "ylabel": "server CPU per request (µs)",
+                     "better": "lower"},
+                    dict(SCRAPE_FIGURE, group_name="exports", series_name="process")]}
+    if kind == "metrics-scrape":
+        return {"ours": sorted(paths), "peers": [], "refs": [], "series_name": "daemon",
+                "group_name": "mapped devices", "figures": [SCRAPE_FIGURE]}
     raise ValueError(f"unknown benchmark {kind!r}")
 
 
@@ -196,9 +228,62 @@ def parse_csi_stage(tables):
              "seconds_max": num(col(t, r, "max"))} for r in t["rows"]]
 
 
+def to_ms(cell):
+    """'2.10 ms' -> 2.1, '1.2 s' -> 1200, '850 µs' -> 0.85; None if no number."""
+    v = num(cell)
+    if v is None:
+        return None
+    unit = re.sub(r"[-\d.,*\s]", "", cell).lower()
+    return v * 1000 if unit == "s" else v / 1000 if unit in ("µs", "us") else v
+
+
+def to_kib(cell):
+    v = num(cell)
+    if v is None:
+        return None
+    unit = cell.lower()
+    return v * 1024 if "mib" in unit else v / 1024 if re.search(r"\d\s*b$", unit) else v
+
+
+def scrape_row(t, r, workload, path):
+    return {"workload": workload, "path": path, "scrape_ms": to_ms(col(t, r, "median")),
+            "scrape_ms_p95": to_ms(col(t, r, "p95")), "scrape_ms_max": to_ms(col(t, r, "max")),
+            "body_kib": to_kib(col(t, r, "body")), "series": num(col(t, r, "series"))}
+
+
+def parse_metrics_overhead(tables):
+    t = find_table(tables, "round", "metrics off (iops)", "metrics on (iops)", "on/off")
+    cpu_off, cpu_on = "server cpu/request off (µs)", "on (µs)"
+    has_cpu = cpu_off in t["cols"] and cpu_on in t["cols"]
+    rows = []
+    for r in t["rows"]:
+        rnd = col(t, r, "round").replace("*", "").strip()
+        off = {"workload": rnd, "path": "metrics off", "iops": num(col(t, r, "metrics off (iops)")),
+               "cpu_us": num(col(t, r, cpu_off)) if has_cpu else None}
+        on = {"workload": rnd, "path": "metrics on", "iops": num(col(t, r, "metrics on (iops)")),
+              "cpu_us": num(col(t, r, cpu_on)) if has_cpu else None}
+        if rnd == "median":   # the table's median of the per-round ratios, not median on / median off
+            on["iops_ratio"] = num(col(t, r, "on/off"))
+        if "scrapes during the run" in t["cols"]:
+            on["scrapes"] = num(col(t, r, "scrapes during the run"))
+        rows += [off, on]
+    s = find_table(tables, "body", "series", "median", "p95", "max")
+    if s is not None:
+        m = re.search(r"scrape of (\d+) exports", s["heading"].lower())
+        for r in s["rows"]:
+            rows.append(scrape_row(s, r, f"{m.group(1)} exports" if m else "scrape", "rbd-nbdd serve"))
+    return rows
+
+
+def parse_metrics_scrape(tables):
+    t = find_table(tables, "daemon", "devices", "body", "series", "median", "p95", "max")
+    return [scrape_row(t, r, f"{col(t, r, 'devices')} devices", col(t, r, "daemon")) for r in t["rows"]]
+
+
 PARSERS = {"nbd-peers": parse_nbd_peers, "rbd-peers": parse_rbd_peers,
            "kernel-devices": parse_kernel_devices, "csi-controller": parse_csi_controller,
-           "csi-stage": parse_csi_stage}
+           "csi-stage": parse_csi_stage, "metrics-overhead": parse_metrics_overhead,
+           "metrics-scrape": parse_metrics_scrape}
 
 
 def parse(path, text):
@@ -311,25 +396,26 @@ def draw(plt, res, fig_spec, png, dpi):
             best[w] = (max if higher else min)(cands)[1]
 
     n = len(paths)
-    width = 0.8 / n
+    width = min(0.8 / n, 0.45)   # one lone bar per group stays a bar, not a slab
     fig_w = min(16.0, max(6.5, 1.0 + len(workloads) * (0.35 + 0.28 * n)))
     fig, ax = plt.subplots(figsize=(fig_w, 4.4))
     values = [val[k][metric] for k in val if k[0] in workloads and val[k][metric] > 0]
-    for k in fig_spec.get("range", []):   # whiskers must fit too
-        values += [val[v][k] for v in val if v[0] in workloads and (val[v].get(k) or 0) > 0]
+    for k in fig_spec.get("range", []) + [m["field"] for m in fig_spec.get("marks", [])]:
+        if k:   # whiskers and marks must fit too
+            values += [val[v][k] for v in val if v[0] in workloads and (val[v].get(k) or 0) > 0]
     log = len(values) > 1 and max(values) / min(values) > 30
-    series, ratios = [], []
+    series, ratios, target_drawn = [], [], False
     for i, p in enumerate(paths):
         xs, ys, hatches, errs = [], [], [], [[], []]
         for wi, w in enumerate(workloads):
             if (w, p) not in val:
                 continue
             r = val[(w, p)]
-            xs.append(wi - 0.4 + width * (i + 0.5))
+            xs.append(wi - width * n / 2 + width * (i + 0.5))
             ys.append(r[metric])
             hatches.append("///" if best.get(w) == p else "")
             if "range" in fig_spec:
-                lo, hi = (r.get(k) for k in fig_spec["range"])
+                lo, hi = (r.get(k) if k else None for k in fig_spec["range"])
                 errs[0].append(max(0.0, r[metric] - (lo if lo is not None else r[metric])))
                 errs[1].append(max(0.0, (hi if hi is not None else r[metric]) - r[metric]))
         role = "ours" if p in ours else "peer" if p in peers else "reference"
@@ -340,6 +426,14 @@ def draw(plt, res, fig_spec, png, dpi):
         for b, h in zip(bars, hatches):
             if h:
                 b.set_hatch(h)
+        for mi, m in enumerate(fig_spec.get("marks", [])):   # e.g. p95: a black tick on the bar
+            mx = [x for x, w in zip(xs, [w for w in workloads if (w, p) in val])
+                  if val[(w, p)].get(m["field"]) is not None]
+            my = [val[(w, p)][m["field"]] for w in workloads
+                  if (w, p) in val and val[(w, p)].get(m["field"]) is not None]
+            if mx:
+                ax.scatter(mx, my, marker="_", s=min(400, 1600 * width), color="black", linewidths=1.5,
+                           zorder=3, label=m["label"] if i == 0 else None)
         series.append({"path": p, "role": role, "bars": len(bars),
                        "best_peer_bars": sum(1 for h in hatches if h)})
         if role == "ours":
@@ -348,11 +442,27 @@ def draw(plt, res, fig_spec, png, dpi):
                     continue
                 bp = best[w]
                 ratio = y / val[(w, bp)][metric]
-                good = ratio >= 1 if higher else ratio <= 1
-                ax.annotate(f"{ratio:.2f}x", (x, y), xytext=(0, 3), textcoords="offset points",
+                given = val[(w, p)].get(fig_spec["ratio_field"]) if "ratio_field" in fig_spec else None
+                if given is not None:   # the table's own ratio (e.g. a median of per-round ratios)
+                    ratio = given
+                rt = fig_spec.get("ratio_target")
+                bound = rt["value"] if rt else 1
+                good = ratio >= bound if higher else ratio <= bound
+                top = y
+                if rt:   # a tick at target x the peer's value across our bar: under it misses
+                    ty = rt["value"] * val[(w, bp)][metric]
+                    ax.hlines(ty, x - width * 0.5, x + width * 0.5, colors="#b42318", linestyles="--",
+                              linewidth=1.2, zorder=3, label=rt["label"] if not target_drawn else None)
+                    target_drawn = True
+                    top = max(y, ty)
+                ax.annotate(f"{ratio:.{fig_spec.get('ratio_digits', 2)}f}x", (x, top), xytext=(0, 3),
+                            textcoords="offset points",
                             ha="center", va="bottom", fontsize=7, rotation=90 if n > 3 else 0,
                             fontweight="bold", color="#1a7f37" if good else "#b42318")
-                ratios.append({"workload": w, "path": p, "best_peer": bp, "ratio": round(ratio, 4)})
+                ratios.append({"workload": w, "path": p, "best_peer": bp, "ratio": round(ratio, 4),
+                               "from": "table" if given is not None else "bars"})
+                if rt:
+                    ratios[-1]["meets_target"] = good
     if "target" in fig_spec:
         tg = fig_spec["target"]
         ax.axhline(tg["value"], color="#b42318", linestyle="--", linewidth=1, label=tg["label"])
@@ -364,28 +474,37 @@ def draw(plt, res, fig_spec, png, dpi):
         top = max(values + ([fig_spec["target"]["value"]] if "target" in fig_spec else []))
         ax.set_ylim(0, top * 1.25)
     ax.set_xticks(range(len(workloads)))
+    flat = len(workloads) <= 6 or max(len(w) for w in workloads) <= 8
     ax.set_xticklabels([w.replace(" · ", "\n") for w in workloads], fontsize=8,
-                       rotation=0 if len(workloads) <= 6 else 30,
-                       ha="center" if len(workloads) <= 6 else "right")
+                       rotation=0 if flat else 30, ha="center" if flat else "right")
     ax.set_ylabel(fig_spec["ylabel"] + (" (log)" if log else ""))
     ax.grid(axis="y", linewidth=0.4, alpha=0.5)
     ax.set_axisbelow(True)
     sense = "higher is better" if higher else "lower is better"
-    title = (f"{res['bench']}: {fig_spec['ylabel']} per {res.get('series_name', 'path')} and "
-             f"{res.get('group_name', 'workload')} ({sense})")
+    series_name = fig_spec.get("series_name", res.get("series_name", "path"))
+    group_name = fig_spec.get("group_name", res.get("group_name", "workload"))
+    title = f"{res['bench']}: {fig_spec['ylabel']} per {series_name} and {group_name} ({sense})"
     sub = res.get("source", "")
+    if fig_spec.get("caption"):
+        sub += "  ·  " + fig_spec["caption"]
     if ratios:
-        sub += f"  ·  label: {'/'.join(ours)} ÷ best peer (hatched)"
+        sub += "  ·  " + fig_spec.get("ratio_caption", res.get("ratio_caption",
+                                                                 f"label: {'/'.join(ours)} ÷ best peer (hatched)"))
     ax.set_title(title + "\n" + sub, fontsize=9)
-    ax.legend(fontsize=7, loc="upper left", ncol=min(4, n + ("target" in fig_spec)),
-              framealpha=0.9)
+    extra = ("target" in fig_spec) + target_drawn + len(fig_spec.get("marks", []))
+    ax.legend(fontsize=7, loc="upper left", ncol=min(4, n + extra), framealpha=0.9)
     fig.tight_layout()
     fig.savefig(png, dpi=dpi)
     w_px, h_px = (int(round(v)) for v in fig.get_size_inches() * dpi)
     plt.close(fig)
-    return {"png": png, "figure": fig_spec["name"], "metric": metric, "log_scale": log,
-            "width_px": w_px, "height_px": h_px, "workloads": workloads, "series": series,
-            "bars": sum(s["bars"] for s in series), "ratios": ratios}
+    out = {"png": png, "figure": fig_spec["name"], "metric": metric, "log_scale": log,
+           "width_px": w_px, "height_px": h_px, "workloads": workloads, "series": series,
+           "bars": sum(s["bars"] for s in series), "ratios": ratios}
+    if "target" in fig_spec:
+        out["target"] = fig_spec["target"]["value"]
+    if "ratio_target" in fig_spec:
+        out["ratio_target"] = fig_spec["ratio_target"]["value"]
+    return out
 
 
 def out_base(path, out_dir):

@@ -7,8 +7,9 @@ Renders the committed fixtures (tests/bench/fixtures/*.md: cuts of real bench re
 a temporary directory and checks, for every figure: the PNG exists, has the PNG signature
 and an IHDR whose width and height match what the plotter reports, lies within sane
 dimensions and 200 KB; the plotter drew the expected workloads, series, bars per series,
-hatched best-peer bars and ratio labels (values computed here from the fixture's numbers);
-the .data.json it writes re-plots to the same bars. Then the failure paths: a missing
+hatched best-peer bars and ratio labels (values computed here from the fixture's numbers),
+target lines (csi-stage's 3 s, the 50 ms of a /metrics scrape) and the metrics-overhead
+0.98 x off marks; the .data.json it writes re-plots to the same bars. Then the failure paths: a missing
 matplotlib exits 3 with a clear message, and bench/lib_plot.sh's bench_plot (what the bench
 scripts call) warns and returns 0 both then and on an unreadable result.
 """
@@ -75,7 +76,8 @@ def close(a, b):
 def main():
     tmp = tempfile.mkdtemp(prefix="plot-test.")
     fixtures = ["nbd-peers-fixture.md", "kernel-devices-fixture.md", "csi-stage-fixture.md",
-                "csi-controller-fixture.md"]
+                "csi-controller-fixture.md", "metrics-overhead-fixture.md",
+                "metrics-scrape-devices-fixture.md"]
     r, rep = run_plot([os.path.join(FIX, f) for f in fixtures], tmp)
     check(r.returncode == 0, "plot.py exits 0 on the fixtures"
           + ("" if r.returncode == 0 else f" (got {r.returncode}: {r.stderr.strip()[-500:]})"))
@@ -86,7 +88,9 @@ def main():
     check(sorted(by) == sorted([("nbd-peers", "iops"), ("nbd-peers", "p99"),
                                 ("kernel-devices", "iops"), ("kernel-devices", "p99"),
                                 ("csi-stage", "time"), ("csi-controller", "ops"),
-                                ("csi-controller", "p99")]),
+                                ("csi-controller", "p99"), ("metrics-overhead", "iops"),
+                                ("metrics-overhead", "cpu"), ("metrics-overhead", "scrape"),
+                                ("metrics-scrape", "scrape")]),
           f"the expected figures: {sorted(by)}")
     for (bench, name), fig in sorted(by.items()):
         check_png(fig, f"{bench}/{name}")
@@ -144,6 +148,58 @@ def main():
         check(close(rt.get(("create, 8 in flight", "controller", "rbd CLI")), 192.8 / 18.6) and len(rt) == 2,
               f"csi-controller ops: 10.37x the rbd CLI's creates/s, from the median of a range cell ({rt})")
 
+    # metrics-overhead: rounds 1, 8, 9 and the median row; "metrics off" is the (only) peer
+    rounds = ["1", "8", "9", "median"]
+    iops = {"1": (77231, 73306), "8": (44511, 51116), "9": (30378, 43958)}   # (on, off)
+    cpu = {"1": (10.11, 10.48), "8": (7.34, 6.16), "9": (5.17, 5.78), "median": (8.46, 8.31)}
+    f = by.get(("metrics-overhead", "iops"))
+    if f:
+        check(f["workloads"] == rounds, f"metrics-overhead iops: rounds {f['workloads']}")
+        check(series(f) == {"metrics on": ("ours", 4, 0), "metrics off": ("peer", 4, 4)},
+              f"metrics-overhead iops: series {series(f)}")
+        rt = ratios(f)
+        want = {w: on / off for w, (on, off) in iops.items()}
+        want["median"] = 1.0253   # the table's median of the per-round ratios, not 73720 / 70034
+        check(len(rt) == 4 and all(close(rt.get((w, "metrics on", "metrics off")), v) for w, v in want.items()),
+              f"metrics-overhead iops: on/off labels {want} ({rt})")
+        src = {r["workload"]: r["from"] for r in f["ratios"]}
+        check(src == {"1": "bars", "8": "bars", "9": "bars", "median": "table"},
+              f"metrics-overhead iops: the median label comes from the table ({src})")
+        check(f.get("ratio_target") == 0.98
+              and {r["workload"]: r.get("meets_target") for r in f["ratios"]}
+              == {"1": True, "8": False, "9": False, "median": True},
+              f"metrics-overhead iops: 0.98 x off marks; rounds 8 and 9 miss it ({f['ratios']})")
+        check(f["log_scale"] is False, "metrics-overhead iops: linear scale")
+    f = by.get(("metrics-overhead", "cpu"))
+    if f:
+        rt = ratios(f)
+        check(f["workloads"] == rounds and len(rt) == 4
+              and all(close(rt.get((w, "metrics on", "metrics off")), on / off) for w, (on, off) in cpu.items()),
+              f"metrics-overhead cpu: on/off of the CPU per request, median row too ({rt})")
+        check("ratio_target" not in f and "target" not in f, "metrics-overhead cpu: no target")
+    f = by.get(("metrics-overhead", "scrape"))
+    if f:
+        check(f["workloads"] == ["64 exports"] and series(f) == {"rbd-nbdd serve": ("ours", 1, 0)},
+              f"metrics-overhead scrape: one bar, 64 exports ({f['workloads']}, {series(f)})")
+        check(f.get("target") == 50.0 and f["ratios"] == [], "metrics-overhead scrape: 50 ms target, no ratio")
+
+    # metrics-scrape: the daemon's scrape at 0 and 64 mapped devices
+    f = by.get(("metrics-scrape", "scrape"))
+    if f:
+        check(f["workloads"] == ["0 devices", "64 devices"], f"metrics-scrape: device counts {f['workloads']}")
+        check(series(f) == {"rbd-nbdd daemon, UML 6.1": ("ours", 2, 0)}, f"metrics-scrape: series {series(f)}")
+        check(f.get("target") == 50.0 and f["ratios"] == [] and f["log_scale"] is False,
+              f"metrics-scrape: 50 ms target line, no ratio, linear ({f.get('target')})")
+    data = os.path.join(tmp, "metrics-scrape-devices-fixture.data.json")
+    if os.path.exists(data):
+        rows = json.load(open(data)).get("rows", [])
+        got = [(r["workload"], r["scrape_ms"], r["scrape_ms_p95"], r["scrape_ms_max"], r["body_kib"], r["series"])
+               for r in rows]
+        check(got == [("0 devices", 2.1, 3.0, 4.2, 3, 41), ("64 devices", 15.1, 25.3, 40.0, 950, 8600)],
+              f"metrics-scrape data.json: median, p95, max ms, body KiB, series ({got})")
+    else:
+        check(False, "metrics-scrape-devices-fixture.data.json written")
+
     # the .data.json written beside re-plots to the same figures
     data = os.path.join(tmp, "nbd-peers-fixture.data.json")
     check(os.path.exists(data), "nbd-peers-fixture.data.json written")
@@ -156,6 +212,13 @@ def main():
         check(r2.returncode == 0 and rep2 and [f["bars"] for f in rep2[0]["figures"]] == [6, 6]
               and ratios(rep2[0]["figures"][0]) == ratios(by[("nbd-peers", "iops")]),
               "data.json re-plots to the same bars and ratios")
+    data = os.path.join(tmp, "metrics-overhead-fixture.data.json")
+    if os.path.exists(data) and ("metrics-overhead", "iops") in by:
+        tmp3 = tempfile.mkdtemp(prefix="plot-test.", dir=tmp)
+        r6, rep6 = run_plot([data], tmp3)
+        check(r6.returncode == 0 and rep6 and [f["figure"] for f in rep6[0]["figures"]] == ["iops", "cpu", "scrape"]
+              and ratios(rep6[0]["figures"][0]) == ratios(by[("metrics-overhead", "iops")]),
+              "metrics-overhead data.json re-plots to the same figures and on/off labels (median from the table)")
 
     # failure paths: no matplotlib (a shadowing package that refuses to import), a bad input
     fake = os.path.join(tmp, "nompl")
