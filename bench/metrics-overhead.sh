@@ -2,8 +2,10 @@
 # bench/metrics-overhead.sh - what `serve --metrics-address` costs: 4k randread QD32 IOPS
 # with metrics off vs on (a scrape every second), interleaved rounds, median ratio; and
 # the time of a /metrics scrape with 64 exports (256 live connections). Prints a markdown
-# table and writes it to bench/results/metrics-overhead-<date>.md. Details:
-# bench/metrics_overhead.py (--help).
+# table and writes it to bench/results/metrics-overhead-<date>.md, with its PNG plots beside
+# it (-iops.png: on vs off per round and the median, on/off labels, the 0.98 target; -cpu.png:
+# server CPU per request; -scrape.png: scrape ms against the 50 ms target; via bench/lib_plot.sh,
+# never failing the run) and <date>.data.json. Details: bench/metrics_overhead.py (--help).
 #
 #   bench/metrics-overhead.sh [--rounds N] [--runtime S] [--size 1G] [--workers N]
 #                             [--exports 64] [--connections 4] [--scrapes 50] [--rbdnbd PATH]

@@ -13,7 +13,12 @@
    daemon: the same cells, snapshot and writer, without the kernel or the daemon-only
    families (a few lines per device more).
 
-Writes a markdown table to bench/results/metrics-overhead-<date>.md and prints it.
+Writes a markdown table to bench/results/metrics-overhead-<date>.md and prints it, then draws
+its plots beside it (bench/lib_plot.sh's bench_plot -> bench/plot.py): <base>-iops.png (per
+round and the median, metrics on vs off, the on/off ratio over each pair and a 0.98 x off
+tick), <base>-cpu.png (server CPU per request) and <base>-scrape.png (the 64-export scrape:
+median, p95, max against the 50 ms target), and <base>.data.json. Plotting never fails the
+benchmark: a missing matplotlib or a plotting error only warns.
 """
 import argparse
 import datetime
@@ -272,6 +277,17 @@ def main():
         f.write(text)
     print(text)
     log(f"wrote {out}")
+    plot(out)
+
+
+def plot(result):
+    """bench_plot RESULT (bench/lib_plot.sh): PNGs and .data.json beside it; only ever warns."""
+    lib = os.path.join(ROOT, "bench", "lib_plot.sh")
+    try:
+        subprocess.run(["bash", "-c", '. "$1" && bench_plot "$2"', "bench_plot", lib, result],
+                       timeout=300, check=False)
+    except (OSError, subprocess.SubprocessError) as e:
+        log(f"WARNING: no plots ({e}); the table is in {result}")
 
 
 if __name__ == "__main__":
