@@ -473,6 +473,7 @@ def draw(plt, res, fig_spec, png, dpi):
     else:
         top = max(values + ([fig_spec["target"]["value"]] if "target" in fig_spec else []))
         ax.set_ylim(0, top * 1.25)
+    ax.set_xlim(-0.6, len(workloads) - 0.4)
     ax.set_xticks(range(len(workloads)))
     flat = len(workloads) <= 6 or max(len(w) for w in workloads) <= 8
     ax.set_xticklabels([w.replace(" · ", "\n") for w in workloads], fontsize=8,
