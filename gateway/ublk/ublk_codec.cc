@@ -19,6 +19,11 @@ int DecodeUblkIo(const ublksrv_io_desc& desc, uint32_t max_io_bytes, UblkIo* out
   if (flags & UBLK_IO_F_FUA) io.flags |= kIoFua;
   if (io.type == IoType::kWriteZeroes && (flags & UBLK_IO_F_NOUNMAP)) io.flags |= kIoNoHole;
 
+  if (io.type == IoType::kFlush) {
+    // A flush has no range: the block layer leaves its start sector at -1.
+    *out = io;
+    return 0;
+  }
   const uint64_t bytes = static_cast<uint64_t>(desc.nr_sectors) << kUblkSectorShift;
   if (desc.start_sector > (UINT64_MAX >> kUblkSectorShift)) return -EINVAL;
   io.offset = desc.start_sector << kUblkSectorShift;
@@ -26,10 +31,6 @@ int DecodeUblkIo(const ublksrv_io_desc& desc, uint32_t max_io_bytes, UblkIo* out
   io.length = static_cast<uint32_t>(bytes);
   if ((io.type == IoType::kRead || io.type == IoType::kWrite) && io.length > max_io_bytes) {
     return -EINVAL;
-  }
-  if (io.type == IoType::kFlush) {
-    io.offset = 0;
-    io.length = 0;
   }
   *out = io;
   return 0;

@@ -7,7 +7,9 @@
 //   UBLK_IO_F_FUA to kIoFua and, for WRITE_ZEROES, the absence of
 //   UBLK_IO_F_NOUNMAP to nothing (the backend may punch) and its presence to
 //   kIoNoHole (allocate, don't punch). Offsets and lengths are in bytes
-//   (sectors are 512 bytes in ublk whatever the logical block size). Any other
+//   (sectors are 512 bytes in ublk whatever the logical block size); a FLUSH
+//   has offset and length 0 whatever its descriptor says (the block layer
+//   leaves a flush request's start sector at -1). Any other
 //   op (WRITE_SAME, zoned ops) is -EOPNOTSUPP; a range that overflows 64 bits
 //   or a data op longer than `max_io_bytes` is -EINVAL.
 // * UblkCommitResult(): what the driver expects in ublksrv_io_cmd.result:

@@ -17,8 +17,10 @@ namespace {
 
 constexpr auto kCdevWait = std::chrono::seconds(5);
 constexpr auto kQueueStopWait = std::chrono::seconds(10);
+constexpr auto kRecoveryWait = std::chrono::seconds(30);
 
 // devtmpfs creates the node at ADD_DEV; udev may take a moment to set it up.
+// Bounded by kCdevWait.
 Result<UniqueFd> OpenCdev(uint32_t id) {
   const std::string path = "/dev/ublkc" + std::to_string(id);
   const auto deadline = std::chrono::steady_clock::now() + kCdevWait;
@@ -26,7 +28,8 @@ Result<UniqueFd> OpenCdev(uint32_t id) {
     UniqueFd fd(::open(path.c_str(), O_RDWR | O_CLOEXEC));
     if (fd) return fd;
     const int e = errno;
-    if (e != ENOENT || std::chrono::steady_clock::now() > deadline) {
+    // ENOENT: the node is not there yet; EBUSY: a dead daemon's file is still being released.
+    if ((e != ENOENT && e != EBUSY) || std::chrono::steady_clock::now() > deadline) {
       return Err(e, "opening {}: {}", path, std::strerror(e));
     }
     std::this_thread::sleep_for(std::chrono::milliseconds(10));
@@ -81,7 +84,17 @@ Result<std::unique_ptr<UblkDevice>> UblkDevice::Recover(UblkControl& ctl, LoopPo
   if (!(info->flags & UBLK_F_USER_RECOVERY)) {
     return Err(EINVAL, "ublk device {} was not added with user recovery", id);
   }
-  if (auto r = ctl.StartUserRecovery(id); !r) return Unexpected(r.error());
+  // The driver quiesces the device once it has seen the old daemon's commands
+  // cancelled (its ring torn down at exit): until then START_USER_RECOVERY is EBUSY.
+  const auto deadline = std::chrono::steady_clock::now() + kRecoveryWait;
+  for (;;) {
+    auto r = ctl.StartUserRecovery(id);
+    if (r) break;
+    if (r.error().code != EBUSY || std::chrono::steady_clock::now() > deadline) {
+      return Unexpected(r.error());
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
   std::unique_ptr<UblkDevice> d(new UblkDevice(ctl, loops, std::move(exp), id));
   d->added_ = true;
   if (auto r = d->StartQueues(*info); !r) return Unexpected(r.error());

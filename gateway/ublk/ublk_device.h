@@ -59,7 +59,8 @@ class UblkDevice {
  public:
   static Result<std::unique_ptr<UblkDevice>> Add(UblkControl& ctl, LoopPool& loops, Export exp,
                                                  const UblkDeviceParams& params);
-  // Takes over device `id`, left QUIESCED by a dead daemon.
+  // Takes over device `id`, left QUIESCED by a dead daemon (waits up to 30 s
+  // for the driver to finish quiescing it: EBUSY until then).
   static Result<std::unique_ptr<UblkDevice>> Recover(UblkControl& ctl, LoopPool& loops, Export exp,
                                                      uint32_t id, const UblkDeviceParams& params);
   // Destroying a live device removes it (Remove()), logging any error.

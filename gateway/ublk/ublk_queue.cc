@@ -11,6 +11,8 @@
 namespace rbdnbd {
 namespace {
 
+constexpr uint32_t kLoggedErrors = 10;  // per queue
+
 size_t RoundUpToPage(size_t n) {
   const size_t page = static_cast<size_t>(::sysconf(_SC_PAGESIZE));
   return (n + page - 1) / page * page;
@@ -158,6 +160,12 @@ void UblkQueue::OnBackendDone(Tag& t, int result) {
 }
 
 void UblkQueue::Commit(Tag& t, int backend_result) {
+  if (backend_result < 0 && logged_errors_ < kLoggedErrors) {
+    logged_errors_++;
+    spdlog::warn("ublk{} queue {} tag {}: {} offset {} length {}: {}{}", params_.dev_id, params_.q_id, t.tag,
+                 IoTypeName(t.io.type), t.io.offset, t.io.length, std::strerror(-backend_result),
+                 logged_errors_ == kLoggedErrors ? " (further errors of this queue are not logged)" : "");
+  }
   if (cells_ != nullptr && t.fetched_ns != 0) {
     const IoOp op = ToIoOp(t.io.type);
     cells_->Completed(op, t.io.type == IoType::kFlush ? 0 : t.io.length,

@@ -112,6 +112,7 @@ class UblkQueue {
   size_t busy_ = 0;
   size_t inflight_ = 0;
   bool stopping_ = false;
+  uint32_t logged_errors_ = 0;
   std::function<void()> on_stopped_;
   IoStatsHandle stats_;
   IoCells* cells_ = nullptr;

@@ -42,6 +42,16 @@ TEST(UblkCodec, FlushHasNoRange) {
   EXPECT_EQ(io.length, 0u);
 }
 
+// The block layer's flush request keeps the start sector blk_rq_init() gave it,
+// (sector_t)-1: seen as EINVAL on every fsync in the 6.12 guest before this.
+TEST(UblkCodec, FlushIgnoresTheStartSectorTheBlockLayerLeavesAtMinusOne) {
+  UblkIo io;
+  ASSERT_EQ(DecodeUblkIo(Desc(UBLK_IO_OP_FLUSH, 0, 0, UINT64_MAX), kMaxIo, &io), 0);
+  EXPECT_EQ(io.type, IoType::kFlush);
+  EXPECT_EQ(io.offset, 0u);
+  EXPECT_EQ(io.length, 0u);
+}
+
 TEST(UblkCodec, DiscardBecomesTrimAndMayExceedTheBufferSize) {
   UblkIo io;
   ASSERT_EQ(DecodeUblkIo(Desc(UBLK_IO_OP_DISCARD, 0, 1u << 21, 8), kMaxIo, &io), 0);
