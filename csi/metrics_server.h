@@ -5,7 +5,8 @@
 // * Start() binds `address` (HttpEndpoint's forms: "127.0.0.1:9482", ":9483",
 //   "[::1]:0") and returns once it listens; a bad address or a port in use is
 //   an error naming it. /metrics serves, in the text format 0.0.4,
-//   rbdnbd_build_info{version,compiler}, rbdnbd_uptime_seconds and the RPC
+//   rbdnbd_build_info{version,compiler}, rbdnbd_uptime_seconds,
+//   rbdnbd_metrics_render_seconds and the RPC
 //   families of `rpcs` (gateway/metrics/METRICS.md, "CSI plugins"). /healthz
 //   answers "ok": the process is up and its endpoint thread answers (the
 //   CSI livenessprobe sidecar probes the gRPC side).

@@ -23,12 +23,14 @@
 #include <cassert>
 #include <cerrno>
 #include <charconv>
+#include <chrono>
 #include <cstring>
 #include <exception>
 
 #include <spdlog/spdlog.h>
 
 #include "common/log.h"
+#include "metrics/process_info.h"
 
 namespace rbdnbd::metrics {
 namespace {
@@ -366,7 +368,9 @@ bool HttpEndpoint::Serve(int fd) {
       resp = PlainText(404, "404 page not found\n");
     } else {
       try {
+        const auto t0 = std::chrono::steady_clock::now();
         resp = it->second();
+        if (req.path == "/metrics") NoteMetricsRender(std::chrono::steady_clock::now() - t0);
       } catch (const std::exception& e) {
         spdlog::error("metrics endpoint: handler of {} threw: {}", req.path, e.what());
         resp = PlainText(500, "500 internal server error\n");

@@ -1,10 +1,16 @@
 #include "metrics/process_info.h"
 
+#include <atomic>
 #include <cstdint>
 
 #include <fmt/format.h>
 
 namespace rbdnbd::metrics {
+namespace {
+
+std::atomic<int64_t> last_render_ns{0};
+
+}  // namespace
 
 std::string CompilerLabel() {
 #if defined(__clang__)
@@ -22,6 +28,14 @@ void WriteProcessFamilies(TextWriter& w, std::string_view version, std::string_v
   w.Sample({{"version", version}, {"compiler", compiler}}, uint64_t{1});
   w.Family("rbdnbd_uptime_seconds", "Seconds since the process started.", Type::kGauge);
   w.Sample({}, uptime_seconds);
+  w.Family("rbdnbd_metrics_render_seconds",
+           "Seconds the previous GET /metrics of this process took to collect and render its answer.",
+           Type::kGauge);
+  w.Sample({}, static_cast<double>(last_render_ns.load(std::memory_order_relaxed)) / 1e9);
+}
+
+void NoteMetricsRender(std::chrono::nanoseconds took) {
+  last_render_ns.store(took.count(), std::memory_order_relaxed);
 }
 
 }  // namespace rbdnbd::metrics

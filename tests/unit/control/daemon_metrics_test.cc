@@ -104,7 +104,7 @@ TEST(DaemonMetricsTest, WithoutDevicesEveryFamilyIsStillDeclared) {
   in.compiler = metrics::CompilerLabel();
   std::string text = RenderDaemonMetrics(in);
   for (const char* family :
-       {"rbdnbd_build_info", "rbdnbd_uptime_seconds", "rbdnbd_devices", "rbdnbd_cluster_connections",
+       {"rbdnbd_build_info", "rbdnbd_uptime_seconds", "rbdnbd_metrics_render_seconds", "rbdnbd_devices", "rbdnbd_cluster_connections",
         "rbdnbd_control_requests_total", "rbdnbd_device_ops_total", "rbdnbd_device_bytes_total",
         "rbdnbd_device_op_duration_seconds", "rbdnbd_device_errors_total", "rbdnbd_device_inflight_requests",
         "rbdnbd_device_connections", "rbdnbd_device_configured_connections", "rbdnbd_device_reattaches_total",

@@ -96,7 +96,7 @@ TEST(RpcMetricsTest, ConcurrentCallsAreAllCounted) {
 // type and exactly its labels; every family listed there is served.
 TEST(RpcMetricsTest, ExpositionFollowsTheContract) {
   auto contract = ContractSection(MetricsContractPath(), "CSI plugins");
-  ASSERT_EQ(contract.size(), 4u) << MetricsContractPath();
+  ASSERT_EQ(contract.size(), 5u) << MetricsContractPath();
   RpcMetrics m = NodeMetrics();
   m.Record("NodeStageVolume", grpc::StatusCode::OK, milliseconds(12));
   m.Record("NodeStageVolume", grpc::StatusCode::NOT_FOUND, milliseconds(2));
@@ -133,6 +133,7 @@ TEST(RpcMetricsTest, ExpositionFollowsTheContract) {
             2.0);
   EXPECT_EQ(Value(e, "rbdnbd_build_info", {{"compiler", metrics::CompilerLabel()}}), 1.0);
   EXPECT_GE(*Value(e, "rbdnbd_uptime_seconds"), 0.0);
+  EXPECT_GE(*Value(e, "rbdnbd_metrics_render_seconds"), 0.0);
 }
 
 TEST(MetricsServerTest, ServesMetricsAndHealthOverHttp) {

@@ -2,6 +2,8 @@
 // their headers, the one-connection-at-a-time timeout, IPv6, address errors, Stop()
 // latency, and the thread handlers run on.
 #include "metrics/http_endpoint.h"
+#include "metrics/exposition.h"
+#include "metrics/process_info.h"
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -375,6 +377,42 @@ TEST(HttpEndpointLifetimeTest, StopBeforeStartAndDestructorWithoutStart) {
   HttpEndpoint ep;
   ep.Stop();
   EXPECT_EQ(ep.port(), 0);
+}
+
+}  // namespace
+}  // namespace rbdnbd::metrics
+
+namespace rbdnbd::metrics {
+namespace {
+
+// rbdnbd_metrics_render_seconds: the previous GET /metrics handler's time, as
+// WriteProcessFamilies reports it (only /metrics is timed, not /healthz).
+TEST(MetricsRenderTimeTest, ThePreviousMetricsHandlersTimeIsReported) {
+  HttpEndpoint ep;
+  ep.Handle("/metrics", [] {
+    std::this_thread::sleep_for(std::chrono::milliseconds(30));
+    TextWriter w;
+    WriteProcessFamilies(w, "v", "c", 1.0);
+    HttpResponse r;
+    r.body = w.text();
+    return r;
+  });
+  ep.Handle("/healthz", [] {
+    std::this_thread::sleep_for(std::chrono::milliseconds(200));
+    return HttpResponse{};
+  });
+  ASSERT_TRUE(ep.Start("127.0.0.1:0"));
+  auto render_seconds = [](const std::string& body) {
+    const std::string key = "\nrbdnbd_metrics_render_seconds ";
+    const size_t at = body.find(key);
+    EXPECT_NE(at, std::string::npos) << body;
+    return at == std::string::npos ? -1.0 : std::stod(body.substr(at + key.size()));
+  };
+  (void)Get(ep.port(), "/metrics");
+  (void)Get(ep.port(), "/healthz");  // not a /metrics render: leaves the value alone
+  const double s = render_seconds(Get(ep.port(), "/metrics").body);
+  EXPECT_GE(s, 0.030);
+  EXPECT_LT(s, 0.200);
 }
 
 }  // namespace
