@@ -41,11 +41,14 @@ _uptime_cs
 E2E_UP0_CS=$_UPTIME_CS
 
 if [ "${VM_GUEST:-}" != 1 ]; then
-  echo "$E2E_NAME: this runs inside the UML guest: use tests/e2e/run-all.sh, or" \
-       "tests/e2e/uml/run.sh $0" >&2
+  echo "$E2E_NAME: this runs inside an e2e guest: use tests/e2e/run-all.sh, or" \
+       "tests/e2e/uml/run.sh $0 (tests/e2e/qemu/run.sh $0 for 6.12)" >&2
   exit 2
 fi
 
+# The guest kind: uml (user-mode Linux 6.1, one vCPU) or 6.12 (Debian's kernel under qemu
+# TCG, two vCPUs; qemu/run.sh sets VM_KERNEL). Scenarios branch on it where they differ.
+E2E_KERNEL=${VM_KERNEL:-uml}
 RBDNBD_BIN=${RBDNBD_BIN:-build/gateway/control/rbd-nbdd}
 case "$RBDNBD_BIN" in /*) ;; *) RBDNBD_BIN=$E2E_ROOT/$RBDNBD_BIN ;; esac
 E2E_LOG_LEVEL=${E2E_LOG_LEVEL:-debug}

@@ -11,6 +11,8 @@
 #   (512 MiB: mkfs.xfs refuses less than 300 MB): made, mounted with nouuid, same cycle.
 # e2e-vm: VM_TIMEOUT=900
 # e2e-batch: csi1
+# e2e-batch@6.12: k612
+# e2e-kernel: uml 6.12
 . "$(dirname "$0")/../lib.sh"
 . "$(dirname "$0")/../lib_map.sh"
 . "$(dirname "$0")/../lib_csi.sh"

@@ -5,6 +5,8 @@
 # online. Files written before and after the grow verify, and the new space is usable.
 # e2e-vm: VM_TIMEOUT=420
 # e2e-batch: map1
+# e2e-batch@6.12: k612
+# e2e-kernel: uml 6.12
 . "$(dirname "$0")/../lib.sh"
 . "$(dirname "$0")/../lib_map.sh"
 require_cmd mkfs.ext4 resize2fs e2fsck

@@ -15,6 +15,8 @@
 # (default 30) to keep the scenario short; the new daemons must keep that setting.
 # e2e-vm: VM_TIMEOUT=480
 # e2e-batch: map3
+# e2e-batch@6.12: k612
+# e2e-kernel: uml 6.12
 . "$(dirname "$0")/../lib.sh"
 . "$(dirname "$0")/../lib_map.sh"
 expect_nbd_reconnects
