@@ -13,7 +13,8 @@ void PrintUsage() {
   std::printf(R"(usage: rbd-nbdd COMMAND [options]
 
 Commands:
-  serve        export memory, file or RBD backends over NBD sockets (TCP/Unix)
+  serve        export memory, file or RBD backends over NBD sockets (TCP/Unix),
+               and optionally as a ublk block device /dev/ublkbN (--ublk)
   daemon       serve RBD images as /dev/nbdX for this node (one process for all)
   map          map an image through the daemon; prints /dev/nbdX
   unmap        unmap a device

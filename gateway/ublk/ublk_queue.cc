@@ -57,6 +57,7 @@ Result<std::unique_ptr<UblkQueue>> UblkQueue::Create(EventLoop& loop, Export exp
     return Err(EINVAL, "ublk queue depth {} is not in 1..{}", params.depth, UBLK_MAX_QUEUE_DEPTH);
   }
   std::unique_ptr<UblkQueue> q(new UblkQueue(loop, std::move(exp), params));
+  q->caps_ = q->export_.backend->Capabilities();
   q->descs_len_ = RoundUpToPage(params.depth * sizeof(ublksrv_io_desc));
   void* d = ::mmap(nullptr, q->descs_len_, PROT_READ, MAP_SHARED | MAP_POPULATE, params.cdev_fd,
                    DescOffset(params.q_id));
@@ -127,11 +128,11 @@ void UblkQueue::OnCommand(Tag& t, int res) {
     TagDone(t);
     return;
   }
-  t.fetched_ns = cells_ != nullptr ? MonotonicNowNs() : 0;
   int err = DecodeUblkIo(descs_[t.tag], params_.max_io_bytes, &t.io);
-  const BackendCaps caps = export_.backend->Capabilities();
-  if (err == 0) err = Check(t.io, caps);
-  if (err == 0 && t.io.type == IoType::kFlush && !caps.can_flush) {
+  // An op we do not know is in none of the per-op statistics.
+  t.fetched_ns = cells_ != nullptr && err == 0 ? MonotonicNowNs() : 0;
+  if (err == 0) err = Check(t.io, caps_);
+  if (err == 0 && t.io.type == IoType::kFlush && !caps_.can_flush) {
     Commit(t, 0);  // nothing volatile to flush
     return;
   }

@@ -103,6 +103,9 @@ class UblkQueue {
   EventLoop& loop_;
   Export export_;
   Params params_;
+  // Taken at Create(): a ublk device's size and features are fixed once it is
+  // added (the driver has no resize here), so requests are checked against these.
+  BackendCaps caps_;
   const ublksrv_io_desc* descs_ = nullptr;
   size_t descs_len_ = 0;
   uint8_t* buffers_ = nullptr;
