@@ -6,6 +6,9 @@
 # `dpkg-deb -x` into DEST (default build/guest-kernel, outside git). Nothing goes to the
 # host's /boot or /lib/modules; no dpkg -i. Then, in DEST:
 #   vmlinuz                         the kernel (a symlink into the unpacked tree)
+#   vmlinux                         the same kernel decompressed (an ELF that qemu boots
+#                                   through its PVH entry): TCG takes seconds to run the
+#                                   bzImage's own zstd decompressor, so run.sh prefers it
 #   version                         its release (uname -r in the guest)
 #   lib/modules/VERSION/            every module; the ones the guest needs decompressed
 #                                   (.ko.xz -> .ko: busybox's insmod in the initramfs, and
@@ -28,9 +31,29 @@ INITRD_MODS=(fs/netfs/netfs net/9p/9pnet net/9p/9pnet_virtio fs/9p/9p fs/overlay
 WANT_MODS=(nbd rbd ublk_drv loop brd ext4 xfs virtio_net tun crc32c_generic crc32c-intel
            libcrc32c)
 
+# extract_vmlinux VERSION : DEST/vmlinux from the bzImage's zstd payload (Debian builds
+# CONFIG_KERNEL_ZSTD and CONFIG_PVH). Best effort: without it run.sh boots the bzImage.
+extract_vmlinux() {
+  local z=$DEST/boot/vmlinuz-$1 off
+  [ -s "$DEST/vmlinux" ] && return 0
+  command -v zstd >/dev/null || return 0
+  for off in $(LC_ALL=C grep -obUaP '\x28\xb5\x2f\xfd' "$z" | cut -d: -f1); do
+    # zstd complains about what follows the frame (the size, the rest of the image): the
+    # output decides, not its exit code.
+    tail -c +$((off + 1)) "$z" | zstd -dcq 2>/dev/null > "$DEST/vmlinux.tmp" || true
+    if [ "$(head -c 4 "$DEST/vmlinux.tmp" | od -An -tx1 | tr -d ' ')" = 7f454c46 ]; then
+      mv "$DEST/vmlinux.tmp" "$DEST/vmlinux"
+      return 0
+    fi
+  done
+  rm -f "$DEST/vmlinux.tmp"
+  return 0
+}
+
 if [ -f "$DEST/.complete" ] && [ -s "$DEST/version" ]; then
   v=$(cat "$DEST/version")
   if [ -f "$DEST/boot/vmlinuz-$v" ] && [ -f "$DEST/lib/modules/$v/modules.dep" ]; then
+    extract_vmlinux "$v"
     echo "$v"
     exit 0
   fi
@@ -100,6 +123,8 @@ for m in "${INITRD_MODS[@]}"; do
   i=$((i + 1))
 done
 ln -sfn "boot/vmlinuz-$VERSION" "$DEST/vmlinuz"
+rm -f "$DEST/vmlinux"
+extract_vmlinux "$VERSION"
 echo "$VERSION" > "$DEST/version"
 touch "$DEST/.complete"
 echo "fetch-kernel.sh: $PKG unpacked in $DEST" >&2

@@ -147,6 +147,10 @@ if [ -n "${VM_TAP:-}" ]; then
   APPEND_NET=" e2e_net=$VM_GUEST_ADDR"
 fi
 
+# The decompressed kernel when fetch-kernel.sh could make one (PVH entry: no decompressor
+# run under TCG), else the bzImage.
+KERNEL=$KDIR/vmlinuz
+[ -s "$KDIR/vmlinux" ] && [ "${VM_BZIMAGE:-0}" != 1 ] && KERNEL=$KDIR/vmlinux
 # qboot (a minimal firmware) boots a -kernel faster than SeaBIOS under TCG.
 BIOS=()
 [ -f /usr/share/qemu/qboot.rom ] && [ "${VM_SEABIOS:-0}" != 1 ] && BIOS=(-bios /usr/share/qemu/qboot.rom)
@@ -161,7 +165,7 @@ t0=$(date +%s.%N)
 "${NETNS[@]}" timeout -k 10 "$TMO" "$QEMU" -M q35 -accel tcg,thread=multi -cpu "$CPU" -smp "$SMP" -m "$MEM" \
   "${BIOS[@]}" -nodefaults -no-user-config -display none -no-reboot \
   -serial stdio -monitor none \
-  -kernel "$KDIR/vmlinuz" -initrd "$INITRD" \
+  -kernel "$KERNEL" -initrd "$INITRD" \
   -append "console=ttyS0 quiet panic=-1 mitigations=off 8250.nr_uarts=1 e2e_stage2=$HERE/init-stage2.sh e2e_ovl=$OVL e2e_kmods=$KDIR/lib/modules e2e_msize=$MSIZE$APPEND_NET" \
   "${P9[@]}" "${NETARGS[@]}" \
   < /dev/null > "$OUT/console.log" 2>&1 &
