@@ -9,7 +9,8 @@ normalized <base>.data.json this tool writes; nbd-peers' raw <base>.json works t
 draws, for each metric, one figure of grouped bars: one group per workload, one bar per
 path (our server, its peers, and reference paths such as a RAM disk), beside the input:
 
-    nbd-peers, rbd-peers, kernel-devices   <base>-iops.png (IOPS, higher is better)
+    nbd-peers, rbd-peers, kernel-devices,  <base>-iops.png (IOPS, higher is better)
+    kernel-paths
                                            <base>-p99.png  (p99 latency, lower is better)
     csi-controller                         <base>-ops.png  (creates/s and deletes/s)
                                            <base>-p99.png  (create/delete p99 ms)
@@ -99,19 +100,20 @@ def title_of(text, fallback):
 
 def kind_of(path, text):
     base = os.path.basename(path)
-    for k in ("nbd-peers", "rbd-peers", "kernel-devices", "csi-controller", "csi-stage",
+    for k in ("nbd-peers", "rbd-peers", "kernel-devices", "kernel-paths", "csi-controller", "csi-stage",
               "metrics-overhead", "metrics-scrape"):
         if base.startswith(k):
             return k
     first = title_of(text, "").lower()
     for k, key in (("nbd-peers", "nbd peers"), ("rbd-peers", "rbd-peers"),
-                   ("kernel-devices", "kernel-devices"), ("csi-controller", "csi controller"),
+                   ("kernel-devices", "kernel-devices"), ("kernel-paths", "kernel-paths"),
+                   ("csi-controller", "csi controller"),
                    ("csi-stage", "csi stage"), ("metrics-overhead", "/metrics overhead"),
                    ("metrics-scrape", "/metrics scrape")):
         if key in first:
             return k
     raise ValueError(f"{path}: not a result of a known benchmark (nbd-peers, rbd-peers, "
-                     "kernel-devices, csi-controller, csi-stage, metrics-overhead, metrics-scrape)")
+                     "kernel-devices, kernel-paths, csi-controller, csi-stage, metrics-overhead, metrics-scrape)")
 
 
 IO_FIGURES = [
@@ -138,6 +140,12 @@ def spec(kind, rows):
     if kind == "kernel-devices":
         return {"ours": ["rbd-nbdd"], "peers": ["rbd-nbd", "krbd"], "refs": ["brd"],
                 "figures": IO_FIGURES}
+    if kind == "kernel-paths":   # bench/kernel-paths.sh: the rbd-nbdd paths (nbd 1c/2c, ublk)
+        known = ["rbd-nbdd nbd 1c", "rbd-nbdd nbd 2c", "rbd-nbdd ublk"]
+        return {"ours": [p for p in known if p in paths]
+                + sorted(p for p in paths if p.startswith("rbd-nbdd") and p not in known),
+                "peers": ["rbd-nbd", "krbd"], "refs": [], "figures": IO_FIGURES,
+                "ratio_caption": "label: rbd-nbdd path ÷ best peer (hatched)"}
     if kind == "csi-controller":
         return {"ours": ["controller"], "peers": ["rbd CLI"], "refs": ["librbd in process"],
                 "group_name": "call and concurrency", "figures": [
@@ -202,6 +210,19 @@ def parse_kernel_devices(tables):
             continue
         rows.append({"workload": f"{col(t, r, 'workload')} · {col(t, r, 'engine')}",
                      "path": col(t, r, "device"), "iops": num(iops),
+                     "p99_us": num(col(t, r, "p99 µs"))})
+    return rows
+
+
+def parse_kernel_paths(tables):
+    t = find_table(tables, "workload", "path", "iops", "p50 µs", "p99 µs")
+    rows = []
+    for r in t["rows"]:
+        iops = col(t, r, "iops")
+        if iops.upper().startswith("FAILED"):
+            continue
+        rows.append({"workload": col(t, r, "workload"), "path": col(t, r, "path"),
+                     "iops": num(iops), "p50_us": num(col(t, r, "p50 µs")),
                      "p99_us": num(col(t, r, "p99 µs"))})
     return rows
 
@@ -281,7 +302,8 @@ def parse_metrics_scrape(tables):
 
 
 PARSERS = {"nbd-peers": parse_nbd_peers, "rbd-peers": parse_rbd_peers,
-           "kernel-devices": parse_kernel_devices, "csi-controller": parse_csi_controller,
+           "kernel-devices": parse_kernel_devices, "kernel-paths": parse_kernel_paths,
+           "csi-controller": parse_csi_controller,
            "csi-stage": parse_csi_stage, "metrics-overhead": parse_metrics_overhead,
            "metrics-scrape": parse_metrics_scrape}
 

@@ -77,7 +77,7 @@ def main():
     tmp = tempfile.mkdtemp(prefix="plot-test.")
     fixtures = ["nbd-peers-fixture.md", "kernel-devices-fixture.md", "csi-stage-fixture.md",
                 "csi-controller-fixture.md", "metrics-overhead-fixture.md",
-                "metrics-scrape-devices-fixture.md"]
+                "metrics-scrape-devices-fixture.md", "kernel-paths-fixture.md"]
     r, rep = run_plot([os.path.join(FIX, f) for f in fixtures], tmp)
     check(r.returncode == 0, "plot.py exits 0 on the fixtures"
           + ("" if r.returncode == 0 else f" (got {r.returncode}: {r.stderr.strip()[-500:]})"))
@@ -90,7 +90,8 @@ def main():
                                 ("csi-stage", "time"), ("csi-controller", "ops"),
                                 ("csi-controller", "p99"), ("metrics-overhead", "iops"),
                                 ("metrics-overhead", "cpu"), ("metrics-overhead", "scrape"),
-                                ("metrics-scrape", "scrape")]),
+                                ("metrics-scrape", "scrape"), ("kernel-paths", "iops"),
+                                ("kernel-paths", "p99")]),
           f"the expected figures: {sorted(by)}")
     for (bench, name), fig in sorted(by.items()):
         check_png(fig, f"{bench}/{name}")
@@ -128,6 +129,41 @@ def main():
         rt = ratios(f)
         check(rt.keys() == {("4k randread QD32 · io_uring", "rbd-nbdd", "krbd")}
               and close(list(rt.values())[0], 392 / 677), f"kernel-devices iops: one ratio, 0.58x krbd ({rt})")
+
+    # kernel-paths: the three rbd-nbdd paths are ours (in that order), rbd-nbd and krbd the
+    # peers; the FAILED ublk QD1 row is left out; krbd is the best peer everywhere; a range
+    # "1800 (1700–1900)" reads as its median
+    wl = ["4k randread QD1", "4k randread QD32"]
+    f = by.get(("kernel-paths", "iops"))
+    if f:
+        check(f["workloads"] == wl, f"kernel-paths iops: workloads {f['workloads']}")
+        check([s["path"] for s in f["series"]] == ["rbd-nbdd nbd 1c", "rbd-nbdd nbd 2c", "rbd-nbdd ublk",
+                                                   "rbd-nbd", "krbd"],
+              f"kernel-paths iops: series order {[s['path'] for s in f['series']]}")
+        check(series(f) == {"rbd-nbdd nbd 1c": ("ours", 2, 0), "rbd-nbdd nbd 2c": ("ours", 2, 0),
+                            "rbd-nbdd ublk": ("ours", 1, 0), "rbd-nbd": ("peer", 2, 0),
+                            "krbd": ("peer", 2, 2)}, f"kernel-paths iops: series {series(f)}")
+        check(f["bars"] == 9, f"kernel-paths iops: 9 bars ({f['bars']})")
+        rt = ratios(f)
+        check(len(rt) == 5 and close(rt.get((wl[1], "rbd-nbdd ublk", "krbd")), 1800 / 3000)
+              and close(rt.get((wl[0], "rbd-nbdd nbd 1c", "krbd")), 180 / 700)
+              and close(rt.get((wl[1], "rbd-nbdd nbd 2c", "krbd")), 1400 / 3000),
+              f"kernel-paths iops: ratio labels vs krbd ({rt})")
+    f = by.get(("kernel-paths", "p99"))
+    if f:
+        rt = ratios(f)
+        check(len(rt) == 5 and close(rt.get((wl[1], "rbd-nbdd ublk", "krbd")), 40000 / 20000)
+              and close(rt.get((wl[0], "rbd-nbdd nbd 2c", "krbd")), 11000 / 2900),
+              f"kernel-paths p99: ratios against krbd's p99 ({rt})")
+    data = os.path.join(tmp, "kernel-paths-fixture.data.json")
+    if os.path.exists(data):
+        d = json.load(open(data))
+        ublk = [x for x in d["rows"] if x["path"] == "rbd-nbdd ublk"]
+        check(d["bench"] == "kernel-paths" and len(d["rows"]) == 9
+              and len(ublk) == 1 and ublk[0]["iops"] == 1800 and ublk[0]["p50_us"] == 17000,
+              f"kernel-paths data.json: 9 rows, ublk QD32 1800 IOPS p50 17000 ({len(d['rows'])} rows)")
+    else:
+        check(False, "kernel-paths-fixture.data.json written")
 
     # csi-stage: no peers, so no ratio; whiskers and the target line
     f = by.get(("csi-stage", "time"))
