@@ -11,7 +11,8 @@
 # Isolation: before each scenario the guest is put back to a clean slate: the per-scenario
 # paths (guest_paths.sh: E2E_SCENARIO_PATHS) are removed, every process a scenario left
 # behind is killed, the kernel log is cleared (each scenario checks its own dmesg) and the
-# nbd module is unloaded (each scenario loads it as it needs). Only the cluster and the
+# nbd module (and ublk_drv in the 6.12 guest) is unloaded (each scenario loads it as it
+# needs). Only the cluster and the
 # private binary copies stay: lib_map.sh's cluster_up reuses the cluster when E2E_BATCH is
 # set (images are named per scenario), lib.sh's private_copy an unchanged binary.
 #
@@ -42,6 +43,7 @@ clean_slate() {
   rm -rf "${E2E_SCENARIO_PATHS[@]}"
   dmesg -C
   rmmod nbd 2>/dev/null
+  [ -d /sys/module/ublk_drv ] && rmmod ublk_drv 2>/dev/null
   return 0
 }
 

@@ -135,6 +135,15 @@ load_nbd() {
   wait_until 10 "/dev/nbd$((n - 1))" test -b "/dev/nbd$((n - 1))"
 }
 
+# load_ublk : ublk_drv (the 6.12 guest has it; UML and 6.1 do not: the scenario is skipped,
+# which fails it with CI=true), ready once /dev/ublk-control exists.
+load_ublk() {
+  if [ ! -d /sys/module/ublk_drv ]; then
+    t 30 modprobe ublk_drv 2>/dev/null || skip "no ublk_drv module for $(uname -r)"
+  fi
+  wait_until 10 /dev/ublk-control test -c /dev/ublk-control
+}
+
 load_rbd() { [ -d /sys/module/rbd ] || t 30 modprobe rbd || fail "modprobe rbd failed"; }
 
 # load_brd SIZE_MIB [COUNT] : RAM disks /dev/ram0.. of SIZE_MIB each.
