@@ -251,8 +251,9 @@ header = f"""# kernel-paths: krbd, rbd-nbd and rbd-nbdd (nbd 1 and 2 connections
   Guest 1-min load {env.get('load0', '?')} before the runs, {env.get('load1', '?')} after. The numbers are for a loaded machine: ratios within this run only
 - Cluster: deploy/dev-cluster.sh on the HOST (memstore, 1 mon, 1 OSD, size 1, cephx) in a network namespace, mon and OSD on the
   namespace's tap address; the guest reaches it over virtio-net. Image rbd/bench {env.get('image_mib', '?')} MiB, features {rd('features', '?')}, prefilled
-- Paths, all mapped at once to the one image: krbd (`rbd map -o noudev`), rbd-nbd (`rbd-nbd --try-netlink map`), rbd-nbdd over nbd with 1 and
-  with 2 connections (`rbd-nbdd map [--connections 2]`, one daemon), rbd-nbdd over ublk ({env.get('ublk_how', '?')}).
+- Paths, all mapped at once: krbd (`rbd map -o noudev`), rbd-nbd (`rbd-nbd --try-netlink map`) and rbd-nbdd over nbd with 1 connection
+  on rbd/bench; rbd-nbdd over nbd with 2 connections (`rbd-nbdd map --connections 2`, the same daemon) on rbd/bench2, and rbd-nbdd over ublk
+  ({env.get('ublk_how', '?')}): copies of rbd/bench (`rbd cp`, same data; the daemon maps an image only once).
   Only one device runs I/O at a time; before each run one 4 KiB block is read and written back through the device, so the exclusive lock
   moves to that client before the measured run. librbd cache off (rbd_cache = false) for the librbd clients
 - fio: direct=1, {env.get('engine', '?')}, numjobs=1, time_based, RUNTIME={env.get('runtime', '?')} s, {rounds} round(s) (median; range in brackets when >1), paths rotated per workload.
