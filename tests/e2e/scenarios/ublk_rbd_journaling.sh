@@ -8,22 +8,13 @@
 # e2e-kernel: 6.12
 # e2e-vm: VM_MEM=3G VM_TIMEOUT=600
 . "$(dirname "$0")/../lib.sh"
+. "$(dirname "$0")/../lib_ublk.sh"
 . "$(dirname "$0")/../lib_map.sh"
 
 ID=3
 DEV=/dev/ublkb$ID
 IMG=rbd/ublk-journal
 SIZE=$((256 << 20))
-
-no_ublk_nodes() { ! compgen -G '/dev/ublkb*' > /dev/null && ! compgen -G '/dev/ublkc*' > /dev/null; }
-
-load_ublk() {
-  [ -e /dev/ublk-control ] && return 0
-  t 30 modprobe ublk_drv 2>/dev/null \
-    || { [ -n "${UBLK_DRV_KO:-}" ] && t 30 insmod "$UBLK_DRV_KO"; } \
-    || skip "no ublk_drv module for $(uname -r)"
-  wait_until 10 /dev/ublk-control test -e /dev/ublk-control
-}
 
 load_ublk
 cluster_up
@@ -33,11 +24,7 @@ rbd_ create --size $((SIZE >> 20))M \
 on_exit "rbd_ rm --no-progress $IMG > /dev/null 2>&1 || true"
 
 step "serve $IMG as $DEV"
-rm -f "$E2E_WORK/server.pid"
-start_ready server "$E2E_WORK/server.1.log" 120 test -s "$E2E_WORK/server.pid" -- "$RBDNBD_BIN" serve \
-  --socket "$E2E_SOCK" --log-level "$E2E_LOG_LEVEL" --pid-file "$E2E_WORK/server.pid" \
-  -c "$CEPH_CONF" -k "$CEPH_KEYRING" --rbd "$IMG" --workers 2 --ublk-id $ID
-SERVER_PID=$STARTED_PID SERVER_LOG=$E2E_WORK/server.1.log
+UBLK_READY_SECS=120 start_ublk_server -c "$CEPH_CONF" -k "$CEPH_KEYRING" --rbd "$IMG" --workers 2 --ublk-id $ID
 [ "$(cat /sys/block/ublkb$ID/size)" = $((SIZE / 512)) ] || fail "$DEV has the wrong size"
 log "$DEV: $(ls /sys/block/ublkb$ID/mq | wc -l) hardware queues"
 

@@ -6,20 +6,11 @@
 # e2e-kernel: 6.12
 # e2e-vm: VM_MEM=1G VM_TIMEOUT=300
 . "$(dirname "$0")/../lib.sh"
+. "$(dirname "$0")/../lib_ublk.sh"
 
 ID=2
 DEV=/dev/ublkb$ID
 Q=/sys/block/ublkb$ID/queue
-
-no_ublk_nodes() { ! compgen -G '/dev/ublkb*' > /dev/null && ! compgen -G '/dev/ublkc*' > /dev/null; }
-
-load_ublk() {
-  [ -e /dev/ublk-control ] && return 0
-  t 30 modprobe ublk_drv 2>/dev/null \
-    || { [ -n "${UBLK_DRV_KO:-}" ] && t 30 insmod "$UBLK_DRV_KO"; } \
-    || skip "no ublk_drv module for $(uname -r)"
-  wait_until 10 /dev/ublk-control test -e /dev/ublk-control
-}
 
 load_ublk
 step "a bad block size is refused up front"
@@ -33,11 +24,7 @@ no_ublk_nodes || fail "ublk nodes left after a refused start"
 step "a read-only export with 4 KiB blocks"
 t 30 dd if=/dev/urandom of="$E2E_DISK" bs=1M count=32 status=none
 on_exit "rm -f $E2E_DISK"
-rm -f "$E2E_WORK/server.pid"
-start_ready server "$E2E_WORK/server.1.log" 60 test -s "$E2E_WORK/server.pid" -- "$RBDNBD_BIN" serve \
-  --socket "$E2E_SOCK" --log-level "$E2E_LOG_LEVEL" --pid-file "$E2E_WORK/server.pid" \
-  -e "name=ro,backend=file,path=$E2E_DISK,read-only" --workers 2 --ublk-id $ID --ublk-block-size 4096
-SERVER_PID=$STARTED_PID SERVER_LOG=$E2E_WORK/server.1.log
+start_ublk_server -e "name=ro,backend=file,path=$E2E_DISK,read-only" --workers 2 --ublk-id $ID --ublk-block-size 4096
 [ "$(cat /sys/block/ublkb$ID/ro)" = 1 ] || fail "$DEV is not read-only"
 [ "$(cat $Q/logical_block_size)" = 4096 ] || fail "logical block size $(cat $Q/logical_block_size), not 4096"
 [ "$(cat $Q/discard_max_bytes)" = 0 ] || fail "a read-only device advertises discard"

@@ -7,34 +7,11 @@
 # e2e-kernel: 6.12
 # e2e-vm: VM_MEM=2G VM_TIMEOUT=600
 . "$(dirname "$0")/../lib.sh"
+. "$(dirname "$0")/../lib_ublk.sh"
 
 ID=1
 DEV=/dev/ublkb$ID
 SIZE=$((256 << 20))
-
-no_ublk_nodes() { ! compgen -G '/dev/ublkb*' > /dev/null && ! compgen -G '/dev/ublkc*' > /dev/null; }
-
-# load_ublk : modprobe ublk_drv, or insmod $UBLK_DRV_KO (an uncompressed ublk_drv.ko).
-load_ublk() {
-  [ -e /dev/ublk-control ] && return 0
-  t 30 modprobe ublk_drv 2>/dev/null \
-    || { [ -n "${UBLK_DRV_KO:-}" ] && t 30 insmod "$UBLK_DRV_KO"; } \
-    || skip "no ublk_drv module for $(uname -r)"
-  wait_until 10 /dev/ublk-control test -e /dev/ublk-control
-}
-
-# start_ublk_server SERVE_ARGS... : like start_server, but ready once serve wrote its pid
-# file, which it does once the device is live.
-start_ublk_server() {
-  _SERVER_N=$((_SERVER_N + 1))
-  local slog=$E2E_WORK/server.$_SERVER_N.log
-  rm -f "$E2E_SOCK" "$E2E_WORK/server.pid"
-  log "starting: rbd-nbdd serve --socket $E2E_SOCK $*"
-  start_ready server "$slog" 60 test -s "$E2E_WORK/server.pid" -- "$RBDNBD_BIN" serve \
-    --socket "$E2E_SOCK" --log-level "$E2E_LOG_LEVEL" --pid-file "$E2E_WORK/server.pid" "$@"
-  SERVER_PID=$STARTED_PID SERVER_LOG=$slog   # lib.sh's last teardown stops it
-  log "server ready (pid $SERVER_PID)"
-}
 
 load_ublk
 rm -f "$E2E_DISK"
