@@ -7,7 +7,8 @@
 # write-zeroes read back as zeroes; ext4 made, mounted, filled, remounted and verified;
 # SIGTERM removes the device: no /dev/ublkb*, no /dev/ublkc* afterwards.
 # e2e-kernel: 6.12
-# e2e-vm: VM_MEM=2G VM_TIMEOUT=600
+# e2e-batch: ublk
+# e2e-vm: VM_MEM=3G VM_TIMEOUT=600
 . "$(dirname "$0")/../lib.sh"
 . "$(dirname "$0")/../lib_ublk.sh"
 

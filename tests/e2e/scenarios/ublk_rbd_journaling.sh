@@ -1,11 +1,12 @@
 #!/bin/bash
 # An RBD image with every feature krbd refuses (journaling) served as /dev/ublkbN by
 # `rbd-nbdd serve --rbd --ublk-id`, on the dev cluster inside the guest: fio randwrite +
-# verify (4k, QD32, two jobs of 4 MiB, so both hardware queues; a journaling image does
+# verify (4k, QD32, two jobs of 1 MiB, so both hardware queues; a journaling image does
 # ~15 write IOPS under TCG with the memstore cluster in the same guest), a pattern written through the
 # device is what `rbd export` reads from the cluster after serve stopped (flushed), and
 # SIGTERM leaves no ublk node behind.
 # e2e-kernel: 6.12
+# e2e-batch: ublk
 # e2e-vm: VM_MEM=3G VM_TIMEOUT=600
 . "$(dirname "$0")/../lib.sh"
 . "$(dirname "$0")/../lib_ublk.sh"
@@ -30,7 +31,7 @@ log "$DEV: $(ls /sys/block/ublkb$ID/mq | wc -l) hardware queues"
 
 step "fio randwrite + verify, 4k, QD32, two jobs"
 job=(--filename="$DEV" --ioengine=io_uring --direct=1 --rw=randwrite --bs=4k --iodepth=32
-     --size=4M --verify=crc32c --do_verify=1 --verify_fatal=1 --randrepeat=0)
+     --size=1M --verify=crc32c --do_verify=1 --verify_fatal=1 --randrepeat=0)
 run_fio randwrite-4k "${job[@]}" --offset=0 --name=randwrite-4k-b "${job[@]}" --offset=64M
 
 step "a pattern written through $DEV is in the image"

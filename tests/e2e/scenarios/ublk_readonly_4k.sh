@@ -4,7 +4,8 @@
 # no discard and no write-zeroes; it reads the file's bytes, a write fails, and a bad
 # block size is refused before anything reaches the kernel. Nothing is left behind.
 # e2e-kernel: 6.12
-# e2e-vm: VM_MEM=1G VM_TIMEOUT=300
+# e2e-batch: ublk
+# e2e-vm: VM_MEM=3G VM_TIMEOUT=300
 . "$(dirname "$0")/../lib.sh"
 . "$(dirname "$0")/../lib_ublk.sh"
 

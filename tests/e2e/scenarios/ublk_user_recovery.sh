@@ -5,7 +5,8 @@
 # held read completes with the data written before the crash, new writes work, and
 # SIGTERM then removes the device (no /dev/ublkb*, no /dev/ublkc*).
 # e2e-kernel: 6.12
-# e2e-vm: VM_MEM=2G VM_TIMEOUT=600
+# e2e-batch: ublk
+# e2e-vm: VM_MEM=3G VM_TIMEOUT=600
 . "$(dirname "$0")/../lib.sh"
 . "$(dirname "$0")/../lib_ublk.sh"
 
