@@ -72,25 +72,34 @@ for p in "$HERE" "$SCRIPT" "$KDIR"; do
 done
 
 # The initramfs: busybox-static, the init, the 9p and overlay modules. Built once per
-# (kernel, init script, busybox) and cached beside the kernel.
+# (kernel, init script, busybox) and cached beside the kernel. Guests start side by side
+# (run-all's E2E_JOBS), so the build holds a lock and writes a file of its own that is
+# renamed into place whole; a cached file that fails `gzip -t` is built again.
 key=$(cat "$HERE/initramfs-init.sh" "$KDIR/version" "$BUSYBOX" | sha256sum | cut -c1-16)
 INITRD=$KDIR/initramfs-$key.cpio.gz
-if [ ! -s "$INITRD" ]; then
-  tmp=$(mktemp -d "$KDIR/.initrd.XXXXXX")
+build_initrd() {
+  local tmp part=$INITRD.$$.tmp
+  [ -s "$INITRD" ] && gzip -tq "$INITRD" 2>/dev/null && return 0
+  tmp=$(mktemp -d "$KDIR/.initrd.XXXXXX") || return 1
   mkdir -p "$tmp/bin" "$tmp/mods" "$tmp/dev"
   cp "$BUSYBOX" "$tmp/bin/busybox"
   cp "$HERE/initramfs-init.sh" "$tmp/init"
   cp "$KDIR"/initrd-mods/*.ko "$tmp/mods/"
   mknod -m 600 "$tmp/dev/console" c 5 1 2>/dev/null
   mknod -m 666 "$tmp/dev/null" c 1 3 2>/dev/null
-  if (cd "$tmp" && find . | "$BUSYBOX" cpio -o -H newc 2>/dev/null | gzip -1) > "$INITRD.tmp"; then
-    mv "$INITRD.tmp" "$INITRD"
+  if (cd "$tmp" && find . | "$BUSYBOX" cpio -o -H newc 2>/dev/null | gzip -1) > "$part" \
+     && gzip -tq "$part"; then
+    mv -f "$part" "$INITRD"
   else
-    rm -f "$INITRD.tmp"
+    rm -f "$part"
   fi
   rm -rf "$tmp"
-  [ -s "$INITRD" ] || die "could not build the initramfs"
-fi
+  [ -s "$INITRD" ]
+}
+exec {lockfd}> "$KDIR/.initrd.lock" || die "cannot open $KDIR/.initrd.lock"
+flock -w 120 "$lockfd" || die "another run.sh held $KDIR/.initrd.lock for 120 s"
+build_initrd || die "could not build the initramfs"
+exec {lockfd}>&-
 
 if [ -n "${VM_OUT:-}" ]; then
   mkdir -p "$VM_OUT" || die "cannot create VM_OUT=$VM_OUT"
