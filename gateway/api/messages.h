@@ -52,7 +52,10 @@ namespace rbdnbd::api {
 // map: map `spec` at a /dev/nbdX. Also the body of an attach.
 struct MapRequest {
   std::string spec;                       // pool/[ns/]image[@snap], required
-  std::optional<uint32_t> device;         // the nbd index; absent: the kernel picks one
+  // "nbd" (/dev/nbdN, the default) or "ublk" (/dev/ublkbN, Linux 6.0+ ublk_drv):
+  // the kernel frontend, as `rbd device map -t` names it. An absent field is nbd.
+  std::string device_type = "nbd";
+  std::optional<uint32_t> device;         // the device index (nbdN or ublkbN); absent: the kernel picks one
   uint32_t connections = 1;               // 1..16
   uint64_t io_timeout_s = 0;              // 0: requests never time out
   uint64_t reattach_timeout_s = 0;        // the kernel's DEAD_CONN_TIMEOUT

@@ -16,6 +16,7 @@ namespace {
 json MapBody(const char* op, const MapRequest& r) {
   json j{{"op", op},
          {"spec", r.spec},
+         {"device_type", r.device_type},
          {"connections", r.connections},
          {"io_timeout", r.io_timeout_s},
          {"reattach_timeout", r.reattach_timeout_s},
@@ -46,6 +47,11 @@ bool IsClientName(std::string_view name) {
 
 Result<void> DecodeMapBody(const JsonFields& f, MapRequest* r) {
   RBDNBD_API_TRY(f.Required("spec", &r->spec));
+  RBDNBD_API_TRY(f.Optional("device_type", &r->device_type));
+  if (r->device_type.empty()) r->device_type = "nbd";
+  if (r->device_type != "nbd" && r->device_type != "ublk") {
+    return f.Bad("device_type", fmt::format("must be nbd or ublk, not '{}'", r->device_type));
+  }
   if (f.Has("device")) {
     uint32_t index = 0;
     RBDNBD_API_TRY(f.Optional("device", &index));

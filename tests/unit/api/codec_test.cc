@@ -22,6 +22,7 @@ void ExpectError(const Result<T>& r, int code, const std::string& needle, const 
 MapRequest FullMap() {
   MapRequest m;
   m.spec = "kube/tenant-a/pvc-1";
+  m.device_type = "ublk";
   m.device = 7;
   m.connections = 4;
   m.io_timeout_s = 31;
@@ -44,6 +45,7 @@ MapRequest FullMap() {
 
 void ExpectSameMap(const MapRequest& a, const MapRequest& b) {
   EXPECT_EQ(a.spec, b.spec);
+  EXPECT_EQ(a.device_type, b.device_type);
   EXPECT_EQ(a.device, b.device);
   EXPECT_EQ(a.connections, b.connections);
   EXPECT_EQ(a.io_timeout_s, b.io_timeout_s);
@@ -83,6 +85,7 @@ TEST(ApiCodecTest, AbsentFieldsDecodeToTheDaemonsDefaults) {
   EXPECT_FALSE(std::get<MapRequest>(*back).device.has_value());
   EXPECT_EQ(std::get<MapRequest>(*back).client_name, "client.admin");
   EXPECT_EQ(std::get<MapRequest>(*back).connect_timeout_s, 30u);
+  EXPECT_EQ(std::get<MapRequest>(*back).device_type, "nbd") << "an older client's map is an nbd map";
 }
 
 TEST(ApiCodecTest, UnknownFieldsAreIgnoredAndNoneIsNoEncryption) {
@@ -151,6 +154,8 @@ TEST(ApiCodecTest, BadRequestsAreEinvalAndNameTheField) {
       {R"({"op":"map","spec":"rbd/a","read_only":1})", "'read_only' must be true or false"},
       {R"({"op":"map","spec":"rbd/a","exclusive":"yes"})", "'exclusive' must be true or false"},
       {R"({"op":"map","spec":"rbd/a","notrim":[]})", "'notrim' must be true or false"},
+      {R"({"op":"map","spec":"rbd/a","device_type":"krbd"})", "'device_type' must be nbd or ublk, not 'krbd'"},
+      {R"({"op":"map","spec":"rbd/a","device_type":1})", "'device_type' must be a string"},
       {R"({"op":"map","spec":"rbd/a","cookie":{}})", "'cookie' must be a string"},
       {R"({"op":"map","spec":"rbd/a","device":-1})", "'device' must be a non-negative"},
       {R"({"op":"map","spec":"rbd/a","device":4294967296})", "'device' must be 0..4294967295"},
