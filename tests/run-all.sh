@@ -20,6 +20,9 @@
 #                  server under real clients and bad input)
 #   dev-cluster    starts one dev Ceph cluster (deploy/dev-cluster.sh) for the run
 #   integration/NAME  every tests/integration/*.sh against that cluster (real Ceph)
+#                  dev-cluster and integration run in the background from the end of `unit`,
+#                  beside the ASan/fuzz/interop track (whose builds run at nice 10); their
+#                  lines are printed, and counted, when that track is done
 #   e2e            tests/e2e/run-all.sh: every scenario under user-mode Linux (real kernel
 #                  nbd driver, krbd, the daemon, a dev cluster inside), in batches that
 #                  share one guest and one cluster (tests/e2e/batch.sh), two guests at a time;
@@ -119,7 +122,7 @@ not_run() {
 cmake_build() {  # cmake_build DIR NINJA-TARGET(or "") [cmake args...]
   local dir=$1 target=$2; shift 2
   cmake -S "$ROOT" -B "$dir" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo "$@" || return
-  ninja -C "$dir" -j "$JOBS" $target
+  nice -n "${BUILD_NICE:-0}" ninja -C "$dir" -j "$JOBS" $target
 }
 
 # build_step NAME DIR NINJA-TARGET [cmake args...] : a build step, or with --no-build a
@@ -164,6 +167,47 @@ run_interop() {  # run_interop LABEL BINARY (BINARY empty: the nbdkit reference)
   done
 }
 
+# integration_stage : every tests/integration/*.sh against one dev cluster (real Ceph),
+# counted by step() like the rest. Run in a subshell beside the ASan track, it writes its
+# counts and results to $LOGS/integration-stage.vars for the main shell to add.
+integration_stage() {
+  PASSED=0 FAILED=0 SKIPPED=0 RESULTS=() FAIL_LOGS=()
+  export RBDNBD_CLUSTER_DIR="$B/test-cluster" DEV_CLUSTER_PORT=${DEV_CLUSTER_PORT:-14300}
+  bash deploy/dev-cluster.sh wipe "$RBDNBD_CLUSTER_DIR" >/dev/null 2>&1
+  if step dev-cluster 180 bash deploy/dev-cluster.sh start "$RBDNBD_CLUSTER_DIR"; then
+    eval "$(bash deploy/dev-cluster.sh env "$RBDNBD_CLUSTER_DIR")"
+    export CEPH_CONF
+    for f in "$ROOT"/tests/integration/*.sh; do
+      case "$(basename "$f")" in lib_*) continue ;; esac
+      n=$(basename "$f" .sh)
+      step "integration/$n" 900 env RBDNBD="$B/$BIN" RBDNBD_BIN="$B/$BIN" bash "$f"
+      # A script that leaves the shared cluster broken (an OSD stopped, frozen, wedged)
+      # would fail every script after it: `start` restarts or thaws what it can and waits
+      # for active PGs, the probe proves I/O. Else keep its logs, count a failure, re-make it.
+      # `start` also restarts an OSD with ops parked by a latched laggy PG, and says so:
+      # that counts as broken too (the cluster did not heal itself).
+      if ! { timeout 150 bash deploy/dev-cluster.sh start "$RBDNBD_CLUSTER_DIR" 2>&1 |
+               tee -a "$LOGS/integration-cluster.log" | { ! grep -q 'parked "waiting for readable"'; } &&
+             echo probe | timeout 30 rados -p rbd put run-all-probe - &&
+             timeout 30 rados -p rbd rm run-all-probe; } >>"$LOGS/integration-cluster.log" 2>&1; then
+        cp -r "$RBDNBD_CLUSTER_DIR/log" "$LOGS/cluster-broken-after-$n" 2>/dev/null
+        printf '=== %-34s FAIL (broken after %s: re-made; logs in %s)\n' integration/cluster "$n" "$LOGS/cluster-broken-after-$n"
+        FAILED=$((FAILED + 1)); RESULTS+=("$(printf '%-6s %-34s %s' FAIL integration/cluster "broken after $n")")
+        FAIL_LOGS+=("integration/cluster=$LOGS/integration-cluster.log")
+        bash deploy/dev-cluster.sh wipe "$RBDNBD_CLUSTER_DIR" >/dev/null 2>&1
+        step dev-cluster-remake 180 bash deploy/dev-cluster.sh start "$RBDNBD_CLUSTER_DIR"
+      fi
+    done
+  else
+    not_run integration "the dev cluster did not start"
+  fi
+  bash deploy/dev-cluster.sh wipe "$RBDNBD_CLUSTER_DIR" >/dev/null 2>&1
+  {
+    echo "I_PASSED=$PASSED I_FAILED=$FAILED I_SKIPPED=$SKIPPED"
+    declare -p RESULTS FAIL_LOGS | sed 's/^declare -a \([A-Z_]*\)=/I_\1=/'
+  } > "$LOGS/integration-stage.vars"
+}
+
 echo "run-all: $(date -u +%FT%TZ) on $(nproc) cores; CI=${CI:-false} quick=$QUICK server=$SERVER"
 
 if [ "$SERVER" = nbdkit ]; then
@@ -189,6 +233,18 @@ else
     step unit 1200 ctest --test-dir "$B" --output-on-failure -j "$JOBS"
   else
     not_run unit "build failed"
+  fi
+
+  # The integration stage (5) needs the release build and a dev cluster, and spends most
+  # of its time waiting on Ceph (one memstore OSD, small I/O, timeouts it provokes): it
+  # runs now, in the background, beside the ASan and fuzz track, whose builds run at a
+  # lower CPU priority so that the cluster's latencies stay what they are alone. Its
+  # lines are printed at stage 5.
+  INTEGRATION_PID=
+  if [ "$INTEGRATION" = 1 ] && [ ${#PATTERNS[@]} -eq 0 ]; then
+    integration_stage > "$LOGS/integration-stage.out" 2>&1 < /dev/null &
+    INTEGRATION_PID=$!
+    export BUILD_NICE=10
   fi
 
   # 2. ASan+UBSan build and its unit tests.
@@ -228,39 +284,20 @@ else
     fi
   fi
 
-  # 5. Integration with a real Ceph cluster: one dev cluster for the whole stage.
-  if [ "$INTEGRATION" = 1 ] && [ ${#PATTERNS[@]} -eq 0 ]; then
-    export RBDNBD_CLUSTER_DIR="$B/test-cluster" DEV_CLUSTER_PORT=${DEV_CLUSTER_PORT:-14300}
-    bash deploy/dev-cluster.sh wipe "$RBDNBD_CLUSTER_DIR" >/dev/null 2>&1
-    if step dev-cluster 180 bash deploy/dev-cluster.sh start "$RBDNBD_CLUSTER_DIR"; then
-      eval "$(bash deploy/dev-cluster.sh env "$RBDNBD_CLUSTER_DIR")"
-      export CEPH_CONF
-      for f in "$ROOT"/tests/integration/*.sh; do
-        case "$(basename "$f")" in lib_*) continue ;; esac
-        n=$(basename "$f" .sh)
-        step "integration/$n" 900 env RBDNBD="$B/$BIN" RBDNBD_BIN="$B/$BIN" bash "$f"
-        # A script that leaves the shared cluster broken (an OSD stopped, frozen, wedged)
-        # would fail every script after it: `start` restarts or thaws what it can and waits
-        # for active PGs, the probe proves I/O. Else keep its logs, count a failure, re-make it.
-        # `start` also restarts an OSD with ops parked by a latched laggy PG, and says so:
-        # that counts as broken too (the cluster did not heal itself).
-        if ! { timeout 150 bash deploy/dev-cluster.sh start "$RBDNBD_CLUSTER_DIR" 2>&1 |
-                 tee -a "$LOGS/integration-cluster.log" | { ! grep -q 'parked "waiting for readable"'; } &&
-               echo probe | timeout 30 rados -p rbd put run-all-probe - &&
-               timeout 30 rados -p rbd rm run-all-probe; } >>"$LOGS/integration-cluster.log" 2>&1; then
-          cp -r "$RBDNBD_CLUSTER_DIR/log" "$LOGS/cluster-broken-after-$n" 2>/dev/null
-          printf '=== %-34s FAIL (broken after %s: re-made; logs in %s)\n' integration/cluster "$n" "$LOGS/cluster-broken-after-$n"
-          FAILED=$((FAILED + 1)); RESULTS+=("$(printf '%-6s %-34s %s' FAIL integration/cluster "broken after $n")")
-          FAIL_LOGS+=("integration/cluster=$LOGS/integration-cluster.log")
-          bash deploy/dev-cluster.sh wipe "$RBDNBD_CLUSTER_DIR" >/dev/null 2>&1
-          step dev-cluster-remake 180 bash deploy/dev-cluster.sh start "$RBDNBD_CLUSTER_DIR"
-        fi
-      done
+  # 5. Integration: it ran beside the ASan track (started after the unit tests); its
+  #    lines come now, in the order its steps ran, and count as if they had run here.
+  if [ -n "$INTEGRATION_PID" ]; then
+    wait "$INTEGRATION_PID"
+    cat "$LOGS/integration-stage.out"
+    if [ -s "$LOGS/integration-stage.vars" ]; then
+      # shellcheck disable=SC1091
+      . "$LOGS/integration-stage.vars"
+      PASSED=$((PASSED + I_PASSED)) FAILED=$((FAILED + I_FAILED)) SKIPPED=$((SKIPPED + I_SKIPPED))
+      RESULTS+=("${I_RESULTS[@]}")
+      FAIL_LOGS+=("${I_FAIL_LOGS[@]}")
     else
-      not_run integration "the dev cluster did not start"
+      not_run integration "the integration stage ended without its results ($LOGS/integration-stage.out)"
     fi
-    bash deploy/dev-cluster.sh wipe "$RBDNBD_CLUSTER_DIR" >/dev/null 2>&1
-    unset RBDNBD_CLUSTER_DIR CEPH_CONF CEPH_KEYRING CEPH_MON_HOST
   fi
 
   # 6. End to end under a real kernel (user-mode Linux 6.1; some scenarios also Debian's 6.12
