@@ -206,6 +206,22 @@ wait "$reader" || fail "the read issued while the OSD was down failed"
 [ "$(rbd_sha256 "$J")" = "$J_SUM" ] || fail "journaling image changed over stop-osd/start"
 log "ok: a read issued while the OSD was down completed after start, with the right data"
 
+log "== an OSD whose full failsafe engaged is restarted cleanly by start, data kept"
+# memstore's used bytes went negative once (CI, after snapshots, discards and an export):
+# the OSD then reports a huge fullness and drops every write. The line below is the one
+# that OSD logged; `start` must see it in the OSD's current life and restart it cleanly.
+osd_pid=$(cat "$D/run/osd.0.pid")
+echo "$(date -u +%FT%T.000+0000) 7f48577fe6c0 -1 log_channel(cluster) log [ERR] : full status failsafe engaged, dropping updates, now -2147483648% full" \
+  >> "$D/log/osd.0.log"
+dc start "$D"
+[ "$RC" = 0 ] && grep -q 'full failsafe engaged' <<<"$OUT" && grep -q 'restarted osd.0' <<<"$OUT" ||
+  fail "start with the failsafe engaged: exit $RC, no clean OSD restart"
+[ "$(cat "$D/run/osd.0.pid")" != "$osd_pid" ] || fail "osd.0 was not restarted"
+[ "$(rbd_sha256 "$J")" = "$J_SUM" ] && [ "$(rbd_sha256 "$I")" = "$DATA_SUM" ] || fail "data changed over the failsafe restart"
+dc start "$D"
+[ "$RC" = 0 ] && grep -q 'already running' <<<"$OUT" || fail "a second start restarted the OSD again (the old line must not count)"
+log "ok: failsafe seen in the OSD's current log, clean restart, data kept; the old line is ignored afterwards"
+
 # ---------------------------------------------------------------------------------------
 log "== SIGKILLed memstore cluster, two overlapping starts on the stale DIR"
 pkill -KILL -f -- "-c $D/ceph.conf" || fail "nothing to kill"
