@@ -13,7 +13,7 @@
 //           <- {"ok":true,"device":"/dev/nbd0","cookie":"rbd-nbdd-6f1c..."}
 //   detach  -> {"op":"detach","target":"kube/pvc-1"}                 <- {"ok":true}
 //   list    -> {"op":"list"}
-//           <- {"ok":true,"devices":[{"device":"/dev/nbd0","index":0,"spec":"kube/pvc-1",
+//           <- {"ok":true,"devices":[{"device":"/dev/nbd0","type":"nbd","index":0,"spec":"kube/pvc-1",
 //               "state":"mapped","last_error":"","reattach_attempts":0,...,
 //               "health":{"state":"mapped","last_error":"","last_error_time":0,
 //                         "seconds_since_last_io":3,"inflight":0,"recent_errors":0,
@@ -84,7 +84,7 @@ struct AttachRequest {
 
 // unmap: disconnect and forget a device; refused while it is in use unless `force`.
 struct UnmapRequest {
-  std::string target;  // /dev/nbdN, N, or the image spec
+  std::string target;  // /dev/nbdN, /dev/ublkbN, N (an nbd index), or the image spec
   bool force = false;
 };
 
@@ -140,8 +140,9 @@ struct DeviceHealth {
 
 // One device of a list/status reply.
 struct DeviceEntry {
-  std::string device;  // /dev/nbdN, required
-  uint32_t index = 0;
+  std::string device;  // /dev/nbdN or /dev/ublkbN, required
+  std::string type = "nbd";  // "nbd" or "ublk"; absent (an older daemon): "nbd"
+  uint32_t index = 0;        // N of /dev/nbdN or /dev/ublkbN
   std::string spec;    // required
   std::string cookie;
   uint32_t connections = 0;

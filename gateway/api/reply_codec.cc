@@ -33,6 +33,7 @@ json HealthJson(const DeviceHealth& h) {
 
 json DeviceJson(const DeviceEntry& d) {
   json j{{"device", d.device},
+              {"type", d.type},
               {"index", d.index},
               {"spec", d.spec},
               {"cookie", d.cookie},
@@ -133,6 +134,8 @@ Result<DeviceEntry> DecodeDevice(const json& j, size_t i) {
   JsonFields f(j, EPROTO, what);
   DeviceEntry d;
   RBDNBD_API_TRY(f.Required("device", &d.device));
+  RBDNBD_API_TRY(f.Optional("type", &d.type));
+  if (d.type.empty()) d.type = "nbd";  // a newer daemon's other kinds pass as they are
   RBDNBD_API_TRY(f.Optional("index", &d.index));
   RBDNBD_API_TRY(f.Required("spec", &d.spec));
   RBDNBD_API_TRY(f.Optional("cookie", &d.cookie));

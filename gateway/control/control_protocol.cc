@@ -7,6 +7,7 @@ namespace rbdnbd {
 api::MapRequest ToWire(const MapRequest& r) {
   api::MapRequest w;
   w.spec = r.spec;
+  w.device_type = DeviceTypeName(r.type);
   w.device = r.device.index;
   w.connections = r.device.connections;
   w.io_timeout_s = r.device.io_timeout_s;
@@ -31,6 +32,9 @@ api::MapRequest ToWire(const MapRequest& r) {
 Result<MapRequest> FromWire(api::MapRequest w) {
   MapRequest r;
   r.spec = std::move(w.spec);
+  auto type = ParseDeviceType(w.device_type);
+  if (!type) return Unexpected(type.error());
+  r.type = *type;
   r.device.index = w.device;
   r.device.connections = w.connections;
   r.device.io_timeout_s = w.io_timeout_s;
@@ -68,6 +72,7 @@ api::DeviceEntry ToWire(const MappedInfo& m) {
   const DeviceRecord& r = m.record;
   api::DeviceEntry d;
   d.device = m.device;
+  d.type = DeviceTypeName(r.type);
   d.index = r.index;
   d.spec = r.spec;
   d.cookie = r.cookie;

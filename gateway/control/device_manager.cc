@@ -38,9 +38,9 @@ std::string PassphraseDescription(const std::string& cookie) { return "rbd-nbdd-
 
 // Parks a secret that a map request handed over in memory in the kernel
 // keyring, for the daemon that reattaches after a restart.
-void Park(uint32_t index, const std::string& description, const Secret& secret) {
+void Park(const std::string& path, const std::string& description, const Secret& secret) {
   if (auto k = StoreKernelKey(description, secret); !k) {
-    spdlog::warn("/dev/nbd{}: {}; it will not survive a daemon restart", index, k.error().message);
+    spdlog::warn("{}: {}; it will not survive a daemon restart", path, k.error().message);
   }
 }
 
@@ -50,7 +50,11 @@ void ForgetParkedSecrets(const DeviceRecord& r) {
   if (r.passphrase_in_memory) ForgetKernelKey(PassphraseDescription(r.cookie));
 }
 
-std::string DevicePath(uint32_t index) { return "/dev/nbd" + std::to_string(index); }
+std::string DevicePath(const DeviceRecord& r) { return rbdnbd::DevicePath(r.type, r.index); }
+
+// ublk: requests per queue, and the largest request (also each tag's buffer).
+constexpr uint16_t kUblkDepth = 128;
+constexpr uint32_t kUblkMaxIoBytes = 512u << 10;
 
 uint64_t NowUnix() { return static_cast<uint64_t>(::time(nullptr)); }
 
@@ -70,7 +74,9 @@ std::string Differences(const DeviceRecord& have, const DeviceRecord& want) {
   auto text = [&d](const char* what, const std::string& a, const std::string& b) {
     if (a != b) d.push_back(fmt::format("{} '{}' (mapped with '{}')", what, b, a));
   };
-  num("connections", have.connections, want.connections);
+  text("device type", DeviceTypeName(have.type), DeviceTypeName(want.type));
+  // A ublk device has one queue per loop, whatever the request said.
+  if (want.type == DeviceType::kNbd) num("connections", have.connections, want.connections);
   num("io_timeout", have.io_timeout_s, want.io_timeout_s);
   num("reattach_timeout", have.reattach_timeout_s, want.reattach_timeout_s);
   num("read_only", have.read_only, want.read_only);
@@ -140,13 +146,17 @@ void DeviceManager::SetErrorLocked(Entry& e, std::string message) {
 MappedInfo DeviceManager::InfoOf(const Entry& e) {
   MappedInfo info;
   info.record = e.record;
-  info.device = DevicePath(e.record.index);
+  info.device = DevicePath(e.record);
   info.last_error = e.last_error;
   info.last_error_unix = e.last_error_unix;
   info.reattach_attempts = e.attempts;
   if (e.device) {
     info.live_connections = e.device->live_connections();
     info.size = e.device->size();
+  }
+  if (e.ublk) {
+    info.live_connections = e.ublk->queues();
+    info.size = e.ublk->size();
   }
   if (e.backend) info.image_size = e.backend->Capabilities().size;
   info.state = StateOf(e);
@@ -156,15 +166,77 @@ MappedInfo DeviceManager::InfoOf(const Entry& e) {
 
 Result<void> DeviceManager::SaveLocked() {
   std::vector<DeviceRecord> records;
-  for (const auto& [index, e] : devices_) records.push_back(e->record);
-  for (const auto& [index, r] : detached_) {
-    if (!devices_.count(index)) records.push_back(r);
+  for (const auto& [key, e] : devices_) records.push_back(e->record);
+  for (const auto& [key, r] : detached_) {
+    if (!devices_.count(key)) records.push_back(r);
   }
   return store_.Save(records);
 }
 
-bool DeviceManager::IndexTakenLocked(uint32_t index) const {
-  return devices_.count(index) || reserved_indexes_.count(index) || detached_.count(index);
+bool DeviceManager::IndexTakenLocked(Key key) const {
+  return devices_.count(key) || reserved_indexes_.count(key) || detached_.count(key);
+}
+
+Result<UblkControl*> DeviceManager::UblkCtl() {
+  std::lock_guard lock(ublk_ctl_mu_);
+  if (ublk_ctl_) return ublk_ctl_.get();
+  auto c = UblkControl::Open();
+  if (!c) {
+    if (c.error().code == ENODEV) {
+      return Err(ENODEV, "the ublk driver is not loaded: modprobe ublk_drv (Linux 6.0 or later, "
+                 "CONFIG_BLK_DEV_UBLK; no {})", kUblkControlPath);
+    }
+    if (c.error().code == EACCES || c.error().code == EPERM) {
+      return Err(c.error().code, "the daemon may not use {}: {} (ublk needs root or CAP_SYS_ADMIN)",
+                 kUblkControlPath, std::strerror(c.error().code));
+    }
+    return Unexpected(c.error());
+  }
+  ublk_ctl_ = std::move(c).value();
+  return ublk_ctl_.get();
+}
+
+UblkDeviceParams DeviceManager::UblkParamsFor(const DeviceRecord& r) {
+  UblkDeviceParams p;
+  p.id = r.index;
+  p.queues = 0;  // one per loop
+  p.depth = kUblkDepth;
+  p.block.logical_block = r.encryption.empty() ? 512 : 4096;  // LUKS encrypts 4 KiB sectors
+  p.block.max_io_bytes = kUblkMaxIoBytes;
+  p.user_recovery = true;
+  p.recovery_reissue = true;
+  return p;
+}
+
+std::optional<bool> DeviceManager::KernelHolds(const DeviceRecord& r) {
+  if (r.type == DeviceType::kNbd) {
+    if (!nl_) return std::nullopt;
+    auto status = nl_->Status(r.index);
+    if (!status) {
+      if (status.error().code == ENOENT || status.error().code == ENODEV) return false;
+      return std::nullopt;
+    }
+    return Connected(*status, r.index);
+  }
+  auto ctl = UblkCtl();
+  if (!ctl) return ctl.error().code == ENODEV ? std::optional<bool>(false) : std::nullopt;
+  auto info = (*ctl)->GetDevInfo(r.index);
+  if (!info) return info.error().code == ENODEV ? std::optional<bool>(false) : std::nullopt;
+  return true;
+}
+
+Result<void> DeviceManager::DropHeld(const DeviceRecord& r) {
+  if (r.type == DeviceType::kNbd) {
+    if (!nl_) return {};
+    if (auto d = nl_->Disconnect(r.index); !d && d.error().code != ENOENT) return d;
+    return {};
+  }
+  auto ctl = UblkCtl();
+  if (!ctl) return ctl.error().code == ENODEV ? Result<void>() : Result<void>(Unexpected(ctl.error()));
+  // STOP_DEV of a quiesced device fails the I/O it holds; DEL_DEV removes /dev/ublkcN.
+  if (auto s = (*ctl)->StopDev(r.index); !s && s.error().code != ENODEV) return s;
+  if (auto d = (*ctl)->DelDev(r.index); !d && d.error().code != ENODEV) return d;
+  return {};
 }
 
 Result<MappedInfo> DeviceManager::Map(MapRequest req) {
@@ -172,41 +244,43 @@ Result<MappedInfo> DeviceManager::Map(MapRequest req) {
   if (!spec) return Unexpected(spec.error());
   if (req.device.cookie.empty()) req.device.cookie = NewCookie();
   DeviceRecord r = RecordForMap(req, *spec);
-  ScopedLogFields log_fields(req.device.index ? DevicePath(*req.device.index) : std::string(), r.spec);
+  ScopedLogFields log_fields(req.device.index ? DevicePath(r) : std::string(), r.spec);
 
   // 1. Reserve the spec (and a requested index) under the lock.
   {
     std::lock_guard lock(mu_);
     if (stopping_) return Err(ESHUTDOWN, "the daemon is stopping");
-    for (const auto& [index, e] : devices_) {
+    for (const auto& [key, e] : devices_) {
       if (e->record.spec != r.spec) continue;
+      const std::string path = DevicePath(e->record);
       std::string diff = Differences(e->record, r);
-      bool same_index = !req.device.index || *req.device.index == index;
+      bool same_index = !req.device.index || *req.device.index == e->record.index;
       if (e->state == State::kMapped && diff.empty() && same_index) {
-        spdlog::info("map {}: already mapped at {} with the same options", r.spec, DevicePath(index));
+        spdlog::info("map {}: already mapped at {} with the same options", r.spec, path);
         MappedInfo info = InfoOf(*e);
         info.already_mapped = true;
         return info;
       }
       if (e->state != State::kMapped) {
         return Err(EBUSY, "{} is {} at {}; try again later", r.spec, api::DeviceStateName(InfoOf(*e).state),
-                   DevicePath(index));
+                   path);
       }
       if (!same_index) diff += fmt::format("{}device {} (mapped at {})", diff.empty() ? "" : ", ",
-                                           DevicePath(*req.device.index), DevicePath(index));
-      return Err(EEXIST, "{} is already mapped at {} with other options: {}", r.spec, DevicePath(index), diff);
+                                           DevicePath(r), path);
+      return Err(EEXIST, "{} is already mapped at {} with other options: {}", r.spec, path, diff);
     }
     if (mapping_specs_.count(r.spec)) return Err(EBUSY, "a map of {} is already in progress", r.spec);
-    if (req.device.index && IndexTakenLocked(*req.device.index)) {
-      return Err(EBUSY, "{} is already in use by this daemon", DevicePath(*req.device.index));
+    if (req.device.index && IndexTakenLocked(KeyOf(r))) {
+      return Err(EBUSY, "{} is already in use by this daemon", DevicePath(r));
     }
     mapping_specs_.insert(r.spec);
-    if (req.device.index) reserved_indexes_.insert(*req.device.index);
+    if (req.device.index) reserved_indexes_.insert(KeyOf(r));
   }
-  auto release = [this, &r, &req] {
+  const Key requested_key = KeyOf(r);
+  auto release = [this, &r, &req, requested_key] {
     std::lock_guard lock(mu_);
     mapping_specs_.erase(r.spec);
-    if (req.device.index) reserved_indexes_.erase(*req.device.index);
+    if (req.device.index) reserved_indexes_.erase(requested_key);
   };
 
   // 2. The slow work, without the lock: the cluster connect and image open,
@@ -219,61 +293,84 @@ Result<MappedInfo> DeviceManager::Map(MapRequest req) {
   req.device.on_lost = on_image_update_;
   r.client_addr = (*backend)->cluster()->Address();
   Result<std::unique_ptr<KernelDevice>> dev = Err(EIO, "not mapped");
+  Result<std::unique_ptr<UblkDevice>> ublk = Err(EIO, "not mapped");
   auto io_stats = DeviceIoStats::Create();
-  if (nl_) {
+  if (r.type == DeviceType::kUblk) {
+    // Add() is all-or-nothing: a failure leaves no /dev/ublkc* behind.
+    auto ctl = UblkCtl();
+    UblkDeviceParams params = UblkParamsFor(r);
+    params.id = req.device.index;  // nullopt: the kernel picks
+    if (ctl) ublk = UblkDevice::Add(**ctl, loops_, Export{r.spec, "", *backend, io_stats}, params);
+    else ublk = Unexpected(ctl.error());
+    if (!ublk) {
+      release();
+      return Err(ublk.error().code, "cannot map {} as a ublk device: {}", r.spec, ublk.error().message);
+    }
+    r.index = (*ublk)->id();
+    r.connections = static_cast<uint32_t>((*ublk)->queues());
+  } else if (nl_) {
     dev = KernelDevice::Map(nl_.get(), loops_, Export{r.spec, "", *backend, io_stats}, req.device);
   } else {
     std::lock_guard ioctl_lock(ioctl_map_mu_);
     dev = KernelDevice::Map(nullptr, loops_, Export{r.spec, "", *backend, io_stats}, req.device);
   }
-  if (!dev) {
-    release();
-    return Unexpected(dev.error());
+  if (r.type == DeviceType::kNbd) {
+    if (!dev) {
+      release();
+      return Unexpected(dev.error());
+    }
+    r.index = (*dev)->index();
   }
-  r.index = (*dev)->index();
-  ScopedLogFields device_log_fields(DevicePath(r.index), r.spec);
-  auto quiesce = RbdQuiesceWatch::StartOrWarn(*backend, DevicePath(r.index), quiesce_options_);
-  if (r.key_in_memory) Park(r.index, KeyringDescription(r.cookie), req.cluster.key);
-  if (r.passphrase_in_memory) Park(r.index, PassphraseDescription(r.cookie), req.image.passphrase);
+  ScopedLogFields device_log_fields(DevicePath(r), r.spec);
+  auto quiesce = RbdQuiesceWatch::StartOrWarn(*backend, DevicePath(r), quiesce_options_);
+  if (r.key_in_memory) Park(DevicePath(r), KeyringDescription(r.cookie), req.cluster.key);
+  if (r.passphrase_in_memory) Park(DevicePath(r), PassphraseDescription(r.cookie), req.image.passphrase);
 
   // 3. Commit under the lock.
   std::unique_ptr<KernelDevice> undo;
+  std::unique_ptr<UblkDevice> undo_ublk;
   MappedInfo info;
   {
     std::lock_guard lock(mu_);
     mapping_specs_.erase(r.spec);
-    if (req.device.index) reserved_indexes_.erase(*req.device.index);
+    if (req.device.index) reserved_indexes_.erase(requested_key);
     auto e = std::make_shared<Entry>();
     e->record = r;
     e->io_stats = io_stats;
     e->backend = *backend;
-    e->device = std::move(dev).value();
+    if (r.type == DeviceType::kUblk) e->ublk = std::move(ublk).value();
+    else e->device = std::move(dev).value();
     e->quiesce = std::move(quiesce);
-    devices_[r.index] = e;
-    detached_.erase(r.index);
+    devices_[KeyOf(r)] = e;
+    detached_.erase(KeyOf(r));
     if (auto s = SaveLocked(); !s) {
       quiesce = std::move(e->quiesce);
       undo = std::move(e->device);
-      devices_.erase(r.index);
+      undo_ublk = std::move(e->ublk);
+      devices_.erase(KeyOf(r));
       ForgetParkedSecrets(r);
     } else {
       info = InfoOf(*e);
     }
   }
-  if (undo) {
+  if (undo || undo_ublk) {
     // The state file could not list it, so it would not survive a restart:
     // take it down again (outside the lock: the drain can take a while).
     quiesce.reset();
-    (void)undo->Unmap(nl_.get());
+    if (undo) (void)undo->Unmap(nl_.get());
+    if (undo_ublk) (void)undo_ublk->Remove();
     return Err(EIO, "{}: cannot record the mapping in {}", r.spec, store_.path());
   }
-  spdlog::info("mapped {} at /dev/nbd{} ({} connection(s), cookie {})", r.spec, r.index, r.connections, r.cookie);
+  spdlog::info("mapped {} at {} ({} {}, cookie {})", r.spec, DevicePath(r), r.connections,
+               r.type == DeviceType::kUblk ? "queue(s)" : "connection(s)", r.cookie);
   return info;
 }
 
 std::shared_ptr<DeviceManager::Entry> DeviceManager::Find(const std::string& target) {
-  for (auto& [index, e] : devices_) {
-    if (DevicePath(index) == target || e->record.spec == target || std::to_string(index) == target) return e;
+  for (auto& [key, e] : devices_) {
+    const DeviceRecord& r = e->record;
+    if (DevicePath(r) == target || r.spec == target) return e;
+    if (r.type == DeviceType::kNbd && std::to_string(r.index) == target) return e;  // N: nbd, as always
   }
   return nullptr;
 }
@@ -285,14 +382,14 @@ Result<void> DeviceManager::Unmap(const std::string& target, bool force) {
     std::lock_guard lock(mu_);
     e = Find(target);
     if (e == nullptr) return Err(ENOENT, "{} is not mapped by this daemon", target);
-    if (e->state == State::kUnmapping) return Err(EBUSY, "{} is already being unmapped", DevicePath(e->record.index));
+    if (e->state == State::kUnmapping) return Err(EBUSY, "{} is already being unmapped", DevicePath(e->record));
     was = e->state;
     e->state = State::kUnmapping;  // a reattach worker stops at its next look
   }
   cv_.notify_all();
-  uint32_t index = e->record.index;
-  ScopedLogFields log_fields(DevicePath(index), e->record.spec);
-  std::string path = DevicePath(index);
+  const Key key = KeyOf(e->record);
+  ScopedLogFields log_fields(DevicePath(e->record), e->record.spec);
+  std::string path = DevicePath(e->record);
   auto restore_state = [this, &e, was] {
     std::lock_guard lock(mu_);
     e->state = was;
@@ -314,8 +411,11 @@ Result<void> DeviceManager::Unmap(const std::string& target, bool force) {
     quiesce = std::move(e->quiesce);
   }
   quiesce.reset();
-  if (e->device) {
-    if (auto r = e->device->Unmap(nl_.get()); !r) {
+  Result<void> gone;
+  if (e->device) gone = e->device->Unmap(nl_.get());
+  else if (e->ublk) gone = e->ublk->Remove();
+  if (e->device || e->ublk) {
+    if (auto r = gone; !r) {
       auto again = e->backend ? RbdQuiesceWatch::StartOrWarn(e->backend, path, quiesce_options_) : nullptr;
       {
         std::lock_guard lock(mu_);
@@ -324,16 +424,16 @@ Result<void> DeviceManager::Unmap(const std::string& target, bool force) {
       restore_state();
       return r;
     }
-  } else if (nl_) {
+  } else {
     // Reattaching: nothing of ours serves it; the kernel drops it and fails
     // the I/O it holds.
-    if (auto r = nl_->Disconnect(index); !r && r.error().code != ENOENT) {
+    if (auto r = DropHeld(e->record); !r) {
       restore_state();
       return r;
     }
   }
   std::lock_guard lock(mu_);
-  devices_.erase(index);
+  devices_.erase(key);
   ForgetParkedSecrets(e->record);
   spdlog::info("unmapped {} from {}", e->record.spec, path);
   return SaveLocked();
@@ -342,7 +442,9 @@ Result<void> DeviceManager::Unmap(const std::string& target, bool force) {
 Result<DeviceManager::Served> DeviceManager::AttachWork(const DeviceRecord& r, std::shared_ptr<DeviceIoStats> io_stats,
                                                        bool* image_gone) {
   *image_gone = false;
-  if (!nl_) return Err(ENOTSUP, "reattaching {} needs the nbd netlink interface", DevicePath(r.index));
+  if (r.type == DeviceType::kNbd && !nl_) {
+    return Err(ENOTSUP, "reattaching {} needs the nbd netlink interface", DevicePath(r));
+  }
   auto req = MapRequestForRecord(r);
   if (!req) return Unexpected(req.error());
   if (r.key_in_memory) {
@@ -362,40 +464,51 @@ Result<DeviceManager::Served> DeviceManager::AttachWork(const DeviceRecord& r, s
   if (!live) return Unexpected(live.error());
   if (!r.client_addr.empty() && (*live)->Address() != r.client_addr) {
     if (auto f = (*live)->Blocklist(r.client_addr, 3600); !f) {
-      spdlog::warn("/dev/nbd{}: {} (lock takeover waits for the old watch to expire)", r.index, f.error().message);
+      spdlog::warn("{}: {} (lock takeover waits for the old watch to expire)", DevicePath(r), f.error().message);
     } else {
-      spdlog::info("/dev/nbd{}: fenced the previous daemon's client {}", r.index, r.client_addr);
+      spdlog::info("{}: fenced the previous daemon's client {}", DevicePath(r), r.client_addr);
     }
   }
   auto backend = OpenBackend(r, req->cluster, req->image, image_gone);
   if (!backend) return Unexpected(backend.error());
-  req->device.on_lost = on_image_update_;
-  auto dev = KernelDevice::Attach(*nl_, loops_, Export{r.spec, "", *backend, std::move(io_stats)}, r.index,
-                                  req->device);
-  if (!dev) return Unexpected(dev.error());
   Served s;
-  s.quiesce = RbdQuiesceWatch::StartOrWarn(*backend, DevicePath(r.index), quiesce_options_);
+  if (r.type == DeviceType::kUblk) {
+    // The kernel kept the device quiesced, its I/O held: take it over.
+    auto ctl = UblkCtl();
+    if (!ctl) return Unexpected(ctl.error());
+    auto dev = UblkDevice::Recover(**ctl, loops_, Export{r.spec, "", *backend, std::move(io_stats)}, r.index,
+                                   UblkParamsFor(r));
+    if (!dev) return Unexpected(dev.error());
+    s.ublk = std::move(dev).value();
+  } else {
+    req->device.on_lost = on_image_update_;
+    auto dev = KernelDevice::Attach(*nl_, loops_, Export{r.spec, "", *backend, std::move(io_stats)}, r.index,
+                                    req->device);
+    if (!dev) return Unexpected(dev.error());
+    s.device = std::move(dev).value();
+  }
+  s.quiesce = RbdQuiesceWatch::StartOrWarn(*backend, DevicePath(r), quiesce_options_);
   s.client_addr = (*backend)->cluster()->Address();
   s.backend = std::move(backend).value();
-  s.device = std::move(dev).value();
   return s;
 }
 
 Result<MappedInfo> DeviceManager::Attach(const DeviceRecord& record) {
-  ScopedLogFields log_fields(DevicePath(record.index), record.spec);
+  ScopedLogFields log_fields(DevicePath(record), record.spec);
+  const Key key = KeyOf(record);
   {
     std::lock_guard lock(mu_);
     if (stopping_) return Err(ESHUTDOWN, "the daemon is stopping");
-    if (devices_.count(record.index) || reserved_indexes_.count(record.index)) {
-      return Err(EBUSY, "{} is already attached", DevicePath(record.index));
+    if (devices_.count(key) || reserved_indexes_.count(key)) {
+      return Err(EBUSY, "{} is already attached", DevicePath(record));
     }
-    reserved_indexes_.insert(record.index);
+    reserved_indexes_.insert(key);
   }
   bool image_gone = false;
   auto io_stats = DeviceIoStats::Create();
   auto served = AttachWork(record, io_stats, &image_gone);
   std::lock_guard lock(mu_);
-  reserved_indexes_.erase(record.index);
+  reserved_indexes_.erase(key);
   if (!served) return Unexpected(served.error());
   auto e = std::make_shared<Entry>();
   e->record = record;
@@ -403,10 +516,11 @@ Result<MappedInfo> DeviceManager::Attach(const DeviceRecord& record) {
   e->record.client_addr = served->client_addr;
   e->backend = std::move(served->backend);
   e->device = std::move(served->device);
+  e->ublk = std::move(served->ublk);
   e->quiesce = std::move(served->quiesce);
-  devices_[record.index] = e;
-  detached_.erase(record.index);
-  spdlog::info("attached {} at {}", record.spec, DevicePath(record.index));
+  devices_[key] = e;
+  detached_.erase(key);
+  spdlog::info("attached {} at {}", record.spec, DevicePath(record));
   if (auto s = SaveLocked(); !s) return Unexpected(s.error());
   return InfoOf(*e);
 }
@@ -417,16 +531,22 @@ Result<void> DeviceManager::Detach(const std::string& target) {
     std::lock_guard lock(mu_);
     e = Find(target);
     if (e == nullptr) return Err(ENOENT, "{} is not mapped by this daemon", target);
-    if (e->state == State::kUnmapping) return Err(EBUSY, "{} is being unmapped", DevicePath(e->record.index));
+    if (e->state == State::kUnmapping) return Err(EBUSY, "{} is being unmapped", DevicePath(e->record));
+    if (e->record.type == DeviceType::kUblk) {
+      // Its queues' commands sit on this daemon's rings: only the daemon's
+      // exit hands them back to the kernel.
+      return Err(ENOTSUP, "{} is a ublk device: it cannot be detached while the daemon runs (stop the "
+                 "daemon with SIGTERM to leave it to the next one)", DevicePath(e->record));
+    }
     // The record stays in the state file: `attach` or the next daemon takes it back.
-    detached_[e->record.index] = e->record;
-    devices_.erase(e->record.index);
+    detached_[KeyOf(e->record)] = e->record;
+    devices_.erase(KeyOf(e->record));
     e->state = State::kUnmapping;  // a reattach worker stops at its next look
   }
   cv_.notify_all();
   e->quiesce.reset();  // thawed before the device is left to the kernel
   if (e->device) e->device->Detach();
-  spdlog::info("detached {}; the kernel keeps it", DevicePath(e->record.index));
+  spdlog::info("detached {}; the kernel keeps it", DevicePath(e->record));
   return {};
 }
 
@@ -438,29 +558,21 @@ std::vector<MappedInfo> DeviceManager::List() {
   std::vector<MappedInfo> out;
   std::lock_guard lock(mu_);
   const uint64_t now = MonotonicNowNs();
-  for (const auto& [index, e] : devices_) {
+  for (const auto& [key, e] : devices_) {
     e->vitals.Observe(e->io_stats->Snapshot(), StateOf(*e) == api::DeviceState::kReattaching, now);
     MappedInfo info = InfoOf(*e);
-    if (status.has_value()) info.kernel_connected = Connected(*status, index);
+    if (status.has_value() && e->record.type == DeviceType::kNbd) {
+      info.kernel_connected = Connected(*status, e->record.index);
+    }
     out.push_back(std::move(info));
   }
   return out;
 }
 
-std::optional<bool> DeviceManager::KernelHolds(uint32_t index) {
-  if (!nl_) return std::nullopt;
-  auto status = nl_->Status(index);
-  if (!status) {
-    if (status.error().code == ENOENT || status.error().code == ENODEV) return false;
-    return std::nullopt;
-  }
-  return Connected(*status, index);
-}
-
-void DeviceManager::ForgetLocked(uint32_t index, const char* why) {
-  auto it = devices_.find(index);
+void DeviceManager::ForgetLocked(Key key, const char* why) {
+  auto it = devices_.find(key);
   if (it == devices_.end()) return;
-  spdlog::warn("forgetting {} at {}: {}", it->second->record.spec, DevicePath(index), why);
+  spdlog::warn("forgetting {} at {}: {}", it->second->record.spec, DevicePath(it->second->record), why);
   ForgetParkedSecrets(it->second->record);
   devices_.erase(it);
   if (auto s = SaveLocked(); !s) spdlog::error("{}", s.error().message);
@@ -476,15 +588,16 @@ void DeviceManager::StartWorkerLocked(const std::shared_ptr<Entry>& entry) {
 // One device's reattach loop, on a thread of its own so that a cluster that
 // does not answer holds up only this device.
 void DeviceManager::ReattachWorker(std::shared_ptr<Entry> e) {
-  const uint32_t index = e->record.index;
-  ScopedLogFields log_fields(DevicePath(index), e->record.spec);
+  const Key key = KeyOf(e->record);
+  const std::string path = DevicePath(e->record);
+  ScopedLogFields log_fields(path, e->record.spec);
   auto backoff = std::chrono::duration_cast<std::chrono::milliseconds>(kFirstBackoff);
   std::unique_lock lock(mu_);
   while (!stopping_ && e->state == State::kReattaching) {
     DeviceRecord record = e->record;
     std::shared_ptr<DeviceIoStats> io_stats = e->io_stats;
     lock.unlock();
-    std::optional<bool> holds = KernelHolds(index);
+    std::optional<bool> holds = KernelHolds(record);
     bool image_gone = false;
     Result<Served> served = Err(ENODEV, "the kernel no longer holds the device");
     if (holds != false) served = AttachWork(record, std::move(io_stats), &image_gone);
@@ -494,7 +607,8 @@ void DeviceManager::ReattachWorker(std::shared_ptr<Entry> e) {
       if (served) {
         lock.unlock();
         served->quiesce.reset();
-        served->device->Detach();
+        if (served->device) served->device->Detach();
+        if (served->ublk) served->ublk->Abandon();
         lock.lock();
       }
       break;
@@ -504,33 +618,34 @@ void DeviceManager::ReattachWorker(std::shared_ptr<Entry> e) {
     if (served) {
       e->backend = std::move(served->backend);
       e->device = std::move(served->device);
+      e->ublk = std::move(served->ublk);
       e->quiesce = std::move(served->quiesce);
       e->record.client_addr = served->client_addr;
       e->state = State::kMapped;
       e->last_error.clear();
       e->vitals.LeaveStall(MonotonicNowNs());
-      spdlog::info("attached {} at {}{}", record.spec, DevicePath(index),
+      spdlog::info("attached {} at {}{}", record.spec, path,
                    e->attempts > 0 ? fmt::format(" after {} failed attempt(s)", e->attempts) : "");
       if (auto s = SaveLocked(); !s) spdlog::error("{}", s.error().message);
       break;
     }
     if (holds == false) {
-      ForgetLocked(index, "the kernel no longer holds the device (unmapped elsewhere, or its reattach window ended)");
+      ForgetLocked(key, "the kernel no longer holds the device (unmapped elsewhere, or its reattach window ended)");
       break;
     }
     if (image_gone) {
       std::string why = served.error().message;
-      ForgetLocked(index, "the image is gone; disconnecting the device so that its I/O fails now");
-      spdlog::error("{}: {}", DevicePath(index), why);
+      ForgetLocked(key, "the image is gone; disconnecting the device so that its I/O fails now");
+      spdlog::error("{}: {}", path, why);
       lock.unlock();
-      if (auto d = nl_->Disconnect(index); !d) spdlog::error("{}", d.error().message);
+      if (auto d = DropHeld(record); !d) spdlog::error("{}", d.error().message);
       lock.lock();
       break;
     }
     e->attempts++;
     SetErrorLocked(*e, served.error().message);
     spdlog::warn("cannot reattach {} at {} yet (attempt {}; the kernel holds its I/O): {}; retrying in {} ms",
-                 record.spec, DevicePath(index), e->attempts, e->last_error, backoff.count());
+                 record.spec, path, e->attempts, e->last_error, backoff.count());
     cv_.wait_for(lock, backoff, [this, &e] { return stopping_ || e->state != State::kReattaching; });
     backoff = std::min(backoff * 2, std::chrono::duration_cast<std::chrono::milliseconds>(kMaxBackoff));
   }
@@ -550,10 +665,10 @@ size_t DeviceManager::Restore(std::chrono::milliseconds first_try) {
   {
     std::lock_guard lock(mu_);
     for (const auto& r : *records) {
-      if (devices_.count(r.index)) continue;
-      if (!nl_) {
+      if (devices_.count(KeyOf(r))) continue;
+      if (r.type == DeviceType::kNbd && !nl_) {
         spdlog::error("cannot reattach {} at {} without the nbd netlink interface; forgetting it", r.spec,
-                      DevicePath(r.index));
+                      DevicePath(r));
         ForgetParkedSecrets(r);
         continue;
       }
@@ -561,7 +676,7 @@ size_t DeviceManager::Restore(std::chrono::milliseconds first_try) {
       e->record = r;
       e->state = State::kReattaching;
       e->vitals.EnterStall(MonotonicNowNs());  // the kernel holds its I/O until a worker serves it
-      devices_[r.index] = e;
+      devices_[KeyOf(r)] = e;
       started.push_back(e);
     }
     if (auto s = SaveLocked(); !s) spdlog::error("{}", s.error().message);
@@ -600,21 +715,23 @@ void DeviceManager::StopWorkers() {
 
 void DeviceManager::DetachAll() {
   StopWorkers();
-  std::map<uint32_t, std::shared_ptr<Entry>> devices;
+  std::map<Key, std::shared_ptr<Entry>> devices;
   {
     std::lock_guard lock(mu_);
     devices.swap(devices_);  // the state file still lists them for the next daemon
   }
-  for (auto& [index, e] : devices) {
+  for (auto& [key, e] : devices) {
     e->quiesce.reset();  // SIGTERM: nothing stays frozen behind the daemon
     if (e->device) e->device->Detach();
+    // The kernel quiesces it once our rings close, and holds its I/O for the next daemon.
+    if (e->ublk) e->ublk->Abandon();
   }
 }
 
 void DeviceManager::OnLinkDead(uint32_t index) {
   if (!nl_) return;
   std::lock_guard lock(mu_);
-  auto it = devices_.find(index);
+  auto it = devices_.find(KeyOf(DeviceType::kNbd, index));
   if (it == devices_.end() || it->second->state != State::kMapped || !it->second->device) return;
   Entry& e = *it->second;
   spdlog::warn("/dev/nbd{}: the kernel reports every connection dead; reattaching", index);
@@ -635,14 +752,19 @@ void DeviceManager::CheckDevices() {
   // Declared before the lock, so destroyed after it is released.
   std::vector<std::unique_ptr<RbdQuiesceWatch>> retired;
   std::lock_guard lock(mu_);
-  std::vector<uint32_t> dropped;
-  for (auto& [index, ep] : devices_) {
+  std::vector<Key> dropped;
+  for (auto& [key, ep] : devices_) {
     Entry& e = *ep;
+    const uint32_t index = e.record.index;
+    if (e.state == State::kMapped && e.ublk) {
+      CheckUblkSizeLocked(e);
+      continue;
+    }
     if (e.state != State::kMapped || !e.device) continue;
     if (e.device->live_connections() < e.record.connections) {
       bool held = !status.has_value() || Connected(*status, index);
       if (!held && e.device->live_connections() == 0) {
-        dropped.push_back(index);
+        dropped.push_back(key);
         continue;
       }
       if (e.device->live_connections() == 0) e.vitals.EnterStall(MonotonicNowNs());
@@ -662,11 +784,26 @@ void DeviceManager::CheckDevices() {
       spdlog::info("/dev/nbd{}: resized to {} bytes", index, size);
     }
   }
-  for (uint32_t index : dropped) {
-    retired.push_back(std::move(devices_[index]->quiesce));
-    devices_[index]->device->Detach();
-    ForgetLocked(index, "the kernel no longer holds the device (unmapped elsewhere, or its reattach window ended)");
+  for (Key key : dropped) {
+    retired.push_back(std::move(devices_[key]->quiesce));
+    devices_[key]->device->Detach();
+    ForgetLocked(key, "the kernel no longer holds the device (unmapped elsewhere, or its reattach window ended)");
   }
+}
+
+void DeviceManager::CheckUblkSizeLocked(Entry& e) {
+  const uint64_t size = e.backend->Capabilities().size;
+  if (size == e.ublk->size() || size == e.resize_refused) return;
+  const std::string path = DevicePath(e.record);
+  if (auto r = e.ublk->Resize(size); !r) {
+    // Once per new size: the image stays resized, the device keeps its old size.
+    e.resize_refused = size;
+    SetErrorLocked(e, fmt::format("resize of {} to {} bytes failed: {}", path, size, r.error().message));
+    spdlog::error("{}", e.last_error);
+    return;
+  }
+  e.resize_refused = 0;
+  spdlog::info("{}: resized to {} bytes", path, size);
 }
 
 void DeviceManager::SampleHealth() {
@@ -683,13 +820,13 @@ ManagerMetrics DeviceManager::Metrics() {
   {
     std::lock_guard lock(mu_);
     const uint64_t now = MonotonicNowNs();
-    for (auto& [index, e] : devices_) {
+    for (auto& [key, e] : devices_) {
       api::DeviceState state = StateOf(*e);
       m.devices_by_state[static_cast<size_t>(state)]++;
       DeviceSample d;
       d.io = e->io_stats->Snapshot();
       e->vitals.Observe(d.io, state == api::DeviceState::kReattaching, now);
-      d.labels.device = "nbd" + std::to_string(index);
+      d.labels.device = DevicePath(e->record).substr(5);  // nbdN, ublkbN
       if (auto spec = ParseImageSpec(e->record.spec)) {
         d.labels.pool = spec->pool;
         d.labels.ns = spec->ns;

@@ -1,5 +1,7 @@
-// DeviceManager: the daemon's devices. Maps RBD images to /dev/nbdX, unmaps
-// them, keeps the state file, reattaches after a restart or a dead link, and
+// DeviceManager: the daemon's devices. Maps RBD images to /dev/nbdX (the NBD
+// socket frontend) or /dev/ublkbN (the ublk frontend, `map -t ublk`), both
+// served on the same loops and backends; unmaps them, keeps the state file
+// (one list, both kinds), reattaches after a restart or a dead link, and
 // follows image resizes.
 //
 // Contract
@@ -17,6 +19,15 @@
 //   (idempotent); with other options it is EEXIST, naming the difference.
 // * Unmap() refuses a device that is in use (mounted, or opened O_EXCL by
 //   anyone) unless `force`.
+// * ublk devices: one queue per loop, depth 128, 512-byte blocks (4096 with
+//   LUKS), read-only for snapshots and read-only maps, and always added with
+//   UBLK_F_USER_RECOVERY|UBLK_F_USER_RECOVERY_REISSUE, so that while no
+//   daemon runs the kernel keeps /dev/ublkbN quiesced with its I/O held, and
+//   the next daemon's Restore() takes it over (UblkDevice::Recover). "The
+//   kernel holds it" means GET_DEV_INFO finds it. Their ids are a space of
+//   their own: /dev/nbd0 and /dev/ublkb0 are two devices. A ublk device
+//   cannot be detach()ed while the daemon runs (its queues' commands live on
+//   the daemon's rings): DetachAll() on the way out leaves it to the kernel.
 // * Keys never reach the state file: it stores keyring/keyfile paths; a key
 //   given in memory is parked in the kernel keyring (see kernel_keyring.h).
 // * A record is forgotten in three cases only: an explicit unmap; the kernel
@@ -33,7 +44,8 @@
 //   librbd reports an image header change or a device loses a connection,
 //   through `on_image_update`, which may run on any thread and only wakes).
 //
-// Device lifecycle (one entry per /dev/nbdN):
+// Device lifecycle (one entry per /dev/nbdN or /dev/ublkbN; for ublk "attach"
+// is UblkDevice::Recover and "dead link" does not occur):
 //
 //   Map() ──reserve──► connect, CONNECT ──commit──► mapped ◄──────────┐
 //                                                    │  │  │          │ attach worked
@@ -63,6 +75,8 @@
 #include "control/quiesce_watch.h"
 #include "control/state_store.h"
 #include "device/kernel_device.h"
+#include "ublk/ublk_control.h"
+#include "ublk/ublk_device.h"
 #include "netlink/nbd_netlink.h"
 #include "rbd/cluster.h"
 #include "rbd/rbd_backend.h"
@@ -72,8 +86,8 @@ namespace rbdnbd {
 
 struct MappedInfo {
   DeviceRecord record;
-  std::string device;  // /dev/nbdN
-  size_t live_connections = 0;
+  std::string device;  // /dev/nbdN or /dev/ublkbN
+  size_t live_connections = 0;  // ublk: its queues while served
   uint64_t size = 0;        // the kernel device's size
   uint64_t image_size = 0;  // the image's size as the backend sees it now (0: not open)
   bool kernel_connected = true;  // netlink STATUS: the kernel still has the device
@@ -124,7 +138,7 @@ class DeviceManager {
   // bounded by its connect timeout), detach every device, keep the state file
   // for the next daemon.
   void DetachAll();
-  // Kernel reported every connection of this device dead.
+  // Kernel reported every connection of /dev/nbd<index> dead.
   void OnLinkDead(uint32_t index);
   // Follows resizes, replaces dead connections, forgets devices the kernel
   // dropped. Main thread.
@@ -132,11 +146,16 @@ class DeviceManager {
 
  private:
   enum class State { kMapped, kReattaching, kUnmapping };
+  // A device's key: its type and index (nbd indexes and ublk ids are apart).
+  using Key = uint64_t;
+  static Key KeyOf(DeviceType type, uint32_t index) { return (uint64_t{static_cast<uint8_t>(type)} << 32) | index; }
+  static Key KeyOf(const DeviceRecord& r) { return KeyOf(r.type, r.index); }
   struct Entry {
     DeviceRecord record;
     State state = State::kMapped;
     std::shared_ptr<RbdBackend> backend;  // null while reattaching
-    std::unique_ptr<KernelDevice> device;  // null while reattaching
+    std::unique_ptr<KernelDevice> device;  // nbd; null while reattaching
+    std::unique_ptr<UblkDevice> ublk;      // ublk; null while reattaching
     // After `device`, so that it goes first: nothing stays frozen under a
     // device that is going away. Null while reattaching and for read-only maps.
     std::unique_ptr<RbdQuiesceWatch> quiesce;
@@ -149,11 +168,13 @@ class DeviceManager {
     DeviceVitals vitals{MonotonicNowNs()};
     bool first_try_done = false;
     bool worker_active = false;  // a ReattachWorker owns this entry's attempts
+    uint64_t resize_refused = 0;  // ublk: the size the kernel could not take (logged once)
   };
   // A device served again: what an attach attempt hands to the commit.
   struct Served {
     std::shared_ptr<RbdBackend> backend;
     std::unique_ptr<KernelDevice> device;
+    std::unique_ptr<UblkDevice> ublk;
     std::unique_ptr<RbdQuiesceWatch> quiesce;  // after device: destroyed first
     std::string client_addr;
   };
@@ -166,17 +187,26 @@ class DeviceManager {
   void ReattachWorker(std::shared_ptr<Entry> entry);
   void StartWorkerLocked(const std::shared_ptr<Entry>& entry);
   void StopWorkers();
-  // True if the kernel still has /dev/nbd<index> configured; nullopt: unknown.
-  std::optional<bool> KernelHolds(uint32_t index);
-  void ForgetLocked(uint32_t index, const char* why);
+  // True if the kernel still has the device configured; nullopt: unknown.
+  std::optional<bool> KernelHolds(const DeviceRecord& r);
+  // Takes away a device the kernel holds and nothing of ours serves, failing its held I/O.
+  Result<void> DropHeld(const DeviceRecord& r);
+  void ForgetLocked(Key key, const char* why);
+  // /dev/ublk-control, opened on first use (a node without ublk_drv maps nbd only).
+  Result<UblkControl*> UblkCtl();
+  // The ublk frontend's Add/Recover parameters for `record`.
+  static UblkDeviceParams UblkParamsFor(const DeviceRecord& record);
   std::shared_ptr<Entry> Find(const std::string& target);
   Result<void> SaveLocked();
   MappedInfo InfoOf(const Entry& e);
   // The state status reports: kMapped with every connection dead is reattaching.
   static api::DeviceState StateOf(const Entry& e);
+  // A served ublk device whose image changed size: UPDATE_SIZE, or a clear
+  // error (once per size) where the kernel lacks it.
+  void CheckUblkSizeLocked(Entry& e);
   // A failure of the control path (a reattach try) on this device.
   static void SetErrorLocked(Entry& e, std::string message);
-  bool IndexTakenLocked(uint32_t index) const;
+  bool IndexTakenLocked(Key key) const;
 
   std::mutex mu_;
   std::condition_variable cv_;  // worker wake-ups, first tries, stop
@@ -186,10 +216,12 @@ class DeviceManager {
   std::function<void()> on_image_update_;
   QuiesceOptions quiesce_options_;
   ClusterPool clusters_;
-  std::map<uint32_t, std::shared_ptr<Entry>> devices_;  // by index
-  std::map<uint32_t, DeviceRecord> detached_;  // Detach()ed: kept in the state file
-  std::set<std::string> mapping_specs_;        // maps in flight (reserved specs)
-  std::set<uint32_t> reserved_indexes_;        // indexes of maps/attaches in flight
+  std::mutex ublk_ctl_mu_;                   // guards opening ublk_ctl_ (its calls lock themselves)
+  std::unique_ptr<UblkControl> ublk_ctl_;    // before devices_: outlives every UblkDevice
+  std::map<Key, std::shared_ptr<Entry>> devices_;
+  std::map<Key, DeviceRecord> detached_;     // Detach()ed: kept in the state file
+  std::set<std::string> mapping_specs_;      // maps in flight (reserved specs)
+  std::set<Key> reserved_indexes_;           // devices of maps/attaches in flight
   std::mutex ioctl_map_mu_;  // the ioctl path picks a free device itself: one map at a time
   std::vector<std::thread> workers_;
   size_t running_workers_ = 0;

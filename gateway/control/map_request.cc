@@ -12,6 +12,7 @@ const char* EncryptionName(EncryptionFormat format) {
 
 DeviceRecord RecordForMap(const MapRequest& req, const ImageSpec& spec) {
   DeviceRecord r;
+  r.type = req.type;
   if (req.device.index) r.index = *req.device.index;
   r.spec = spec.ToString();
   r.cookie = req.device.cookie;
@@ -37,6 +38,7 @@ DeviceRecord RecordForMap(const MapRequest& req, const ImageSpec& spec) {
 Result<MapRequest> MapRequestForRecord(const DeviceRecord& r) {
   MapRequest req;
   req.spec = r.spec;
+  req.type = r.type;
   req.device.index = r.index;
   req.device.cookie = r.cookie;
   req.device.connections = r.connections;

@@ -20,6 +20,9 @@ namespace rbdnbd {
 
 struct MapRequest {
   std::string spec;
+  DeviceType type = DeviceType::kNbd;  // the kernel frontend (`map -t`)
+  // The device: for ublk, `index` is the ublk id and `cookie` names the
+  // mapping (the kernel has no use for it); the rest is nbd's.
   KernelDeviceParams device;
   RbdOpenOptions image;         // `spec` is filled in by the device manager
   std::string passphrase_file;  // read by the daemon

@@ -19,7 +19,8 @@ using nlohmann::json;
 namespace {
 
 json ToJson(const DeviceRecord& d) {
-  return json{{"index", d.index},           {"spec", d.spec},
+  return json{{"type", DeviceTypeName(d.type)},
+              {"index", d.index},           {"spec", d.spec},
               {"cookie", d.cookie},         {"connections", d.connections},
               {"io_timeout", d.io_timeout_s}, {"reattach_timeout", d.reattach_timeout_s},
               {"connect_timeout", d.connect_timeout_s},
@@ -49,6 +50,18 @@ void Get(const json& j, const char* key, T* out) {
 
 }  // namespace
 
+const char* DeviceTypeName(DeviceType type) { return type == DeviceType::kUblk ? "ublk" : "nbd"; }
+
+Result<DeviceType> ParseDeviceType(std::string_view name) {
+  if (name.empty() || name == "nbd") return DeviceType::kNbd;
+  if (name == "ublk") return DeviceType::kUblk;
+  return Err(EINVAL, "device type '{}' is not nbd or ublk", name);
+}
+
+std::string DevicePath(DeviceType type, uint32_t index) {
+  return (type == DeviceType::kUblk ? "/dev/ublkb" : "/dev/nbd") + std::to_string(index);
+}
+
 Result<void> StateStore::Init() {
   if (::mkdir(dir_.c_str(), 0700) != 0 && errno != EEXIST) {
     return Err(errno, "cannot create state directory {}: {}", dir_, strerror(errno));
@@ -77,6 +90,11 @@ Result<std::vector<DeviceRecord>> StateStore::Load() const {
   for (const json& d : *devices) {
     if (!d.is_object()) continue;
     DeviceRecord r;
+    std::string type;
+    Get(d, "type", &type);
+    auto t = ParseDeviceType(type);
+    if (!t) return Err(EINVAL, "state file {}: {} (written by a newer daemon?)", path(), t.error().message);
+    r.type = *t;
     Get(d, "index", &r.index);
     Get(d, "spec", &r.spec);
     Get(d, "cookie", &r.cookie);

@@ -7,18 +7,31 @@
 // the new file, never a torn one; Init() removes temporaries a crash left.
 // The file is mode 0600 in a 0700 directory. It holds no secret: keys and
 // passphrases are stored only as the paths of files the admin manages.
+// One file lists both kinds of device (nbd and ublk), each with its "type".
 #pragma once
 
 #include <cstdint>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "common/result.h"
 
 namespace rbdnbd {
 
+// The kernel frontend of a device: /dev/nbdN (the NBD socket frontend) or
+// /dev/ublkbN (ublk_drv). In the state file and on the wire as "nbd"/"ublk".
+enum class DeviceType : uint8_t { kNbd, kUblk };
+
+const char* DeviceTypeName(DeviceType type);  // "nbd", "ublk"
+// "nbd" or "ublk" (also "" as nbd, what older state files and clients mean); EINVAL otherwise.
+Result<DeviceType> ParseDeviceType(std::string_view name);
+// /dev/nbdN or /dev/ublkbN.
+std::string DevicePath(DeviceType type, uint32_t index);
+
 struct DeviceRecord {
-  uint32_t index = 0;
+  DeviceType type = DeviceType::kNbd;  // absent in the file (older daemons): nbd
+  uint32_t index = 0;                  // N of /dev/nbdN, or the ublk device id
   std::string spec;        // pool/[ns/]image[@snap]
   std::string cookie;      // NBD backend identifier
   uint32_t connections = 1;

@@ -24,6 +24,7 @@ std::string UblkFlagNames(uint64_t flags) {
       {UBLK_F_NEED_GET_DATA, "UBLK_F_NEED_GET_DATA"},
       {UBLK_F_USER_RECOVERY, "UBLK_F_USER_RECOVERY"},
       {UBLK_F_USER_RECOVERY_REISSUE, "UBLK_F_USER_RECOVERY_REISSUE"},
+      {kUblkFUpdateSize, "UBLK_F_UPDATE_SIZE"},
   };
   std::string out;
   for (const auto& n : kNames) {
@@ -96,6 +97,8 @@ Unexpected UblkControl::Fail(const char* what, uint32_t dev_id, int res) {
       return Err(e, "{} of {}: permission denied (needs CAP_SYS_ADMIN)", what, dev);
     case EEXIST:
       return Err(e, "{} of {}: the id is in use (/dev/ublkc{} exists)", what, dev, dev_id);
+    case ENOSPC:
+      return Err(e, "{} of {}: no free ublk device id", what, dev);
     case ENODEV:
       return Err(e, "{} of {}: no such ublk device", what, dev);
     case EOPNOTSUPP:
@@ -197,6 +200,37 @@ Result<void> UblkControl::EndUserRecovery(uint32_t dev_id, pid_t daemon_pid) {
   if (int res = Command(UBLK_CMD_END_USER_RECOVERY, cmd); res < 0) {
     return Fail("END_USER_RECOVERY", dev_id, res);
   }
+  return {};
+}
+
+Result<uint64_t> UblkControl::GetFeatures() {
+  uint64_t features = 0;
+  ublksrv_ctrl_cmd cmd{};
+  cmd.dev_id = kUblkAutoId;
+  cmd.queue_id = UINT16_MAX;
+  cmd.addr = reinterpret_cast<uint64_t>(&features);
+  cmd.len = sizeof(features);
+  if (int res = Command(kUblkCmdGetFeatures, cmd); res < 0) {
+    if (res == -EOPNOTSUPP || res == -EINVAL) {
+      return Err(EOPNOTSUPP, "the ublk driver has no GET_FEATURES (Linux 6.5 or later has it)");
+    }
+    return Fail("GET_FEATURES", kUblkAutoId, res);
+  }
+  return features;
+}
+
+Result<void> UblkControl::UpdateSize(uint32_t dev_id, uint64_t bytes) {
+  auto features = GetFeatures();
+  if (!features || !(*features & kUblkFUpdateSize)) {
+    return Err(EOPNOTSUPP, "ublk device {}: this kernel's ublk driver cannot resize a live device "
+               "(UBLK_U_CMD_UPDATE_SIZE came with Linux 6.16; {})", dev_id,
+               features ? "its features lack UBLK_F_UPDATE_SIZE" : features.error().message);
+  }
+  ublksrv_ctrl_cmd cmd{};
+  cmd.dev_id = dev_id;
+  cmd.queue_id = UINT16_MAX;
+  cmd.data[0] = bytes >> 9;
+  if (int res = Command(kUblkCmdUpdateSize, cmd); res < 0) return Fail("UPDATE_SIZE", dev_id, res);
   return {};
 }
 

@@ -13,8 +13,9 @@
 // * Uses the legacy opcodes of Linux 6.1's uapi header, which later kernels
 //   still take (CONFIG_BLKDEV_UBLK_LEGACY_OPCODES).
 // * Errors say what failed and why: no driver (ENODEV, "ublk_drv is not
-//   loaded"), EPERM, a device id in use (EEXIST), a flag the kernel does not
-//   know (EOPNOTSUPP: AddDev checks that every asked feature flag came back).
+//   loaded"), EPERM, a device id in use (EEXIST), no free id (ENOSPC), a
+//   flag the kernel does not know (EOPNOTSUPP: AddDev checks that every asked
+//   feature flag came back), resize on a kernel without UPDATE_SIZE (EOPNOTSUPP).
 #pragma once
 
 #include <linux/ublk_cmd.h>
@@ -32,6 +33,15 @@
 namespace rbdnbd {
 
 inline constexpr uint32_t kUblkAutoId = UINT32_MAX;
+
+// Newer than Linux 6.1's uapi header (linux-libc-dev here), so spelled out.
+// GET_FEATURES: Linux 6.5+, only as an ioctl-encoded opcode (_IOR('u', 0x13, ctrl cmd)).
+inline constexpr uint32_t kUblkCmdGetFeatures = 0x80207513u;
+// UPDATE_SIZE: Linux 6.16+ (_IOWR('u', 0x15, ctrl cmd)); data[0] is the new
+// size in 512-byte sectors. The kernel has it when GET_FEATURES reports
+// UBLK_F_UPDATE_SIZE. Debian 12's 6.12 does not.
+inline constexpr uint32_t kUblkCmdUpdateSize = 0xc0207515u;
+inline constexpr uint64_t kUblkFUpdateSize = 1ull << 10;
 inline constexpr const char* kUblkControlPath = "/dev/ublk-control";
 
 // "UBLK_F_USER_RECOVERY|..." for logs and errors.
@@ -56,6 +66,11 @@ class UblkControl {
   // (UBLK_F_USER_RECOVERY): Start, then fetch every tag, then End.
   Result<void> StartUserRecovery(uint32_t dev_id);
   Result<void> EndUserRecovery(uint32_t dev_id, pid_t daemon_pid);
+  // Every UBLK_F_* the driver supports (GET_FEATURES, Linux 6.5+; EOPNOTSUPP before).
+  Result<uint64_t> GetFeatures();
+  // A live device's new size (UPDATE_SIZE). EOPNOTSUPP, saying which kernel
+  // has it, where the driver lacks UBLK_F_UPDATE_SIZE (probed first).
+  Result<void> UpdateSize(uint32_t dev_id, uint64_t bytes);
 
  private:
   explicit UblkControl(UniqueFd fd) : fd_(std::move(fd)) {}

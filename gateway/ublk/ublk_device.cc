@@ -63,6 +63,7 @@ Result<std::unique_ptr<UblkDevice>> UblkDevice::Add(UblkControl& ctl, LoopPool& 
 
   std::unique_ptr<UblkDevice> d(new UblkDevice(ctl, loops, std::move(exp), info->dev_id));
   d->added_ = true;
+  d->size_ = caps.size;
   spdlog::info("ublk{}: added ({} queues of depth {}, max I/O {} bytes, flags {})", info->dev_id,
                info->nr_hw_queues, info->queue_depth, info->max_io_buf_bytes, UblkFlagNames(info->flags));
   auto fail = [&](const Error& e) -> Unexpected {
@@ -96,9 +97,19 @@ Result<std::unique_ptr<UblkDevice>> UblkDevice::Recover(UblkControl& ctl, LoopPo
     std::this_thread::sleep_for(std::chrono::milliseconds(100));
   }
   std::unique_ptr<UblkDevice> d(new UblkDevice(ctl, loops, std::move(exp), id));
+  d->size_ = d->export_.backend->Capabilities().size;
+  // Not added_ until it is live again: a failure here must not STOP_DEV or
+  // DEL_DEV a device the caller will try to recover again.
+  if (auto r = d->StartQueues(*info); !r) {
+    d->queues_.clear();  // none was started: StartQueues starts them only once all exist
+    d->cdev_ = UniqueFd();
+    return Unexpected(r.error());
+  }
+  if (auto r = ctl.EndUserRecovery(id, ::getpid()); !r) {
+    d->Abandon();  // the queues' commands are in the kernel
+    return Unexpected(r.error());
+  }
   d->added_ = true;
-  if (auto r = d->StartQueues(*info); !r) return Unexpected(r.error());
-  if (auto r = ctl.EndUserRecovery(id, ::getpid()); !r) return Unexpected(r.error());
   spdlog::info("ublk{}: recovered, {} is live again", id, d->path());
   return d;
 }
@@ -170,6 +181,33 @@ Result<void> UblkDevice::Remove() {
   auto r = Teardown(/*stop_dev=*/true);
   if (r) spdlog::info("ublk{}: removed", id_);
   return r;
+}
+
+void UblkDevice::Abandon() {
+  added_ = false;
+  // The kernel may hold commands whose buffers are these queues': leave them
+  // mapped. The process is on its way out (see the header).
+  for (auto& q : queues_) (void)q.release();
+  queues_.clear();
+  (void)cdev_.Release();
+}
+
+Result<void> UblkDevice::Resize(uint64_t bytes) {
+  if (bytes == size_) return {};
+  // Growing, the queues learn the new end before the kernel sends a request
+  // past the old one; shrinking, only after the kernel stopped sending them.
+  auto tell_queues = [this, bytes] {
+    for (auto& q : queues_) {
+      UblkQueue* raw = q.get();
+      raw->loop().Post([raw, bytes] { raw->SetSize(bytes); });
+    }
+  };
+  if (bytes > size_) tell_queues();
+  if (auto r = ctl_.UpdateSize(id_, bytes); !r) return r;
+  if (bytes < size_) tell_queues();
+  spdlog::info("ublk{}: resized from {} to {} bytes", id_, size_, bytes);
+  size_ = bytes;
+  return {};
 }
 
 UblkDevice::~UblkDevice() {

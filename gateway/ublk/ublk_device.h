@@ -19,8 +19,13 @@
 //            fetched command) ─► queues drain on their loops ─► close
 //            /dev/ublkcN ─► DEL_DEV ──► gone (no /dev/ublkb*, no /dev/ublkc*)
 //
+//     live ──Abandon(): the kernel keeps the device; once this process's rings
+//            close (it exits) the driver quiesces it and holds new I/O for the
+//            next daemon's Recover() (SIGTERM, the upgrade path)
+//
 //   A failure after ADD_DEV goes through the same teardown, so a failed Add()
-//   leaves nothing behind.
+//   leaves nothing behind. A failed Recover() leaves the device as it found
+//   it (quiesced, held for another try): it never removes it.
 // * Remove() waits up to 10 s for the queues; if one does not drain it
 //   leaves the queues (and their buffers) allocated rather than free memory
 //   the kernel may still write, skips DEL_DEV and says so.
@@ -69,6 +74,14 @@ class UblkDevice {
   UblkDevice& operator=(const UblkDevice&) = delete;
 
   Result<void> Remove();
+  // Leaves the device to the kernel for a successor (see the lifecycle). The
+  // queues and their buffers are left allocated, since the kernel may still
+  // hold their commands: call it only on the way out of the process.
+  void Abandon();
+  // UPDATE_SIZE (Linux 6.16+): EOPNOTSUPP with a clear message where the
+  // driver lacks it; on success the queues check requests against `bytes`.
+  Result<void> Resize(uint64_t bytes);
+  uint64_t size() const { return size_; }
 
   uint32_t id() const { return id_; }
   std::string path() const { return "/dev/ublkb" + std::to_string(id_); }
@@ -87,6 +100,7 @@ class UblkDevice {
   LoopPool& loops_;
   Export export_;
   uint32_t id_ = 0;
+  uint64_t size_ = 0;   // bytes, as the kernel device has it
   bool added_ = false;  // ADD_DEV done, DEL_DEV not yet
   UniqueFd cdev_;
   std::vector<std::unique_ptr<UblkQueue>> queues_;

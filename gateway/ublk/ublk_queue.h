@@ -70,6 +70,9 @@ class UblkQueue {
   void Start();
   // Loop thread. See the contract.
   void Stop(std::function<void()> on_stopped);
+  // Loop thread: the device was resized (UPDATE_SIZE); requests are checked
+  // against `bytes` from now on.
+  void SetSize(uint64_t bytes) { caps_.size = bytes; }
 
   EventLoop& loop() { return loop_; }
   uint16_t q_id() const { return params_.q_id; }
@@ -103,8 +106,8 @@ class UblkQueue {
   EventLoop& loop_;
   Export export_;
   Params params_;
-  // Taken at Create(): a ublk device's size and features are fixed once it is
-  // added (the driver has no resize here), so requests are checked against these.
+  // Taken at Create(): a ublk device's features are fixed once it is added,
+  // and its size changes only through SetSize(), so requests are checked against these.
   BackendCaps caps_;
   const ublksrv_io_desc* descs_ = nullptr;
   size_t descs_len_ = 0;

@@ -264,7 +264,8 @@ StatusReply FullStatus() {
   b.index = 9;
   b.spec = "rbd/img@snap";
   DeviceEntry c;
-  c.device = "/dev/nbd3";
+  c.device = "/dev/ublkb3";
+  c.type = "ublk";
   c.index = 3;
   c.spec = "rbd/going";
   c.state = DeviceState::kUnmapping;
@@ -279,6 +280,7 @@ StatusReply FullStatus() {
 
 void ExpectSameDevice(const DeviceEntry& a, const DeviceEntry& b) {
   EXPECT_EQ(a.device, b.device);
+  EXPECT_EQ(a.type, b.type);
   EXPECT_EQ(a.index, b.index);
   EXPECT_EQ(a.spec, b.spec);
   EXPECT_EQ(a.cookie, b.cookie);
@@ -314,6 +316,8 @@ TEST(ApiCodecTest, StatusReplyRoundTripsEveryField) {
   EXPECT_NE(line.find(R"("state":"reattaching")"), std::string::npos) << line;
   EXPECT_NE(line.find(R"("state":"mapped")"), std::string::npos) << line;
   EXPECT_NE(line.find(R"("state":"unmapping")"), std::string::npos) << line;
+  EXPECT_NE(line.find(R"("type":"ublk")"), std::string::npos) << line;
+  EXPECT_NE(line.find(R"("type":"nbd")"), std::string::npos) << line;
   auto back = DecodeStatusReply(line);
   ASSERT_TRUE(back.has_value()) << back.error().message;
   ASSERT_EQ(back->devices.size(), 3u);
@@ -333,6 +337,7 @@ TEST(ApiCodecTest, StatusReplyOfAnOlderDaemonDecodesToDefaults) {
   ASSERT_TRUE(back.has_value()) << back.error().message;
   ASSERT_EQ(back->devices.size(), 1u);
   EXPECT_EQ(back->devices[0].state, DeviceState::kMapped);
+  EXPECT_EQ(back->devices[0].type, "nbd");  // before ublk, every device was nbd
   EXPECT_EQ(back->devices[0].last_error, "");
   EXPECT_EQ(back->devices[0].reattach_attempts, 0u);
   EXPECT_EQ(back->devices[0].size, 1073741824u);

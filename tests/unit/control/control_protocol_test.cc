@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 
 #include "api/codec.h"
+#include "control/client_command.h"
 
 namespace rbdnbd {
 namespace {
@@ -174,6 +175,70 @@ TEST(ControlProtocolTest, HealthTravelsToTheWireEntry) {
   EXPECT_EQ(d.health->inflight, 5u);
   EXPECT_EQ(d.health->recent_errors, 3u);
   EXPECT_TRUE(d.health->stalled);
+}
+
+TEST(ControlProtocolTest, UblkTypeTravelsThroughTheWireTheRecordAndTheListEntry) {
+  MapRequest r;
+  r.spec = "rbd/img";
+  r.type = DeviceType::kUblk;
+  r.device.index = 7;
+  r.device.cookie = "rbd-nbdd-u";
+  auto back = ThroughTheWire(r);
+  ASSERT_TRUE(back.has_value()) << back.error().message;
+  EXPECT_EQ(back->type, DeviceType::kUblk);
+  EXPECT_EQ(ToWire(r).device_type, "ublk");
+  EXPECT_EQ(ToWire(MapRequest{}).device_type, "nbd");
+
+  auto spec = ParseImageSpec(back->spec);
+  ASSERT_TRUE(spec.has_value());
+  DeviceRecord rec = RecordForMap(*back, *spec);
+  EXPECT_EQ(rec.type, DeviceType::kUblk);
+  EXPECT_EQ(rec.index, 7u);
+  auto again = MapRequestForRecord(rec);
+  ASSERT_TRUE(again.has_value());
+  EXPECT_EQ(again->type, DeviceType::kUblk);
+  EXPECT_EQ(*again->device.index, 7u);
+
+  MappedInfo m;
+  m.record = rec;
+  m.device = DevicePath(rec.type, rec.index);
+  api::DeviceEntry d = ToWire(m);
+  EXPECT_EQ(d.type, "ublk");
+  EXPECT_EQ(d.device, "/dev/ublkb7");
+  EXPECT_EQ(ToWire(MappedInfo{}).type, "nbd");
+}
+
+TEST(ControlProtocolTest, AnUnknownDeviceTypeFromTheWireIsRefused) {
+  api::MapRequest w;
+  w.spec = "rbd/img";
+  w.device_type = "krbd";  // what the codec refuses; the daemon refuses it too
+  auto r = FromWire(w);
+  ASSERT_FALSE(r.has_value());
+  EXPECT_EQ(r.error().code, EINVAL);
+}
+
+TEST(ClientOptionsTest, DeviceTypeTakesNbdAndUblkOnly) {
+  EXPECT_EQ(ParseDeviceTypeOption("nbd").value(), DeviceType::kNbd);
+  EXPECT_EQ(ParseDeviceTypeOption("ublk").value(), DeviceType::kUblk);
+  for (const char* bad : {"", "krbd", "ubbd", "UBLK"}) {
+    auto t = ParseDeviceTypeOption(bad);
+    ASSERT_FALSE(t.has_value()) << bad;
+    EXPECT_NE(t.error().message.find("--device-type"), std::string::npos) << t.error().message;
+  }
+}
+
+TEST(ClientOptionsTest, DeviceIndexFollowsTheType) {
+  EXPECT_EQ(ParseDeviceIndex("/dev/nbd3", DeviceType::kNbd).value(), 3u);
+  EXPECT_EQ(ParseDeviceIndex("3", DeviceType::kNbd).value(), 3u);
+  EXPECT_EQ(ParseDeviceIndex("/dev/ublkb12", DeviceType::kUblk).value(), 12u);
+  EXPECT_EQ(ParseDeviceIndex("12", DeviceType::kUblk).value(), 12u);
+  auto wrong = ParseDeviceIndex("/dev/ublkb1", DeviceType::kNbd);
+  ASSERT_FALSE(wrong.has_value());
+  EXPECT_NE(wrong.error().message.find("-t ublk"), std::string::npos) << wrong.error().message;
+  wrong = ParseDeviceIndex("/dev/nbd1", DeviceType::kUblk);
+  ASSERT_FALSE(wrong.has_value());
+  EXPECT_NE(wrong.error().message.find("-t nbd"), std::string::npos) << wrong.error().message;
+  EXPECT_FALSE(ParseDeviceIndex("/dev/sda", DeviceType::kUblk).has_value());
 }
 
 }  // namespace

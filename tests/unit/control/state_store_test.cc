@@ -95,5 +95,57 @@ TEST_F(StateStoreTest, RecordsWithoutSpecOrCookieAreSkipped) {
   EXPECT_EQ(d->front().index, 2u);
 }
 
+TEST_F(StateStoreTest, OneFileHoldsBothKindsAndOlderRecordsAreNbd) {
+  StateStore s(dir_);
+  ASSERT_TRUE(s.Init().has_value());
+  DeviceRecord nbd;
+  nbd.index = 0;
+  nbd.spec = "rbd/a";
+  nbd.cookie = "c0";
+  DeviceRecord ublk = nbd;
+  ublk.type = DeviceType::kUblk;
+  ublk.spec = "rbd/b";
+  ublk.cookie = "c1";
+  ASSERT_TRUE(s.Save({nbd, ublk}).has_value());
+  std::stringstream text;
+  text << std::ifstream(s.path()).rdbuf();
+  EXPECT_NE(text.str().find(R"("type": "ublk")"), std::string::npos) << text.str();
+  auto d = s.Load();
+  ASSERT_TRUE(d.has_value()) << d.error().message;
+  ASSERT_EQ(d->size(), 2u);
+  EXPECT_EQ((*d)[0].type, DeviceType::kNbd);
+  EXPECT_EQ((*d)[1].type, DeviceType::kUblk);
+  EXPECT_EQ((*d)[1].index, 0u);  // ublk ids and nbd indexes are separate spaces
+  EXPECT_EQ(DevicePath((*d)[1].type, (*d)[1].index), "/dev/ublkb0");
+  EXPECT_EQ(DevicePath((*d)[0].type, (*d)[0].index), "/dev/nbd0");
+
+  // A file from before ublk: no "type" at all.
+  std::ofstream(s.path()) << R"({"version":1,"devices":[{"index":5,"spec":"rbd/a","cookie":"c"}]})";
+  d = s.Load();
+  ASSERT_TRUE(d.has_value());
+  ASSERT_EQ(d->size(), 1u);
+  EXPECT_EQ(d->front().type, DeviceType::kNbd);
+}
+
+TEST_F(StateStoreTest, AnUnknownDeviceTypeIsAnErrorNamingIt) {
+  StateStore s(dir_);
+  ASSERT_TRUE(s.Init().has_value());
+  std::ofstream(s.path()) << R"({"version":1,"devices":[{"type":"ubbd","index":1,"spec":"rbd/a","cookie":"c"}]})";
+  auto d = s.Load();
+  ASSERT_FALSE(d.has_value());
+  EXPECT_EQ(d.error().code, EINVAL);
+  EXPECT_NE(d.error().message.find("'ubbd'"), std::string::npos) << d.error().message;
+}
+
+TEST(DeviceTypeTest, NamesParseBack) {
+  for (DeviceType t : {DeviceType::kNbd, DeviceType::kUblk}) {
+    auto back = ParseDeviceType(DeviceTypeName(t));
+    ASSERT_TRUE(back.has_value());
+    EXPECT_EQ(*back, t);
+  }
+  EXPECT_EQ(ParseDeviceType("").value(), DeviceType::kNbd);
+  EXPECT_FALSE(ParseDeviceType("krbd").has_value());
+}
+
 }  // namespace
 }  // namespace rbdnbd
