@@ -193,6 +193,12 @@ Result<UblkControl*> DeviceManager::UblkCtl() {
     return Unexpected(c.error());
   }
   ublk_ctl_ = std::move(c).value();
+  // What this kernel's driver can do, once, for whoever reads the log.
+  if (auto f = ublk_ctl_->GetFeatures()) {
+    spdlog::info("ublk driver features: {}", UblkFlagNames(*f));
+  } else {
+    spdlog::info("ublk driver features: unknown ({})", f.error().message);
+  }
   return ublk_ctl_.get();
 }
 

@@ -24,6 +24,12 @@ std::string UblkFlagNames(uint64_t flags) {
       {UBLK_F_NEED_GET_DATA, "UBLK_F_NEED_GET_DATA"},
       {UBLK_F_USER_RECOVERY, "UBLK_F_USER_RECOVERY"},
       {UBLK_F_USER_RECOVERY_REISSUE, "UBLK_F_USER_RECOVERY_REISSUE"},
+      // Newer than the 6.1 header: spelled out (include/uapi/linux/ublk_cmd.h).
+      {1ull << 5, "UBLK_F_UNPRIVILEGED_DEV"},
+      {1ull << 6, "UBLK_F_CMD_IOCTL_ENCODE"},
+      {1ull << 7, "UBLK_F_USER_COPY"},
+      {1ull << 8, "UBLK_F_ZONED"},
+      {1ull << 9, "UBLK_F_USER_RECOVERY_FAIL_IO"},
       {kUblkFUpdateSize, "UBLK_F_UPDATE_SIZE"},
   };
   std::string out;
