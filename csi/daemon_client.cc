@@ -23,6 +23,10 @@ class SocketDaemonClient final : public DaemonClient {
   }
 
   Result<MapResult> Map(const VolumeParams& params, bool read_only) override {
+    if (params.device_type == DeviceType::kAuto) {
+      return Err(EINVAL, "rbd-nbdd map {}: deviceType auto must be resolved to nbd or ublk before mapping",
+                 params.spec);
+    }
     api::MapRequest request = BuildMapRequest(params, read_only);
     auto reply_timeout = api::MapReplyTimeout(request.connect_timeout_s);
     auto reply = Call(api::EncodeRequest(request), "map", api::DecodeMappedReply, reply_timeout);
@@ -75,6 +79,7 @@ api::MapRequest BuildMapRequest(const VolumeParams& p, bool read_only) {
   r.reattach_timeout_s = p.reattach_timeout_s;
   r.exclusive = p.exclusive;
   r.read_only = read_only;
+  r.device_type = DeviceTypeName(p.device_type);
   r.encryption = p.encryption;
   if (!p.encryption.empty()) r.passphrase = p.passphrase;
   return r;

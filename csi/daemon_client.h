@@ -19,6 +19,9 @@
 //   request's Secrets on destruction. Nothing secret is logged.
 // * The spec is VolumeParams' canonical text, parsed once in
 //   volume_params.cc and passed through as it is.
+// * Map() maps params.device_type, nbd or ublk (the request's device_type);
+//   auto must be resolved first (ChooseDeviceType, device_type.h): it is
+//   EINVAL, never a silent nbd.
 #pragma once
 
 #include <cstdint>
@@ -34,7 +37,7 @@
 namespace rbdnbd::csi {
 
 struct MappedDevice {
-  std::string device;  // /dev/nbdN
+  std::string device;  // /dev/nbdN or /dev/ublkbN
   std::string spec;    // canonical pool/[ns/]image[@snap]
   std::string cookie;
   uint64_t size = 0;
@@ -67,7 +70,7 @@ class DaemonClient {
   virtual ~DaemonClient() = default;
   virtual Result<DaemonStatus> Status() = 0;
   virtual Result<MapResult> Map(const VolumeParams& params, bool read_only) = 0;
-  // `target`: /dev/nbdN or a spec. Never forced: a device in use stays.
+  // `target`: /dev/nbdN, /dev/ublkbN or a spec. Never forced: a device in use stays.
   virtual Result<void> Unmap(const std::string& target) = 0;
   virtual const std::string& socket_path() const = 0;
 };

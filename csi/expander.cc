@@ -47,6 +47,15 @@ Result<uint64_t> Expander::Expand(const std::string& volume_id, const std::strin
 
   auto start = std::chrono::steady_clock::now();
   std::optional<std::chrono::steady_clock::time_point> image_short_since;
+  if (record.device_type == DeviceType::kUblk) {
+    // A kernel that cannot resize ublk devices would only end the wait below
+    // in a timeout: say why at once.
+    auto s = ctx_.devices->Size(record.device);
+    if (!s) return Unexpected(s.error());
+    if (*s < required_bytes) {
+      if (auto r = CheckUblkCanGrow(record.device, ctx_.ublk); !r) return Unexpected(r.error());
+    }
+  }
   uint64_t size = 0;
   for (;;) {
     auto s = ctx_.devices->Size(record.device);

@@ -10,7 +10,10 @@
 // whose stage did not finish is kFailedPrecondition; a device that does not
 // reach the size in time is ETIMEDOUT, unless the daemon says the image itself
 // is smaller than `required_bytes` (for NodeContext::image_grace, 3 s: a resize
-// notification may be on its way): that is OUT_OF_RANGE at once, naming both sizes. Returns the
+// notification may be on its way): that is OUT_OF_RANGE at once, naming both sizes. A ublk
+// device smaller than asked on a kernel without UBLK_F_UPDATE_SIZE is
+// FAILED_PRECONDITION at once, naming the missing feature (device_type.h):
+// it could never grow, and the old size must not pass for success. Returns the
 // device size in bytes.
 // gRPC threads; serialised per volume by VolumeLocks (taken here).
 #pragma once

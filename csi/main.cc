@@ -18,7 +18,8 @@ namespace {
 
 constexpr const char* kUsage = R"(Usage: rbd-nbdd-csi [options]
 
-CSI node plugin: stages RBD volumes as /dev/nbdX through the node's rbd-nbdd daemon.
+CSI node plugin: stages RBD volumes as /dev/nbdX or /dev/ublkbX (volume_context deviceType:
+nbd, ublk or auto) through the node's rbd-nbdd daemon.
 
   --endpoint URI               gRPC endpoint, unix:///path or /path (default unix:///csi/csi.sock)
   --node-id NAME               node id reported by NodeGetInfo (default: the host name)

@@ -12,6 +12,7 @@
 
 #include "csi/block_device.h"
 #include "csi/daemon_client.h"
+#include "csi/device_type.h"
 #include "csi/fs_tools.h"
 #include "csi/mounter.h"
 #include "csi/volume_locks.h"
@@ -28,6 +29,7 @@ struct NodeContext {
   FsTools* fs = nullptr;
   BlockDevices* devices = nullptr;
   DaemonClient* daemon = nullptr;
+  UblkProbe* ublk = nullptr;                         // deviceType ublk|auto, and expand on ublk; null: no ublk
   std::string cluster_config_path;                   // read on every stage
   std::chrono::milliseconds resize_wait{30000};      // expand: wait for the kernel's new size
   std::chrono::milliseconds image_grace{3000};       // expand: how long an image may look too small

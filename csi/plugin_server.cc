@@ -5,6 +5,7 @@
 #include <spdlog/spdlog.h>
 
 #include "csi/csi_error.h"
+#include "csi/ublk_probe.h"
 
 #ifndef RBDNBD_VERSION
 #define RBDNBD_VERSION "unknown"
@@ -31,6 +32,7 @@ Result<std::unique_ptr<PluginServer>> PluginServer::Start(const PluginOptions& o
   if (!s->deps_.fs) s->deps_.fs = MakeSystemFsTools();
   if (!s->deps_.devices) s->deps_.devices = MakeSystemBlockDevices();
   if (!s->deps_.daemon) s->deps_.daemon = MakeDaemonClient(options.control_socket);
+  if (!s->deps_.ublk) s->deps_.ublk = MakeKernelUblkProbe();
   // The one place the daemon's errnos become the plugin's codes (csi_error.h).
   s->deps_.daemon = WithCsiCodes(std::move(s->deps_.daemon));
 
@@ -41,6 +43,7 @@ Result<std::unique_ptr<PluginServer>> PluginServer::Start(const PluginOptions& o
   ctx.fs = s->deps_.fs.get();
   ctx.devices = s->deps_.devices.get();
   ctx.daemon = s->deps_.daemon.get();
+  ctx.ublk = s->deps_.ublk.get();
   ctx.cluster_config_path = options.cluster_config;
   ctx.resize_wait = options.resize_wait;
   s->identity_ = std::make_unique<IdentityService>(
@@ -58,6 +61,7 @@ Result<std::unique_ptr<PluginServer>> PluginServer::Start(const PluginOptions& o
                                   s->rpcs_.get());
   if (!server) return Unexpected(server.error());
   s->server_ = std::move(server).value();
+  spdlog::info("{}", DescribeUblkSupport(s->deps_.ublk->Probe()));
   spdlog::info("rbd-nbdd-csi {} serving {} as {} on node {} (daemon {}, state {}, metrics {})", RBDNBD_VERSION,
                options.endpoint, options.driver_name, options.node_id, options.control_socket, options.state_dir,
                s->metrics_ ? fmt::format("on {} (port {})", options.metrics_address, s->metrics_->port()) : "off");

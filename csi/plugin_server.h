@@ -27,6 +27,7 @@
 
 #include "api/socket.h"
 #include "common/result.h"
+#include "csi/device_type.h"
 #include "csi/grpc_endpoint.h"
 #include "csi/identity_service.h"
 #include "csi/metrics_server.h"
@@ -53,6 +54,7 @@ struct PluginDeps {
   std::unique_ptr<FsTools> fs;
   std::unique_ptr<BlockDevices> devices;
   std::unique_ptr<DaemonClient> daemon;
+  std::unique_ptr<UblkProbe> ublk;  // null: the kernel's (/dev/ublk-control)
 };
 
 class PluginServer {

@@ -90,6 +90,10 @@ Result<void> Stager::Stage(const StageRequest& req) {
       return Err(kAlreadyExists, "volume {} is already staged at {} ({}, {}) with other options", req.volume_id,
                  previous->staging_path, previous->spec, VolumeModeName(previous->mode));
     }
+    if (params->device_type != DeviceType::kAuto && params->device_type != previous->device_type) {
+      return Err(kAlreadyExists, "volume {} is already staged as {} at {}, not deviceType {}", req.volume_id,
+                 DeviceTypeName(previous->device_type), previous->device, DeviceTypeName(params->device_type));
+    }
     auto still = StillStaged(*previous);
     if (!still) return Unexpected(still.error());
     if (*still) {
@@ -108,6 +112,7 @@ Result<void> Stager::Stage(const StageRequest& req) {
     record.published = previous->published;
     if (previous->spec == want.spec) {
       record.device = previous->device;
+      record.device_type = previous->device_type;
       record.cookie = previous->cookie;
       owned = !previous->staged;
     } else if (!previous->staged) {
@@ -119,7 +124,7 @@ Result<void> Stager::Stage(const StageRequest& req) {
   if (auto r = ctx_.store->Save(record); !r) return r;
 
   Undo undo;
-  auto done = EnsureMapped(&record, *params, owned, &undo);
+  auto done = EnsureMapped(&record, &*params, owned, &undo);
   if (done) done = EnsureMounted(&record, *params, &undo);
   if (done) {
     record.staged = true;
@@ -130,8 +135,9 @@ Result<void> Stager::Stage(const StageRequest& req) {
     Rollback(record, undo, previous);
     return done;
   }
-  spdlog::info("staged {} ({}) as {} {} at {}{}", req.volume_id, record.spec, record.device,
-               VolumeModeName(record.mode), record.staging_path, record.read_only ? " read-only" : "");
+  spdlog::info("staged {} ({}) as {} ({}) {} at {}{}", req.volume_id, record.spec, record.device,
+               DeviceTypeName(record.device_type), VolumeModeName(record.mode), record.staging_path,
+               record.read_only ? " read-only" : "");
   return {};
 }
 
@@ -146,12 +152,17 @@ Result<bool> Stager::StillStaged(const VolumeRecord& record) {
   return m->has_value() && (*m)->source == record.device;
 }
 
-Result<void> Stager::EnsureMapped(VolumeRecord* record, const VolumeParams& params, bool owned, Undo* undo) {
+Result<void> Stager::EnsureMapped(VolumeRecord* record, VolumeParams* params, bool owned, Undo* undo) {
   auto status = ctx_.daemon->Status();
   if (!status) return Unexpected(status.error());
   const MappedDevice* d = FindBySpec(*status, record->spec);
+  const DeviceType requested = params->device_type;
   if (d == nullptr) {
-    auto mapped = ctx_.daemon->Map(params, record->read_only);
+    auto choice = ChooseDeviceType(requested, ctx_.ublk);
+    if (!choice) return Unexpected(choice.error());
+    if (requested != DeviceType::kNbd) spdlog::info("stage {}: {}", record->volume_id, choice->reason);
+    params->device_type = choice->type;
+    auto mapped = ctx_.daemon->Map(*params, record->read_only);
     if (!mapped && mapped.error().code == kAlreadyExists) {
       // Mapped by a concurrent request for the same image: use that device.
       status = ctx_.daemon->Status();
@@ -162,21 +173,35 @@ Result<void> Stager::EnsureMapped(VolumeRecord* record, const VolumeParams& para
       return Unexpected(mapped.error());
     } else {
       record->device = mapped->device;
+      record->device_type = DeviceTypeOfPath(mapped->device);
       record->cookie = mapped->cookie;
       // Mapped meanwhile by someone else with the same options (the daemon's
       // map is idempotent): not ours to undo unless this volume owns it.
       undo->mapped = mapped->already_mapped ? owned : true;
       spdlog::info("stage {}: {} {} at {}", record->volume_id, mapped->already_mapped ? "found" : "mapped",
                    record->spec, record->device);
+      if (record->device_type != choice->type) {
+        // A daemon that predates device_type ignores it and maps nbd.
+        return Err(kFailedPrecondition, "asked the rbd-nbdd daemon for a {} device for {}, it mapped {}: the daemon "
+                   "does not serve ublk (upgrade it), or use deviceType nbd",
+                   DeviceTypeName(choice->type), record->spec, record->device);
+      }
     }
   }
   if (d != nullptr) {
+    DeviceType type = DeviceTypeOfPath(d->device);
+    if (requested != DeviceType::kAuto && requested != type) {
+      undo->mapped = owned;  // an unfinished stage's device of the other type: free it for the next try
+      return Err(kFailedPrecondition, "{} is already mapped as {} at {}; deviceType {} needs it unmapped first",
+                 record->spec, DeviceTypeName(type), d->device, DeviceTypeName(requested));
+    }
     if (d->read_only && !record->read_only) {
       return Err(kFailedPrecondition, "{} is already mapped read-only at {}; a writable stage needs it unmapped first",
                  record->spec, d->device);
     }
     undo->mapped = owned;
     record->device = d->device;
+    record->device_type = type;
     record->cookie = d->cookie;
     spdlog::info("stage {}: {} is already mapped at {}", record->volume_id, record->spec, record->device);
   }

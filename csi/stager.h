@@ -7,11 +7,17 @@
 //   staged already? same options -> OK,           umount staging path if mounted
 //                   other options -> ALREADY_EXISTS
 //   save record (staged=false)  <- before mapping unmap via daemon (device or spec;
-//   map via daemon, or reuse the spec's device      "not mapped" is fine)
+//   choose nbd|ublk (device_type.h), map via          "not mapped" is fine)
+//     daemon, or reuse the spec's device
 //   save record (device, cookie)                  remove record
 //   mount: blkid -> [mkfs | fsck] -> mount -> grow
 //   save record (staged=true)
 //   any failure: umount, unmap, restore/remove record (what this call did)
+//
+// deviceType: an explicit nbd or ublk must match the device the volume has
+// (staged: ALREADY_EXISTS; mapped by an unfinished stage or another request:
+// FAILED_PRECONDITION); auto takes whichever it has. The type mapped is kept
+// in the record for unstage, stats, expand and a restarted plugin.
 //
 // Contract: every method is idempotent and may be called again after a crash
 // or restart at any step; callers are gRPC threads, serialised per volume by
@@ -37,7 +43,7 @@ class Stager {
   };
 
   Result<bool> StillStaged(const VolumeRecord& record);
-  Result<void> EnsureMapped(VolumeRecord* record, const VolumeParams& params, bool owned, Undo* undo);
+  Result<void> EnsureMapped(VolumeRecord* record, VolumeParams* params, bool owned, Undo* undo);
   Result<void> EnsureMounted(VolumeRecord* record, const VolumeParams& params, Undo* undo);
   Result<void> UnmapRecorded(const VolumeRecord& record);
   void Rollback(const VolumeRecord& record, const Undo& undo, const std::optional<VolumeRecord>& previous);

@@ -127,6 +127,10 @@ Result<VolumeParams> ParseVolumeParams(const std::string& volume_id, const Strin
     p.passphrase = Secret(secrets.at("encryptionPassphrase"));
   }
 
+  auto device_type = ParseDeviceType(Get(context, kDeviceTypeKey));
+  if (!device_type) return Unexpected(device_type.error());
+  p.device_type = *device_type;
+
   std::string mkfs = Get(context, "mkfsOptions");
   if (mkfs.size() > 1024) return Err(kInvalidArgument, "volume_context 'mkfsOptions' is longer than 1024 bytes");
   for (size_t i = 0; i < mkfs.size();) {

@@ -6,7 +6,8 @@
 // userKey, pool, imageName (unless staticVolume), clusterID/monitors; an
 // unknown clusterID; a bad number or boolean; an encryption format without its
 // passphrase; mkfsOptions over 1024 bytes or with a word that is
-// a path (starts with '/': mkfs takes the device as its own argument). A message names a key, never a secret's value. The key and the
+// a path (starts with '/': mkfs takes the device as its own argument); a
+// deviceType other than nbd, ublk or auto (device_type.h). A message names a key, never a secret's value. The key and the
 // passphrase stay in Secret objects (wiped on destruction). Any thread.
 #pragma once
 
@@ -17,6 +18,7 @@
 
 #include "common/result.h"
 #include "csi/cluster_config.h"
+#include "csi/device_type.h"
 #include "rbd/secret.h"
 
 namespace rbdnbd::csi {
@@ -38,6 +40,9 @@ struct VolumeParams {
   // mkfsOptions split on blanks: they replace the default mkfs options
   // (ceph-csi's meaning). Empty: the defaults (fs_tools.h).
   std::vector<std::string> mkfs_options;
+  // deviceType as asked (nbd when absent). Stage resolves auto
+  // (ChooseDeviceType) before it maps: DaemonClient::Map() takes nbd or ublk.
+  DeviceType device_type = DeviceType::kNbd;
 };
 
 Result<VolumeParams> ParseVolumeParams(const std::string& volume_id, const StringMap& context,

@@ -9,6 +9,8 @@
 #include <string>
 #include <vector>
 
+#include "csi/device_type.h"
+
 namespace rbdnbd::csi {
 
 enum class VolumeMode { kMount, kBlock };
@@ -31,7 +33,10 @@ struct VolumeRecord {
   bool read_only = false;    // mapped read-only (a *_READER_ONLY access mode)
   int access_mode = 0;       // csi.v1 AccessMode.Mode value
   std::string staging_path;
-  std::string device;        // /dev/nbdN once mapped
+  std::string device;        // /dev/nbdN or /dev/ublkbN once mapped
+  // What `device` is: nbd or ublk, never auto (stage resolves it). Records
+  // written before the field existed are nbd.
+  DeviceType device_type = DeviceType::kNbd;
   std::string cookie;        // the daemon's backend identifier for the device
   bool staged = false;       // true once stage finished (mapped and mounted)
   std::vector<PublishedTarget> published;

@@ -51,6 +51,7 @@ json RecordToJson(const VolumeRecord& r) {
               {"access_mode", r.access_mode},
               {"staging_path", r.staging_path},
               {"device", r.device},
+              {"device_type", DeviceTypeName(r.device_type)},
               {"cookie", r.cookie},
               {"staged", r.staged},
               {"published", published}};
@@ -71,6 +72,9 @@ Result<VolumeRecord> RecordFromJson(const json& j) {
     r.access_mode = j.value("access_mode", 0);
     r.staging_path = j.value("staging_path", "");
     r.device = j.value("device", "");
+    std::string type = j.value("device_type", "nbd");
+    if (type != "nbd" && type != "ublk") return Err(EINVAL, "volume record: bad device_type '{}'", type);
+    r.device_type = type == "ublk" ? DeviceType::kUblk : DeviceType::kNbd;
     r.cookie = j.value("cookie", "");
     r.staged = j.value("staged", false);
     for (const auto& p : j.value("published", json::array())) {

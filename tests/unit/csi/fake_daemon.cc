@@ -81,7 +81,8 @@ json FakeDaemon::Handle(const json& request) {
     for (const auto& d : devices_) {
       if (d["spec"] == spec) return json{{"ok", false}, {"errno", EEXIST}, {"error", spec + " is already mapped"}};
     }
-    std::string device = "/dev/nbd" + std::to_string(next_index_++);
+    std::string prefix = request.value("device_type", "nbd") == "ublk" ? "/dev/ublkb" : "/dev/nbd";
+    std::string device = prefix + std::to_string(next_index_++);
     std::string cookie = "rbd-nbdd-fake-" + std::to_string(next_index_);
     devices_.push_back(json{{"device", device}, {"spec", spec}, {"cookie", cookie}, {"size", 1 << 30},
                             {"read_only", request.value("read_only", false)}});

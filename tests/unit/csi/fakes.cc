@@ -117,7 +117,10 @@ Result<MapResult> FakeDaemonClient::Map(const VolumeParams& params, bool read_on
   ++maps;
   last_read_only = read_only;
   last_key = params.key.reveal();
-  MappedDevice d{"/dev/nbd" + std::to_string(maps - 1), params.spec, "cookie-" + std::to_string(maps), 1 << 30,
+  if (params.device_type == DeviceType::kAuto) return Err(EINVAL, "fake daemon: deviceType auto reached Map()");
+  last_device_type = BuildMapRequest(params, read_only).device_type;
+  std::string prefix = last_device_type == "ublk" && !ignores_device_type ? "/dev/ublkb" : "/dev/nbd";
+  MappedDevice d{prefix + std::to_string(maps - 1), params.spec, "cookie-" + std::to_string(maps), 1 << 30,
                  read_only};
   devices.push_back(d);
   return MapResult{d.device, d.cookie};

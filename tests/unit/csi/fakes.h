@@ -13,6 +13,7 @@
 
 #include "csi/block_device.h"
 #include "csi/daemon_client.h"
+#include "csi/device_type.h"
 #include "csi/fs_tools.h"
 #include "csi/mounter.h"
 
@@ -71,12 +72,30 @@ class FakeDaemonClient : public DaemonClient {
   std::vector<MappedDevice> devices;
   int maps = 0, unmaps = 0;
   bool last_read_only = false;
+  std::string last_device_type;  // the request's device_type ("nbd" or "ublk"; /dev/ublkbN for ublk)
   std::string last_key;  // what Map() received (to check it arrived)
   int fail_map = 0;      // errno the "daemon" answers a map with
   int fail_unmap = 0;
+  bool ignores_device_type = false;  // an old daemon: maps nbd whatever is asked
   bool unreachable = false;
   std::function<void()> on_map;  // runs inside Map(), before it succeeds
   std::string socket_ = "/fake/control.sock";
+};
+
+// The node's ublk support as a test sets it (no kernel): counts its probes.
+class FakeUblkProbe : public UblkProbe {
+ public:
+  UblkSupport Probe() override {
+    std::lock_guard lock(mu);
+    ++probes;
+    return support;
+  }
+  static UblkSupport NoDriver() { return {false, false, 0, "/dev/ublk-control does not exist"}; }
+  static UblkSupport Features(uint64_t features) { return {true, true, features, ""}; }
+
+  std::mutex mu;
+  UblkSupport support = NoDriver();
+  int probes = 0;
 };
 
 }  // namespace rbdnbd::csi::testing

@@ -57,6 +57,9 @@ class GrpcServerTest : public ::testing::Test {
     deps.mounter = std::move(mounter);
     deps.fs = std::make_unique<testing::FakeFsTools>();
     deps.devices = std::move(devices);
+    // The node's ublk as a test sets it; by default none (this host's
+    // /dev/ublk-control must not decide a test).
+    deps.ublk = ublk_ ? std::move(ublk_) : std::make_unique<testing::FakeUblkProbe>();
     auto server = PluginServer::Start(options_, std::move(deps));
     ASSERT_TRUE(server) << server.error().message;
     server_ = std::move(server).value();
@@ -161,6 +164,7 @@ class GrpcServerTest : public ::testing::Test {
   PluginOptions options_;
   std::unique_ptr<testing::FakeDaemon> daemon_;
   testing::FakeMounter* mounter_ = nullptr;
+  std::unique_ptr<UblkProbe> ublk_;  // handed to the server by StartServer()
   std::unique_ptr<PluginServer> server_;
   std::unique_ptr<pb::Identity::Stub> identity_;
   std::unique_ptr<pb::Node::Stub> node_;
@@ -377,6 +381,46 @@ TEST_F(GrpcServerTest, BlockVolumeLifecycleThroughTheDaemon) {
   EXPECT_EQ(daemon_->requests().back()["target"], "/dev/nbd0");
   EXPECT_TRUE(StateText().empty());
   ASSERT_TRUE(Unstage("vol-1", stage.staging_target_path()).ok());
+}
+
+TEST_F(GrpcServerTest, DeviceTypeIsCheckedAndSentToTheDaemon) {
+  StartServer();
+  pb::NodeStageVolumeRequest stage = StageRequest(BlockCapability());
+  (*stage.mutable_volume_context())["deviceType"] = "krbd";
+  ExpectCode(Stage(stage), grpc::StatusCode::INVALID_ARGUMENT, "'deviceType' must be nbd, ublk or auto, not 'krbd'");
+  (*stage.mutable_volume_context())["deviceType"] = "nbd";
+  ASSERT_TRUE(Stage(stage).ok());
+  int maps = 0;
+  for (const auto& r : daemon_->requests()) {
+    if (r["op"] != "map") continue;
+    ++maps;
+    EXPECT_EQ(r["device_type"], "nbd");
+  }
+  EXPECT_EQ(maps, 1);
+  EXPECT_NE(StateText().find(R"("device_type": "nbd")"), std::string::npos) << StateText();
+}
+
+TEST_F(GrpcServerTest, UblkStagesAUblkDeviceWhereTheKernelHasIt) {
+  auto probe = std::make_unique<testing::FakeUblkProbe>();
+  probe->support = testing::FakeUblkProbe::NoDriver();
+  testing::FakeUblkProbe* kernel = probe.get();
+  ublk_ = std::move(probe);
+  StartServer();
+  pb::NodeStageVolumeRequest stage = StageRequest(BlockCapability());
+  (*stage.mutable_volume_context())["deviceType"] = "ublk";
+  ExpectCode(Stage(stage), grpc::StatusCode::FAILED_PRECONDITION, "modprobe ublk_drv, or use deviceType nbd|auto");
+  EXPECT_TRUE(StateText().empty());
+  {
+    std::lock_guard lock(kernel->mu);
+    kernel->support = testing::FakeUblkProbe::Features(kUblkFeatureUpdateSize);
+  }
+  ASSERT_TRUE(Stage(stage).ok());
+  EXPECT_EQ(daemon_->requests().back()["op"], "map");
+  EXPECT_EQ(daemon_->requests().back()["device_type"], "ublk");
+  EXPECT_NE(StateText().find("/dev/ublkb0"), std::string::npos) << StateText();
+  ASSERT_TRUE(Unstage("vol-1", stage.staging_target_path()).ok());
+  EXPECT_EQ(daemon_->requests().back()["op"], "unmap");
+  EXPECT_EQ(daemon_->requests().back()["target"], "/dev/ublkb0");
 }
 
 TEST_F(GrpcServerTest, DaemonMapErrorsBecomeCsiCodes) {

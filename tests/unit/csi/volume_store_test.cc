@@ -71,6 +71,33 @@ TEST_F(VolumeStoreTest, RoundTrip) {
   EXPECT_EQ((*b)->mode, VolumeMode::kBlock);
 }
 
+TEST_F(VolumeStoreTest, TheDeviceTypeRoundTripsAndOldRecordsAreNbd) {
+  VolumeRecord r = Sample();
+  r.device = "/dev/ublkb3";
+  r.device_type = DeviceType::kUblk;
+  ASSERT_TRUE(store_->Save(r));
+  auto loaded = store_->Load(r.volume_id);
+  ASSERT_TRUE(loaded && loaded->has_value());
+  EXPECT_EQ((*loaded)->device_type, DeviceType::kUblk);
+  EXPECT_EQ(**loaded, r);
+
+  // A record written before the field existed: nbd.
+  nlohmann::json old = nlohmann::json::parse(std::ifstream(store_->PathFor(r.volume_id)));
+  ASSERT_EQ(old["device_type"], "ublk");
+  old.erase("device_type");
+  old["device"] = "/dev/nbd3";
+  std::ofstream(store_->PathFor(r.volume_id)) << old.dump();
+  loaded = store_->Load(r.volume_id);
+  ASSERT_TRUE(loaded && loaded->has_value()) << (loaded ? "" : loaded.error().message);
+  EXPECT_EQ((*loaded)->device_type, DeviceType::kNbd);
+
+  old["device_type"] = "auto";  // never written: stage resolves auto first
+  std::ofstream(store_->PathFor(r.volume_id)) << old.dump();
+  loaded = store_->Load(r.volume_id);
+  ASSERT_FALSE(loaded);
+  EXPECT_NE(loaded.error().message.find("device_type"), std::string::npos) << loaded.error().message;
+}
+
 TEST_F(VolumeStoreTest, UnknownVolumeIsNotAnError) {
   auto loaded = store_->Load("never-staged");
   ASSERT_TRUE(loaded);

@@ -195,6 +195,20 @@ TEST_F(ControllerGrpcTest, MissingFieldsAreInvalidArgumentFirst) {
   EXPECT_EQ(controller_->ValidateVolumeCapabilities(&c5, vr, &vresp).error_code(), grpc::StatusCode::INVALID_ARGUMENT);
 }
 
+TEST_F(ControllerGrpcTest, DeviceTypeReachesTheVolumeContextAndABadOneFailsCreate) {
+  pb::CreateVolumeResponse created;
+  auto req = CreateRequest("pvc-ublk", kMiB);
+  (*req.mutable_parameters())["deviceType"] = "auto";
+  ASSERT_TRUE(Create(req, &created).ok());
+  EXPECT_EQ(created.volume().volume_context().at("deviceType"), "auto");
+  req = CreateRequest("pvc-bad", kMiB);
+  (*req.mutable_parameters())["deviceType"] = "ubbd";
+  auto s = Create(req, &created);
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_NE(s.error_message().find("'deviceType' must be nbd, ublk or auto, not 'ubbd'"), std::string::npos)
+      << s.error_message();
+}
+
 TEST_F(ControllerGrpcTest, LifecycleThroughTheSocket) {
   pb::CreateVolumeResponse created;
   auto req = CreateRequest("pvc-1", 100 * kMiB + 1);

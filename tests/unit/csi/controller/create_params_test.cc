@@ -134,6 +134,16 @@ TEST(CreateParamsTest, NodeKeysPassThroughAndAreCheckedLikeTheNodeDoes) {
   ExpectInvalid(Parse({{"mkfsOptions", "-L x /dev/sda"}}), "'mkfsOptions'");
 }
 
+TEST(CreateParamsTest, DeviceTypeTravelsToTheVolumeContextAndIsCheckedAtCreate) {
+  for (const char* type : {"nbd", "ublk", "auto"}) {
+    auto p = Parse({{"deviceType", type}});
+    ASSERT_TRUE(p) << p.error().message;
+    EXPECT_EQ(VolumeContext(*p, "csi-vol-x").at("deviceType"), type);
+  }
+  EXPECT_EQ(VolumeContext(*Parse({}), "csi-vol-x").count("deviceType"), 0u);  // absent: the node's nbd
+  ExpectInvalid(Parse({{"deviceType", "krbd"}}), "'deviceType' must be nbd, ublk or auto, not 'krbd'");
+}
+
 TEST(CreateParamsTest, VolumeContextHasExactlyTheNodeKeys) {
   auto p = ParseCreateParams({{"clusterID", "nsd"}, {"pool", "kube"}, {"encrypted", "true"}, {"fsType", "xfs"},
                               {"csi.storage.k8s.io/pvc/name", "x"}, {"imageFeatures", "layering"}},
