@@ -51,8 +51,13 @@ grpc::Status IdentityService::Probe(grpc::ServerContext*, const pb::ProbeRequest
   }
   bool has_nbd = status->nbd_driver.has_value() ? *status->nbd_driver
                                                  : ::access(options_.nbd_module_path.c_str(), F_OK) == 0;
-  if (!has_nbd) {
-    std::string message = "the nbd kernel driver is not available on this node (modprobe nbd)";
+  if (!has_nbd && ublk_ != nullptr && ublk_->Probe().driver) {
+    spdlog::debug("Probe: no nbd driver, but ublk: only deviceType ublk (or auto) volumes can be staged");
+  } else if (!has_nbd) {
+    std::string message = ublk_ == nullptr
+                              ? "the nbd kernel driver is not available on this node (modprobe nbd)"
+                              : "neither the nbd nor the ublk kernel driver is available on this node (modprobe nbd; "
+                                "modprobe ublk_drv for deviceType ublk)";
     spdlog::warn("Probe: {}", message);
     return grpc::Status(grpc::StatusCode::FAILED_PRECONDITION, message);
   }

@@ -4,7 +4,8 @@
 // Contract: Probe asks the rbd-nbdd daemon for its status. Unreachable, or a
 // daemon that reports no NBD driver (nbd_driver=false; when a daemon does not
 // report the field, /sys/module/nbd missing) is FAILED_PRECONDITION with the
-// reason; otherwise ready=true. Called on gRPC threads, concurrently.
+// reason, unless the node has the ublk driver (`ublk`, when given, finds
+// /dev/ublk-control: deviceType ublk volumes can be served); otherwise ready=true. Called on gRPC threads, concurrently.
 //
 // Shared by both binaries. The node plugin passes its daemon client and
 // controller_service=false. The controller (rbd-nbdd-csi-controller) passes
@@ -18,6 +19,7 @@
 
 #include "csi.grpc.pb.h"
 #include "csi/daemon_client.h"
+#include "csi/device_type.h"
 
 namespace rbdnbd::csi {
 
@@ -31,7 +33,9 @@ struct IdentityOptions {
 class IdentityService final : public ::csi::v1::Identity::Service {
  public:
   // `daemon` may be null (the controller): Probe is then ready without a check.
-  IdentityService(IdentityOptions options, DaemonClient* daemon) : options_(std::move(options)), daemon_(daemon) {}
+  // `ublk` may be null: only the nbd driver counts.
+  IdentityService(IdentityOptions options, DaemonClient* daemon, UblkProbe* ublk = nullptr)
+      : options_(std::move(options)), daemon_(daemon), ublk_(ublk) {}
 
   grpc::Status GetPluginInfo(grpc::ServerContext*, const ::csi::v1::GetPluginInfoRequest*,
                              ::csi::v1::GetPluginInfoResponse* response) override;
@@ -42,6 +46,7 @@ class IdentityService final : public ::csi::v1::Identity::Service {
  private:
   IdentityOptions options_;
   DaemonClient* daemon_;
+  UblkProbe* ublk_;
 };
 
 // The rule for plugin names (CSI: domain style, at most 63 characters,

@@ -47,7 +47,7 @@ Result<std::unique_ptr<PluginServer>> PluginServer::Start(const PluginOptions& o
   ctx.cluster_config_path = options.cluster_config;
   ctx.resize_wait = options.resize_wait;
   s->identity_ = std::make_unique<IdentityService>(
-      IdentityOptions{options.driver_name, RBDNBD_VERSION, options.nbd_module_path}, ctx.daemon);
+      IdentityOptions{options.driver_name, RBDNBD_VERSION, options.nbd_module_path}, ctx.daemon, ctx.ublk);
   s->node_ = std::make_unique<NodeService>(NodeOptions{options.node_id, options.max_volumes_per_node}, ctx);
 
   s->rpcs_ = std::make_unique<RpcMetrics>(

@@ -383,6 +383,22 @@ TEST_F(GrpcServerTest, BlockVolumeLifecycleThroughTheDaemon) {
   ASSERT_TRUE(Unstage("vol-1", stage.staging_target_path()).ok());
 }
 
+TEST_F(GrpcServerTest, ProbeIsReadyWithTheUblkDriverAlone) {
+  auto probe = std::make_unique<testing::FakeUblkProbe>();
+  testing::FakeUblkProbe* kernel = probe.get();
+  ublk_ = std::move(probe);
+  StartServer();
+  daemon_->nbd_driver = 0;
+  pb::ProbeResponse resp;
+  ExpectCode(Probe(&resp), grpc::StatusCode::FAILED_PRECONDITION, "neither the nbd nor the ublk kernel driver");
+  {
+    std::lock_guard lock(kernel->mu);
+    kernel->support = testing::FakeUblkProbe::Features(0);
+  }
+  ASSERT_TRUE(Probe(&resp).ok());
+  EXPECT_TRUE(resp.ready().value());
+}
+
 TEST_F(GrpcServerTest, DeviceTypeIsCheckedAndSentToTheDaemon) {
   StartServer();
   pb::NodeStageVolumeRequest stage = StageRequest(BlockCapability());
