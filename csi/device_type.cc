@@ -58,9 +58,8 @@ Result<DeviceChoice> ChooseDeviceType(DeviceType requested, UblkProbe* probe) {
                  "the ublk driver is not loaded on this node: modprobe ublk_drv, or use deviceType nbd|auto ({})",
                  s.detail);
     }
-    std::string reason = "deviceType ublk";
-    if (!s.update_size()) reason += "; online expansion will fail: " + NoUpdateSize(s);
-    return DeviceChoice{DeviceType::kUblk, std::move(reason)};
+    if (s.update_size()) return DeviceChoice{DeviceType::kUblk, "deviceType ublk"};
+    return DeviceChoice{DeviceType::kUblk, "deviceType ublk; NodeExpandVolume will fail: " + NoUpdateSize(s), true};
   }
   if (!s.driver) return DeviceChoice{DeviceType::kNbd, "deviceType auto chose nbd: no ublk driver (" + s.detail + ")"};
   if (!s.update_size()) return DeviceChoice{DeviceType::kNbd, "deviceType auto chose nbd: " + NoUpdateSize(s)};

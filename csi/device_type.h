@@ -70,6 +70,7 @@ class UblkProbe {
 struct DeviceChoice {
   DeviceType type = DeviceType::kNbd;  // kNbd or kUblk, never kAuto
   std::string reason;                  // why (for the log), for auto
+  bool warn = false;                   // ublk asked for where online expansion will fail
 };
 
 // The table above. `probe` may be null: no ublk driver known.

@@ -160,7 +160,10 @@ Result<void> Stager::EnsureMapped(VolumeRecord* record, VolumeParams* params, bo
   if (d == nullptr) {
     auto choice = ChooseDeviceType(requested, ctx_.ublk);
     if (!choice) return Unexpected(choice.error());
-    if (requested != DeviceType::kNbd) spdlog::info("stage {}: {}", record->volume_id, choice->reason);
+    if (requested != DeviceType::kNbd) {
+      spdlog::log(choice->warn ? spdlog::level::warn : spdlog::level::info, "stage {}: {}", record->volume_id,
+                  choice->reason);
+    }
     params->device_type = choice->type;
     auto mapped = ctx_.daemon->Map(*params, record->read_only);
     if (!mapped && mapped.error().code == kAlreadyExists) {

@@ -115,7 +115,11 @@ TEST(DeviceTypeTest, UblkIsMappedEvenWithoutOnlineResizeButSaysSo) {
   auto r = ChooseDeviceType(DeviceType::kUblk, &probe);
   ASSERT_TRUE(r) << r.error().message;
   EXPECT_EQ(r->type, DeviceType::kUblk);
+  EXPECT_TRUE(r->warn);
+  EXPECT_NE(r->reason.find("NodeExpandVolume will fail"), std::string::npos) << r->reason;
   EXPECT_NE(r->reason.find("UBLK_F_UPDATE_SIZE"), std::string::npos) << r->reason;
+  probe.support = FakeUblkProbe::Features(kUblkFeatureUpdateSize);
+  EXPECT_FALSE(ChooseDeviceType(DeviceType::kUblk, &probe)->warn);
 }
 
 TEST(DeviceTypeTest, AutoPicksUblkOnlyWithTheDriverAndOnlineResize) {
