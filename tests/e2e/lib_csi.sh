@@ -386,7 +386,7 @@ mount_fstype() { findmnt -n -o FSTYPE --mountpoint "$1" 2>/dev/null | tail -n 1;
 staged_dev() {
   local d
   d=$(mount_source "$1")
-  [[ "$d" =~ ^/dev/nbd[0-9]+$ ]] || fail "$1 is not a mounted /dev/nbdN (source: '${d:-none}')"
+  [[ "$d" =~ ^/dev/(nbd|ublkb)[0-9]+$ ]] || fail "$1 is not a mounted /dev/nbdN or /dev/ublkbN (source: '${d:-none}')"
   echo "$d"
 }
 
@@ -406,7 +406,8 @@ assert_csi_clean() {
   m=$(csi_mounts)
   [ -z "$m" ] || fail "still mounted: ${m//$'\n'/ }"
   assert_no_nbd_connected
-  log "clean: no CSI mount, no nbd device, nothing mapped"
+  ! compgen -G '/dev/ublkb*' > /dev/null || fail "a ublk device is left: $(ls /dev/ublkb* 2>&1)"
+  log "clean: no CSI mount, no nbd or ublk device, nothing mapped"
 }
 
 # assert_no_secret_leak KEY : KEY is in no log (scenario, plugin, daemon, Ceph), not in the
