@@ -295,6 +295,32 @@ fio_verify() {
     --iodepth=16 --size="$size" --verify=crc32c --do_verify=1 --verify_fatal=1 --verify_dump=1 "$@"
 }
 
+# fio verify in the background on $FIO_DEV (the scenario sets it), for restarts under I/O:
+#   writes_done                 completed write requests of $FIO_DEV (sysfs stat, field 5)
+#   fio_bg NAME SIZE OFFSET     fio_verify on $FIO_DEV in the background; FIO_PID
+#   wait_fio WHAT SECS          the background fio must exit 0 within SECS
+#   writes_progress N           wait until N more writes completed than now
+FIO_DEV= FIO_PID=
+writes_done() { local a; read -ra a < "/sys/block/${FIO_DEV##*/}/stat"; echo "${a[4]}"; }   # builtins: it is polled
+fio_bg() {
+  (fio_verify "$1" "$FIO_DEV" "$2" --offset="$3") &
+  FIO_PID=$!
+  on_exit "kill $FIO_PID 2>/dev/null || true"
+}
+wait_fio() {
+  local deadline=$((SECONDS + $2)) rc=0
+  while kill -0 "$FIO_PID" 2>/dev/null; do
+    [ "$SECONDS" -lt "$deadline" ] || fail "$1: fio still running after $2 s"
+    sleep 0.5
+  done
+  wait "$FIO_PID" || rc=$?
+  [ "$rc" = 0 ] || fail "$1: fio failed (exit $rc)"
+}
+writes_progress() {
+  local target=$(($(writes_done) + $1))
+  wait_until 60 "$1 writes on $FIO_DEV (at $(writes_done))" eval '[ "$(writes_done)" -ge '"$target"' ]'
+}
+
 # dev_sha256 DEV [BYTES] : sha256 of the first BYTES (default: all) of DEV, read O_DIRECT.
 dev_sha256() {
   local bytes=${2:-$(nbd_size "$1")}

@@ -25,7 +25,6 @@ start_daemon
 rbd_ create --size 128M "$IMG" || fail "rbd create $IMG failed"
 map_image "$SIZE" "$IMG" --show-cookie --io-timeout 15 --connect-timeout 20 --reattach-timeout 120
 DEV=$MAPPED_DEV COOKIE=$MAPPED_COOKIE
-SYS=/sys/block/${DEV##*/}
 
 MON_PID= OSD_PID=
 read -r MON_PID < "$MAP_CLUSTER_DIR/run/mon.a.pid" || fail "no mon pid file"
@@ -33,7 +32,7 @@ read -r OSD_PID < "$MAP_CLUSTER_DIR/run/osd.0.pid" || fail "no osd pid file"
 thaw() { kill -CONT "$MON_PID" "$OSD_PID" 2>/dev/null || true; }
 on_exit thaw   # never leave the batch's cluster frozen
 
-writes_done() { local a; read -ra a < "$SYS/stat"; echo "${a[4]}"; }
+FIO_DEV=$DEV   # lib_map.sh's writes_done
 
 step "fio randwrite + verify, then freeze the cluster and SIGKILL the daemon"
 (fio_verify frozen "$DEV" 8M) &

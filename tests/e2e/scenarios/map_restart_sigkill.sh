@@ -33,33 +33,7 @@ SYS=/sys/block/$(basename "$DEV")
 [ -n "$COOKIE" ] || fail "map --show-cookie printed no cookie"
 log "$DEV cookie $COOKIE"
 
-# writes_done : the device's completed write requests (sysfs stat, field 5).
-writes_done() { awk '{print $5}' "$SYS/stat"; }
-
-# fio_bg NAME SIZE OFFSET : fio_verify in the background; FIO_PID.
-FIO_PID=
-fio_bg() {
-  (fio_verify "$1" "$DEV" "$2" --offset="$3") &
-  FIO_PID=$!
-  on_exit "kill $FIO_PID 2>/dev/null || true"
-}
-
-# wait_fio WHAT SECS : the background fio must exit 0 within SECS.
-wait_fio() {
-  local deadline=$((SECONDS + $2)) rc=0
-  while kill -0 "$FIO_PID" 2>/dev/null; do
-    [ "$SECONDS" -lt "$deadline" ] || fail "$1: fio still running after $2 s"
-    sleep 0.5
-  done
-  wait "$FIO_PID" || rc=$?
-  [ "$rc" = 0 ] || fail "$1: fio failed (exit $rc)"
-}
-
-# writes_progress N : wait until N more writes completed than now.
-writes_progress() {
-  local target=$(($(writes_done) + $1))
-  wait_until 60 "$1 writes on $DEV (at $(writes_done))" eval '[ "$(writes_done)" -ge '"$target"' ]'
-}
+FIO_DEV=$DEV   # lib_map.sh: writes_done, fio_bg, wait_fio, writes_progress
 
 step "(1) SIGKILL under fio randwrite + verify"
 fio_bg kill 8M 0

@@ -72,27 +72,7 @@ grep -q "UBLK_F_USER_RECOVERY|UBLK_F_USER_RECOVERY_REISSUE" "$DAEMON_LOG" \
   || fail "the ublk device was not added with user recovery"
 fio_verify ublk-first "$UDEV" 8M
 
-# writes_done : completed write requests of the ublk device (sysfs stat, field 5).
-writes_done() { awk '{print $5}' "$USYS/stat"; }
-FIO_PID=
-fio_bg() {
-  (fio_verify "$1" "$UDEV" "$2" --offset="$3") &
-  FIO_PID=$!
-  on_exit "kill $FIO_PID 2>/dev/null || true"
-}
-wait_fio() {
-  local deadline=$((SECONDS + $2)) rc=0
-  while kill -0 "$FIO_PID" 2>/dev/null; do
-    [ "$SECONDS" -lt "$deadline" ] || fail "$1: fio still running after $2 s"
-    sleep 0.5
-  done
-  wait "$FIO_PID" || rc=$?
-  [ "$rc" = 0 ] || fail "$1: fio failed (exit $rc)"
-}
-writes_progress() {
-  local target=$(($(writes_done) + $1))
-  wait_until 60 "$1 writes on $UDEV (at $(writes_done))" eval '[ "$(writes_done)" -ge '"$target"' ]'
-}
+FIO_DEV=$UDEV   # lib_map.sh: writes_done, fio_bg, wait_fio, writes_progress
 # after_restart WHAT : the new daemon serves both devices again.
 after_restart() {
   local l
