@@ -14,7 +14,9 @@ path (our server, its peers, and reference paths such as a RAM disk), beside the
                                            <base>-p99.png  (p99 latency, lower is better)
     csi-controller                         <base>-ops.png  (creates/s and deletes/s)
                                            <base>-p99.png  (create/delete p99 ms)
-    csi-stage                              <base>-time.png (median s, min-max whiskers, 3 s target)
+    csi-stage                              <base>-time.png (median s, min-max whiskers, 3 s target;
+                                             per device type and fs: ublk ÷ nbd labels)
+                                           <base>-split.png (NodeStage's map/probe/mkfs/mount/other)
     metrics-overhead                       <base>-iops.png (per round and the median: metrics on
                                              vs off, label on/off, a 0.98 x off tick on each)
                                            <base>-cpu.png  (server CPU µs per request, on vs off)
@@ -152,11 +154,38 @@ def spec(kind, rows):
                     {"name": "ops", "metric": "ops_per_s", "ylabel": "calls/s", "better": "higher"},
                     {"name": "p99", "metric": "p99_ms", "ylabel": "p99 latency (ms)", "better": "lower"}]}
     if kind == "csi-stage":
-        return {"ours": sorted(paths), "peers": [], "refs": [],
-                "series_name": "filesystem", "group_name": "phase",
-                "figures": [{"name": "time", "metric": "seconds", "ylabel": "seconds (median; min-max)",
-                             "better": "lower", "range": ["seconds_min", "seconds_max"],
-                             "target": {"value": 3.0, "label": "target: stage + publish ≤ 3 s"}}]}
+        # Old results: one series per filesystem ("ext4", "xfs"). Since the device type
+        # dimension: "<device> <fs>" ("nbd xfs", "ublk xfs"; "<kernel> <device> <fs>" when one
+        # result holds several kernels), ublk ours and nbd the peer, each ublk bar labelled
+        # ublk ÷ nbd of the same filesystem; -split.png (where stage's time goes) when the
+        # rows carry part_seconds.
+        time_fig = {"name": "time", "metric": "seconds", "ylabel": "seconds (median; min-max)",
+                    "better": "lower", "range": ["seconds_min", "seconds_max"],
+                    "target": {"value": 3.0, "label": "target: stage + publish ≤ 3 s"}}
+        dev = {r["path"]: r.get("device") for r in rows}
+        ublk = sorted(p for p in paths if dev[p] == "ublk")
+        nbd = sorted(p for p in paths if dev[p] == "nbd")
+        res = {"ours": sorted(paths), "peers": [], "refs": [], "series_name": "filesystem",
+               "group_name": "phase", "figures": [time_fig]}
+        if ublk or nbd:
+            res["series_name"] = "device and fs"
+        if ublk and nbd:
+            pairs = {}
+            for p in ublk:
+                q = next((n for n in nbd if n == re.sub(r"\bublk\b", "nbd", p, count=1)), None)
+                if q:
+                    pairs[p] = q
+            res.update({"ours": ublk, "peers": nbd, "ratio_pairs": pairs,
+                        # pairs side by side: ublk ext4, nbd ext4, ublk xfs, nbd xfs
+                        "order": [x for p in ublk for x in (p, pairs.get(p)) if x]
+                        + [p for p in nbd if p not in pairs.values()],
+                        "ratio_caption": "label: ublk ÷ nbd, same filesystem"})
+        if any(r.get("part_seconds") is not None for r in rows):
+            res["figures"] = [time_fig, {"name": "split", "metric": "part_seconds", "better": "lower",
+                                         "ylabel": "NodeStage seconds (median; min-max)",
+                                         "group_name": "part",
+                                         "range": ["part_seconds_min", "part_seconds_max"]}]
+        return res
     if kind == "metrics-overhead":
         return {"ours": ["metrics on"] + sorted(p for p in paths if p not in ("metrics on", "metrics off")),
                 "peers": ["metrics off"], "refs": [], "group_name": "round",
@@ -243,10 +272,32 @@ def parse_csi_controller(tables):
 
 
 def parse_csi_stage(tables):
+    """Old tables: | fs | phase | min | median | max |; since the device type dimension also
+    kernel and device columns, and a | kernel | device | fs | map | ... | table of medians."""
     t = find_table(tables, "fs", "phase", "min", "median", "max")
-    return [{"workload": col(t, r, "phase").replace("*", "").strip(), "path": col(t, r, "fs"),
-             "seconds": num(col(t, r, "median")), "seconds_min": num(col(t, r, "min")),
-             "seconds_max": num(col(t, r, "max"))} for r in t["rows"]]
+    has_dev = "device" in t["cols"]
+    kernels = {col(t, r, "kernel") for r in t["rows"]} if "kernel" in t["cols"] else set()
+
+    def path(t, r):
+        if not has_dev:
+            return col(t, r, "fs")
+        k = f"{col(t, r, 'kernel')} " if len(kernels) > 1 else ""
+        return f"{k}{col(t, r, 'device')} {col(t, r, 'fs')}"
+
+    def dims(t, r):
+        return {"kernel": col(t, r, "kernel"), "device": col(t, r, "device"), "fs": col(t, r, "fs")} if has_dev else {}
+
+    rows = [dict({"workload": col(t, r, "phase").replace("*", "").strip(), "path": path(t, r),
+                  "seconds": num(col(t, r, "median")), "seconds_min": num(col(t, r, "min")),
+                  "seconds_max": num(col(t, r, "max"))}, **dims(t, r)) for r in t["rows"]]
+    s = find_table(tables, "kernel", "device", "fs", "map", "mkfs", "mount")
+    if s is not None and has_dev:
+        for r in s["rows"]:
+            for part in ("map", "probe", "mkfs", "mount", "other"):
+                if part in s["cols"] and num(col(s, r, part)) is not None:
+                    rows.append(dict({"workload": part, "path": path(s, r),
+                                      "part_seconds": num(col(s, r, part))}, **dims(s, r)))
+    return rows
 
 
 def to_ms(cell):
@@ -401,6 +452,8 @@ def draw(plt, res, fig_spec, png, dpi):
             workloads.append(r["workload"])
     ours, peers, refs = order_paths(res)
     paths = ours + peers + refs
+    if res.get("order"):   # a bar order of the benchmark's own (csi-stage: ublk beside its nbd)
+        paths = [p for p in res["order"] if p in paths] + [p for p in paths if p not in res["order"]]
     val = {(r["workload"], r["path"]): r for r in res["rows"] if r.get(metric) is not None}
     paths = [p for p in paths if any((w, p) in val for w in workloads)]
     if not workloads or not paths:
@@ -410,9 +463,11 @@ def draw(plt, res, fig_spec, png, dpi):
         for i, p in enumerate(group):
             color[p] = palette[i % len(palette)]
 
-    # the best peer per workload in this metric
+    # the best peer per workload in this metric; with ratio_pairs, each of our series is
+    # compared with its own peer series instead (no hatching)
+    pairs = res.get("ratio_pairs") or {}
     best = {}
-    for w in workloads:
+    for w in ([] if pairs else workloads):
         cands = [(val[(w, p)][metric], p) for p in peers if (w, p) in val and val[(w, p)][metric]]
         if cands:
             best[w] = (max if higher else min)(cands)[1]
@@ -460,9 +515,9 @@ def draw(plt, res, fig_spec, png, dpi):
                        "best_peer_bars": sum(1 for h in hatches if h)})
         if role == "ours":
             for b, x, y, w in zip(bars, xs, ys, [w for w in workloads if (w, p) in val]):
-                if w not in best:
+                bp = pairs.get(p) if pairs else best.get(w)
+                if bp is None or (w, bp) not in val or not val[(w, bp)][metric]:
                     continue
-                bp = best[w]
                 ratio = y / val[(w, bp)][metric]
                 given = val[(w, p)].get(fig_spec["ratio_field"]) if "ratio_field" in fig_spec else None
                 if given is not None:   # the table's own ratio (e.g. a median of per-round ratios)
