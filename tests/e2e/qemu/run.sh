@@ -40,6 +40,7 @@
 set -uo pipefail
 
 HERE=$(cd "$(dirname "$(readlink -f "$0")")" && pwd)
+. "$HERE/../vm_host.sh"   # vm_follow, vm_result
 ROOT=$(cd "$HERE/../../.." && pwd)
 die() { echo "qemu/run.sh: $*" >&2; exit 2; }
 
@@ -193,7 +194,6 @@ t0=$(date +%s.%N)
 for ((try = 1; ; try++)); do
   : > "$OUT/console.log"
   rm -f "$OUT/timing" "$OUT/rc" "$OUT/rc.tmp"
-  tailpid=
   "${NETNS[@]}" timeout -k 10 "$TMO" "$QEMU" -M q35 -accel tcg,thread=multi -cpu "$CPU" -smp "$SMP" -m "$MEM" \
     "${BIOS[@]}" -nodefaults -no-user-config -display none -no-reboot \
     -serial stdio -monitor none \
@@ -202,16 +202,7 @@ for ((try = 1; ; try++)); do
     "${P9[@]}" "${NETARGS[@]}" \
     < /dev/null > "$OUT/console.log" 2>&1 &
   tpid=$!
-  if [ "${VM_QUIET:-0}" != 1 ]; then
-    tail -n +1 -f --pid="$tpid" "$OUT/console.log" &
-    tailpid=$!
-  fi
-  urc=0
-  while :; do
-    wait "$tpid"; urc=$?
-    kill -0 "$tpid" 2>/dev/null || break
-  done
-  [ -n "${tailpid:-}" ] && wait "$tailpid" 2>/dev/null
+  vm_follow "$tpid" "$OUT"; urc=$VM_RC
   tpid=
   # booted (the job started), told to stop, timed out, or out of tries: done
   if [ -s "$OUT/timing" ] || [ -s "$OUT/rc" ] || [ "$STOPPED" = 1 ] || [ "$urc" = 124 ] ||
@@ -223,25 +214,4 @@ for ((try = 1; ; try++)); do
        "console kept in $OUT/console.boot-fail-$try.log): booting again" >&2
   grep -m 3 -E 'Oops|panic|BUG' "$OUT/console.log" | sed 's/^/qemu\/run.sh:   /' >&2
 done
-t1=$(date +%s.%N)
-
-total=$(awk -v a="$t0" -v b="$t1" 'BEGIN{printf "%.1f", b-a}')
-boot=$(sed -n 's/^boot=//p' "$OUT/timing" 2>/dev/null)
-echo "qemu/run.sh: wall ${total}s, guest boot ${boot:-?}s (uptime at script start), kernel $KVER" >&2
-echo "wall=$total" >> "$OUT/timing"
-
-if [ -s "$OUT/rc" ]; then
-  rc=$(cat "$OUT/rc")
-  [[ "$rc" =~ ^[0-9]+$ ]] || { echo "qemu/run.sh: garbage rc file: $rc" >&2; exit 125; }
-  exit "$rc"
-fi
-if [ "$urc" = 124 ] || [ "$urc" = 137 ]; then
-  echo "qemu/run.sh: timed out after ${TMO}s (the guest did not report an exit code)" >&2
-  exit 124
-fi
-echo "qemu/run.sh: guest died (qemu rc=$urc) without reporting an exit code" >&2
-if [ "${VM_QUIET:-0}" = 1 ]; then
-  echo "qemu/run.sh: ---- last 30 lines of the guest console ----" >&2
-  tail -n 30 "$OUT/console.log" >&2
-fi
-exit 125
+VM_KVER=$KVER vm_result qemu/run.sh "$OUT" "$t0" "$TMO"

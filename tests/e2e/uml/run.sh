@@ -32,6 +32,7 @@
 set -uo pipefail
 
 HERE=$(cd "$(dirname "$(readlink -f "$0")")" && pwd)
+. "$HERE/../vm_host.sh"   # vm_follow, vm_result
 die() { echo "uml/run.sh: $*" >&2; exit 2; }
 
 [ $# -ge 1 ] || die "usage: $0 SCRIPT [ARGS...]"
@@ -125,36 +126,5 @@ TMPDIR=$RAMDIR timeout -k 10 "$TMO" "$UML" \
   < /dev/null > "$OUT/console.log" 2>&1 &
 tpid=$!
 trap 'kill -TERM -- -"$tpid" 2>/dev/null' TERM INT HUP
-if [ "${VM_QUIET:-0}" != 1 ]; then
-  tail -n +1 -f --pid="$tpid" "$OUT/console.log" &
-  tailpid=$!
-fi
-urc=0
-while :; do
-  wait "$tpid"; urc=$?
-  # wait returns >128 when a trapped signal interrupted it; the child may still be alive.
-  kill -0 "$tpid" 2>/dev/null || break
-done
-[ -n "${tailpid:-}" ] && wait "$tailpid" 2>/dev/null
-t1=$(date +%s.%N)
-
-total=$(awk -v a="$t0" -v b="$t1" 'BEGIN{printf "%.1f", b-a}')
-boot=$(sed -n 's/^boot=//p' "$OUT/timing" 2>/dev/null)
-echo "uml/run.sh: wall ${total}s, guest boot ${boot:-?}s (uptime at script start)" >&2
-echo "wall=$total" >> "$OUT/timing"
-
-if [ -s "$OUT/rc" ]; then
-  rc=$(cat "$OUT/rc")
-  [[ "$rc" =~ ^[0-9]+$ ]] || { echo "uml/run.sh: garbage rc file: $rc" >&2; exit 125; }
-  exit "$rc"
-fi
-if [ "$urc" = 124 ] || [ "$urc" = 137 ]; then
-  echo "uml/run.sh: timed out after ${TMO}s (the guest did not report an exit code)" >&2
-  exit 124
-fi
-echo "uml/run.sh: guest died (linux.uml rc=$urc) without reporting an exit code" >&2
-if [ "${VM_QUIET:-0}" = 1 ]; then
-  echo "uml/run.sh: ---- last 30 lines of the guest console ----" >&2
-  tail -n 30 "$OUT/console.log" >&2
-fi
-exit 125
+vm_follow "$tpid" "$OUT"
+vm_result uml/run.sh "$OUT" "$t0" "$TMO"
