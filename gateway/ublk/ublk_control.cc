@@ -3,6 +3,7 @@
 #include <fcntl.h>
 
 #include <cerrno>
+#include <cstdio>
 #include <cstring>
 
 #include <spdlog/spdlog.h>
@@ -94,25 +95,47 @@ int UblkControl::Command(uint32_t op, const ublksrv_ctrl_cmd& cmd) {
   return res;
 }
 
-Unexpected UblkControl::Fail(const char* what, uint32_t dev_id, int res) {
+Error UblkCommandError(const char* what, uint32_t dev_id, int res, const std::string& ublks_max_param) {
   const int e = -res;
   const std::string dev = dev_id == kUblkAutoId ? "a new ublk device" : fmt::format("ublk device {}", dev_id);
+  auto error = [&](fmt::string_view why) { return Error{e, fmt::format("{} of {}: {}", what, dev, why)}; };
+  if (e == EACCES && std::strcmp(what, "ADD_DEV") == 0) {
+    // ublk_ctrl_add_dev: EACCES once the devices added reach ublks_max (CAP_SYS_ADMIN missing is
+    // EPERM). Since Linux 6.2; later kernels (Debian's 6.12.118 among them) count only
+    // UBLK_F_UNPRIVILEGED_DEV devices, which rbd-nbdd never adds, so there it cannot happen.
+    std::string max = "?";
+    if (std::FILE* f = std::fopen(ublks_max_param.c_str(), "re")) {
+      char buf[32] = {};
+      if (std::fgets(buf, sizeof(buf), f) != nullptr) max = std::string(buf, std::strcspn(buf, "\n"));
+      std::fclose(f);
+    }
+    return error(fmt::format(
+        "the ublk driver's device limit is reached (ublks_max={}): unmap a ublk device, or raise the "
+        "limit (echo N > {}, or modprobe ublk_drv ublks_max=N)", max, ublks_max_param));
+  }
   switch (e) {
     case EPERM:
     case EACCES:
-      return Err(e, "{} of {}: permission denied (needs CAP_SYS_ADMIN)", what, dev);
+      return error("permission denied: the ublk driver wants CAP_SYS_ADMIN (run the daemon as root, "
+                   "or give it CAP_SYS_ADMIN)");
     case EEXIST:
-      return Err(e, "{} of {}: the id is in use (/dev/ublkc{} exists)", what, dev, dev_id);
+      return error(fmt::format("the id is in use: /dev/ublkc{} belongs to another ublk server, or to one "
+                               "that died leaving it to be recovered (ask for another id, or none to let "
+                               "the kernel pick a free one)", dev_id));
     case ENOSPC:
-      return Err(e, "{} of {}: no free ublk device id", what, dev);
+      return error("no free ublk device id (remove a ublk device first)");
     case ENODEV:
-      return Err(e, "{} of {}: no such ublk device", what, dev);
+      return error("no such ublk device");
     case EOPNOTSUPP:
-      return Err(e, "{} of {}: the kernel does not support this command (legacy ublk opcodes "
-                 "disabled, or too old a driver)", what, dev);
+      return error("the kernel does not support this command (legacy ublk opcodes disabled, or too old "
+                   "a driver)");
     default:
-      return Err(e, "{} of {}: {}", what, dev, std::strerror(e));
+      return error(std::strerror(e));
   }
+}
+
+Unexpected UblkControl::Fail(const char* what, uint32_t dev_id, int res) {
+  return Unexpected(UblkCommandError(what, dev_id, res));
 }
 
 Result<ublksrv_ctrl_dev_info> UblkControl::AddDev(const ublksrv_ctrl_dev_info& want) {

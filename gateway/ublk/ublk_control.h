@@ -12,10 +12,13 @@
 //   manager). Calls are serialised by an internal mutex, so any thread works.
 // * Uses the legacy opcodes of Linux 6.1's uapi header, which later kernels
 //   still take (CONFIG_BLKDEV_UBLK_LEGACY_OPCODES).
-// * Errors say what failed and why: no driver (ENODEV, "ublk_drv is not
-//   loaded"), EPERM, a device id in use (EEXIST), no free id (ENOSPC), a
-//   flag the kernel does not know (EOPNOTSUPP: AddDev checks that every asked
-//   feature flag came back), resize on a kernel without UPDATE_SIZE (EOPNOTSUPP).
+// * Errors say what failed, why, and what to do (UblkCommandError): no
+//   driver (ENODEV, "ublk_drv is not loaded"), no CAP_SYS_ADMIN (EPERM), the
+//   driver's device limit reached (ADD_DEV's EACCES: ublks_max, with its
+//   value), a device id in use by another ublk server (EEXIST), no free id
+//   (ENOSPC), a flag the kernel does not know (EOPNOTSUPP: AddDev checks that
+//   every asked feature flag came back), resize on a kernel without
+//   UPDATE_SIZE (EOPNOTSUPP). A failed ADD_DEV leaves no device behind.
 #pragma once
 
 #include <linux/ublk_cmd.h>
@@ -43,9 +46,18 @@ inline constexpr uint32_t kUblkCmdGetFeatures = 0x80207513u;
 inline constexpr uint32_t kUblkCmdUpdateSize = 0xc0207515u;
 inline constexpr uint64_t kUblkFUpdateSize = 1ull << 10;
 inline constexpr const char* kUblkControlPath = "/dev/ublk-control";
+// The driver's limit on added devices (Linux 6.2+; ADD_DEV is EACCES beyond it).
+inline constexpr const char* kUblksMaxParam = "/sys/module/ublk_drv/parameters/ublks_max";
 
 // "UBLK_F_USER_RECOVERY|..." for logs and errors.
 std::string UblkFlagNames(uint64_t flags);
+
+// The Error of control command `what` ("ADD_DEV", ...) on dev_id (kUblkAutoId:
+// a new device) that the driver failed with res (-errno): what it means for
+// ublk and what to do. ADD_DEV's EACCES is the device limit, whose value is
+// read from ublks_max_param; every other EPERM/EACCES is a missing capability.
+Error UblkCommandError(const char* what, uint32_t dev_id, int res,
+                       const std::string& ublks_max_param = kUblksMaxParam);
 
 class UblkControl {
  public:
@@ -76,8 +88,8 @@ class UblkControl {
   explicit UblkControl(UniqueFd fd) : fd_(std::move(fd)) {}
   // Submits one command and returns the CQE's res (0 or -errno).
   int Command(uint32_t op, const ublksrv_ctrl_cmd& cmd);
-  // The common errors of a failed command, as an Error.
-  Unexpected Fail(const char* what, uint32_t dev_id, int res);
+  // UblkCommandError, as the failure of a Result.
+  static Unexpected Fail(const char* what, uint32_t dev_id, int res);
 
   std::mutex mu_;
   UniqueFd fd_;
