@@ -8,7 +8,9 @@
 //   bad one, EINVAL ("map: 'connections' must be 1..16, not 0"). A map is
 //   refused for: no spec; connections outside 1..16; connect_timeout outside
 //   1..3600; a device index over 2^32-1; an encryption other than
-//   luks1|luks2; both passphrase and passphrase_file; an encryption without
+//   luks1|luks2; queue_depth over 4096 or max_io_bytes not a multiple of 4096
+//   in 4 KiB..32 MiB (0: the default), or either with a device_type other
+//   than ublk; both passphrase and passphrase_file; an encryption without
 //   either; a passphrase without an encryption; a client name not TYPE.ID
 //   (or with a space, tab, newline or '/'). An attach is refused also without
 //   device and cookie, or with an in-memory key or passphrase. An unknown op,

@@ -7,6 +7,8 @@
 //   map     -> {"op":"map","spec":"kube/pvc-1","connections":4,"client_name":"client.kube",
 //               "mon_host":"10.0.0.1:3300","key":"AQB...","connect_timeout":30,...}
 //           <- {"ok":true,"device":"/dev/nbd0","cookie":"rbd-nbdd-6f1c..."}
+//           -> {"op":"map","spec":"kube/pvc-2","device_type":"ublk","queue_depth":64,
+//               "max_io_bytes":262144,...}            <- {"ok":true,"device":"/dev/ublkb0",...}
 //   unmap   -> {"op":"unmap","target":"/dev/nbd0","force":false}      <- {"ok":true}
 //   attach  -> {"op":"attach","spec":"kube/pvc-1","device":0,"cookie":"rbd-nbdd-6f1c...",
 //               "keyring":"/etc/ceph/kube.keyring",...}
@@ -15,6 +17,7 @@
 //   list    -> {"op":"list"}
 //           <- {"ok":true,"devices":[{"device":"/dev/nbd0","type":"nbd","index":0,"spec":"kube/pvc-1",
 //               "state":"mapped","last_error":"","reattach_attempts":0,...,
+//               ("queue_depth":64,"max_io_bytes":262144 for a ublk device),
 //               "health":{"state":"mapped","last_error":"","last_error_time":0,
 //                         "seconds_since_last_io":3,"inflight":0,"recent_errors":0,
 //                         "stalled":false}}],"pid":812,"nbd_driver":true,"netlink":true}
@@ -49,6 +52,12 @@
 
 namespace rbdnbd::api {
 
+// The ublk driver's limits on a map's queue shape (include/uapi/linux/ublk_cmd.h:
+// UBLK_MAX_QUEUE_DEPTH, and 1 << UBLK_IO_BUF_BITS bytes per request); the
+// daemon checks that its own (ublk/ublk_params.h) agree.
+inline constexpr uint32_t kMaxUblkQueueDepth = 4096;
+inline constexpr uint32_t kMaxUblkIoBytes = 32u << 20;
+
 // map: map `spec` at a /dev/nbdX. Also the body of an attach.
 struct MapRequest {
   std::string spec;                       // pool/[ns/]image[@snap], required
@@ -56,6 +65,12 @@ struct MapRequest {
   // the kernel frontend, as `rbd device map -t` names it. An absent field is nbd.
   std::string device_type = "nbd";
   std::optional<uint32_t> device;         // the device index (nbdN or ublkbN); absent: the kernel picks one
+  // ublk only (refused with nbd): requests per hardware queue, 1..4096
+  // (UBLK_MAX_QUEUE_DEPTH), and the largest request in bytes (also each
+  // request slot's buffer), a multiple of 4096 from 4 KiB to 32 MiB. 0 or
+  // absent: the daemon's defaults, 128 and 512 KiB.
+  uint32_t queue_depth = 0;
+  uint32_t max_io_bytes = 0;
   uint32_t connections = 1;               // 1..16
   uint64_t io_timeout_s = 0;              // 0: requests never time out
   uint64_t reattach_timeout_s = 0;        // the kernel's DEAD_CONN_TIMEOUT
@@ -147,6 +162,10 @@ struct DeviceEntry {
   std::string cookie;
   uint32_t connections = 0;
   uint64_t live_connections = 0;
+  // ublk: requests per queue and the largest request in bytes, as mapped
+  // ("queue_depth", "max_io_bytes"); 0 (absent): an nbd device or an older daemon.
+  uint32_t queue_depth = 0;
+  uint32_t max_io_bytes = 0;
   uint64_t size = 0;        // bytes, the kernel device
   uint64_t image_size = 0;  // bytes, the image now (it leads `size` during a resize); 0: unknown
   bool read_only = false;

@@ -52,6 +52,8 @@ json DeviceJson(const DeviceEntry& d) {
               {"last_error", d.last_error},
               {"last_error_unix", d.last_error_unix},
               {"reattach_attempts", d.reattach_attempts}};
+  if (d.queue_depth != 0) j["queue_depth"] = d.queue_depth;
+  if (d.max_io_bytes != 0) j["max_io_bytes"] = d.max_io_bytes;
   if (d.health) j["health"] = HealthJson(*d.health);
   return j;
 }
@@ -141,6 +143,8 @@ Result<DeviceEntry> DecodeDevice(const json& j, size_t i) {
   RBDNBD_API_TRY(f.Optional("cookie", &d.cookie));
   RBDNBD_API_TRY(f.Optional("connections", &d.connections));
   RBDNBD_API_TRY(f.Optional("live_connections", &d.live_connections));
+  RBDNBD_API_TRY(f.Optional("queue_depth", &d.queue_depth));
+  RBDNBD_API_TRY(f.Optional("max_io_bytes", &d.max_io_bytes));
   RBDNBD_API_TRY(f.Optional("size", &d.size));
   RBDNBD_API_TRY(f.Optional("image_size", &d.image_size));
   RBDNBD_API_TRY(f.Optional("read_only", &d.read_only));

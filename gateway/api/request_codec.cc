@@ -33,6 +33,8 @@ json MapBody(const char* op, const MapRequest& r) {
          {"keyfile", r.keyfile},
          {"connect_timeout", r.connect_timeout_s}};
   if (r.device) j["device"] = *r.device;
+  if (r.queue_depth != 0) j["queue_depth"] = r.queue_depth;
+  if (r.max_io_bytes != 0) j["max_io_bytes"] = r.max_io_bytes;
   return j;
 }
 
@@ -56,6 +58,17 @@ Result<void> DecodeMapBody(const JsonFields& f, MapRequest* r) {
     uint32_t index = 0;
     RBDNBD_API_TRY(f.Optional("device", &index));
     r->device = index;
+  }
+  // ublk's queue shape: the kernel's limits here, the buffer memory at the daemon (it knows its queues).
+  RBDNBD_API_TRY(f.Optional("queue_depth", &r->queue_depth, 0u, kMaxUblkQueueDepth));
+  RBDNBD_API_TRY(f.Optional("max_io_bytes", &r->max_io_bytes, 0u, kMaxUblkIoBytes));
+  if (r->max_io_bytes != 0 && (r->max_io_bytes < 4096 || r->max_io_bytes % 4096 != 0)) {
+    return f.Bad("max_io_bytes", fmt::format("must be a multiple of 4096 from 4096 to {}, not {}", kMaxUblkIoBytes,
+                                             r->max_io_bytes));
+  }
+  if (r->device_type != "ublk") {
+    if (r->queue_depth != 0) return f.Bad("queue_depth", "applies to device_type ublk only");
+    if (r->max_io_bytes != 0) return f.Bad("max_io_bytes", "applies to device_type ublk only");
   }
   RBDNBD_API_TRY(f.Optional("connections", &r->connections, 1u, 16u));
   RBDNBD_API_TRY(f.Optional("io_timeout", &r->io_timeout_s));

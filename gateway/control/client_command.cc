@@ -16,6 +16,7 @@
 #include "common/size_parse.h"
 #include "control/ceph_options.h"
 #include "control/control_protocol.h"
+#include "ublk/ublk_params.h"
 
 namespace rbdnbd {
 
@@ -41,6 +42,13 @@ Map options:
                              hardware queue per daemon worker, depth 128, 512-byte
                              blocks (4096 for LUKS), user recovery so a daemon
                              restart costs no I/O error
+  --queue-depth N            with -t ublk: requests per hardware queue (1..4096,
+                             default 128)
+  --max-io SIZE              with -t ublk: the largest request, e.g. 256K or 1M (a
+                             multiple of 4K from 4K to 32M, default 512K); each
+                             request slot has a buffer of this size, and
+                             queues x depth x SIZE may not exceed 4G nor a quarter
+                             of the daemon's memory
   --device /dev/nbdN | N     use this device (default: the kernel picks one);
   --device /dev/ublkbN | N   with -t ublk, the ublk device id
   --connections N            sockets per device, one blk-mq queue each (1..16, 1)
@@ -75,6 +83,7 @@ struct ClientArgs {
   std::string control_socket = kDefaultControlSocket;
   std::string device, cookie, format = "plain";
   DeviceType type = DeviceType::kNbd;
+  std::string queue_depth, max_io;  // ublk's shape as given; empty: not given
   uint32_t connections = 1;
   uint64_t io_timeout = 30, reattach_timeout = 60;
   bool show_cookie = false, force = false;
@@ -88,11 +97,13 @@ int Usage(const char* cmd, const std::string& msg) {
 
 int Parse(const char* cmd, int argc, char** argv, ClientArgs* a) {
   enum { kDevice = 1000, kDeviceType, kConnections, kIoTimeout, kReattach, kCookie, kShowCookie, kNbdsMax, kMaxPart,
-         kControl, kFormat, kForce };
+         kControl, kFormat, kForce, kQueueDepth, kMaxIo };
   std::vector<option> options = {
       {"device", required_argument, nullptr, kDevice},
       {"device-type", required_argument, nullptr, kDeviceType},
       {"connections", required_argument, nullptr, kConnections},
+      {"queue-depth", required_argument, nullptr, kQueueDepth},
+      {"max-io", required_argument, nullptr, kMaxIo},
       {"io-timeout", required_argument, nullptr, kIoTimeout},
       {"timeout", required_argument, nullptr, kIoTimeout},
       {"reattach-timeout", required_argument, nullptr, kReattach},
@@ -131,6 +142,8 @@ int Parse(const char* cmd, int argc, char** argv, ClientArgs* a) {
         break;
       }
       case kConnections: rc = num("--connections", 1, 16, &a->connections); break;
+      case kQueueDepth: a->queue_depth = optarg; break;  // checked with the type, once all are read
+      case kMaxIo: a->max_io = optarg; break;
       case kIoTimeout: rc = num("--io-timeout", 0, 86400, &a->io_timeout); break;
       case kReattach: rc = num("--reattach-timeout", 0, 86400, &a->reattach_timeout); break;
       case kCookie: a->cookie = optarg; break;
@@ -169,6 +182,10 @@ Result<api::MapRequest> BuildMapRequest(ClientArgs* a, const std::string& spec) 
   r.image = std::move(a->ceph.image);
   r.image.passphrase = Secret();  // the daemon reads the file itself
   r.passphrase_file = Absolute(a->ceph.passphrase_file);
+  auto shape = ParseUblkShapeOptions(a->type, a->queue_depth, a->max_io);
+  if (!shape) return Unexpected(shape.error());
+  r.ublk_queue_depth = shape->queue_depth;
+  r.ublk_max_io_bytes = shape->max_io_bytes;
   r.device.connections = a->connections;
   r.device.io_timeout_s = a->io_timeout;
   r.device.reattach_timeout_s = a->reattach_timeout;
@@ -213,6 +230,31 @@ Result<DeviceType> ParseDeviceTypeOption(const std::string& arg) {
   auto t = ParseDeviceType(arg);
   if (!t || arg.empty()) return Err(EINVAL, "-t/--device-type: '{}' is not nbd or ublk", arg);
   return t;
+}
+
+Result<UblkShapeOptions> ParseUblkShapeOptions(DeviceType type, const std::string& queue_depth,
+                                               const std::string& max_io) {
+  UblkShapeOptions shape;
+  if (queue_depth.empty() && max_io.empty()) return shape;
+  if (type != DeviceType::kUblk) {
+    return Err(EINVAL, "{} applies to -t ublk only (an nbd device's queue is the kernel's)",
+               queue_depth.empty() ? "--max-io" : "--queue-depth");
+  }
+  if (!queue_depth.empty()) {
+    auto n = ParseUint(queue_depth, 1, kUblkMaxDepth);
+    if (!n) return Err(EINVAL, "--queue-depth: '{}' is not a number of requests in 1..{} (UBLK_MAX_QUEUE_DEPTH)",
+                       queue_depth, kUblkMaxDepth);
+    shape.queue_depth = static_cast<uint32_t>(*n);
+  }
+  if (!max_io.empty()) {
+    auto n = ParseSize(max_io);
+    if (!n || *n < 4096 || *n > kUblkMaxIoBytes || *n % 4096 != 0) {
+      return Err(EINVAL, "--max-io: '{}' is not a size that is a multiple of 4K from 4K to 32M (e.g. 256K, 1M)",
+                 max_io);
+    }
+    shape.max_io_bytes = static_cast<uint32_t>(*n);
+  }
+  return shape;
 }
 
 Result<uint32_t> ParseDeviceIndex(const std::string& dev, DeviceType type) {
@@ -290,6 +332,9 @@ int RunClientCommand(const char* cmd, int argc, char** argv) {
                                                           : std::to_string(h.seconds_since_last_io) + " s ago";
         std::printf("     last I/O %s, %llu in flight, %llu error(s) in the last 60 s\n", last_io.c_str(),
                     static_cast<unsigned long long>(h.inflight), static_cast<unsigned long long>(h.recent_errors));
+      }
+      if (command == "status" && d.queue_depth != 0) {
+        std::printf("     ublk queue depth %u, max I/O %u KiB\n", d.queue_depth, d.max_io_bytes >> 10);
       }
       // Why it is not served yet, for the admin who looks.
       if (!d.last_error.empty()) {

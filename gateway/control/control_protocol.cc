@@ -9,6 +9,8 @@ api::MapRequest ToWire(const MapRequest& r) {
   w.spec = r.spec;
   w.device_type = DeviceTypeName(r.type);
   w.device = r.device.index;
+  w.queue_depth = r.ublk_queue_depth;
+  w.max_io_bytes = r.ublk_max_io_bytes;
   w.connections = r.device.connections;
   w.io_timeout_s = r.device.io_timeout_s;
   w.reattach_timeout_s = r.device.reattach_timeout_s;
@@ -36,6 +38,8 @@ Result<MapRequest> FromWire(api::MapRequest w) {
   if (!type) return Unexpected(type.error());
   r.type = *type;
   r.device.index = w.device;
+  r.ublk_queue_depth = w.queue_depth;
+  r.ublk_max_io_bytes = w.max_io_bytes;
   r.device.connections = w.connections;
   r.device.io_timeout_s = w.io_timeout_s;
   r.device.reattach_timeout_s = w.reattach_timeout_s;
@@ -78,6 +82,8 @@ api::DeviceEntry ToWire(const MappedInfo& m) {
   d.cookie = r.cookie;
   d.connections = r.connections;
   d.live_connections = m.live_connections;
+  d.queue_depth = r.queue_depth;  // 0 for nbd
+  d.max_io_bytes = r.max_io_bytes;
   d.size = m.size;
   d.image_size = m.image_size;
   d.read_only = r.read_only;

@@ -52,10 +52,6 @@ void ForgetParkedSecrets(const DeviceRecord& r) {
 
 std::string DevicePath(const DeviceRecord& r) { return rbdnbd::DevicePath(r.type, r.index); }
 
-// ublk: requests per queue, and the largest request (also each tag's buffer).
-constexpr uint16_t kUblkDepth = 128;
-constexpr uint32_t kUblkMaxIoBytes = 512u << 10;
-
 uint64_t NowUnix() { return static_cast<uint64_t>(::time(nullptr)); }
 
 // Whether netlink STATUS lists /dev/nbd<index> as connected.
@@ -77,6 +73,10 @@ std::string Differences(const DeviceRecord& have, const DeviceRecord& want) {
   text("device type", DeviceTypeName(have.type), DeviceTypeName(want.type));
   // A ublk device has one queue per loop, whatever the request said.
   if (want.type == DeviceType::kNbd) num("connections", have.connections, want.connections);
+  if (want.type == DeviceType::kUblk && have.type == DeviceType::kUblk) {
+    num("queue_depth", have.queue_depth, want.queue_depth);
+    num("max_io_bytes", have.max_io_bytes, want.max_io_bytes);
+  }
   num("io_timeout", have.io_timeout_s, want.io_timeout_s);
   num("reattach_timeout", have.reattach_timeout_s, want.reattach_timeout_s);
   num("read_only", have.read_only, want.read_only);
@@ -206,9 +206,11 @@ UblkDeviceParams DeviceManager::UblkParamsFor(const DeviceRecord& r) {
   UblkDeviceParams p;
   p.id = r.index;
   p.queues = 0;  // one per loop
-  p.depth = kUblkDepth;
+  // The record's shape (a record of an older daemon loaded the defaults); Add() checks it.
+  p.depth = static_cast<uint16_t>(r.queue_depth != 0 && r.queue_depth <= kUblkMaxDepth ? r.queue_depth
+                                                                                        : kUblkDefaultDepth);
   p.block.logical_block = r.encryption.empty() ? 512 : 4096;  // LUKS encrypts 4 KiB sectors
-  p.block.max_io_bytes = kUblkMaxIoBytes;
+  p.block.max_io_bytes = r.max_io_bytes != 0 ? r.max_io_bytes : kUblkDefaultMaxIoBytes;
   p.user_recovery = true;
   p.recovery_reissue = true;
   return p;
@@ -251,6 +253,16 @@ Result<MappedInfo> DeviceManager::Map(MapRequest req) {
   if (req.device.cookie.empty()) req.device.cookie = NewCookie();
   DeviceRecord r = RecordForMap(req, *spec);
   ScopedLogFields log_fields(req.device.index ? DevicePath(r) : std::string(), r.spec);
+  if (r.type == DeviceType::kUblk) {
+    // The queue shape, before anything is opened or reserved: one queue per loop.
+    const UblkDeviceParams params = UblkParamsFor(r);
+    auto shape = CheckUblkQueueShape(r.queue_depth, r.max_io_bytes, params.block.logical_block);
+    if (shape) {
+      shape = CheckUblkBufferMemory(static_cast<uint32_t>(loops_.size()), r.queue_depth, r.max_io_bytes,
+                                    PhysicalMemoryBytes());
+    }
+    if (!shape) return Err(EINVAL, "cannot map {} as a ublk device: {}", r.spec, shape.error().message);
+  }
 
   // 1. Reserve the spec (and a requested index) under the lock.
   {
@@ -367,8 +379,12 @@ Result<MappedInfo> DeviceManager::Map(MapRequest req) {
     if (undo_ublk) (void)undo_ublk->Remove();
     return Err(EIO, "{}: cannot record the mapping in {}", r.spec, store_.path());
   }
-  spdlog::info("mapped {} at {} ({} {}, cookie {})", r.spec, DevicePath(r), r.connections,
-               r.type == DeviceType::kUblk ? "queue(s)" : "connection(s)", r.cookie);
+  if (r.type == DeviceType::kUblk) {
+    spdlog::info("mapped {} at {} ({} queue(s) of depth {}, max I/O {} bytes, cookie {})", r.spec, DevicePath(r),
+                 r.connections, r.queue_depth, r.max_io_bytes, r.cookie);
+  } else {
+    spdlog::info("mapped {} at {} ({} connection(s), cookie {})", r.spec, DevicePath(r), r.connections, r.cookie);
+  }
   return info;
 }
 

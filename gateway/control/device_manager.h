@@ -19,7 +19,11 @@
 //   (idempotent); with other options it is EEXIST, naming the difference.
 // * Unmap() refuses a device that is in use (mounted, or opened O_EXCL by
 //   anyone) unless `force`.
-// * ublk devices: one queue per loop, depth 128, 512-byte blocks (4096 with
+// * ublk devices: one queue per loop, depth 128 and largest request 512 KiB
+//   unless the map says otherwise (queue_depth, max_io_bytes: checked before
+//   anything is opened against the kernel's limits and the buffer memory of
+//   loops x depth x max I/O, see ublk_params.h; kept in the record, so a
+//   restart recovers the same shape), 512-byte blocks (4096 with
 //   LUKS), read-only for snapshots and read-only maps, and always added with
 //   UBLK_F_USER_RECOVERY|UBLK_F_USER_RECOVERY_REISSUE, so that while no
 //   daemon runs the kernel keeps /dev/ublkbN quiesced with its I/O held, and

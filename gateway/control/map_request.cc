@@ -1,6 +1,12 @@
 #include "control/map_request.h"
 
+#include "api/messages.h"
+#include "ublk/ublk_params.h"
+
 namespace rbdnbd {
+
+static_assert(api::kMaxUblkQueueDepth == kUblkMaxDepth && api::kMaxUblkIoBytes == kUblkMaxIoBytes,
+              "the API's ublk limits are the driver's");
 
 const char* EncryptionName(EncryptionFormat format) {
   switch (format) {
@@ -17,6 +23,10 @@ DeviceRecord RecordForMap(const MapRequest& req, const ImageSpec& spec) {
   r.spec = spec.ToString();
   r.cookie = req.device.cookie;
   r.connections = req.device.connections;
+  if (req.type == DeviceType::kUblk) {
+    r.queue_depth = req.ublk_queue_depth != 0 ? req.ublk_queue_depth : kUblkDefaultDepth;
+    r.max_io_bytes = req.ublk_max_io_bytes != 0 ? req.ublk_max_io_bytes : kUblkDefaultMaxIoBytes;
+  }
   r.io_timeout_s = req.device.io_timeout_s;
   r.reattach_timeout_s = req.device.reattach_timeout_s;
   r.connect_timeout_s = static_cast<uint64_t>(req.cluster.connect_timeout.count());
@@ -42,6 +52,8 @@ Result<MapRequest> MapRequestForRecord(const DeviceRecord& r) {
   req.device.index = r.index;
   req.device.cookie = r.cookie;
   req.device.connections = r.connections;
+  req.ublk_queue_depth = r.queue_depth;
+  req.ublk_max_io_bytes = r.max_io_bytes;
   req.device.io_timeout_s = r.io_timeout_s;
   req.device.reattach_timeout_s = r.reattach_timeout_s;
   if (r.connect_timeout_s > 0) req.cluster.connect_timeout = std::chrono::seconds(r.connect_timeout_s);

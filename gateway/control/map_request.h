@@ -24,6 +24,10 @@ struct MapRequest {
   // The device: for ublk, `index` is the ublk id and `cookie` names the
   // mapping (the kernel has no use for it); the rest is nbd's.
   KernelDeviceParams device;
+  // ublk only (`map -t ublk --queue-depth N --max-io SIZE`): requests per
+  // queue and the largest request in bytes; 0: the defaults (128, 512 KiB).
+  uint32_t ublk_queue_depth = 0;
+  uint32_t ublk_max_io_bytes = 0;
   RbdOpenOptions image;         // `spec` is filled in by the device manager
   std::string passphrase_file;  // read by the daemon
   ClusterOptions cluster;       // may carry an in-memory key
@@ -31,7 +35,9 @@ struct MapRequest {
 };
 
 // The record of a device mapped for `request`, whose spec parsed as `spec`.
-// The index and the client address are the caller's to fill in.
+// The index and the client address are the caller's to fill in. A ublk
+// record holds the queue depth and max I/O size it is mapped with (the
+// defaults filled in); an nbd record holds 0 for both.
 DeviceRecord RecordForMap(const MapRequest& request, const ImageSpec& spec);
 
 // The request that serves `record` again (restore, attach): no secrets.

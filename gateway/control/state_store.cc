@@ -11,6 +11,7 @@
 #include <nlohmann/json.hpp>
 
 #include "common/atomic_file.h"
+#include "ublk/ublk_params.h"
 
 namespace rbdnbd {
 
@@ -19,7 +20,7 @@ using nlohmann::json;
 namespace {
 
 json ToJson(const DeviceRecord& d) {
-  return json{{"type", DeviceTypeName(d.type)},
+  json j = json{{"type", DeviceTypeName(d.type)},
               {"index", d.index},           {"spec", d.spec},
               {"cookie", d.cookie},         {"connections", d.connections},
               {"io_timeout", d.io_timeout_s}, {"reattach_timeout", d.reattach_timeout_s},
@@ -32,6 +33,11 @@ json ToJson(const DeviceRecord& d) {
               {"keyfile", d.keyfile_path},  {"key_in_memory", d.key_in_memory},
               {"passphrase_in_memory", d.passphrase_in_memory},
               {"client_addr", d.client_addr}};
+  if (d.type == DeviceType::kUblk) {
+    j["queue_depth"] = d.queue_depth;
+    j["max_io_bytes"] = d.max_io_bytes;
+  }
+  return j;
 }
 
 template <typename T>
@@ -99,6 +105,12 @@ Result<std::vector<DeviceRecord>> StateStore::Load() const {
     Get(d, "spec", &r.spec);
     Get(d, "cookie", &r.cookie);
     Get(d, "connections", &r.connections);
+    if (r.type == DeviceType::kUblk) {
+      Get(d, "queue_depth", &r.queue_depth);
+      Get(d, "max_io_bytes", &r.max_io_bytes);
+      if (r.queue_depth == 0) r.queue_depth = kUblkDefaultDepth;  // an older daemon's record
+      if (r.max_io_bytes == 0) r.max_io_bytes = kUblkDefaultMaxIoBytes;
+    }
     Get(d, "io_timeout", &r.io_timeout_s);
     Get(d, "reattach_timeout", &r.reattach_timeout_s);
     Get(d, "connect_timeout", &r.connect_timeout_s);

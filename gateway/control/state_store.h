@@ -35,6 +35,11 @@ struct DeviceRecord {
   std::string spec;        // pool/[ns/]image[@snap]
   std::string cookie;      // NBD backend identifier
   uint32_t connections = 1;
+  // ublk: requests per queue and the largest request in bytes, as the device
+  // was added. Absent in the file (older daemons) a ublk record loads the
+  // defaults, 128 and 512 KiB; an nbd record has 0 for both.
+  uint32_t queue_depth = 0;
+  uint32_t max_io_bytes = 0;
   uint64_t io_timeout_s = 0;
   uint64_t reattach_timeout_s = 0;
   uint64_t connect_timeout_s = 0;  // each reattach try's bound; 0: the default (30 s)

@@ -52,6 +52,15 @@ Result<std::unique_ptr<UblkDevice>> UblkDevice::Add(UblkControl& ctl, LoopPool& 
 
   ublksrv_ctrl_dev_info want{};
   want.nr_hw_queues = params.queues != 0 ? params.queues : static_cast<uint16_t>(loops.size());
+  // Before ADD_DEV, so that a refused shape leaves nothing behind.
+  if (auto s = CheckUblkQueueShape(params.depth, params.block.max_io_bytes, params.block.logical_block); !s) {
+    return Unexpected(s.error());
+  }
+  if (auto m = CheckUblkBufferMemory(want.nr_hw_queues, params.depth, params.block.max_io_bytes,
+                                     PhysicalMemoryBytes());
+      !m) {
+    return Unexpected(m.error());
+  }
   want.queue_depth = params.depth;
   want.max_io_buf_bytes = params.block.max_io_bytes;
   want.dev_id = params.id.value_or(kUblkAutoId);
@@ -79,11 +88,17 @@ Result<std::unique_ptr<UblkDevice>> UblkDevice::Add(UblkControl& ctl, LoopPool& 
 
 Result<std::unique_ptr<UblkDevice>> UblkDevice::Recover(UblkControl& ctl, LoopPool& loops, Export exp,
                                                         uint32_t id, const UblkDeviceParams& params) {
-  (void)params;
   auto info = ctl.GetDevInfo(id);
   if (!info) return Unexpected(info.error());
   if (!(info->flags & UBLK_F_USER_RECOVERY)) {
     return Err(EINVAL, "ublk device {} was not added with user recovery", id);
+  }
+  // The queues take the shape the device was added with, which the kernel
+  // keeps; a caller that expected another one is told, not obeyed.
+  if (info->queue_depth != params.depth || info->max_io_buf_bytes != params.block.max_io_bytes) {
+    spdlog::warn("ublk{}: the kernel has it with depth {} and max I/O {} bytes (expected {} and {}); "
+                 "recovering with the kernel's", id, info->queue_depth, info->max_io_buf_bytes, params.depth,
+                 params.block.max_io_bytes);
   }
   // The driver quiesces the device once it has seen the old daemon's commands
   // cancelled (its ring torn down at exit): until then START_USER_RECOVERY is EBUSY.

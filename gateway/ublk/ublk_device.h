@@ -26,6 +26,11 @@
 //   A failure after ADD_DEV goes through the same teardown, so a failed Add()
 //   leaves nothing behind. A failed Recover() leaves the device as it found
 //   it (quiesced, held for another try): it never removes it.
+// * Add() refuses (EINVAL, before ADD_DEV) a depth or max I/O size outside
+//   the kernel's limits and a shape whose buffers (queues x depth x max I/O)
+//   exceed UblkBufferLimit() (ublk_params.h). Recover() takes the depth and
+//   max I/O size the kernel kept for the device (a mismatch with `params` is
+//   logged).
 // * Remove() waits up to 10 s for the queues; if one does not drain it
 //   leaves the queues (and their buffers) allocated rather than free memory
 //   the kernel may still write, skips DEL_DEV and says so.
@@ -54,8 +59,8 @@ namespace rbdnbd {
 struct UblkDeviceParams {
   std::optional<uint32_t> id;  // nullopt: the kernel picks
   uint16_t queues = 0;         // 0: one per loop
-  uint16_t depth = 128;
-  UblkParamsOptions block;     // block sizes, max I/O size
+  uint16_t depth = kUblkDefaultDepth;  // 1..UBLK_MAX_QUEUE_DEPTH
+  UblkParamsOptions block;     // block sizes, max I/O size (4 KiB..32 MiB)
   bool user_recovery = false;  // UBLK_F_USER_RECOVERY: the kernel keeps the device if we die
   bool recovery_reissue = false;  // ..._REISSUE: requests in flight at the crash are reissued
 };

@@ -1,8 +1,14 @@
 #include "ublk/ublk_params.h"
 
+#include <unistd.h>
+
+#include <algorithm>
 #include <bit>
 #include <cerrno>
 #include <cstring>
+#include <string>
+
+#include <fmt/format.h>
 
 namespace rbdnbd {
 namespace {
@@ -12,7 +18,59 @@ constexpr uint32_t kMaxDiscardSectors = (1u << 30) >> 9;
 
 uint8_t Shift(uint32_t v) { return static_cast<uint8_t>(std::countr_zero(v)); }
 
+// 262144 -> "256 KiB", 268435456 -> "256 MiB", 5000 -> "5000 bytes".
+std::string Bytes(uint64_t n) {
+  static constexpr const char* kUnits[] = {"KiB", "MiB", "GiB", "TiB"};
+  std::string text = fmt::format("{} bytes", n);
+  uint64_t unit = 1024;
+  for (const char* name : kUnits) {
+    if (n < unit || n % unit != 0) break;
+    text = fmt::format("{} {}", n / unit, name);
+    unit <<= 10;
+  }
+  return text;
+}
+
 }  // namespace
+
+Result<void> CheckUblkQueueShape(uint64_t depth, uint64_t max_io_bytes, uint32_t logical_block) {
+  if (depth < 1 || depth > kUblkMaxDepth) {
+    return Err(EINVAL, "ublk queue depth {} is not in 1..{} (UBLK_MAX_QUEUE_DEPTH)", depth, kUblkMaxDepth);
+  }
+  if (max_io_bytes < 4096 || max_io_bytes > kUblkMaxIoBytes) {
+    return Err(EINVAL, "ublk max I/O size {} is not in 4 KiB..32 MiB (the kernel's per-request buffer limit)",
+               Bytes(max_io_bytes));
+  }
+  if (max_io_bytes % 4096 != 0 || (logical_block != 0 && max_io_bytes % logical_block != 0)) {
+    return Err(EINVAL, "ublk max I/O size {} is not a multiple of 4096 and of the {}-byte logical block",
+               Bytes(max_io_bytes), logical_block);
+  }
+  return {};
+}
+
+uint64_t UblkBufferLimit(uint32_t queues, uint64_t phys_bytes) {
+  uint64_t limit = kUblkMaxBufferBytes;
+  if (phys_bytes != 0) limit = std::min(limit, phys_bytes / 4);
+  const uint64_t default_shape = uint64_t{queues} * kUblkDefaultDepth * kUblkDefaultMaxIoBytes;
+  return std::max(limit, default_shape);
+}
+
+Result<void> CheckUblkBufferMemory(uint32_t queues, uint32_t depth, uint32_t max_io_bytes, uint64_t phys_bytes) {
+  const uint64_t want = uint64_t{queues} * depth * max_io_bytes;
+  const uint64_t limit = UblkBufferLimit(queues, phys_bytes);
+  if (want <= limit) return {};
+  return Err(EINVAL, "ublk buffers of {} queue(s) x depth {} x max I/O {} = {} per device exceed the limit of {} "
+             "(4 GiB, at most a quarter of this machine's {}): lower the queue depth or the max I/O size",
+             queues, depth, Bytes(max_io_bytes), Bytes(want), Bytes(limit),
+             phys_bytes != 0 ? Bytes(phys_bytes) : std::string("unknown memory"));
+}
+
+uint64_t PhysicalMemoryBytes() {
+  const long pages = ::sysconf(_SC_PHYS_PAGES);
+  const long page = ::sysconf(_SC_PAGESIZE);
+  if (pages <= 0 || page <= 0) return 0;
+  return static_cast<uint64_t>(pages) * static_cast<uint64_t>(page);
+}
 
 Result<ublk_params> BuildUblkParams(const BackendCaps& caps, const UblkParamsOptions& o) {
   if (o.logical_block != 512 && o.logical_block != 4096) {
@@ -23,9 +81,7 @@ Result<ublk_params> BuildUblkParams(const BackendCaps& caps, const UblkParamsOpt
     return Err(EINVAL, "ublk physical block size {} must be a power of two from {} to 4096",
                o.physical_block, o.logical_block);
   }
-  if (o.max_io_bytes < 4096 || o.max_io_bytes % 4096 != 0) {
-    return Err(EINVAL, "ublk max I/O size {} is not a multiple of 4096", o.max_io_bytes);
-  }
+  if (auto shape = CheckUblkQueueShape(1, o.max_io_bytes, o.logical_block); !shape) return Unexpected(shape.error());
   if (caps.size % o.logical_block != 0) {
     return Err(EINVAL, "export size {} is not a multiple of the logical block size {}", caps.size,
                o.logical_block);

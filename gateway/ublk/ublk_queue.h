@@ -56,8 +56,8 @@ class UblkQueue {
   struct Params {
     uint32_t dev_id = 0;
     uint16_t q_id = 0;
-    uint16_t depth = 128;
-    uint32_t max_io_bytes = 512u << 10;
+    uint16_t depth = 128;                // 1..UBLK_MAX_QUEUE_DEPTH, as the device was added
+    uint32_t max_io_bytes = 512u << 10;  // each tag's buffer, as the device was added
     int cdev_fd = -1;  // /dev/ublkcN, owned by the device; outlives the queue
   };
 

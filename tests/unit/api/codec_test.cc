@@ -24,6 +24,8 @@ MapRequest FullMap() {
   m.spec = "kube/tenant-a/pvc-1";
   m.device_type = "ublk";
   m.device = 7;
+  m.queue_depth = 64;
+  m.max_io_bytes = 256u << 10;
   m.connections = 4;
   m.io_timeout_s = 31;
   m.reattach_timeout_s = 61;
@@ -47,6 +49,8 @@ void ExpectSameMap(const MapRequest& a, const MapRequest& b) {
   EXPECT_EQ(a.spec, b.spec);
   EXPECT_EQ(a.device_type, b.device_type);
   EXPECT_EQ(a.device, b.device);
+  EXPECT_EQ(a.queue_depth, b.queue_depth);
+  EXPECT_EQ(a.max_io_bytes, b.max_io_bytes);
   EXPECT_EQ(a.connections, b.connections);
   EXPECT_EQ(a.io_timeout_s, b.io_timeout_s);
   EXPECT_EQ(a.reattach_timeout_s, b.reattach_timeout_s);
@@ -173,6 +177,17 @@ TEST(ApiCodecTest, BadRequestsAreEinvalAndNameTheField) {
       {R"({"op":"map","spec":"rbd/a","client_name":"client.a b"})", "'client_name'"},
       {R"({"op":"map","spec":"rbd/a","client_name":"client.a/b"})", "'client_name'"},
       {R"({"op":"map","spec":"rbd/a","mon_host":1})", "'mon_host' must be a string"},
+      // ublk's queue shape: the driver's limits, and ublk only.
+      {R"({"op":"map","spec":"rbd/a","device_type":"ublk","queue_depth":4097})", "'queue_depth' must be 0..4096"},
+      {R"({"op":"map","spec":"rbd/a","device_type":"ublk","queue_depth":-1})", "'queue_depth' must be a non-neg"},
+      {R"({"op":"map","spec":"rbd/a","device_type":"ublk","max_io_bytes":33554433})",
+       "'max_io_bytes' must be 0..33554432"},
+      {R"({"op":"map","spec":"rbd/a","device_type":"ublk","max_io_bytes":6144})",
+       "'max_io_bytes' must be a multiple of 4096 from 4096 to 33554432, not 6144"},
+      {R"({"op":"map","spec":"rbd/a","device_type":"ublk","max_io_bytes":2048})", "'max_io_bytes' must be a multiple"},
+      {R"({"op":"map","spec":"rbd/a","queue_depth":64})", "'queue_depth' applies to device_type ublk only"},
+      {R"({"op":"map","spec":"rbd/a","device_type":"nbd","max_io_bytes":262144})",
+       "'max_io_bytes' applies to device_type ublk only"},
       // attach: map's rules plus device, cookie and no secret in memory.
       {R"({"op":"attach","spec":"rbd/a","cookie":"c"})", "attach: 'device' is required"},
       {R"({"op":"attach","spec":"rbd/a","device":1})", "attach: 'cookie' is required"},
@@ -189,6 +204,44 @@ TEST(ApiCodecTest, BadRequestsAreEinvalAndNameTheField) {
       {R"({"op":"detach","target":""})", "detach: 'target' is required"},
   };
   for (const auto& c : cases) ExpectError(DecodeRequest(c.text), EINVAL, c.needle, c.text);
+}
+
+TEST(ApiCodecTest, UblkQueueShapeTravelsOnlyWhenSetAndAbsentIsTheDefault) {
+  MapRequest m;
+  m.spec = "rbd/a";
+  m.device_type = "ublk";
+  std::string line = EncodeRequest(m);
+  EXPECT_EQ(line.find("queue_depth"), std::string::npos) << line;  // an older daemon sees the request it knew
+  EXPECT_EQ(line.find("max_io_bytes"), std::string::npos) << line;
+  auto back = DecodeRequest(line);
+  ASSERT_TRUE(back.has_value()) << back.error().message;
+  EXPECT_EQ(std::get<MapRequest>(*back).queue_depth, 0u);
+  EXPECT_EQ(std::get<MapRequest>(*back).max_io_bytes, 0u);
+
+  back = DecodeRequest(
+      R"({"op":"map","spec":"rbd/a","device_type":"ublk","queue_depth":4096,"max_io_bytes":33554432})");
+  ASSERT_TRUE(back.has_value()) << back.error().message;
+  EXPECT_EQ(std::get<MapRequest>(*back).queue_depth, 4096u);
+  EXPECT_EQ(std::get<MapRequest>(*back).max_io_bytes, 32u << 20);
+  // 0 and null are the defaults, whatever the type.
+  back = DecodeRequest(R"({"op":"map","spec":"rbd/a","queue_depth":0,"max_io_bytes":null})");
+  ASSERT_TRUE(back.has_value()) << back.error().message;
+  EXPECT_EQ(std::get<MapRequest>(*back).device_type, "nbd");
+
+  // The list entry: only a ublk device carries them.
+  StatusReply s;
+  s.devices.resize(2);
+  s.devices[0].device = "/dev/nbd0";
+  s.devices[0].spec = "rbd/n";
+  s.devices[1].device = "/dev/ublkb0";
+  s.devices[1].type = "ublk";
+  s.devices[1].spec = "rbd/u";
+  s.devices[1].queue_depth = 64;
+  s.devices[1].max_io_bytes = 256u << 10;
+  line = FormatDevices(s.devices, -1);
+  EXPECT_NE(line.find(R"("queue_depth":64)"), std::string::npos) << line;
+  EXPECT_NE(line.find(R"("max_io_bytes":262144)"), std::string::npos) << line;
+  EXPECT_EQ(line.find("queue_depth"), line.rfind("queue_depth")) << "the nbd entry has none: " << line;
 }
 
 TEST(ApiCodecTest, ErrorsNameASecretFieldButNeverItsValue) {
@@ -267,6 +320,8 @@ StatusReply FullStatus() {
   c.device = "/dev/ublkb3";
   c.type = "ublk";
   c.index = 3;
+  c.queue_depth = 64;
+  c.max_io_bytes = 1u << 20;
   c.spec = "rbd/going";
   c.state = DeviceState::kUnmapping;
   c.health = DeviceHealth{};  // a device that never did I/O: seconds_since_last_io -1
@@ -286,6 +341,8 @@ void ExpectSameDevice(const DeviceEntry& a, const DeviceEntry& b) {
   EXPECT_EQ(a.cookie, b.cookie);
   EXPECT_EQ(a.connections, b.connections);
   EXPECT_EQ(a.live_connections, b.live_connections);
+  EXPECT_EQ(a.queue_depth, b.queue_depth);
+  EXPECT_EQ(a.max_io_bytes, b.max_io_bytes);
   EXPECT_EQ(a.size, b.size);
   EXPECT_EQ(a.read_only, b.read_only);
   EXPECT_EQ(a.exclusive, b.exclusive);

@@ -208,6 +208,45 @@ TEST(ControlProtocolTest, UblkTypeTravelsThroughTheWireTheRecordAndTheListEntry)
   EXPECT_EQ(ToWire(MappedInfo{}).type, "nbd");
 }
 
+TEST(ControlProtocolTest, UblkQueueShapeTravelsToTheRecordAndBackAndToTheListEntry) {
+  MapRequest r;
+  r.spec = "rbd/img";
+  r.type = DeviceType::kUblk;
+  r.ublk_queue_depth = 64;
+  r.ublk_max_io_bytes = 256u << 10;
+  auto back = ThroughTheWire(r);
+  ASSERT_TRUE(back.has_value()) << back.error().message;
+  EXPECT_EQ(back->ublk_queue_depth, 64u);
+  EXPECT_EQ(back->ublk_max_io_bytes, 256u << 10);
+  auto spec = ParseImageSpec(back->spec);
+  ASSERT_TRUE(spec.has_value());
+  DeviceRecord rec = RecordForMap(*back, *spec);
+  EXPECT_EQ(rec.queue_depth, 64u);
+  EXPECT_EQ(rec.max_io_bytes, 256u << 10);
+  auto again = MapRequestForRecord(rec);  // restore and attach
+  ASSERT_TRUE(again.has_value());
+  EXPECT_EQ(again->ublk_queue_depth, 64u);
+  EXPECT_EQ(again->ublk_max_io_bytes, 256u << 10);
+  MappedInfo m;
+  m.record = rec;
+  api::DeviceEntry d = ToWire(m);
+  EXPECT_EQ(d.queue_depth, 64u);
+  EXPECT_EQ(d.max_io_bytes, 256u << 10);
+
+  // Not given: the record holds the defaults for ublk (what list-mapped shows), nothing for nbd.
+  r.ublk_queue_depth = 0;
+  r.ublk_max_io_bytes = 0;
+  rec = RecordForMap(r, *spec);
+  EXPECT_EQ(rec.queue_depth, 128u);
+  EXPECT_EQ(rec.max_io_bytes, 512u << 10);
+  r.type = DeviceType::kNbd;
+  rec = RecordForMap(r, *spec);
+  EXPECT_EQ(rec.queue_depth, 0u);
+  EXPECT_EQ(rec.max_io_bytes, 0u);
+  m.record = rec;
+  EXPECT_EQ(ToWire(m).queue_depth, 0u);
+}
+
 TEST(ControlProtocolTest, AnUnknownDeviceTypeFromTheWireIsRefused) {
   api::MapRequest w;
   w.spec = "rbd/img";
@@ -239,6 +278,43 @@ TEST(ClientOptionsTest, DeviceIndexFollowsTheType) {
   ASSERT_FALSE(wrong.has_value());
   EXPECT_NE(wrong.error().message.find("-t nbd"), std::string::npos) << wrong.error().message;
   EXPECT_FALSE(ParseDeviceIndex("/dev/sda", DeviceType::kUblk).has_value());
+}
+
+TEST(ClientOptionsTest, UblkQueueDepthAndMaxIoAreCheckedAndUblkOnly) {
+  auto shape = ParseUblkShapeOptions(DeviceType::kUblk, "64", "256K");
+  ASSERT_TRUE(shape.has_value()) << shape.error().message;
+  EXPECT_EQ(shape->queue_depth, 64u);
+  EXPECT_EQ(shape->max_io_bytes, 256u << 10);
+  shape = ParseUblkShapeOptions(DeviceType::kUblk, "", "1M");
+  ASSERT_TRUE(shape.has_value());
+  EXPECT_EQ(shape->queue_depth, 0u) << "not given: the daemon's default";
+  EXPECT_EQ(shape->max_io_bytes, 1u << 20);
+  shape = ParseUblkShapeOptions(DeviceType::kUblk, "4096", "32M");
+  ASSERT_TRUE(shape.has_value());
+  EXPECT_EQ(shape->queue_depth, 4096u);
+  EXPECT_EQ(shape->max_io_bytes, 32u << 20);
+  shape = ParseUblkShapeOptions(DeviceType::kNbd, "", "");
+  ASSERT_TRUE(shape.has_value());
+  EXPECT_EQ(shape->queue_depth, 0u);
+
+  struct Bad { DeviceType type; const char* depth; const char* max_io; const char* needle; } bad[] = {
+      {DeviceType::kNbd, "64", "", "--queue-depth applies to -t ublk only"},
+      {DeviceType::kNbd, "", "256K", "--max-io applies to -t ublk only"},
+      {DeviceType::kUblk, "0", "", "--queue-depth: '0' is not a number of requests in 1..4096"},
+      {DeviceType::kUblk, "4097", "", "1..4096"},
+      {DeviceType::kUblk, "sixty", "", "--queue-depth"},
+      {DeviceType::kUblk, "", "6K", "--max-io: '6K' is not a size that is a multiple of 4K"},
+      {DeviceType::kUblk, "", "2K", "--max-io"},
+      {DeviceType::kUblk, "", "64M", "from 4K to 32M"},
+      {DeviceType::kUblk, "", "1.5M", "--max-io"},
+      {DeviceType::kUblk, "", "-4K", "--max-io"},
+  };
+  for (const Bad& b : bad) {
+    auto r = ParseUblkShapeOptions(b.type, b.depth, b.max_io);
+    ASSERT_FALSE(r.has_value()) << b.depth << " " << b.max_io;
+    EXPECT_EQ(r.error().code, EINVAL);
+    EXPECT_NE(r.error().message.find(b.needle), std::string::npos) << r.error().message;
+  }
 }
 
 }  // namespace

@@ -127,6 +127,42 @@ TEST_F(StateStoreTest, OneFileHoldsBothKindsAndOlderRecordsAreNbd) {
   EXPECT_EQ(d->front().type, DeviceType::kNbd);
 }
 
+TEST_F(StateStoreTest, AUblkRecordKeepsItsQueueShapeAndAnOlderOneLoadsTheDefaults) {
+  StateStore s(dir_);
+  ASSERT_TRUE(s.Init().has_value());
+  DeviceRecord ublk;
+  ublk.type = DeviceType::kUblk;
+  ublk.index = 3;
+  ublk.spec = "rbd/u";
+  ublk.cookie = "cu";
+  ublk.queue_depth = 64;
+  ublk.max_io_bytes = 256u << 10;
+  DeviceRecord nbd;
+  nbd.spec = "rbd/n";
+  nbd.cookie = "cn";
+  ASSERT_TRUE(s.Save({ublk, nbd}).has_value());
+  std::stringstream text;
+  text << std::ifstream(s.path()).rdbuf();
+  EXPECT_NE(text.str().find(R"("queue_depth": 64)"), std::string::npos) << text.str();
+  EXPECT_NE(text.str().find(R"("max_io_bytes": 262144)"), std::string::npos) << text.str();
+  EXPECT_EQ(text.str().find("queue_depth"), text.str().rfind("queue_depth")) << "only the ublk record has one";
+  auto d = s.Load();
+  ASSERT_TRUE(d.has_value()) << d.error().message;
+  ASSERT_EQ(d->size(), 2u);
+  EXPECT_EQ((*d)[0].queue_depth, 64u);
+  EXPECT_EQ((*d)[0].max_io_bytes, 256u << 10);
+  EXPECT_EQ((*d)[1].queue_depth, 0u);
+  EXPECT_EQ((*d)[1].max_io_bytes, 0u);
+
+  // A ublk record of a daemon from before the options: the shape it was added with.
+  std::ofstream(s.path()) << R"({"version":1,"devices":[{"type":"ublk","index":1,"spec":"rbd/a","cookie":"c"}]})";
+  d = s.Load();
+  ASSERT_TRUE(d.has_value()) << d.error().message;
+  ASSERT_EQ(d->size(), 1u);
+  EXPECT_EQ(d->front().queue_depth, 128u);
+  EXPECT_EQ(d->front().max_io_bytes, 512u << 10);
+}
+
 TEST_F(StateStoreTest, AnUnknownDeviceTypeIsAnErrorNamingIt) {
   StateStore s(dir_);
   ASSERT_TRUE(s.Init().has_value());
