@@ -1,10 +1,13 @@
 #!/bin/bash
 # `rbd-nbdd map -t ublk` in the daemon, beside an nbd device of the same daemon:
-# (1) map an RBD image -t ublk and another -t nbd; list-mapped shows both, with their type;
-#     the ublk device has one hardware queue per daemon worker; fio randwrite + verify;
+# (1) map an RBD image -t ublk --queue-depth 64 --max-io 256K and another -t nbd; list-mapped
+#     shows both, with their type; the ublk device has one hardware queue per daemon worker,
+#     64 tags per queue and 256 KiB requests (sysfs, list-mapped, the state file); fio randwrite
+#     + verify; --queue-depth with -t nbd, and a shape whose buffers are too large, are refused
+#     with nothing left behind;
 # (2) SIGKILL the daemon while fio verify runs on the ublk device: the kernel keeps
 #     /dev/ublkbN quiesced and holds its I/O (user recovery with reissue); a new daemon
-#     takes it over from its state file; fio finishes with 0 errors;
+#     takes it over from its state file, with the same depth and max I/O; fio finishes with 0 errors;
 # (3) SIGTERM (the upgrade path) the same way;
 # (3b) resize: Debian's 6.12 lacks UBLK_U_CMD_UPDATE_SIZE (Linux 6.16): an image resize
 #     leaves the device at its size and shows a clear error in status;
@@ -51,10 +54,38 @@ _unmap_quiet_ublk() {
 # state_devices : "type:device-index" of every record in the daemon's state file.
 state_devices() { jq -r '.devices[] | "\(.type):\(.index)"' "$MAP_STATE/state.json" | sort | tr '\n' ' '; }
 
-step "(1) map -t ublk and -t nbd"
-map_ublk "$UIMG"
+# ublk_shape WHAT : $UDEV has 64 tags per queue and 256 KiB requests, in sysfs, list-mapped and the state file.
+ublk_shape() {
+  local tags kb l
+  tags=$(cat "$USYS"/mq/*/nr_tags | sort -u | paste -sd,)
+  kb=$(cat "$USYS/queue/max_hw_sectors_kb")
+  [ "$tags" = 64 ] && [ "$kb" = 256 ] || fail "$1: $UDEV has $tags tags per queue and max_hw_sectors_kb $kb, expected 64 and 256"
+  [ "$(cat "$USYS/queue/max_sectors_kb")" -le 256 ] || fail "$1: max_sectors_kb $(cat "$USYS/queue/max_sectors_kb")"
+  l=$(mapped_json | jq -r --arg d "$UDEV" '.[] | select(.device == $d) | "\(.queue_depth) \(.max_io_bytes)"')
+  [ "$l" = "64 262144" ] || fail "$1: list-mapped shows queue_depth/max_io_bytes '$l'"
+  l=$(jq -r '.devices[] | select(.type == "ublk") | "\(.queue_depth) \(.max_io_bytes)"' "$MAP_STATE/state.json")
+  [ "$l" = "64 262144" ] || fail "$1: the state file has queue_depth/max_io_bytes '$l'"
+  log "$1: $UDEV has $tags tags per queue, max_hw_sectors_kb $kb, nr_requests $(cat "$USYS/queue/nr_requests") ($(cat "$USYS/queue/scheduler"))"
+}
+# map_refused WHY ARGS... : `rbd-nbdd map ARGS` fails with WHY in its error; no new device or record.
+map_refused() {
+  local why=$1 nodes
+  shift
+  nodes=$(ls /dev/ublkc* /dev/ublkb* 2> /dev/null | tr '\n' ' ')
+  if t 60 "$RBDNBD_BIN" map --control-socket "$MAP_SOCK" -c "$CEPH_CONF" -k "$CEPH_KEYRING" "$@" \
+       > /dev/null 2> "$E2E_WORK/map-refused.err"; then
+    fail "rbd-nbdd map $* succeeded"
+  fi
+  grep -q -- "$why" "$E2E_WORK/map-refused.err" || fail "map $*: unexpected error: $(cat "$E2E_WORK/map-refused.err")"
+  log "refused: $(cat "$E2E_WORK/map-refused.err")"
+  [ "$(ls /dev/ublkc* /dev/ublkb* 2> /dev/null | tr '\n' ' ')" = "$nodes" ] || fail "map $*: ublk nodes changed"
+}
+
+step "(1) map -t ublk --queue-depth 64 --max-io 256K, and -t nbd"
+map_ublk --queue-depth 64 --max-io 256K "$UIMG"
 UID_=${UDEV#/dev/ublkb}
 USYS=/sys/block/ublkb$UID_
+ublk_shape "mapped"
 [ "$(($(cat "$USYS/size") * 512))" = $SIZE ] || fail "$UDEV has $(cat "$USYS/size") sectors, expected $((SIZE / 512))"
 q=$(ls -d "$USYS"/mq/* | wc -l)
 [ "$q" = $WORKERS ] || fail "$UDEV has $q hardware queues, expected $WORKERS (one per worker)"
@@ -71,6 +102,13 @@ log "list-mapped: $l; $UDEV has $q queues"
 grep -q "UBLK_F_USER_RECOVERY|UBLK_F_USER_RECOVERY_REISSUE" "$DAEMON_LOG" \
   || fail "the ublk device was not added with user recovery"
 fio_verify ublk-first "$UDEV" 8M
+rbd_ create --size 16M rbd/ublk-other || fail "rbd create failed"
+map_refused "applies to -t ublk only" -t nbd --queue-depth 64 rbd/ublk-other
+map_refused "ublk buffers of $WORKERS queue(s) x depth 4096 x max I/O 32 MiB = 256 GiB" -t ublk \
+  --queue-depth 4096 --max-io 32M rbd/ublk-other
+map_refused "max-io" -t ublk --max-io 6K rbd/ublk-other
+[ "$(mapped_json | jq length)" = 2 ] || fail "list-mapped changed after a refused map"
+[ "$(jq '.devices | length' "$MAP_STATE/state.json")" = 2 ] || fail "the state file lists $(state_devices)"
 
 FIO_DEV=$UDEV   # lib_map.sh: writes_done, fio_bg, wait_fio, writes_progress
 # after_restart WHAT : the new daemon serves both devices again.
@@ -80,6 +118,7 @@ after_restart() {
   [ "$l" = "$(printf '%s\n' "nbd $NDEV mapped" "ublk $UDEV mapped" | sort | paste -sd,)" ] \
     || fail "$1: list-mapped shows '$l'"
   grep -q "ublk$UID_: recovered" "$DAEMON_LOG" || fail "$1: the new daemon did not recover ublk$UID_"
+  ublk_shape "$1"
 }
 
 step "(2) SIGKILL under fio randwrite + verify on $UDEV"
@@ -127,7 +166,6 @@ else
 fi
 
 step "(4) a ublk id the daemon serves is refused, nothing is left behind"
-rbd_ create --size 16M rbd/ublk-other || fail "rbd create failed"
 nodes_before=$(ls /dev/ublkc* | tr '\n' ' ')
 if t 60 "$RBDNBD_BIN" map --control-socket "$MAP_SOCK" -c "$CEPH_CONF" -k "$CEPH_KEYRING" -t ublk \
      --device "$UDEV" rbd/ublk-other > /dev/null 2> "$E2E_WORK/map-busy.err"; then
