@@ -18,14 +18,19 @@ constexpr uint32_t kMaxDiscardSectors = (1u << 30) >> 9;
 
 uint8_t Shift(uint32_t v) { return static_cast<uint8_t>(std::countr_zero(v)); }
 
-// 262144 -> "256 KiB", 268435456 -> "256 MiB", 5000 -> "5000 bytes".
+// For people: 262144 -> "256 KiB", 5000 -> "5000 bytes", 3055726592 -> "2.8 GiB"
+// (exact below a MiB, one decimal above one when not whole).
 std::string Bytes(uint64_t n) {
   static constexpr const char* kUnits[] = {"KiB", "MiB", "GiB", "TiB"};
   std::string text = fmt::format("{} bytes", n);
   uint64_t unit = 1024;
   for (const char* name : kUnits) {
-    if (n < unit || n % unit != 0) break;
-    text = fmt::format("{} {}", n / unit, name);
+    if (n < unit) break;
+    if (n % unit == 0) {
+      text = fmt::format("{} {}", n / unit, name);
+    } else if (unit >= (1u << 20)) {
+      text = fmt::format("{:.1f} {}", static_cast<double>(n) / static_cast<double>(unit), name);
+    }
     unit <<= 10;
   }
   return text;
@@ -50,7 +55,7 @@ Result<void> CheckUblkQueueShape(uint64_t depth, uint64_t max_io_bytes, uint32_t
 
 uint64_t UblkBufferLimit(uint32_t queues, uint64_t phys_bytes) {
   uint64_t limit = kUblkMaxBufferBytes;
-  if (phys_bytes != 0) limit = std::min(limit, phys_bytes / 4);
+  if (phys_bytes != 0) limit = std::min(limit, phys_bytes / 4 / (1u << 20) * (1u << 20));  // whole MiB
   const uint64_t default_shape = uint64_t{queues} * kUblkDefaultDepth * kUblkDefaultMaxIoBytes;
   return std::max(limit, default_shape);
 }
@@ -59,10 +64,12 @@ Result<void> CheckUblkBufferMemory(uint32_t queues, uint32_t depth, uint32_t max
   const uint64_t want = uint64_t{queues} * depth * max_io_bytes;
   const uint64_t limit = UblkBufferLimit(queues, phys_bytes);
   if (want <= limit) return {};
+  const std::string why = phys_bytes != 0
+                              ? fmt::format("the smaller of 4 GiB and a quarter of this machine's {}", Bytes(phys_bytes))
+                              : std::string("4 GiB");
   return Err(EINVAL, "ublk buffers of {} queue(s) x depth {} x max I/O {} = {} per device exceed the limit of {} "
-             "(4 GiB, at most a quarter of this machine's {}): lower the queue depth or the max I/O size",
-             queues, depth, Bytes(max_io_bytes), Bytes(want), Bytes(limit),
-             phys_bytes != 0 ? Bytes(phys_bytes) : std::string("unknown memory"));
+             "({}): lower the queue depth or the max I/O size",
+             queues, depth, Bytes(max_io_bytes), Bytes(want), Bytes(limit), why);
 }
 
 uint64_t PhysicalMemoryBytes() {

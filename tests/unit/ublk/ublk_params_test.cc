@@ -156,7 +156,16 @@ TEST(UblkQueueShape, BufferMemoryIsBoundedButTheDefaultAlwaysFits) {
   // 2 x 1024 x 1 MiB = 2 GiB: fine with 64 GiB of memory, too much with 4 GiB.
   r = CheckUblkBufferMemory(2, 1024, 1u << 20, 4 * kGiB);
   ASSERT_FALSE(r);
-  EXPECT_NE(r.error().message.find("= 2 GiB per device exceed the limit of 1 GiB"), std::string::npos)
+  EXPECT_NE(r.error().message.find("= 2 GiB per device exceed the limit of 1 GiB (the smaller of 4 GiB and a "
+                                   "quarter of this machine's 4 GiB)"),
+            std::string::npos)
+      << r.error().message;
+  // The quarter of an odd amount of memory is whole MiB, and the memory is told as people read it.
+  EXPECT_EQ(UblkBufferLimit(2, 2984108ull << 10), 728ull << 20);
+  r = CheckUblkBufferMemory(2, 4096, 32u << 20, 2984108ull << 10);
+  ASSERT_FALSE(r);
+  EXPECT_NE(r.error().message.find("limit of 728 MiB (the smaller of 4 GiB and a quarter of this machine's 2.8 GiB)"),
+            std::string::npos)
       << r.error().message;
 }
 
