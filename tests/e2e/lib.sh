@@ -298,6 +298,13 @@ verify_files() {
 # drop_caches : forget clean page cache, so that reads go to the device.
 drop_caches() { sync; echo 3 > /proc/sys/vm/drop_caches; }
 
+# dev_range_is DEV FILE SKIP_MIB COUNT_MIB : whether DEV's MiB range SKIP..SKIP+COUNT (read
+# with O_DIRECT) holds the same bytes as that range of FILE (/dev/zero: reads as zeroes).
+dev_range_is() {
+  t 120 dd if="$1" bs=1M skip="$3" count="$4" iflag=direct status=none \
+    | cmp -s - <(dd if="$2" bs=1M skip="$3" count="$4" status=none)
+}
+
 # ---------------------------------------------------------------------------------------
 # fio
 # ---------------------------------------------------------------------------------------
