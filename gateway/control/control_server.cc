@@ -15,23 +15,24 @@
 #include "api/codec.h"
 #include "api/socket.h"
 #include "control/control_protocol.h"
+#include "metrics/errno_label.h"
 
 namespace rbdnbd {
 
 namespace {
 
-// An error reply; its errno goes to *err (for the call counter).
-std::string Failed(const Error& e, int* err) {
-  *err = e.code;
+// An error reply; the error goes to *err (for the call counter and the log).
+std::string Failed(const Error& e, Error* err) {
+  *err = e;
   return api::EncodeReply(e);
 }
 
-std::string Mapped(const Result<MappedInfo>& info, int* err) {
+std::string Mapped(const Result<MappedInfo>& info, Error* err) {
   if (!info) return Failed(info.error(), err);
   return api::EncodeReply(api::MappedReply{info->device, info->record.cookie, info->already_mapped});
 }
 
-std::string Done(const Result<void>& r, int* err) {
+std::string Done(const Result<void>& r, Error* err) {
   return r ? api::EncodeReply(api::OkReply{}) : Failed(r.error(), err);
 }
 
@@ -45,8 +46,8 @@ std::string Status(DeviceManager& manager) {
   return api::EncodeReply(reply);
 }
 
-// The reply to one decoded request; *err: 0, or the errno of an error reply.
-std::string Dispatch(api::Request request, DeviceManager& manager, int* err) {
+// The reply to one decoded request; *err: code 0, or the error of an error reply.
+std::string Dispatch(api::Request request, DeviceManager& manager, Error* err) {
   return std::visit(
       [&manager, err](auto&& r) -> std::string {
         using T = std::decay_t<decltype(r)>;
@@ -89,13 +90,19 @@ void ServeClient(UniqueFd fd, DeviceManager& manager, ControlCalls* calls) {
   explicit_bzero(line->data(), line->size());
   const char* op = request ? api::OpName(*request) : "bad request";
   auto t0 = std::chrono::steady_clock::now();
-  int err = 0;
+  Error err{0, ""};
   std::string reply = request ? Dispatch(std::move(request).value(), manager, &err) : Failed(request.error(), &err);
-  if (calls != nullptr) calls->Record(request ? op : "invalid", err);
+  if (calls != nullptr) calls->Record(request ? op : "invalid", err.code);
   // How long the daemon took (not the client's start-up): the answer to "does
   // one slow map hold up the others?", and a first look at a slow call.
-  spdlog::debug("control: {} answered in {:.1f} ms", op,
-                std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count());
+  const double ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
+  if (err.code != 0) {
+    // The admin reading the daemon's log sees why a call was refused, not only
+    // the client that made it (error messages never carry a key).
+    spdlog::warn("control: {} refused in {:.1f} ms: {} ({})", op, ms, err.message, metrics::ErrnoLabel(err.code));
+  } else {
+    spdlog::debug("control: {} answered in {:.1f} ms", op, ms);
+  }
   (void)api::WriteAll(fd.get(), reply + "\n");
 }
 

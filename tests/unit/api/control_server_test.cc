@@ -15,6 +15,9 @@
 #include <thread>
 
 #include <gtest/gtest.h>
+#include <spdlog/sinks/ostream_sink.h>
+#include <spdlog/spdlog.h>
+#include <sstream>
 
 #include "api/codec.h"
 #include "api/socket.h"
@@ -108,6 +111,26 @@ TEST_F(ControlServerTest, ValidRequestsReachTheDeviceManager) {
   attach.map.cookie = "rbd-nbdd-x";
   attach.map.keyring = "/etc/ceph/keyring";
   ExpectRefused(api::EncodeRequest(attach), ENOTSUP, "needs the nbd netlink interface");
+}
+
+TEST_F(ControlServerTest, ARefusedCallIsLoggedWithItsReasonButNeverItsKey) {
+  std::ostringstream out;
+  auto sink = std::make_shared<spdlog::sinks::ostream_sink_mt>(out);
+  auto previous = spdlog::default_logger();
+  spdlog::set_default_logger(std::make_shared<spdlog::logger>("capture", sink));
+  spdlog::set_level(spdlog::level::info);
+  ExpectRefused(R"({"op":"map","spec":"rbd/a","connections":99,"key":"AQBkSecretKeyValue=="})", EINVAL,
+                "'connections' must be 1..16");
+  ExpectRefused(api::EncodeRequest(api::UnmapRequest{"/dev/nbd5", false}), ENOENT, "not mapped");
+  Call(api::EncodeRequest(api::StatusRequest{}));
+  spdlog::set_default_logger(previous);
+  const std::string log = out.str();
+  EXPECT_NE(log.find("control: bad request refused"), std::string::npos) << log;
+  EXPECT_NE(log.find("'connections' must be 1..16, not 99 (EINVAL)"), std::string::npos) << log;
+  EXPECT_NE(log.find("control: unmap refused"), std::string::npos) << log;
+  EXPECT_NE(log.find("/dev/nbd5 is not mapped by this daemon (ENOENT)"), std::string::npos) << log;
+  EXPECT_EQ(log.find("status"), std::string::npos) << "an answered call is logged at debug only: " << log;
+  EXPECT_EQ(log.find("AQBkSecretKeyValue"), std::string::npos) << log;
 }
 
 TEST_F(ControlServerTest, EveryAnsweredCallIsCountedByOpAndResult) {
