@@ -39,7 +39,8 @@ with an error in the last 60 s). --format json gives it as a "health" object.
 Map options:
   -t, --device-type nbd|ublk the kernel frontend (default nbd). ublk (Linux 6.0+,
                              ublk_drv) serves /dev/ublkbN through io_uring: one
-                             hardware queue per daemon worker, depth 128, 512-byte
+                             hardware queue per daemon worker, depth 128 and
+                             512K requests (--queue-depth, --max-io), 512-byte
                              blocks (4096 for LUKS), user recovery so a daemon
                              restart costs no I/O error
   --queue-depth N            with -t ublk: requests per hardware queue (1..4096,
