@@ -3,6 +3,7 @@
 # follows (librbd's header update -> netlink RECONFIGURE), /sys/block/nbdN/size shows the
 # new size within a bounded wait with no remap, and resize2fs grows the mounted ext4
 # online. Files written before and after the grow verify, and the new space is usable.
+# On the 6.12 guest (two vCPUs) the device has two connections (two hardware queues).
 # e2e-vm: VM_TIMEOUT=420
 # e2e-batch: map1
 # e2e-batch@6.12: k612
@@ -19,7 +20,9 @@ MNT=$E2E_MNT
 cluster_up
 start_daemon
 rbd_ create --size 64M "$IMG" || fail "rbd create $IMG failed"
-map_image "$OLD" "$IMG"
+NCONN=1
+[ "$E2E_KERNEL" = uml ] || NCONN=2
+map_image "$OLD" "$IMG" --connections "$NCONN"
 DEV=$MAPPED_DEV
 SYS=/sys/block/$(basename "$DEV")
 
