@@ -116,6 +116,14 @@ constexpr TunedDefault kTunedDefaults[] = {
     // no loss on 1M sequential writes (bench/RESULTS.md).
     {"rbd_io_scheduler", "none"},
 };
+// Tried and NOT set (bench/profile-daemon.sh on the host, 4k QD32, 3-5 interleaved rounds;
+// bench/results/profile-daemon-2026-12-07-analysis.md): rbd_non_blocking_aio=false
+// (1.23-1.37x the CPU per read, no gain on writes, and it lets librbd block a loop),
+// debug_* = 0/0 for every client subsystem (librbd's I/O path logs at levels above the
+// default gather level 5: 1.18-1.25x reads, 0.93-0.98x writes, noise), ms_async_op_threads=1
+// (one messenger thread carries the one OSD connection anyway: 0.87-1.07x), rbd_cache=true
+// (1.66x reads). ms_crc_data=false measured 0.86x writes / 1.21x reads, within the noise,
+// and trades integrity: never a default.
 
 // Reads kTunedDefaults from an in-memory file (nothing on disk). Best effort:
 // without memfd librbd's own defaults stay.

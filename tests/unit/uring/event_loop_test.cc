@@ -173,5 +173,36 @@ TEST(EventLoopTest, BusyPollingLoopMissesNoCompletionOrPost) {
   close(sv[1]);
 }
 
+// Post() skips the eventfd write while the loop is awake; the loop must then
+// still run the task before it sleeps. One post at a time, each waited for
+// (with a bound), hits the window between "awake" and "asleep" many times: a
+// lost wake-up shows as a task that never runs.
+TEST(EventLoopTest, PostsRacingTheLoopsSleepAreNeverLost) {
+  auto loop = MakeLoop();
+  std::thread t([&] { loop->Run(); });
+  std::atomic<int> ran{0};
+  for (int i = 0; i < 20000; i++) {
+    loop->Post([&] { ran.fetch_add(1, std::memory_order_release); });
+    auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(5);
+    while (ran.load(std::memory_order_acquire) <= i) {
+      ASSERT_LT(std::chrono::steady_clock::now(), deadline) << "post " << i << " never ran";
+      if (i % 2) std::this_thread::yield();  // half of them: let the loop fall asleep first
+    }
+  }
+  // Posts from the loop thread itself and from two threads at once.
+  std::atomic<int> burst{0};
+  auto poster = [&] {
+    for (int i = 0; i < 5000; i++) loop->Post([&] { burst.fetch_add(1); loop->Post([&] { burst.fetch_add(1); }); });
+  };
+  std::thread p1(poster), p2(poster);
+  p1.join();
+  p2.join();
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+  while (burst.load() < 20000 && std::chrono::steady_clock::now() < deadline) std::this_thread::yield();
+  EXPECT_EQ(burst.load(), 20000);
+  loop->Stop();
+  t.join();
+}
+
 }  // namespace
 }  // namespace rbdnbd
