@@ -80,6 +80,10 @@ api::MapRequest BuildMapRequest(const VolumeParams& p, bool read_only) {
   r.exclusive = p.exclusive;
   r.read_only = read_only;
   r.device_type = DeviceTypeName(p.device_type);
+  if (p.device_type == DeviceType::kUblk) {  // the daemon refuses them for nbd
+    r.queue_depth = p.ublk_queue_depth;
+    r.max_io_bytes = p.ublk_max_io_bytes;
+  }
   r.encryption = p.encryption;
   if (!p.encryption.empty()) r.passphrase = p.passphrase;
   return r;

@@ -43,6 +43,11 @@ struct VolumeParams {
   // deviceType as asked (nbd when absent). Stage resolves auto
   // (ChooseDeviceType) before it maps: DaemonClient::Map() takes nbd or ublk.
   DeviceType device_type = DeviceType::kNbd;
+  // ublkQueueDepth / ublkMaxIoSize: the shape of a ublk device (0: the daemon's
+  // default, 128 and 512 KiB). Sent only when the device is ublk; with deviceType
+  // auto they apply if auto picks ublk.
+  uint32_t ublk_queue_depth = 0;
+  uint32_t ublk_max_io_bytes = 0;
 };
 
 Result<VolumeParams> ParseVolumeParams(const std::string& volume_id, const StringMap& context,

@@ -32,8 +32,9 @@ constexpr std::array<FeatureName, 6> kFeatures = {{
 }};
 
 // The node keys: the node plugin reads them from the volume_context.
-const std::set<std::string, std::less<>> kNodeKeys = {"fsType",         "mkfsOptions",     "connections", "ioTimeout",
-                                                      "connectTimeout", "reattachTimeout", "exclusive",   "deviceType"};
+const std::set<std::string, std::less<>> kNodeKeys = {
+    "fsType",    "mkfsOptions", "connections",    "ioTimeout",     "connectTimeout", "reattachTimeout",
+    "exclusive", "deviceType",  "ublkQueueDepth", "ublkMaxIoSize"};
 
 const std::set<std::string, std::less<>> kOwnKeys = {"clusterID", "monitors", "pool", "dataPool", "radosNamespace",
                                                      "imageFeatures", "objectSize", "encrypted", "encryptionFormat"};

@@ -8,7 +8,8 @@
 # (4) NodeExpandVolume after an rbd resize is FAILED_PRECONDITION at once, naming
 #     UBLK_F_UPDATE_SIZE (6.12 cannot resize a ublk device online);
 # (5) unpublish + unstage: no /dev/ublkb*, nothing mapped; stage again: the data is there;
-# (6) deviceType ublk with block access: publish gives the ublk device node, an O_DIRECT
+# (6) deviceType ublk with block access (ublkQueueDepth 32, ublkMaxIoSize 128K: the device has that
+#     shape): publish gives the ublk device node, an O_DIRECT
 #     pattern reads back, NodeGetVolumeStats has the (new, re-mapped) size;
 # (7) deviceType auto stages /dev/nbdN here (no UPDATE_SIZE), and the log says why.
 # e2e-kernel: 6.12
@@ -77,12 +78,14 @@ csi_publish $VOL "$ST" "$TG" --fs ext4
 csi_unpublish $VOL "$TG"
 csi_unstage $VOL "$ST"
 
-step "deviceType ublk, block access: publish gives the /dev/ublkbN node, data reads back"
+step "deviceType ublk, block access, ublkQueueDepth 32 and ublkMaxIoSize 128K: publish gives the /dev/ublkbN node, data reads back"
 BST=$(csi_block_staging $VOL)
 BTG=$(csi_block_target $VOL pod-blk)
-csi_stage $VOL "$BST" --block --ctx deviceType=ublk
+csi_stage $VOL "$BST" --block --ctx deviceType=ublk --ctx ublkQueueDepth=32 --ctx ublkMaxIoSize=128K
 BDEV=$(mapped_json | jq -r --arg s "$CSI_POOL/$VOL" '.[] | select(.spec == $s) | .device')
 [[ "$BDEV" =~ ^/dev/ublkb[0-9]+$ ]] || fail "the daemon maps $CSI_POOL/$VOL at '${BDEV:-nothing}', not a /dev/ublkbN"
+shape="$(cat /sys/block/${BDEV#/dev/}/mq/*/nr_tags | sort -u | paste -sd,) $(cat /sys/block/${BDEV#/dev/}/queue/max_hw_sectors_kb)"
+[ "$shape" = "32 128" ] || fail "$BDEV has nr_tags/max_hw_sectors_kb '$shape', expected '32 128' from the volume_context"
 csi_publish $VOL "$BST" "$BTG" --block
 [ -b "$BTG" ] || fail "$BTG is not a block device after publish ($(stat -c %F "$BTG" 2>&1))"
 [ "$(stat -L -c %t:%T "$BTG")" = "$(stat -L -c %t:%T "$BDEV")" ] \

@@ -83,6 +83,50 @@ TEST(DeviceTypeTest, TheMapRequestCarriesTheChosenType) {
   EXPECT_EQ(BuildMapRequest(p, true).device_type, "ublk");
 }
 
+TEST(DeviceTypeTest, UblkShapeKeysAreCheckedAndReachOnlyAUblkMap) {
+  ClusterConfig clusters{{"dev", {"127.0.0.1:14200"}, ""}};
+  StringMap ctx{{"clusterID", "dev"}, {"pool", "kube"}, {"imageName", "img"}, {"deviceType", "ublk"},
+                {"ublkQueueDepth", "64"}, {"ublkMaxIoSize", "256K"}};
+  StringMap secrets{{"userID", "kube"}, {"userKey", "AQBKEY=="}};
+  auto p = ParseVolumeParams("v", ctx, secrets, clusters);
+  ASSERT_TRUE(p) << p.error().message;
+  EXPECT_EQ(p->ublk_queue_depth, 64u);
+  EXPECT_EQ(p->ublk_max_io_bytes, 256u << 10);
+  api::MapRequest r = BuildMapRequest(*p, false);
+  EXPECT_EQ(r.queue_depth, 64u);
+  EXPECT_EQ(r.max_io_bytes, 256u << 10);
+  // auto that resolved to nbd sends neither (the daemon would refuse them for nbd)
+  p->device_type = DeviceType::kNbd;
+  r = BuildMapRequest(*p, false);
+  EXPECT_EQ(r.queue_depth, 0u);
+  EXPECT_EQ(r.max_io_bytes, 0u);
+  ctx["deviceType"] = "auto";
+  EXPECT_TRUE(ParseVolumeParams("v", ctx, secrets, clusters));
+
+  auto refused = [&](const StringMap& c, const std::string& needle) {
+    auto bad = ParseVolumeParams("v", c, secrets, clusters);
+    ASSERT_FALSE(bad) << needle;
+    EXPECT_EQ(bad.error().code, kInvalidArgument);
+    EXPECT_NE(bad.error().message.find(needle), std::string::npos) << bad.error().message;
+  };
+  StringMap c = ctx;
+  c["deviceType"] = "nbd";
+  refused(c, "'ublkQueueDepth' applies to deviceType ublk or auto, not nbd");
+  c.erase("deviceType");  // nbd by default
+  c.erase("ublkQueueDepth");
+  refused(c, "'ublkMaxIoSize' applies to deviceType ublk or auto, not nbd");
+  for (const char* depth : {"0", "4097", "x"}) {
+    c = ctx;
+    c["ublkQueueDepth"] = depth;
+    refused(c, "'ublkQueueDepth' must be a whole number in 1..4096");
+  }
+  for (const char* size : {"6K", "64M", "0", "1.5M", "big"}) {
+    c = ctx;
+    c["ublkMaxIoSize"] = size;
+    refused(c, "'ublkMaxIoSize' must be a multiple of 4K from 4K to 32M");
+  }
+}
+
 TEST(DeviceTypeTest, TheRealClientRefusesAnUnresolvedAuto) {
   VolumeParams p;
   p.spec = "kube/img";

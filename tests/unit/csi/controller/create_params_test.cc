@@ -144,6 +144,17 @@ TEST(CreateParamsTest, DeviceTypeTravelsToTheVolumeContextAndIsCheckedAtCreate) 
   ExpectInvalid(Parse({{"deviceType", "krbd"}}), "'deviceType' must be nbd, ublk or auto, not 'krbd'");
 }
 
+TEST(CreateParamsTest, UblkShapeTravelsToTheVolumeContextAndIsCheckedAtCreate) {
+  auto p = Parse({{"deviceType", "ublk"}, {"ublkQueueDepth", "64"}, {"ublkMaxIoSize", "1M"}});
+  ASSERT_TRUE(p) << p.error().message;
+  StringMap ctx = VolumeContext(*p, "csi-vol-x");
+  EXPECT_EQ(ctx.at("ublkQueueDepth"), "64");
+  EXPECT_EQ(ctx.at("ublkMaxIoSize"), "1M");
+  ExpectInvalid(Parse({{"deviceType", "ublk"}, {"ublkQueueDepth", "9999"}}), "'ublkQueueDepth'");
+  ExpectInvalid(Parse({{"deviceType", "ublk"}, {"ublkMaxIoSize", "3K"}}), "'ublkMaxIoSize'");
+  ExpectInvalid(Parse({{"ublkQueueDepth", "64"}}), "applies to deviceType ublk or auto, not nbd");
+}
+
 TEST(CreateParamsTest, VolumeContextHasExactlyTheNodeKeys) {
   auto p = ParseCreateParams({{"clusterID", "nsd"}, {"pool", "kube"}, {"encrypted", "true"}, {"fsType", "xfs"},
                               {"csi.storage.k8s.io/pvc/name", "x"}, {"imageFeatures", "layering"}},
