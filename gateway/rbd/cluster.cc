@@ -118,7 +118,9 @@ constexpr TunedDefault kTunedDefaults[] = {
 };
 // Tried and NOT set (bench/profile-daemon.sh on the host, 4k QD32, 3-5 interleaved rounds;
 // bench/results/profile-daemon-2026-12-07-analysis.md): rbd_non_blocking_aio=false
-// (1.23-1.37x the CPU per read, no gain on writes, and it lets librbd block a loop),
+// (one thread hand-off fewer: half the futex calls per I/O, 0.77-0.90x the CPU per I/O at
+// QD1, but 0.86-1.37x at QD32 across four runs; and it lets a librbd call, e.g. the
+// objecter's throttle, block a worker loop and every device on it; ceph.conf can set it),
 // debug_* = 0/0 for every client subsystem (librbd's I/O path logs at levels above the
 // default gather level 5: 1.18-1.25x reads, 0.93-0.98x writes, noise), ms_async_op_threads=1
 // (one messenger thread carries the one OSD connection anyway: 0.87-1.07x), rbd_cache=true
