@@ -148,6 +148,7 @@ say "qemu guest (VM_MEM=${VM_MEM:-3G}, timeout ${VM_TIMEOUT}s): $np paths x $nw 
 # tests/e2e/qemu/run.sh during the run (seen: a syntax error after the guest had passed).
 mkdir -p "$TOP/qemu"
 cp -a "$ROOT"/tests/e2e/qemu/. "$TOP/qemu/"
+cp -a "$ROOT"/tests/e2e/vm_host.sh "$TOP/"   # run.sh sources ../vm_host.sh
 rc=0
 VM_KERNEL_DIR=$ROOT/build/guest-kernel VM_NETNS=$NS VM_TAP=$TAP VM_GUEST_ADDR=$GUEST_ADDR \
 VM_MEM=${VM_MEM:-3G} VM_TIMEOUT=$VM_TIMEOUT VM_QUIET=1 VM_OUT=$OUT VM_RW_DIRS=$RAW \
