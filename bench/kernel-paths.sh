@@ -245,11 +245,20 @@ if u and n:
 targets = "\n".join(t)
 
 lb, la = rd("load_host_before", "?"), rd("load_host_after", "?")
+try:
+    quiet = float(lb.split()[0]) < 1.0
+except (ValueError, IndexError):
+    quiet = False
+if quiet:
+    load_note = (f"- **Host load**: a 2-core host, quiet before the run (nothing else running): load average (1/5/15 min) {lb} before,\n"
+                 f"  {la} after (the run's own guest and cluster). Guest 1-min load {env.get('load0', '?')} before the runs, {env.get('load1', '?')} after")
+else:
+    load_note = (f"- **Host load**: a 2-core host shared with other work: load average (1/5/15 min) {lb} before, {la} after.\n"
+                 f"  Guest 1-min load {env.get('load0', '?')} before the runs, {env.get('load1', '?')} after. The numbers are for a loaded machine: ratios within this run only")
 header = f"""# kernel-paths: krbd, rbd-nbd and rbd-nbdd (nbd 1 and 2 connections, ublk) in one Debian 6.12 guest
 
 - Guest: Debian's Linux {env.get('kernel', '?')} under qemu TCG (tests/e2e/qemu/run.sh), {env.get('vcpus', '?')} vCPUs, {int(env.get('mem_kib', 0)) // 1024} MiB RAM; {env.get('fio', '?')}, Ceph {env.get('ceph', '?')}, {env.get('rbdnbdd', '?')}
-- **Host load**: a 2-core host shared with other helpers' guests and builds: load average (1/5/15 min) {lb} before, {la} after.
-  Guest 1-min load {env.get('load0', '?')} before the runs, {env.get('load1', '?')} after. The numbers are for a loaded machine: ratios within this run only
+{load_note}
 - Cluster: deploy/dev-cluster.sh on the HOST (memstore, 1 mon, 1 OSD, size 1, cephx) in a network namespace, mon and OSD on the
   namespace's tap address; the guest reaches it over virtio-net. Image rbd/bench {env.get('image_mib', '?')} MiB, features {rd('features', '?')}, prefilled
 - Paths, all mapped at once: krbd (`rbd map -o noudev`), rbd-nbd (`rbd-nbd --try-netlink map`) and rbd-nbdd over nbd with 1 connection
