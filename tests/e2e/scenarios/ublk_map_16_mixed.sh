@@ -30,28 +30,12 @@ rbd_create_many "$SIZE" $(for i in $(seq 0 $((N - 1))); do echo "rbd/mix$i"; don
   || fail "creating the $N images failed"
 
 step "(1) map $N images (8 -t nbd, 8 -t ublk), all requests at once"
-declare -a DEVS
-PIDS=()   # a bare `wait` would wait for the daemon too
+map_args_of() { echo -t "$(type_of "$1")"; }
+map_all_at_once "$SIZE" $(for i in $(seq 0 $((N - 1))); do echo "rbd/mix$i"; done)
 for i in $(seq 0 $((N - 1))); do
-  ( rc=0
-    t 300 "$RBDNBD_BIN" map --control-socket "$MAP_SOCK" -c "$CEPH_CONF" -k "$CEPH_KEYRING" \
-      -t "$(type_of "$i")" "rbd/mix$i" > "$E2E_WORK/map.$i.out" 2> "$E2E_WORK/map.$i.err" || rc=$?
-    echo "$rc" > "$E2E_WORK/map.$i.rc" ) &
-  PIDS+=($!)
-done
-wait "${PIDS[@]}"
-for i in $(seq 0 $((N - 1))); do
-  DEVS[i]=$(< "$E2E_WORK/map.$i.out")
-  [ "$(< "$E2E_WORK/map.$i.rc")" = 0 ] \
-    || fail "map -t $(type_of "$i") rbd/mix$i exited $(< "$E2E_WORK/map.$i.rc"): $(< "$E2E_WORK/map.$i.err")"
   if [ "$(type_of "$i")" = nbd ]; then re='^/dev/nbd[0-9]+$'; else re='^/dev/ublkb[0-9]+$'; fi
   [[ "${DEVS[i]}" =~ $re ]] || fail "map -t $(type_of "$i") rbd/mix$i printed '${DEVS[i]}'"
-  [ "$(nbd_size "${DEVS[i]}")" = "$SIZE" ] \
-    || fail "map rbd/mix$i returned before ${DEVS[i]} was ready: size $(nbd_size "${DEVS[i]}")"
 done
-uniq_devs=$(printf '%s\n' "${DEVS[@]}" | sort -u | wc -l)
-[ "$uniq_devs" = "$N" ] || fail "$N maps gave only $uniq_devs distinct devices: ${DEVS[*]}"
-log "devices: ${DEVS[*]}"
 
 # check_listed WHAT : list-mapped lists the sixteen, mapped, with their type and image.
 want=$(for i in $(seq 0 $((N - 1))); do echo "$(type_of "$i") ${DEVS[i]} rbd/mix$i $SIZE mapped"; done | sort)
@@ -66,35 +50,18 @@ check_listed() {
 step "(2) list-mapped lists all $N with their type; one process"
 check_listed "after map"
 t 20 "$RBDNBD_BIN" list-mapped --control-socket "$MAP_SOCK" | sed 's/^/    /' >&2
-procs=$(pgrep -x rbd-nbdd | tr '\n' ' ')
-[ "$procs" = "$DAEMON_PID " ] || fail "rbd-nbdd processes: '$procs', expected only the daemon $DAEMON_PID"
-log "one process (pid $DAEMON_PID), $(ls /proc/$DAEMON_PID/task | wc -l) threads," \
-    "RSS $(awk '/^VmRSS/ {printf "%d MiB", $2 / 1024}' /proc/$DAEMON_PID/status) with $N devices"
+assert_one_daemon_process
 
 step "(3) a distinct pattern on each device, at its start and near its end"
-# pattern_jobs MODE... : one job per device and region (threads of one fio), with MODE.
-pattern_jobs() {
-  local i off pat
-  JOBS=()
-  for i in $(seq 0 $((N - 1))); do
-    printf -v pat '0x%08x' $((0x6b6b0000 + i))
-    for off in 0 30; do
-      JOBS+=(--name="mix$i-at-${off}M" --filename="${DEVS[i]}" --offset="${off}M" --size=1M --bs=256k
-             --rw=write --direct=1 --ioengine=psync --thread --verify=pattern
-             --verify_pattern="$pat" --verify_fatal=1 --verify_dump=1 "$@")
-    done
-  done
-  JOBS=("${JOBS[@]:1}")
-}
 # verify_patterns NAME : every device's pattern reads back (O_DIRECT).
 verify_patterns() {
   drop_caches
-  pattern_jobs --verify_only=1
+  pattern_jobs 0x6b6b0000 30 256k --verify_only=1
   run_fio "$1" "${JOBS[@]}"
   [ "$(jq '[.jobs[] | .read.io_bytes] | add' "$E2E_WORK/fio-$1.json")" = $((2 * N << 20)) ] \
     || fail "$1: did not read 2 MiB from each of the $N devices"
 }
-pattern_jobs   # each job reads its region back after writing it; all are read again after (4)
+pattern_jobs 0x6b6b0000 30 256k   # each job reads its region back after writing it; all are read again after (4)
 run_fio patterns-write "${JOBS[@]}"
 log "all $N devices hold their own data"
 
@@ -113,18 +80,7 @@ verify_patterns patterns-after-restart
 log "all $N patterns read back through the new daemon"
 
 step "(5) unmap all $N, all requests at once"
-PIDS=()
-for i in $(seq 0 $((N - 1))); do
-  ( rc=0
-    t 300 "$RBDNBD_BIN" unmap --control-socket "$MAP_SOCK" "${DEVS[i]}" 2> "$E2E_WORK/unmap.$i.err" || rc=$?
-    echo "$rc" > "$E2E_WORK/unmap.$i.rc" ) &
-  PIDS+=($!)
-done
-wait "${PIDS[@]}"
-for i in $(seq 0 $((N - 1))); do
-  [ "$(< "$E2E_WORK/unmap.$i.rc")" = 0 ] \
-    || fail "unmap ${DEVS[i]} exited $(< "$E2E_WORK/unmap.$i.rc"): $(< "$E2E_WORK/unmap.$i.err")"
-done
+unmap_all_at_once "${DEVS[@]}"
 wait_until 30 "no ublk nodes" no_ublk_nodes
 assert_no_nbd_connected
 [ "$(jq '.devices | length' "$MAP_STATE/state.json")" = 0 ] \
