@@ -2,6 +2,7 @@
 
 #include <charconv>
 
+#include "api/messages.h"
 #include "common/size_parse.h"
 #include "csi/csi_error.h"
 #include "rbd/image_spec.h"
@@ -131,14 +132,14 @@ Result<VolumeParams> ParseVolumeParams(const std::string& volume_id, const Strin
   auto device_type = ParseDeviceType(Get(context, kDeviceTypeKey));
   if (!device_type) return Unexpected(device_type.error());
   p.device_type = *device_type;
-  // The daemon's limits (gateway/ublk/ublk_params.h): UBLK_MAX_QUEUE_DEPTH, and
-  // whole pages up to the driver's 32 MiB request buffer.
-  auto depth = GetNumber(context, "ublkQueueDepth", 0, 1, 4096);
+  // The daemon's limits (api/messages.h): UBLK_MAX_QUEUE_DEPTH, and whole
+  // pages up to the driver's 32 MiB request buffer.
+  auto depth = GetNumber(context, "ublkQueueDepth", 0, 1, api::kMaxUblkQueueDepth);
   if (!depth) return Unexpected(depth.error());
   p.ublk_queue_depth = *depth;
   if (std::string max_io = Get(context, "ublkMaxIoSize"); !max_io.empty()) {
     auto bytes = ParseSize(max_io);
-    if (!bytes || *bytes < 4096 || *bytes > (32u << 20) || *bytes % 4096 != 0) {
+    if (!bytes || !api::IsUblkMaxIoBytes(*bytes)) {
       return Err(kInvalidArgument, "volume_context 'ublkMaxIoSize' must be a multiple of 4K from 4K to 32M, not '{}'",
                  max_io);
     }

@@ -58,6 +58,13 @@ namespace rbdnbd::api {
 inline constexpr uint32_t kMaxUblkQueueDepth = 4096;
 inline constexpr uint32_t kMaxUblkIoBytes = 32u << 20;
 
+// Whether `bytes` can be a ublk device's largest request: whole 4 KiB pages
+// from 4 KiB to kMaxUblkIoBytes. The one rule of the CLI, the CSI plugin and
+// this codec (each words its own error).
+constexpr bool IsUblkMaxIoBytes(uint64_t bytes) {
+  return bytes >= 4096 && bytes <= kMaxUblkIoBytes && bytes % 4096 == 0;
+}
+
 // map: map `spec` at a /dev/nbdX. Also the body of an attach.
 struct MapRequest {
   std::string spec;                       // pool/[ns/]image[@snap], required

@@ -62,7 +62,7 @@ Result<void> DecodeMapBody(const JsonFields& f, MapRequest* r) {
   // ublk's queue shape: the kernel's limits here, the buffer memory at the daemon (it knows its queues).
   RBDNBD_API_TRY(f.Optional("queue_depth", &r->queue_depth, 0u, kMaxUblkQueueDepth));
   RBDNBD_API_TRY(f.Optional("max_io_bytes", &r->max_io_bytes, 0u, kMaxUblkIoBytes));
-  if (r->max_io_bytes != 0 && (r->max_io_bytes < 4096 || r->max_io_bytes % 4096 != 0)) {
+  if (r->max_io_bytes != 0 && !IsUblkMaxIoBytes(r->max_io_bytes)) {
     return f.Bad("max_io_bytes", fmt::format("must be a multiple of 4096 from 4096 to {}, not {}", kMaxUblkIoBytes,
                                              r->max_io_bytes));
   }

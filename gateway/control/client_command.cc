@@ -249,7 +249,7 @@ Result<UblkShapeOptions> ParseUblkShapeOptions(DeviceType type, const std::strin
   }
   if (!max_io.empty()) {
     auto n = ParseSize(max_io);
-    if (!n || *n < 4096 || *n > kUblkMaxIoBytes || *n % 4096 != 0) {
+    if (!n || !api::IsUblkMaxIoBytes(*n)) {
       return Err(EINVAL, "--max-io: '{}' is not a size that is a multiple of 4K from 4K to 32M (e.g. 256K, 1M)",
                  max_io);
     }
