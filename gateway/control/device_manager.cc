@@ -255,12 +255,8 @@ Result<MappedInfo> DeviceManager::Map(MapRequest req) {
   ScopedLogFields log_fields(req.device.index ? DevicePath(r) : std::string(), r.spec);
   if (r.type == DeviceType::kUblk) {
     // The queue shape, before anything is opened or reserved: one queue per loop.
-    const UblkDeviceParams params = UblkParamsFor(r);
-    auto shape = CheckUblkQueueShape(r.queue_depth, r.max_io_bytes, params.block.logical_block);
-    if (shape) {
-      shape = CheckUblkBufferMemory(static_cast<uint32_t>(loops_.size()), r.queue_depth, r.max_io_bytes,
-                                    PhysicalMemoryBytes());
-    }
+    auto shape = CheckUblkDeviceShape(static_cast<uint32_t>(loops_.size()), r.queue_depth, r.max_io_bytes,
+                                      UblkParamsFor(r).block.logical_block);
     if (!shape) return Err(EINVAL, "cannot map {} as a ublk device: {}", r.spec, shape.error().message);
   }
 

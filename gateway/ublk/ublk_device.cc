@@ -53,13 +53,10 @@ Result<std::unique_ptr<UblkDevice>> UblkDevice::Add(UblkControl& ctl, LoopPool& 
   ublksrv_ctrl_dev_info want{};
   want.nr_hw_queues = params.queues != 0 ? params.queues : static_cast<uint16_t>(loops.size());
   // Before ADD_DEV, so that a refused shape leaves nothing behind.
-  if (auto s = CheckUblkQueueShape(params.depth, params.block.max_io_bytes, params.block.logical_block); !s) {
+  if (auto s = CheckUblkDeviceShape(want.nr_hw_queues, params.depth, params.block.max_io_bytes,
+                                    params.block.logical_block);
+      !s) {
     return Unexpected(s.error());
-  }
-  if (auto m = CheckUblkBufferMemory(want.nr_hw_queues, params.depth, params.block.max_io_bytes,
-                                     PhysicalMemoryBytes());
-      !m) {
-    return Unexpected(m.error());
   }
   want.queue_depth = params.depth;
   want.max_io_buf_bytes = params.block.max_io_bytes;

@@ -79,6 +79,11 @@ uint64_t PhysicalMemoryBytes() {
   return static_cast<uint64_t>(pages) * static_cast<uint64_t>(page);
 }
 
+Result<void> CheckUblkDeviceShape(uint32_t queues, uint32_t depth, uint32_t max_io_bytes, uint32_t logical_block) {
+  if (auto s = CheckUblkQueueShape(depth, max_io_bytes, logical_block); !s) return s;
+  return CheckUblkBufferMemory(queues, depth, max_io_bytes, PhysicalMemoryBytes());
+}
+
 Result<ublk_params> BuildUblkParams(const BackendCaps& caps, const UblkParamsOptions& o) {
   if (o.logical_block != 512 && o.logical_block != 4096) {
     return Err(EINVAL, "ublk logical block size {} is not 512 or 4096", o.logical_block);

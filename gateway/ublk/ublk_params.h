@@ -59,6 +59,11 @@ uint64_t UblkBufferLimit(uint32_t queues, uint64_t phys_bytes);
 Result<void> CheckUblkBufferMemory(uint32_t queues, uint32_t depth, uint32_t max_io_bytes, uint64_t phys_bytes);
 // The machine's memory (sysconf), 0 when unknown.
 uint64_t PhysicalMemoryBytes();
+// Both checks for a device of `queues` queues on this machine: the kernel's
+// limits (CheckUblkQueueShape), then the buffer memory (CheckUblkBufferMemory
+// with PhysicalMemoryBytes()). What UblkDevice::Add() runs before ADD_DEV, and
+// the daemon before it opens the image.
+Result<void> CheckUblkDeviceShape(uint32_t queues, uint32_t depth, uint32_t max_io_bytes, uint32_t logical_block);
 
 Result<ublk_params> BuildUblkParams(const BackendCaps& caps, const UblkParamsOptions& options);
 
