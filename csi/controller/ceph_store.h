@@ -33,6 +33,10 @@
 //   omap of key -> value. JournalReserve() is atomic in RADOS (an omap_cmp
 //   guarded write): of two concurrent reservations of one key, from one
 //   process or two, exactly one value is stored, and both callers learn it.
+//   JournalSwap() and JournalRemove() are guarded the same way, by the value
+//   the caller last saw: a record another caller changed meanwhile is left as
+//   it is (ECANCELED), so of two controllers (two processes, no shared lock)
+//   working on one name, only the one that holds the record changes it.
 // * Snapshot creation with quiesce: librbd notifies every client watching the
 //   image (the node daemons that map it) to quiesce, takes the snapshot, and
 //   notifies unquiesce. kRequired fails (the librbd error) when a watcher
@@ -134,6 +138,10 @@ class CephSession {
   // EBUSY (naming the image and how many watchers) while any client watches
   // it, i.e. it is mapped somewhere; kTrashed when it has snapshots or clones.
   virtual Result<RemoveOutcome> Remove(const std::string& image) = 0;
+  // Remove() for an image a failed create made, which nothing can have cloned:
+  // never the trash. ENOTEMPTY while it has a snapshot (another attempt made
+  // one meanwhile: the caller removes it and tries again), EBUSY as Remove().
+  virtual Result<RemoveOutcome> RemoveNew(const std::string& image) = 0;
   // Deletes the trash entries whose name starts with `name_prefix` and that
   // hold no snapshot any more; returns how many went.
   virtual Result<int> PurgeTrash(const std::string& name_prefix) = 0;
@@ -155,11 +163,16 @@ class CephSession {
   // (ours, or the one that was there).
   virtual Result<std::string> JournalReserve(const std::string& object, const std::string& key,
                                              const std::string& value) = 0;
-  // Replaces the value of an existing key (ENOENT if it is gone).
-  virtual Result<void> JournalUpdate(const std::string& object, const std::string& key,
-                                     const std::string& value) = 0;
-  // Removing a missing key (or from a missing object) is fine.
-  virtual Result<void> JournalRemove(const std::string& object, const std::string& key) = 0;
+  // Sets `key` to `value` if its value is `expected`, byte for byte, in one
+  // atomic step; ECANCELED (and no change) if it is anything else, a missing
+  // key or object included.
+  virtual Result<void> JournalSwap(const std::string& object, const std::string& key, const std::string& expected,
+                                   const std::string& value) = 0;
+  // Removes `key` if its value is `expected`, atomically: true. False when
+  // there is no such key (or object) to remove; ECANCELED (and no change)
+  // when it holds another value.
+  virtual Result<bool> JournalRemove(const std::string& object, const std::string& key,
+                                     const std::string& expected) = 0;
   // Up to `max` entries with key > `after` and starting with `prefix`, in key
   // order. A missing object is an empty journal.
   virtual Result<std::vector<std::pair<std::string, std::string>>> JournalList(

@@ -31,9 +31,11 @@
 #include <algorithm>
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "common/result.h"
@@ -42,6 +44,7 @@
 #include "csi/controller/credentials.h"
 #include "csi/controller/journal_record.h"
 #include "csi/controller/name_locks.h"
+#include "csi/controller/race.h"
 #include "csi/controller/volume_id.h"
 #include "csi/volume_params.h"
 
@@ -142,27 +145,67 @@ class ControllerOps {
   Result<CephUser> UserFor(const ClusterRef& cluster, const StringMap& secrets, std::string_view secret);
   void RememberSuccess(const Session& s, const ClusterRef& cluster);
 
+  // Reads of a journal record that keeps changing under a guarded write before
+  // the caller gives up (kAborted: the CO retries).
+  static constexpr int kJournalRounds = 4;
+
+  // Takes the journal record `*record` (stored as `stored`) over for a new
+  // attempt (journal_record.h): "creating", a new attempt id, written with a
+  // swap guarded by `stored`. The value written; nullopt when the record
+  // changed meanwhile (the caller reads it again); or the swap's error.
+  template <typename Record>
+  static Result<std::optional<std::string>> TakeOver(CephSession& s, std::string_view object, const std::string& key,
+                                                     const std::string& stored, Record* record) {
+    record->ready = false;
+    record->attempt = NewUuid();
+    std::string value = EncodeRecord(*record);
+    auto swapped = s.JournalSwap(std::string(object), key, stored, value);
+    if (swapped) return std::optional<std::string>(std::move(value));
+    if (swapped.error().code == ECANCELED) return std::optional<std::string>();
+    return Unexpected(swapped.error());
+  }
+
   // volume_ops.cc
   struct MakeVolume;
   Result<uint64_t> MakeImage(Session& target, const MakeVolume& make);
-  Result<VolumeInfo> FinishCreate(Session& s, const MakeVolume& make, VolumeJournalRecord record, const std::string& key);
+  // Makes the image of the attempt that holds `key` with the value `held`
+  // (`record`, encoded), then swaps the record to "ready".
+  Result<VolumeInfo> FinishCreate(Session& s, const MakeVolume& make, VolumeJournalRecord record,
+                                  const std::string& held, const std::string& key);
   Result<std::vector<std::pair<std::string, std::string>>> ListJournal(CephSession& s, std::string_view object);
+  // The CSI name an image was made for (its csi.name): "" when the image or
+  // the key is gone.
+  static Result<std::string> CsiNameOf(CephSession& s, const std::string& image);
   // After a delete: drops from the journal `object` (kVolumesObject or
   // kSnapshotsObject) the key of the CSI `name` (the image's csi.name) or,
   // when that is unknown (the image gone already: a retried delete), every
   // key whose record names `uuid`. A key whose record names another uuid
   // stays: the name belongs to a newer volume or snapshot.
-  // The CSI name an image was made for (its csi.name): "" when the image or
-  // the key is gone.
-  static Result<std::string> CsiNameOf(CephSession& s, const std::string& image);
   Result<void> DropJournalKeys(CephSession& s, std::string_view object, const std::string& name,
                                const std::string& uuid);
+  // Undoes a failed create attempt that held `key` of the journal `object`
+  // with the value `held`: drops the record if it still holds it, then calls
+  // `remove_made` (which removes the images of `uuid`), unless another attempt
+  // took the record over (a record naming `uuid` with another value): that
+  // attempt owns the uuid's images now. When the journal cannot be changed or
+  // read, nothing is removed: the record stays "creating", and the next create
+  // of the name takes it over and removes them. Errors are logged only.
+  // True when the attempt no longer held the record (another one took it
+  // over, or held it and removed it): its failure is the race's, and the
+  // caller answers ABORTED ("retry").
+  static bool UndoAttempt(CephSession& s, std::string_view object, const std::string& key, const std::string& held,
+                          const std::string& uuid, const std::function<void()>& remove_made);
 
   // snapshot_ops.cc
+  // Makes the snapshot of the attempt that holds `key` with the value `held`
+  // (`record`, encoded), then swaps the record to "ready".
   Result<SnapshotInfo> MakeSnapshot(Session& s, const SnapshotRef& ref, const std::string& name,
-                                    const std::string& key, SnapshotJournalRecord record, QuiesceMode quiesce);
-  // Best effort: every step is tried; the image's own removal error is returned.
-  Result<void> RemoveSnapshotImages(Session& s, const SnapshotRef& ref);
+                                    const std::string& key, SnapshotJournalRecord record, const std::string& held,
+                                    QuiesceMode quiesce);
+  // What a snapshot's create attempt made: the image (never to the trash)
+  // and the temporary snapshot `tmp` of the source. Best effort: every step
+  // is tried; the image's own removal error is returned.
+  Result<void> RemoveSnapshotImages(Session& s, const SnapshotRef& ref, const std::string& tmp);
   Result<std::vector<SnapshotInfo>> SnapshotsOfPool(const PoolRef& pool, const CephUser& user,
                                                     const std::string& source_uuid);
 

@@ -13,6 +13,7 @@ using nlohmann::json;
 std::string EncodeRecord(const VolumeJournalRecord& r) {
   json j = {{"uuid", r.uuid},     {"size", r.size},   {"capacity", r.capacity},   {"fingerprint", r.fingerprint},
             {"source", r.source}, {"state", r.ready ? "ready" : "creating"}, {"context", r.context}};
+  if (!r.attempt.empty()) j["attempt"] = r.attempt;
   return j.dump();
 }
 
@@ -21,6 +22,7 @@ std::string EncodeRecord(const SnapshotJournalRecord& r) {
             {"state", r.ready ? "ready" : "creating"},
             {"size", r.size},           {"created_s", r.created_s},
             {"created_nanos", r.created_nanos}};
+  if (!r.attempt.empty()) j["attempt"] = r.attempt;
   return j.dump();
 }
 
@@ -35,6 +37,7 @@ Result<VolumeJournalRecord> DecodeVolumeJournalRecord(std::string_view text, std
     r.source = j.value("source", "");
     r.ready = j.at("state").get<std::string>() == "ready";
     if (j.contains("context")) r.context = j.at("context").get<StringMap>();
+    r.attempt = j.value("attempt", "");
     if (!IsUuid(r.uuid)) return Err(EIO, "journal key '{}': the uuid is malformed", key);
     return r;
   } catch (const json::exception& e) {
@@ -52,6 +55,7 @@ Result<SnapshotJournalRecord> DecodeSnapshotJournalRecord(std::string_view text,
     r.size = j.value("size", uint64_t{0});
     r.created_s = j.value("created_s", int64_t{0});
     r.created_nanos = j.value("created_nanos", int32_t{0});
+    r.attempt = j.value("attempt", "");
     if (!IsUuid(r.uuid) || !IsUuid(r.source_uuid)) return Err(EIO, "journal key '{}': a uuid is malformed", key);
     return r;
   } catch (const json::exception& e) {

@@ -4,8 +4,12 @@
 // The value is one JSON object.
 //
 // A record is reserved (JournalReserve) in state "creating" before anything
-// is made, and turned "ready" (JournalUpdate) once everything is; a record
-// still "creating" that a later call finds is what a crash left half done.
+// is made, and turned "ready" (JournalSwap) once everything is; a record
+// still "creating" that a later call finds is what a crash left half done, or
+// another controller's create still under way: the later call takes it over
+// with a JournalSwap that writes its own `attempt`, and from then on every
+// change the earlier attempt tries (ready, rollback) finds another value and
+// fails (ECANCELED), so only one attempt ever finishes or undoes a uuid.
 //
 // Contract: pure, any thread. Decode*() of text that is not such a record is
 // EIO naming the key (a journal someone else wrote into); no exceptions leave.
@@ -34,6 +38,7 @@ struct VolumeJournalRecord {
   std::string source;       // "", "snapshot:<id>" or "volume:<id>"
   bool ready = false;
   StringMap context;        // the volume_context it was created with (ListVolumes)
+  std::string attempt;      // the create that holds the record (random; "" in older records)
 };
 
 struct SnapshotJournalRecord {
@@ -43,6 +48,7 @@ struct SnapshotJournalRecord {
   uint64_t size = 0;          // once ready
   int64_t created_s = 0;      // once ready
   int32_t created_nanos = 0;  // once ready
+  std::string attempt;        // the create that holds the record (random; "" in older records)
 };
 
 std::string EncodeRecord(const VolumeJournalRecord& record);

@@ -383,6 +383,19 @@ Result<RemoveOutcome> LibrbdSession::Remove(const std::string& image) {
   return RemoveOutcome::kRemoved;
 }
 
+Result<RemoveOutcome> LibrbdSession::RemoveNew(const std::string& image) {
+  auto io = Io();
+  if (!io) return Unexpected(io.error());
+  // rbd_remove refuses an image with watchers or clones (EBUSY) and one with
+  // snapshots (ENOTEMPTY) by itself.
+  int r = rbd_remove(*io, image.c_str());
+  if (r == -ENOENT) return RemoveOutcome::kNotFound;
+  if (r == -EBUSY) return Err(EBUSY, "image '{}' is in use (a watcher or a clone)", Spec(image));
+  if (r == -ENOTEMPTY) return Err(ENOTEMPTY, "image '{}' has a snapshot", Spec(image));
+  if (r < 0) return Err(-r, "cannot remove image '{}': {}", Spec(image), Why(r));
+  return RemoveOutcome::kRemoved;
+}
+
 namespace {
 
 struct TrashEntry {

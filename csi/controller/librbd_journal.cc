@@ -4,7 +4,8 @@
 // value with "" (the OSD compares a missing key as an empty value) and sets
 // it, so of two racing reservations exactly one matches; the other gets
 // ECANCELED and reads the winner's value. The compare needs the object to
-// exist (ENOENT otherwise), hence an idempotent create first.
+// exist (ENOENT otherwise), hence an idempotent create first. Swap and remove
+// compare the key's value with the one the caller expects the same way.
 #include "csi/controller/librbd_session.h"
 #include "csi/controller/librbd_util.h"
 
@@ -17,11 +18,12 @@ constexpr int kReserveRounds = 8;
 // Entries per omap read (the OSD caps a reply at osd_max_omap_entries_per_request).
 constexpr uint64_t kListBatch = 512;
 
-// Builds into `op`: "if key's value compares `cmp_op` with "", set key = value".
-// Values are never empty, so EQ means "the key is absent" and GT "it exists".
-void AddGuardedSet(rados_write_op_t op, const std::string& key, const std::string& value, uint8_t cmp_op,
-                   int* cmp) {
-  rados_write_op_omap_cmp2(op, key.c_str(), cmp_op, "", key.size(), 0, cmp);
+// Builds into `op`: "if key's value compares `cmp_op` with `than`, set key =
+// value". A missing key compares as "", and values are never empty, so EQ ""
+// means "the key is absent".
+void AddGuardedSet(rados_write_op_t op, const std::string& key, uint8_t cmp_op, const std::string& than,
+                   const std::string& value, int* cmp) {
+  rados_write_op_omap_cmp2(op, key.c_str(), cmp_op, than.data(), key.size(), than.size(), cmp);
   const char* keys[] = {key.c_str()};
   const char* vals[] = {value.data()};
   size_t key_lens[] = {key.size()};
@@ -67,7 +69,7 @@ Result<std::string> LibrbdSession::JournalReserve(const std::string& object, con
     }
     WriteOp op;
     int cmp = 0;
-    AddGuardedSet(op.get(), key, value, LIBRADOS_CMPXATTR_OP_EQ, &cmp);
+    AddGuardedSet(op.get(), key, LIBRADOS_CMPXATTR_OP_EQ, "", value, &cmp);
     int r = rados_write_op_operate2(op.get(), *io, object.c_str(), nullptr, 0);
     if (r == 0) return value;
     if (r == -ENOENT) continue;  // the object went between the two ops
@@ -82,33 +84,47 @@ Result<std::string> LibrbdSession::JournalReserve(const std::string& object, con
   return Err(EAGAIN, "cannot reserve key '{}' of journal '{}' in {}: it keeps changing", key, object, PoolName());
 }
 
-Result<void> LibrbdSession::JournalUpdate(const std::string& object, const std::string& key,
-                                          const std::string& value) {
-  if (value.empty()) return Err(EINVAL, "cannot set key '{}' of journal '{}' to an empty value", key, object);
+Result<void> LibrbdSession::JournalSwap(const std::string& object, const std::string& key,
+                                        const std::string& expected, const std::string& value) {
+  if (expected.empty() || value.empty()) {
+    return Err(EINVAL, "cannot swap key '{}' of journal '{}' from or to an empty value", key, object);
+  }
   auto io = Io();
   if (!io) return Unexpected(io.error());
   WriteOp op;
   int cmp = 0;
-  AddGuardedSet(op.get(), key, value, LIBRADOS_CMPXATTR_OP_GT, &cmp);
+  AddGuardedSet(op.get(), key, LIBRADOS_CMPXATTR_OP_EQ, expected, value, &cmp);
   int r = rados_write_op_operate2(op.get(), *io, object.c_str(), nullptr, 0);
   if (r == -ENOENT || r == -ECANCELED) {
-    return Err(ENOENT, "key '{}' of journal '{}' in {} does not exist", key, object, PoolName());
+    return Err(ECANCELED, "key '{}' of journal '{}' in {} changed meanwhile (or is gone)", key, object, PoolName());
   }
   if (r < 0) return Err(-r, "cannot update key '{}' of journal '{}' in {}: {}", key, object, PoolName(), Why(r));
   return {};
 }
 
-Result<void> LibrbdSession::JournalRemove(const std::string& object, const std::string& key) {
+Result<bool> LibrbdSession::JournalRemove(const std::string& object, const std::string& key,
+                                          const std::string& expected) {
+  if (expected.empty()) return Err(EINVAL, "cannot remove key '{}' of journal '{}' guarded by an empty value", key, object);
   auto io = Io();
   if (!io) return Unexpected(io.error());
   WriteOp op;
+  int cmp = 0;
+  rados_write_op_omap_cmp2(op.get(), key.c_str(), LIBRADOS_CMPXATTR_OP_EQ, expected.data(), key.size(),
+                           expected.size(), &cmp);
   const char* keys[] = {key.c_str()};
   size_t key_lens[] = {key.size()};
   rados_write_op_omap_rm_keys2(op.get(), keys, key_lens, 1);
   int r = rados_write_op_operate2(op.get(), *io, object.c_str(), nullptr, 0);
-  if (r == -ENOENT) return {};  // no journal object: nothing to remove
+  if (r == -ENOENT) return false;  // no journal object: nothing to remove
+  if (r == -ECANCELED) {
+    // A missing key compares as "" and fails the guard too.
+    auto held = JournalGet(object, key);
+    if (!held) return Unexpected(held.error());
+    if (!*held) return false;
+    return Err(ECANCELED, "key '{}' of journal '{}' in {} changed meanwhile: left as it is", key, object, PoolName());
+  }
   if (r < 0) return Err(-r, "cannot remove key '{}' of journal '{}' in {}: {}", key, object, PoolName(), Why(r));
-  return {};
+  return true;
 }
 
 Result<std::vector<std::pair<std::string, std::string>>> LibrbdSession::JournalList(const std::string& object,

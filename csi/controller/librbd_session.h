@@ -41,6 +41,7 @@ class LibrbdSession final : public CephSession {
   Result<void> FormatLuks(const std::string& image, LuksFormat format, const Secret& passphrase) override;
   Result<void> Flatten(const std::string& image) override;
   Result<RemoveOutcome> Remove(const std::string& image) override;
+  Result<RemoveOutcome> RemoveNew(const std::string& image) override;
   Result<int> PurgeTrash(const std::string& name_prefix) override;
   Result<int> CountTrash(const std::string& name_prefix) override;
 
@@ -51,8 +52,9 @@ class LibrbdSession final : public CephSession {
   Result<std::optional<std::string>> JournalGet(const std::string& object, const std::string& key) override;
   Result<std::string> JournalReserve(const std::string& object, const std::string& key,
                                      const std::string& value) override;
-  Result<void> JournalUpdate(const std::string& object, const std::string& key, const std::string& value) override;
-  Result<void> JournalRemove(const std::string& object, const std::string& key) override;
+  Result<void> JournalSwap(const std::string& object, const std::string& key, const std::string& expected,
+                           const std::string& value) override;
+  Result<bool> JournalRemove(const std::string& object, const std::string& key, const std::string& expected) override;
   Result<std::vector<std::pair<std::string, std::string>>> JournalList(const std::string& object,
                                                                        const std::string& prefix,
                                                                        const std::string& after, size_t max) override;

@@ -1,10 +1,10 @@
 // The snapshot RPCs of ControllerOps (controller_ops.h). A CSI snapshot is an
 // image of its own (README.md, "Snapshots, clones, and deletes"):
 //
-//   source csi-vol-U ──snap (quiesce)──> csi-vol-U@csi-tmp-S
+//   source csi-vol-U ──snap (quiesce)──> csi-vol-U@csi-tmp-A
 //        clone v2 ──> csi-snap-S ──snap──> csi-snap-S@csi-snap-S  (what volumes clone)
-//   then csi-vol-U@csi-tmp-S is removed (clone v2 keeps it in the trash
-//   namespace while csi-snap-S needs it)
+//   then csi-vol-U@csi-tmp-A is removed (clone v2 keeps it in the trash
+//   namespace while csi-snap-S needs it); A is the create attempt's id.
 #include <rbd/features.h>
 #include <spdlog/spdlog.h>
 
@@ -16,7 +16,13 @@ namespace {
 
 constexpr std::string_view kSecret = "snapshotter";
 
-std::string TmpSnapName(const std::string& snap_uuid) { return "csi-tmp-" + snap_uuid; }
+// The temporary snapshot of the source is named by the attempt that makes it
+// (journal_record.h), so that an attempt taken over (and still running) and
+// the one that took it over never share it: each removes its own. Records
+// written before attempts existed named it by the snapshot's uuid.
+std::string TmpSnapName(const SnapshotJournalRecord& record) {
+  return "csi-tmp-" + (record.attempt.empty() ? record.uuid : record.attempt);
+}
 
 }  // namespace
 
@@ -62,15 +68,18 @@ Result<SnapshotInfo> ControllerOps::CreateSnapshot(const std::string& source_vol
   SnapshotJournalRecord mine;
   mine.uuid = NewUuid();
   mine.source_uuid = source->uuid;
-  auto stored = s->session->JournalReserve(std::string(kSnapshotsObject), key, EncodeRecord(mine));
-  if (!stored) {
-    if (stored.error().code == ENOENT) return Err(kNotFound, "source volume {} does not exist (no pool)", source_volume_id);
-    return Unexpected(stored.error());
-  }
-  auto record = DecodeSnapshotJournalRecord(*stored, key);
-  if (!record) return Unexpected(record.error());
-  SnapshotRef ref{*source, record->uuid};
-  if (record->uuid != mine.uuid) {
+  mine.attempt = NewUuid();
+  std::string held = EncodeRecord(mine);
+  for (int round = 0;; ++round) {
+    auto stored = s->session->JournalReserve(std::string(kSnapshotsObject), key, held);
+    if (!stored) {
+      if (stored.error().code == ENOENT) return Err(kNotFound, "source volume {} does not exist (no pool)", source_volume_id);
+      return Unexpected(stored.error());
+    }
+    if (*stored == held) break;  // reserved: a new uuid
+    auto record = DecodeSnapshotJournalRecord(*stored, key);
+    if (!record) return Unexpected(record.error());
+    SnapshotRef ref{*source, record->uuid};
     if (record->source_uuid != mine.source_uuid) {
       return Err(kAlreadyExists, "a snapshot named '{}' exists already, of another volume", name);
     }
@@ -82,57 +91,99 @@ Result<SnapshotInfo> ControllerOps::CreateSnapshot(const std::string& source_vol
                             snap->created_nanos};
       }
       if (snap.error().code != ENOENT) return Unexpected(snap.error());
+    }
+    // A crash left it half made, or another controller is making it now:
+    // take the record over atomically (journal_record.h), then start over on
+    // its uuid.
+    SnapshotJournalRecord taken = *record;
+    auto taken_value = TakeOver(*s->session, kSnapshotsObject, key, *stored, &taken);
+    if (!taken_value) return Unexpected(taken_value.error());
+    if (!*taken_value) {
+      if (round + 1 == kJournalRounds) {
+        return Err(kAborted, "another create of snapshot '{}' keeps changing its journal record; retry", name);
+      }
+      continue;  // it changed under us: look again
+    }
+    if (record->ready) {
       spdlog::warn("CreateSnapshot {}: the journal says ready but {} is gone: making it again", name, ref.ImageName());
     } else {
-      spdlog::warn("CreateSnapshot {}: finishing a snapshot that was interrupted ({})", name, ref.ImageName());
+      spdlog::warn("CreateSnapshot {}: finishing a snapshot that was interrupted or is still under way elsewhere ({})",
+                   name, ref.ImageName());
     }
-    if (auto r = RemoveSnapshotImages(*s, ref); !r) {
+    if (auto r = RemoveSnapshotImages(*s, ref, TmpSnapName(*record)); !r) {
+      // The record stays ours, "creating": the retry takes it over again.
       if (r.error().code == EBUSY) {
         return Err(kAborted, "an interrupted snapshot '{}' left {} still open by its dead client; retry: {}", name,
                    ref.ImageName(), r.error().message);
       }
+      if (IsRaceErrno(r.error().code)) {
+        return Err(kAborted, "another create of snapshot '{}' is changing {} meanwhile; retry: {}", name,
+                   ref.ImageName(), r.error().message);
+      }
       return Unexpected(r.error());
     }
-    mine = *record;
-    mine.ready = false;
+    mine = std::move(taken);
+    held = std::move(**taken_value);
+    break;
   }
-  auto made = MakeSnapshot(*s, ref, name, key, mine, quiesce);
+  SnapshotRef ref{*source, mine.uuid};
+  auto made = MakeSnapshot(*s, ref, name, key, mine, held, quiesce);
   if (!made) return Unexpected(made.error());
   made->source_volume_id = source_volume_id;
   RememberSuccess(*s, source->cluster);
   return made;
 }
 
-Result<void> ControllerOps::RemoveSnapshotImages(Session& s, const SnapshotRef& ref) {
+Result<void> ControllerOps::RemoveSnapshotImages(Session& s, const SnapshotRef& ref, const std::string& tmp) {
   std::string image = ref.ImageName();
-  if (auto r = s.session->RemoveSnapshot(image, image); !r && r.error().code != ENOENT) {
-    spdlog::warn("cleanup: cannot remove snapshot {}@{}: {}", image, image, r.error().message);
-  }
   Result<void> outcome;
-  if (auto r = s.session->Remove(image); !r) {
+  // Another attempt still running may snapshot the image between the two
+  // removals (ENOTEMPTY): remove its snapshot and go again. Never the trash:
+  // a trashed image that keeps a snapshot would stay there for good.
+  for (int round = 0;; ++round) {
+    if (auto r = s.session->RemoveSnapshot(image, image); !r && r.error().code != ENOENT) {
+      spdlog::warn("cleanup: cannot remove snapshot {}@{}: {}", image, image, r.error().message);
+    }
+    auto r = s.session->RemoveNew(image);
+    if (r) break;
+    if (r.error().code == ENOTEMPTY && round + 1 < kJournalRounds) continue;
+    if (IsRemovalRace(r.error().code) && BackOffForRace(round)) continue;
     spdlog::warn("cleanup: cannot remove {}: {}", image, r.error().message);
     outcome = Unexpected(r.error());
+    break;
   }
-  if (auto r = s.session->RemoveSnapshot(ref.source.ImageName(), TmpSnapName(ref.snap_uuid));
-      !r && r.error().code != ENOENT) {
-    spdlog::warn("cleanup: cannot remove snapshot {}@{}: {}", ref.source.ImageName(), TmpSnapName(ref.snap_uuid),
-                 r.error().message);
+  if (auto r = s.session->RemoveSnapshot(ref.source.ImageName(), tmp); !r && r.error().code != ENOENT) {
+    spdlog::warn("cleanup: cannot remove snapshot {}@{}: {}", ref.source.ImageName(), tmp, r.error().message);
   }
   return outcome;
 }
 
 Result<SnapshotInfo> ControllerOps::MakeSnapshot(Session& s, const SnapshotRef& ref, const std::string& name,
-                                                 const std::string& key, SnapshotJournalRecord record, QuiesceMode quiesce) {
+                                                 const std::string& key, SnapshotJournalRecord record,
+                                                 const std::string& held, QuiesceMode quiesce) {
   CephSession& ceph = *s.session;
   std::string src = ref.source.ImageName();
-  std::string tmp = TmpSnapName(ref.snap_uuid);
+  std::string tmp = TmpSnapName(record);
   std::string image = ref.ImageName();
   auto rollback = [&](Error error) -> Unexpected {
-    (void)RemoveSnapshotImages(s, ref);  // logged inside; the original error is the answer
-    if (auto r = ceph.JournalRemove(std::string(kSnapshotsObject), key); !r) {
-      spdlog::warn("rollback: cannot drop journal key {}: {}", key, r.error().message);
+    // RemoveSnapshotImages logs what it cannot remove; the original error is the answer.
+    bool lost = UndoAttempt(ceph, kSnapshotsObject, key, held, ref.snap_uuid,
+                            [&] { (void)RemoveSnapshotImages(s, ref, tmp); });
+    if (lost) {
+      // Its temporary snapshot is its own, whoever holds the record now.
+      if (auto r = ceph.RemoveSnapshot(src, tmp); !r && r.error().code != ENOENT) {
+        spdlog::warn("rollback: cannot remove snapshot {}@{}: {}", src, tmp, r.error().message);
+      }
     }
-    return Unexpected(std::move(error));
+    if (!lost && error.code != ECANCELED && error.code != EEXIST) return Unexpected(std::move(error));
+    // Another controller took the name over meanwhile (it holds the record
+    // now, or held it and undid it), or made one of this uuid's objects first
+    // (EEXIST: the temporary snapshot and the image are named by a random
+    // uuid, so only another attempt on the same record can have made them).
+    // Not this request's failure: retry.
+    return Unexpected(Error{kAborted, fmt::format("another create of snapshot '{}' took it over while this one "
+                                                  "made {}; retry ({})",
+                                                  name, image, error.message)});
   };
 
   auto info = ceph.Stat(src);
@@ -175,7 +226,7 @@ Result<SnapshotInfo> ControllerOps::MakeSnapshot(Session& s, const SnapshotRef& 
   record.size = snap->size_bytes;
   record.created_s = snap->created_unix_s;
   record.created_nanos = snap->created_nanos;
-  if (auto r = ceph.JournalUpdate(std::string(kSnapshotsObject), key, EncodeRecord(record)); !r) {
+  if (auto r = ceph.JournalSwap(std::string(kSnapshotsObject), key, held, EncodeRecord(record)); !r) {
     return rollback(r.error());
   }
   spdlog::info("CreateSnapshot {}: made {} from {} ({} bytes)", name, image, src, snap->size_bytes);

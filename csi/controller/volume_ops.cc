@@ -16,10 +16,18 @@ std::string ImageSpec(const CephTarget& t, const std::string& image) {
 }
 
 // Best effort on a rollback path: the original error is what the caller
-// reports, so a failed cleanup is logged, never returned.
+// reports, so a failed cleanup is logged, never returned. The journal key is
+// gone by then, so nothing else would ever remove the image: a removal that
+// collides with another client's (each sees the other's watch) is tried again.
 void RemoveQuietly(CephSession& s, const CephTarget& t, const std::string& image) {
-  auto r = s.Remove(image);
-  if (!r) spdlog::warn("rollback: cannot remove {}: {}", ImageSpec(t, image), r.error().message);
+  for (int round = 0;; ++round) {
+    auto r = s.Remove(image);
+    if (r) return;
+    if (IsRemovalRace(r.error().code) && BackOffForRace(round)) continue;
+    spdlog::error("rollback: cannot remove {} (nothing refers to it any more: remove it by hand): {}",
+                  ImageSpec(t, image), r.error().message);
+    return;
+  }
 }
 
 // The journal record's capacity, for ListVolumes. The image is what counts:
@@ -30,7 +38,7 @@ void RecordCapacity(CephSession& s, const std::string& key, const std::string& u
   auto record = DecodeVolumeJournalRecord(**value, key);
   if (!record || record->uuid != uuid || record->capacity == bytes) return;
   record->capacity = bytes;
-  if (auto r = s.JournalUpdate(std::string(kVolumesObject), key, EncodeRecord(*record)); !r) {
+  if (auto r = s.JournalSwap(std::string(kVolumesObject), key, **value, EncodeRecord(*record)); !r) {
     spdlog::warn("cannot record the new capacity of {} in the journal: {}", key, r.error().message);
   }
 }
@@ -63,6 +71,7 @@ Result<ImageInfo> StatVolume(CephSession& s, const VolumeRef& ref, const std::st
 struct ControllerOps::MakeVolume {
   std::string name;
   std::string uuid;
+  std::string attempt;  // the journal record's attempt: names the source's temporary snapshot
   uint64_t size = 0;
   CreateParams params;
   Secret passphrase;
@@ -156,14 +165,57 @@ Result<void> ControllerOps::DropJournalKeys(CephSession& s, std::string_view obj
     }
   }
   for (const auto& key : keys) {
-    auto value = s.JournalGet(std::string(object), key);
-    if (!value) return Unexpected(value.error());
-    if (!*value) continue;
-    auto named = RecordUuid(object, **value, key);
-    if (named && *named != uuid) continue;  // the name belongs to a newer volume or snapshot
-    if (auto r = s.JournalRemove(std::string(object), key); !r) return Unexpected(r.error());
+    // A record that changes between the read and the guarded removal (a
+    // capacity update, say) is read again; one that names another uuid stays.
+    for (int round = 0;; ++round) {
+      auto value = s.JournalGet(std::string(object), key);
+      if (!value) return Unexpected(value.error());
+      if (!*value) break;
+      auto named = RecordUuid(object, **value, key);
+      if (named && *named != uuid) break;  // the name belongs to a newer volume or snapshot
+      auto r = s.JournalRemove(std::string(object), key, **value);
+      if (r) break;
+      if (r.error().code != ECANCELED || round + 1 == kJournalRounds) return Unexpected(r.error());
+    }
   }
   return {};
+}
+
+bool ControllerOps::UndoAttempt(CephSession& s, std::string_view object, const std::string& key,
+                                const std::string& held, const std::string& uuid,
+                                const std::function<void()>& remove_made) {
+  auto removed = s.JournalRemove(std::string(object), key, held);
+  if (removed && *removed) {
+    remove_made();
+    return false;
+  }
+  if (!removed && removed.error().code != ECANCELED) {
+    // The record may still be ours: it stays "creating", and the next create
+    // of the name takes it over and removes what this one made.
+    spdlog::warn("rollback: cannot drop journal key {}: {}; left for the next create of the name", key,
+                 removed.error().message);
+    return false;
+  }
+  // Not ours any more: another attempt took the record over, or held it and
+  // removed it (its own rollback).
+  auto now = s.JournalGet(std::string(object), key);
+  if (!now) {
+    spdlog::warn("rollback: cannot read journal key {}: {}; left for the next create of the name", key,
+                 now.error().message);
+    return true;
+  }
+  if (*now) {
+    auto named = RecordUuid(object, **now, key);
+    if (!named || *named == uuid) {
+      spdlog::info("rollback: another create took journal key {} over; its images are that create's now", key);
+      return true;
+    }
+  }
+  // The key is gone or names another uuid: nothing can reach this uuid's
+  // images any more (a new reservation takes a new uuid), and they are ours
+  // to remove.
+  remove_made();
+  return true;
 }
 
 // --------------------------------------------------------------- CreateVolume
@@ -256,12 +308,14 @@ Result<VolumeInfo> ControllerOps::CreateVolume(const CreateVolumeArgs& args) {
   mine.fingerprint = Fingerprint(make.params, make.source_text);
   mine.source = make.source_text;
   mine.context = VolumeContext(make.params, "csi-vol-" + mine.uuid);
-  auto stored = target->session->JournalReserve(std::string(kVolumesObject), key, EncodeRecord(mine));
-  if (!stored) return Unexpected(PoolError(stored.error(), target->target));
-  auto record = DecodeVolumeJournalRecord(*stored, key);
-  if (!record) return Unexpected(record.error());
-
-  if (record->uuid != mine.uuid) {
+  mine.attempt = NewUuid();
+  std::string held = EncodeRecord(mine);
+  for (int round = 0;; ++round) {
+    auto stored = target->session->JournalReserve(std::string(kVolumesObject), key, held);
+    if (!stored) return Unexpected(PoolError(stored.error(), target->target));
+    if (*stored == held) break;  // reserved: a new uuid
+    auto record = DecodeVolumeJournalRecord(*stored, key);
+    if (!record) return Unexpected(record.error());
     if (record->fingerprint != mine.fingerprint || record->source != mine.source) {
       return Err(kAlreadyExists, "a volume named '{}' exists already with other parameters or content source",
                  args.name);
@@ -279,46 +333,71 @@ Result<VolumeInfo> ControllerOps::CreateVolume(const CreateVolumeArgs& args) {
         return VolumeInfo{EncodeVolumeId(ref), info->size_bytes, VolumeContext(make.params, image)};
       }
       if (info.error().code != ENOENT) return Unexpected(info.error());
+    }
+    // Still "creating" while this process holds the name: a crash left it
+    // half made, or another controller (a second replica) is making it now.
+    // Either way this attempt takes the record over, atomically: the other
+    // one then fails at its next journal change and leaves the uuid to us.
+    VolumeJournalRecord taken = *record;
+    auto taken_value = TakeOver(*target->session, kVolumesObject, key, *stored, &taken);
+    if (!taken_value) return Unexpected(taken_value.error());
+    if (!*taken_value) {
+      if (round + 1 == kJournalRounds) {
+        return Err(kAborted, "another create of '{}' keeps changing its journal record; retry", args.name);
+      }
+      continue;  // it changed under us: look again
+    }
+    if (record->ready) {
       spdlog::warn("CreateVolume {}: the journal says ready but {} is gone: making it again", args.name,
                    ImageSpec(target->target, image));
     } else {
-      // Still "creating" while this process holds the name: a crash (of this
-      // or another replica) left it half made. Start over on its uuid.
-      spdlog::warn("CreateVolume {}: finishing a create that was interrupted ({})", args.name,
-                   ImageSpec(target->target, image));
+      spdlog::warn("CreateVolume {}: finishing a create that was interrupted or is still under way elsewhere ({})",
+                   args.name, ImageSpec(target->target, image));
       auto removed = target->session->Remove(image);
       if (!removed) {
         // A killed controller's watch on the half-made image lasts until the
         // OSD times it out (~30 s): "retry", never a final code, or the
         // external-provisioner would give up and leave the image behind.
+        // The record stays ours, "creating": the retry takes it over again.
         if (removed.error().code == EBUSY) {
           return Err(kAborted, "an interrupted create of '{}' left {} still open by its dead client; retry: {}",
                      args.name, ImageSpec(target->target, image), removed.error().message);
         }
+        if (IsRaceErrno(removed.error().code)) {
+          return Err(kAborted, "another create of '{}' is changing {} meanwhile; retry: {}", args.name,
+                     ImageSpec(target->target, image), removed.error().message);
+        }
         return Unexpected(removed.error());
       }
     }
-    mine.uuid = record->uuid;
-    mine.context = record->context;
+    mine = std::move(taken);
+    held = std::move(**taken_value);
+    break;
   }
   make.uuid = mine.uuid;
-  return FinishCreate(*target, make, mine, key);
+  make.attempt = mine.attempt;
+  return FinishCreate(*target, make, std::move(mine), held, key);
 }
 
 Result<VolumeInfo> ControllerOps::FinishCreate(Session& s, const MakeVolume& make, VolumeJournalRecord record,
-                                               const std::string& key) {
+                                               const std::string& held, const std::string& key) {
   std::string image = "csi-vol-" + make.uuid;
   auto rollback = [&](const Error& error) -> Unexpected {
-    RemoveQuietly(*s.session, s.target, image);
-    if (auto r = s.session->JournalRemove(std::string(kVolumesObject), key); !r) {
-      spdlog::warn("rollback: cannot drop journal key {}: {}", key, r.error().message);
-    }
-    return Unexpected(error);
+    bool lost = UndoAttempt(*s.session, kVolumesObject, key, held, make.uuid,
+                             [&] { RemoveQuietly(*s.session, s.target, image); });
+    if (!lost && error.code != ECANCELED && error.code != EEXIST) return Unexpected(error);
+    // Another controller took the name over meanwhile: it holds the record
+    // now (or held it and undid it), or it made this uuid's image first
+    // (EEXIST: the image is named by a random uuid, so only another attempt on
+    // the same record can have made it). Not this request's failure: retry.
+    return Unexpected(Error{kAborted, fmt::format("another create of '{}' took it over while this one made {}; "
+                                                  "retry ({})",
+                                                  make.name, ImageSpec(s.target, image), error.message)});
   };
   auto size = MakeImage(s, make);
   if (!size) return rollback(size.error());
   record.ready = true;
-  if (auto r = s.session->JournalUpdate(std::string(kVolumesObject), key, EncodeRecord(record)); !r) {
+  if (auto r = s.session->JournalSwap(std::string(kVolumesObject), key, held, EncodeRecord(record)); !r) {
     return rollback(r.error());
   }
   RememberSuccess(s, make.params.cluster);
@@ -355,9 +434,11 @@ Result<uint64_t> ControllerOps::MakeImage(Session& s, const MakeVolume& make) {
     if (auto r = s.session->Clone(src, snap, snap, image); !r) return Unexpected(r.error());
   } else {
     // A temporary snapshot of the source volume: clone v2 keeps it (in the
-    // trash namespace) for as long as the clone needs it.
+    // trash namespace) for as long as the clone needs it. Named by the
+    // attempt: one taken over (still running) never shares it with the one
+    // that took it over.
     std::string src_image = make.volume->ImageName();
-    std::string tmp = "csi-tmp-" + make.uuid;
+    std::string tmp = "csi-tmp-" + make.attempt;
     auto snap = src.CreateSnapshot(src_image, tmp, QuiesceMode::kBestEffort);
     if (!snap) return Unexpected(snap.error());
     auto cloned = s.session->Clone(src, src_image, tmp, image);

@@ -80,25 +80,75 @@ TEST_F(JournalTest, EightConcurrentReservationsStoreExactlyOneValue) {
   EXPECT_EQ(all->size(), static_cast<size_t>(kKeys));
 }
 
-TEST_F(JournalTest, UpdateAndRemove) {
+TEST_F(JournalTest, SwapAndRemoveAreGuardedByTheValueTheCallerSaw) {
   auto obj = Object("journal-upd");
-  auto missing_obj = kube_->JournalUpdate(obj, "name/a", "v");
+  auto missing_obj = kube_->JournalSwap(obj, "name/a", "v", "w");
   ASSERT_FALSE(missing_obj);
-  EXPECT_EQ(missing_obj.error().code, ENOENT);
-  ASSERT_TRUE(kube_->JournalRemove(obj, "name/a")) << "removing from a missing object is fine";
+  EXPECT_EQ(missing_obj.error().code, ECANCELED);
+  ASSERT_TRUE(kube_->JournalRemove(obj, "name/a", "v")) << "removing from a missing object is fine";
   ASSERT_TRUE(kube_->JournalReserve(obj, "name/a", "v1"));
-  ASSERT_TRUE(kube_->JournalUpdate(obj, "name/a", "v2"));
+  ASSERT_TRUE(kube_->JournalSwap(obj, "name/a", "v1", "v2"));
   EXPECT_EQ(**kube_->JournalGet(obj, "name/a"), "v2");
-  auto missing_key = kube_->JournalUpdate(obj, "name/b", "v");
+  // A caller that saw an older value changes nothing: another one holds it.
+  auto stale = kube_->JournalSwap(obj, "name/a", "v1", "v3");
+  ASSERT_FALSE(stale);
+  EXPECT_EQ(stale.error().code, ECANCELED);
+  auto prefix = kube_->JournalSwap(obj, "name/a", "v", "v3");  // a prefix of the value is not the value
+  ASSERT_FALSE(prefix);
+  EXPECT_EQ(prefix.error().code, ECANCELED);
+  EXPECT_EQ(**kube_->JournalGet(obj, "name/a"), "v2");
+  auto stale_rm = kube_->JournalRemove(obj, "name/a", "v1");
+  ASSERT_FALSE(stale_rm);
+  EXPECT_EQ(stale_rm.error().code, ECANCELED);
+  EXPECT_EQ(**kube_->JournalGet(obj, "name/a"), "v2");
+  auto missing_key = kube_->JournalSwap(obj, "name/b", "v", "w");
   ASSERT_FALSE(missing_key);
-  EXPECT_EQ(missing_key.error().code, ENOENT);
-  EXPECT_FALSE(*kube_->JournalGet(obj, "name/b")) << "a failed update must not create the key";
-  ASSERT_TRUE(kube_->JournalRemove(obj, "name/a"));
-  ASSERT_TRUE(kube_->JournalRemove(obj, "name/a")) << "removing a missing key is fine";
+  EXPECT_EQ(missing_key.error().code, ECANCELED);
+  EXPECT_FALSE(*kube_->JournalGet(obj, "name/b")) << "a failed swap must not create the key";
+  ASSERT_TRUE(kube_->JournalRemove(obj, "name/a", "v2"));
+  ASSERT_TRUE(kube_->JournalRemove(obj, "name/a", "v2")) << "removing a missing key is fine";
   EXPECT_FALSE(*kube_->JournalGet(obj, "name/a"));
   EXPECT_EQ(raw_->OmapKeys(obj), 0) << "the object may stay, with no keys";
   // Removed, the key is free to reserve again.
   EXPECT_EQ(*kube_->JournalReserve(obj, "name/a", "v3"), "v3");
+}
+
+TEST_F(JournalTest, OfManyRacingSwapsFromOneValueExactlyOneWins) {
+  // Two controllers taking one "creating" record over at once: the OSD lets
+  // exactly one of them have it.
+  auto obj = Object("journal-swap-race");
+  ASSERT_TRUE(kube_->JournalReserve(obj, "name/r", "creating-0"));
+  constexpr int kRacers = 6;
+  std::vector<std::unique_ptr<CephSession>> sessions;
+  for (int i = 0; i < kRacers; ++i) {
+    auto s = store_->Open(Target(), Kube());
+    ASSERT_TRUE(s) << ErrText(s);
+    sessions.push_back(std::move(*s));
+  }
+  std::latch start(kRacers);
+  std::vector<int> codes(kRacers, -1);
+  std::vector<std::thread> threads;
+  for (int i = 0; i < kRacers; ++i) {
+    threads.emplace_back([&, i] {
+      start.arrive_and_wait();
+      auto r = sessions[i]->JournalSwap(obj, "name/r", "creating-0", fmt::format("creating-{}", i + 1));
+      codes[i] = r ? 0 : r.error().code;
+    });
+  }
+  for (auto& t : threads) t.join();
+  int winners = 0;
+  std::string winner;
+  for (int i = 0; i < kRacers; ++i) {
+    if (codes[i] == 0) {
+      ++winners;
+      winner = fmt::format("creating-{}", i + 1);
+    } else {
+      EXPECT_EQ(codes[i], ECANCELED) << "racer " << i;
+    }
+  }
+  EXPECT_EQ(winners, 1);
+  EXPECT_EQ(**kube_->JournalGet(obj, "name/r"), winner);
+  ASSERT_TRUE(kube_->JournalRemove(obj, "name/r", winner));
 }
 
 TEST_F(JournalTest, ListHonoursPrefixAfterAndMax) {

@@ -17,7 +17,9 @@ class NamespaceTest : public StoreTest {
   }
   void TearDown() override {
     if (ns_session_ != nullptr) {
-      (void)ns_session_->JournalRemove("rbd-nbdd-csi.volumes", "name/pvc");
+      if (auto v = ns_session_->JournalGet("rbd-nbdd-csi.volumes", "name/pvc"); v && *v) {
+        (void)ns_session_->JournalRemove("rbd-nbdd-csi.volumes", "name/pvc", **v);
+      }
       rados_ioctx_t io = nullptr;
       if (rados_ioctx_create(raw_->cluster(), kPool, &io) == 0) {
         rados_ioctx_set_namespace(io, ns_.c_str());

@@ -16,8 +16,10 @@ Verbs (each prints ONE JSON line: {"method", "code", "details", "elapsed", "resp
     unpublish --vol ID --target PATH
     stats     --vol ID --path PATH [--staging DIR]
     expand    --vol ID --path PATH --bytes N [--staging DIR] [--fs TYPE | --block]
-    batch [--parallel]          JSON lines on stdin: {"name", "method", "request", "expect"};
-                                one result line each, with "name" and "ok"
+    batch [--parallel]          JSON lines on stdin: {"name", "method", "request", "expect"},
+                                and "endpoint" for an item sent elsewhere than --endpoint
+                                (two plugin processes raced in one batch); one result line
+                                each, with "name" and "ok"
     repl                        commands as JSON lines on stdin, answers on stdout (see repl()):
                                 Python and grpc start once per test, not once per call
 Request shaping for error tests: --drop FIELD (dotted: volume_context.pool, secrets.userKey,
@@ -287,20 +289,30 @@ def _csi_for(a):
 
 
 def run_batch(csi, items, parallel=False):
-    """(rc, result dicts, error lines) for batch items {name, method, request, expect}."""
-    def one(it, ch):
-        code, det, resp, el = csi.call(it["method"], it.get("request", {}), channel=ch)
+    """(rc, result dicts, error lines) for batch items {name, method, request, expect,
+    endpoint}: one channel per endpoint, shared by its items."""
+    def endpoint_of(it):
+        ep = it.get("endpoint") or csi.endpoint
+        return "unix://" + ep if ep.startswith("/") else ep
+
+    channels = {}
+    for it in items:
+        if endpoint_of(it) not in channels:
+            channels[endpoint_of(it)] = grpc.insecure_channel(endpoint_of(it))
+
+    def one(it):
+        code, det, resp, el = csi.call(it["method"], it.get("request", {}), channel=channels[endpoint_of(it)])
         return _result(it["method"], code, det, resp, el, it.get("name", it["method"]),
                        it.get("expect", "OK"))
-    ch = csi.channel()
     try:
         if parallel and items:
             with concurrent.futures.ThreadPoolExecutor(max_workers=len(items)) as ex:
-                results = list(ex.map(lambda it: one(it, ch), items))
+                results = list(ex.map(one, items))
         else:
-            results = [one(it, ch) for it in items]
+            results = [one(it) for it in items]
     finally:
-        ch.close()
+        for ch in channels.values():
+            ch.close()
     errs = [f"csi_client: {r['name']}: {r['method']} returned {r['code']} ({r['details']}),"
             f" expected {r['expect']}" for r in results if not r["ok"]]
     return (1 if errs else 0), results, errs

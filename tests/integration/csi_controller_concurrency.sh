@@ -4,8 +4,11 @@
 #   8 CreateVolume calls with one name at once (one client, 8 threads): all OK with one
 #   volume_id, and exactly one image and one journal key in the pool; 4 CreateSnapshot calls
 #   with one name at once: one snapshot; 4 CreateVolume calls with 4 names at once: 4
-#   volumes. A restart between a create and its repeat (SIGKILL, a new process): the repeat
-#   answers the same id and makes no second image; the new process knows no credentials
+#   volumes. Two controller processes (two replicas) racing 8 CreateVolume and 4
+#   CreateSnapshot calls on one name, three rounds: OK or ABORTED only, one volume that a
+#   retry gets, one image and one key. A restart between a create and its repeat (SIGKILL,
+#   a new process): the repeat answers the same id and makes no second image; the new
+#   process knows no credentials
 #   (GetCapacity FAILED_PRECONDITION) until a call brings them. A SIGKILL while an encrypted
 #   create is in flight: the repeat after the restart gives one complete volume (LUKS header
 #   there) and nothing else; until then it answers only "retry" codes. SIGTERM while an
@@ -52,6 +55,68 @@ done | ctl_batch "$K" --parallel
 many=$(jq -r '.response.volume.volume_id' "$CTL_BATCH" | sort -u)
 [ "$(grep -c . <<< "$many")" = 4 ] || fail "4 creates of 4 names gave $(grep -c . <<< "$many") distinct ids"
 [ "$(count_new image)" = 4 ] || fail "4 creates of 4 names: $(count_new image) new images"
+
+section "Two controllers (two replicas, no leader election) race on one name"
+# Each round: 8 CreateVolume calls of one name, 4 to each process, at once; then 4
+# CreateSnapshot calls of one name of that volume, 2 to each. The journal's guarded swaps
+# let one attempt at a time hold a name: every call answers OK or ABORTED (a retry code),
+# the OK ones agree, a retry gets that volume, and one image and one key are left. (Before
+# the swaps, a losing attempt's rollback could remove the winner's image: a lost PV.)
+CTL2_SOCK=$TMPD/ctl2.sock CTL2_LOG=$TMPD/ctl2.log
+CTL_LOGS+=("$CTL2_LOG")
+_ctl2_ready() { local CTL_SOCK=$CTL2_SOCK; _ctl_ready; }
+start_ready rbd-nbdd-csi-controller-2 "$CTL2_LOG" 30 _ctl2_ready \
+  -- env -u CEPH_CONF -u CEPH_KEYRING -u CEPH_ARGS -u CEPH_MON_HOST -u CEPH_KUBE_KEYRING \
+  "$CTL_BIN" --endpoint "unix://$CTL2_SOCK" --cluster-config "$CTL_CONFIG" --log-level debug
+CTL2_PID=$STARTED_PID
+on_exit 'kill -KILL $CTL2_PID 2>/dev/null'
+# race_ids PATH : fails unless every code of the last batch is OK or ABORTED; prints the
+# distinct .response.PATH of the OK ones
+race_ids() {
+  local bad
+  bad=$(jq -r 'select(.code != "OK" and .code != "ABORTED") | "\(.name) \(.code): \(.details)"' "$CTL_BATCH")
+  [ -z "$bad" ] || fail "two controllers racing: a call answered neither OK nor ABORTED: $bad"
+  jq -r "select(.code == \"OK\") | .response.$1" "$CTL_BATCH" | sort -u
+}
+RACE_VOLS=() RACE_SNAPS=()
+for round in 1 2 3; do
+  R=pvc-two-$round-$TAG
+  ctl_state
+  req=$(vol_req "$R" $((16 * MiB)))
+  for i in 1 2 3 4 5 6 7 8; do
+    ep=$CTL_SOCK; [ $((i % 2)) = 0 ] && ep=$CTL2_SOCK
+    printf '{"name": "two-%s-%s", "method": "CreateVolume", "expect": "ANY", "endpoint": "%s", "request": %s}\n' \
+      "$round" "$i" "$ep" "$req"
+  done | ctl_batch "$K" --parallel
+  ok_ids=$(race_ids volume.volume_id)
+  [ "$(grep -c . <<< "$ok_ids")" -le 1 ] || fail "round $round: two controllers gave two volume ids: $(paste -sd' ' <<< "$ok_ids")"
+  log "round $round: $(jq -r .code "$CTL_BATCH" | sort | uniq -c | paste -sd' ')"
+  ctl CreateVolume OK "$req" "$K"  # the CO's retry
+  RID=$(ctl_resp .volume.volume_id)
+  [ -z "$ok_ids" ] || [ "$RID" = "$ok_ids" ] || fail "round $round: the retry gave $RID, the race $ok_ids (a lost volume)"
+  rimg=$(ctl_resp .volume.volume_context.imageName)
+  [ -n "$(img_field "kube/$rimg" .size)" ] || fail "round $round: the volume's image kube/$rimg is gone"
+  [ "$(count_new image)" = 1 ] || fail "round $round: $(count_new image) new images (expected 1)"
+  [ "$(count_new key)" = 1 ] || fail "round $round: $(count_new key) new journal keys (expected 1)"
+  RACE_VOLS+=("$RID")
+  ctl_state
+  sreq=$(snap_req "snap-two-$round-$TAG" "$RID")
+  for i in 1 2 3 4; do
+    ep=$CTL_SOCK; [ $((i % 2)) = 0 ] && ep=$CTL2_SOCK
+    printf '{"name": "snap-two-%s-%s", "method": "CreateSnapshot", "expect": "ANY", "endpoint": "%s", "request": %s}\n' \
+      "$round" "$i" "$ep" "$sreq"
+  done | ctl_batch "$K" --parallel
+  ok_sids=$(race_ids snapshot.snapshot_id)
+  [ "$(grep -c . <<< "$ok_sids")" -le 1 ] || fail "round $round: two controllers gave two snapshot ids"
+  ctl CreateSnapshot OK "$sreq" "$K"
+  RSID=$(ctl_resp .snapshot.snapshot_id)
+  [ -z "$ok_sids" ] || [ "$RSID" = "$ok_sids" ] || fail "round $round: the snapshot retry gave $RSID, the race $ok_sids"
+  [ "$(count_new image)" = 1 ] || fail "round $round: $(count_new image) new snapshot images (expected 1)"
+  RACE_SNAPS+=("$RSID")
+done
+for sid in "${RACE_SNAPS[@]}"; do ctl DeleteSnapshot OK "{\"snapshot_id\": \"$sid\"}" "$K"; done
+for v in "${RACE_VOLS[@]}"; do ctl DeleteVolume OK "{\"volume_id\": \"$v\"}" "$K"; done
+stop_checked rbd-nbdd-csi-controller-2 "$CTL2_PID" "$CTL2_LOG" 30
 
 section "SIGKILL between a create and its repeat"
 Q=pvc-restart-$TAG

@@ -27,6 +27,7 @@ class FakeSession final : public CephSession {
   }
 
   Result<void> Create(const NewImage& image) override {
+    store_->RunBeforeOnce("Create");
     std::lock_guard lock(store_->mu_);
     if (auto e = Check("Create")) return *e;
     if (Find(image.name) != nullptr) return Err(EEXIST, "image {} exists", image.name);
@@ -47,6 +48,7 @@ class FakeSession final : public CephSession {
 
   Result<void> Clone(CephSession& src, const std::string& src_image, const std::string& src_snap,
                      const NewImage& image) override {
+    store_->RunBeforeOnce("Clone");
     std::lock_guard lock(store_->mu_);
     if (auto e = Check("Clone")) return *e;
     auto& source = dynamic_cast<FakeSession&>(src);
@@ -110,6 +112,19 @@ class FakeSession final : public CephSession {
       pool.images.erase(it);
       return RemoveOutcome::kTrashed;
     }
+    Detach(it->second);
+    pool.images.erase(it);
+    return RemoveOutcome::kRemoved;
+  }
+
+  Result<RemoveOutcome> RemoveNew(const std::string& image) override {
+    std::lock_guard lock(store_->mu_);
+    if (auto e = Check("RemoveNew")) return *e;
+    auto& pool = Pool();
+    auto it = pool.images.find(image);
+    if (it == pool.images.end()) return RemoveOutcome::kNotFound;
+    if (it->second.watchers > 0) return Err(EBUSY, "image {} has {} watchers", image, it->second.watchers);
+    if (!it->second.snaps.empty()) return Err(ENOTEMPTY, "image {} has snapshots", image);
     Detach(it->second);
     pool.images.erase(it);
     return RemoveOutcome::kRemoved;
@@ -217,22 +232,29 @@ class FakeSession final : public CephSession {
     return it->second;
   }
 
-  Result<void> JournalUpdate(const std::string& object, const std::string& key, const std::string& value) override {
+  Result<void> JournalSwap(const std::string& object, const std::string& key, const std::string& expected,
+                           const std::string& value) override {
+    store_->RunBeforeOnce("JournalSwap");
     std::lock_guard lock(store_->mu_);
-    if (auto e = Check("JournalUpdate")) return *e;
+    if (auto e = Check("JournalSwap")) return *e;
     auto& j = Pool().journals[object];
     auto it = j.find(key);
-    if (it == j.end()) return Err(ENOENT, "journal key {} not found", key);
+    if (it == j.end() || it->second != expected) return Err(ECANCELED, "journal key {} changed meanwhile", key);
     it->second = value;
     return {};
   }
 
-  Result<void> JournalRemove(const std::string& object, const std::string& key) override {
+  Result<bool> JournalRemove(const std::string& object, const std::string& key, const std::string& expected) override {
     std::lock_guard lock(store_->mu_);
     if (auto e = Check("JournalRemove")) return *e;
     auto& journals = Pool().journals;
-    if (auto it = journals.find(object); it != journals.end()) it->second.erase(key);
-    return {};
+    auto j = journals.find(object);
+    if (j == journals.end()) return false;
+    auto it = j->second.find(key);
+    if (it == j->second.end()) return false;
+    if (it->second != expected) return Err(ECANCELED, "journal key {} changed meanwhile", key);
+    j->second.erase(it);
+    return true;
   }
 
   Result<std::vector<std::pair<std::string, std::string>>> JournalList(const std::string& object,
@@ -338,6 +360,23 @@ void FakeCephStore::Fail(const std::string& method, int code) {
 void FakeCephStore::OnReserve(std::function<void()> hook) {
   std::lock_guard lock(mu_);
   on_reserve_ = std::move(hook);
+}
+
+void FakeCephStore::BeforeOnce(const std::string& method, std::function<void()> hook) {
+  std::lock_guard lock(mu_);
+  before_once_[method] = std::move(hook);
+}
+
+void FakeCephStore::RunBeforeOnce(const std::string& method) {
+  std::function<void()> hook;
+  {
+    std::lock_guard lock(mu_);
+    auto it = before_once_.find(method);
+    if (it == before_once_.end()) return;
+    hook = std::move(it->second);
+    before_once_.erase(it);
+  }
+  hook();
 }
 
 void FakeCephStore::SetQuiesceFails(bool fails) {

@@ -66,6 +66,11 @@ class FakeCephStore final : public CephStore {
   void Fail(const std::string& method, int code);
   // Called inside JournalReserve before it decides (race tests).
   void OnReserve(std::function<void()> hook);
+  // Runs `hook` once, on the thread of the next call of `method` ("Create",
+  // "Clone", "JournalSwap"), before that call does anything and with no lock
+  // held: a test runs another controller's whole request there, at that
+  // point of this one (a deterministic interleaving).
+  void BeforeOnce(const std::string& method, std::function<void()> hook);
   void SetQuiesceFails(bool fails);
   void SetAvailable(uint64_t bytes);
 
@@ -84,6 +89,9 @@ class FakeCephStore final : public CephStore {
 
  private:
   friend class FakeSession;
+  // The hook BeforeOnce() set for `method`, taken (it runs once); the caller
+  // runs it with no lock held.
+  void RunBeforeOnce(const std::string& method);
   struct PoolState {
     std::map<std::string, Image> images;
     std::map<std::string, Image> trash;  // by original name
@@ -96,6 +104,7 @@ class FakeCephStore final : public CephStore {
   std::map<std::string, PoolState> pools_;  // by PoolKey
   std::map<std::string, int> failures_;
   std::function<void()> on_reserve_;
+  std::map<std::string, std::function<void()>> before_once_;
   bool quiesce_fails_ = false;
   uint64_t available_ = 100ULL << 30;
   uint64_t next_id_ = 1;

@@ -18,7 +18,7 @@ namespace {
 const std::string kRecordUuid = "0123456789abcdef0123456789abcdef";
 
 TEST(JournalRecordTest, VolumeRecordRoundTrips) {
-  VolumeJournalRecord r{kRecordUuid, 1u << 30, 2u << 30, "fp", "snapshot:x", true, {{"pool", "kube"}}};
+  VolumeJournalRecord r{kRecordUuid, 1u << 30, 2u << 30, "fp", "snapshot:x", true, {{"pool", "kube"}}, "att-1"};
   auto back = DecodeVolumeJournalRecord(EncodeRecord(r), "name/a");
   ASSERT_TRUE(back) << back.error().message;
   EXPECT_EQ(back->uuid, r.uuid);
@@ -28,16 +28,28 @@ TEST(JournalRecordTest, VolumeRecordRoundTrips) {
   EXPECT_EQ(back->source, "snapshot:x");
   EXPECT_TRUE(back->ready);
   EXPECT_EQ(back->context, r.context);
+  EXPECT_EQ(back->attempt, "att-1");
+}
+
+TEST(JournalRecordTest, ARecordWithoutAnAttemptDecodes) {
+  // Records written before the attempt field: they decode, with "" (a
+  // takeover's swap then writes one).
+  auto back = DecodeVolumeJournalRecord(
+      R"({"uuid":"0123456789abcdef0123456789abcdef","size":1,"fingerprint":"f","state":"creating"})", "name/a");
+  ASSERT_TRUE(back) << back.error().message;
+  EXPECT_EQ(back->attempt, "");
+  EXPECT_EQ(EncodeRecord(*back).find("attempt"), std::string::npos);
 }
 
 TEST(JournalRecordTest, SnapshotRecordRoundTrips) {
-  SnapshotJournalRecord r{kRecordUuid, kRecordUuid, false, 5, 6, 7};
+  SnapshotJournalRecord r{kRecordUuid, kRecordUuid, false, 5, 6, 7, "att-2"};
   auto back = DecodeSnapshotJournalRecord(EncodeRecord(r), "name/s");
   ASSERT_TRUE(back);
   EXPECT_FALSE(back->ready);
   EXPECT_EQ(back->size, 5u);
   EXPECT_EQ(back->created_s, 6);
   EXPECT_EQ(back->created_nanos, 7);
+  EXPECT_EQ(back->attempt, "att-2");
 }
 
 TEST(JournalRecordTest, GarbageIsEioNamingTheKey) {

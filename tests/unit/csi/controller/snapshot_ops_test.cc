@@ -1,5 +1,6 @@
 // ControllerOps' snapshot RPCs against the in-memory FakeCephStore.
 #include <algorithm>
+#include <optional>
 
 #include "csi/controller/controller_error.h"
 #include "csi/controller/journal_record.h"
@@ -30,6 +31,40 @@ TEST_F(OpsTest, CreateSnapshotMakesItsOwnImageAndDropsTheTemporarySnapshot) {
   ASSERT_TRUE(record);
   EXPECT_TRUE(record->ready);
   EXPECT_EQ(record->source_uuid, DecodeVolumeId(v.volume_id)->uuid);
+}
+
+TEST_F(OpsTest, ASnapshotTakenOverMidwayLeavesTheOtherControllersSnapshot) {
+  // Another controller (no shared lock) takes the name over while this one
+  // clones, and finishes first: this one answers ABORTED and removes nothing.
+  VolumeInfo v = MustCreate(Args("pvc-1", 64 * kMiBytes));
+  ControllerOps other(&store_, options_);
+  std::optional<SnapshotInfo> theirs;
+  store_.BeforeOnce("Clone", [&] {
+    auto s = other.CreateSnapshot(v.volume_id, "snap-r", {}, Secrets());
+    ASSERT_TRUE(s) << s.error().message;
+    theirs = *s;
+  });
+  auto mine = ops_->CreateSnapshot(v.volume_id, "snap-r", {}, Secrets());
+  ASSERT_FALSE(mine);
+  EXPECT_EQ(mine.error().code, kAborted) << mine.error().message;
+  ASSERT_TRUE(theirs);
+  auto ref = DecodeSnapshotId(theirs->snapshot_id);
+  ASSERT_TRUE(ref);
+  auto img = store_.GetImage("kube", "", ref->ImageName());
+  ASSERT_TRUE(img) << "a rollback removed the other controller's snapshot image";
+  EXPECT_EQ(img->snaps.count(ref->ImageName()), 1u);
+  auto journal = store_.Journal("kube", "", "rbd-nbdd-csi.snapshots");
+  ASSERT_EQ(journal.size(), 1u);
+  auto record = DecodeSnapshotJournalRecord(journal.at("name/snap-r"), "k");
+  ASSERT_TRUE(record);
+  EXPECT_TRUE(record->ready);
+  EXPECT_EQ(MustSnapshot(v.volume_id, "snap-r").snapshot_id, theirs->snapshot_id);
+  // No temporary snapshot of either attempt is left on the source (the one
+  // clone v2 keeps for the snapshot image is in the trash namespace).
+  auto src_img = store_.GetImage("kube", "", ImageOf(v));
+  ASSERT_TRUE(src_img);
+  for (const auto& [snap_name, snap] : src_img->snaps) EXPECT_TRUE(snap.trashed) << snap_name;
+  EXPECT_EQ(store_.TrashCount("kube"), 0);
 }
 
 TEST_F(OpsTest, CreateSnapshotIsIdempotentByNameAndSourceBound) {
@@ -95,7 +130,7 @@ TEST_F(OpsTest, RequiredQuiesceThatFailsIsAbortedAndLeavesNothing) {
 
 TEST_F(OpsTest, ASnapshotFailureAfterTheReservationLeavesNothing) {
   VolumeInfo v = MustCreate(Args("pvc-1", 64 * kMiBytes));
-  for (const char* method : {"Clone", "JournalUpdate"}) {
+  for (const char* method : {"Clone", "JournalSwap"}) {
     SCOPED_TRACE(method);
     store_.Fail(method, EIO);
     auto r = ops_->CreateSnapshot(v.volume_id, "snap-f", {}, Secrets());

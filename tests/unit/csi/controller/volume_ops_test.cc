@@ -1,6 +1,7 @@
 // ControllerOps' volume RPCs against the in-memory FakeCephStore.
 #include <rbd/features.h>
 
+#include <optional>
 #include <thread>
 #include <vector>
 
@@ -111,6 +112,77 @@ TEST_F(OpsTest, TwoControllersRacingOnOneNameNeverMakeTwoImages) {
   EXPECT_EQ(store_.Journal("kube", "", "rbd-nbdd-csi.volumes").size(), 1u);
 }
 
+// The two interleavings that lost a volume before the journal's guarded
+// swaps: another controller takes the name over while this one is in
+// CreateVolume, and finishes first. This one must then leave that volume be.
+TEST_F(OpsTest, ACreateTakenOverBeforeItsImageLeavesTheOtherControllersVolume) {
+  ControllerOps other(&store_, options_);
+  std::optional<VolumeInfo> theirs;
+  store_.BeforeOnce("Create", [&] {
+    auto v = other.CreateVolume(Args("pvc-3", 64 * kMiBytes));
+    ASSERT_TRUE(v) << v.error().message;
+    theirs = *v;
+  });
+  auto mine = ops_->CreateVolume(Args("pvc-3", 64 * kMiBytes));
+  ASSERT_FALSE(mine);  // its image name is taken (EEXIST): the other create's now
+  EXPECT_EQ(mine.error().code, kAborted) << mine.error().message;
+  ASSERT_TRUE(theirs);
+  EXPECT_TRUE(store_.GetImage("kube", "", ImageOf(*theirs))) << "a rollback removed the other controller's image";
+  auto journal = store_.Journal("kube", "", "rbd-nbdd-csi.volumes");
+  ASSERT_EQ(journal.size(), 1u);
+  auto record = DecodeVolumeJournalRecord(journal.at("name/pvc-3"), "k");
+  ASSERT_TRUE(record);
+  EXPECT_TRUE(record->ready);
+  EXPECT_EQ(record->uuid, DecodeVolumeId(theirs->volume_id)->uuid);
+  // The CO's retry gets the same volume.
+  EXPECT_EQ(MustCreate(Args("pvc-3", 64 * kMiBytes)).volume_id, theirs->volume_id);
+  EXPECT_EQ(store_.Images("kube").size(), 1u);
+}
+
+TEST_F(OpsTest, ACreateTakenOverBeforeItsRecordIsReadyAnswersAbortedAndKeepsTheVolume) {
+  ControllerOps other(&store_, options_);
+  std::optional<VolumeInfo> theirs;
+  // This create's image is made; before it swaps its record to "ready", the
+  // other controller takes the record over, removes that image and makes it
+  // again (the first JournalSwap is this create's, the hook runs before it).
+  store_.BeforeOnce("JournalSwap", [&] {
+    auto v = other.CreateVolume(Args("pvc-4", 64 * kMiBytes));
+    ASSERT_TRUE(v) << v.error().message;
+    theirs = *v;
+  });
+  auto mine = ops_->CreateVolume(Args("pvc-4", 64 * kMiBytes));
+  ASSERT_FALSE(mine);
+  EXPECT_EQ(mine.error().code, kAborted) << mine.error().message;
+  ASSERT_TRUE(theirs);
+  EXPECT_TRUE(store_.GetImage("kube", "", ImageOf(*theirs)));
+  EXPECT_EQ(MustCreate(Args("pvc-4", 64 * kMiBytes)).volume_id, theirs->volume_id);
+  EXPECT_EQ(store_.Images("kube").size(), 1u);
+  EXPECT_EQ(store_.Journal("kube", "", "rbd-nbdd-csi.volumes").size(), 1u);
+}
+
+TEST_F(OpsTest, AFailedCreateWhoseNameWentToAnotherUuidRemovesItsOwnImage) {
+  // This create fails after its image is made; meanwhile its record was
+  // replaced by another volume's (a delete and a new create of the name).
+  // Its image can no longer be reached: the rollback removes it, leaves the
+  // new record, and answers ABORTED (the retry meets the new record).
+  VolumeJournalRecord other;
+  other.uuid = "00112233445566778899aabbccddeeff";
+  other.size = 64 * kMiBytes;
+  other.fingerprint = "other";
+  other.ready = true;
+  store_.Fail("JournalSwap", EIO);
+  store_.BeforeOnce("JournalSwap",
+                    [&] { store_.PutJournal("kube", "", "rbd-nbdd-csi.volumes", "name/pvc-5", EncodeRecord(other)); });
+  auto mine = ops_->CreateVolume(Args("pvc-5", 64 * kMiBytes));
+  store_.Fail("JournalSwap", 0);
+  ASSERT_FALSE(mine);
+  EXPECT_EQ(mine.error().code, kAborted) << mine.error().message;
+  EXPECT_TRUE(store_.Images("kube").empty());
+  auto journal = store_.Journal("kube", "", "rbd-nbdd-csi.volumes");
+  ASSERT_EQ(journal.size(), 1u);
+  EXPECT_EQ(journal.at("name/pvc-5"), EncodeRecord(other));
+}
+
 TEST_F(OpsTest, ARecordWithoutItsImageIsFinished) {
   // A crash between the reservation and the image: the record is there, the
   // image is not. The retry makes the image on the recorded uuid.
@@ -159,7 +231,7 @@ TEST_F(OpsTest, AnInterruptedCreateWhoseImageIsStillWatchedAnswersAborted) {
 }
 
 TEST_F(OpsTest, AFailureAfterTheReservationLeavesNothing) {
-  for (const char* method : {"Create", "JournalUpdate", "FormatLuks"}) {
+  for (const char* method : {"Create", "JournalSwap", "FormatLuks"}) {
     SCOPED_TRACE(method);
     store_.Fail(method, EIO);
     auto args = Args("pvc-fail", 64 * kMiBytes);
