@@ -143,7 +143,7 @@ MAP_HAS_UBLK=0
 "$RBDNBD" map --help 2>&1 | grep -qiE -- '(-t|--type|--device-type)[ ,=].*ublk' && MAP_HAS_UBLK=1
 if want nbdd-1c || want nbdd-2c || { want ublk && [ "$MAP_HAS_UBLK" = 1 ]; }; then
   start_ready "the daemon" "$WORK/daemon.log" 90 daemon_ready -- env -u CEPH_CONF \
-    "$RBDNBD" daemon --control-socket "$SOCK" --state-dir "$STATE" --log-level info
+    "$RBDNBD" daemon --control-socket "$SOCK" --state-dir "$STATE" --log-level info ${KP_DAEMON_ARGS:-}
   DAEMON_PID=$STARTED_PID
   say "rbd-nbdd daemon (pid $DAEMON_PID)"
 fi
@@ -158,7 +158,7 @@ want nbdd-2c && nbdd_map nbdd-2c "${SPEC}2" --connections 2
 if want ublk; then
   if [ "$MAP_HAS_UBLK" = 1 ]; then
     nbdd_map ublk "${SPEC}3" -t ublk
-    echo "ublk_how=\`rbd-nbdd map -t ublk\`, in the same daemon" >> "$RAW/env"
+    echo "ublk_how=\`rbd-nbdd map -t ublk\`, in the same daemon${KP_DAEMON_ARGS:+ (daemon $KP_DAEMON_ARGS)}" >> "$RAW/env"
   else
     "$RBDNBD" serve -s "$WORK/serve.sock" --rbd "${SPEC}3" -c "$CONF" -k "$KEYRING" --ublk \
       > "$WORK/serve.log" 2>&1 &

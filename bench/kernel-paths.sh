@@ -29,6 +29,8 @@
 #                  4k-randwrite-QD32,1M-seqread-QD8,1M-seqwrite-QD8 (default all)
 #   KP_ENGINE=io_uring   fio engine (io_uring or libaio)
 #   KP_IMAGE_MIB=512     image size      VM_MEM=3G guest RAM
+#   KP_DAEMON_ARGS       more arguments for the guest's `rbd-nbdd daemon` (e.g. "-w 1":
+#                        one worker loop, so ublk gets one hardware queue)
 #   RBDNBD         the rbd-nbdd binary (default build/gateway/control/rbd-nbdd; copied first)
 set -euo pipefail
 export LC_ALL=C
@@ -37,6 +39,7 @@ RUNTIME=${RUNTIME:-10}
 ROUNDS=${ROUNDS:-1}
 KP_IMAGE_MIB=${KP_IMAGE_MIB:-512}
 KP_ENGINE=${KP_ENGINE:-io_uring}
+export KP_DAEMON_ARGS=${KP_DAEMON_ARGS:-}  # passed by name: it may hold spaces
 STAMP=$(date +%Y-%m-%d-%H%M)
 OUT_MD=$ROOT/bench/results/kernel-paths-$STAMP.md
 OUT=$ROOT/bench/results/kernel-paths-$STAMP
@@ -155,7 +158,7 @@ VM_MEM=${VM_MEM:-3G} VM_TIMEOUT=$VM_TIMEOUT VM_QUIET=1 VM_OUT=$OUT VM_RW_DIRS=$R
 VM_MODULES="nbd rbd ublk_drv" \
 VM_ENV="RUNTIME=$RUNTIME ROUNDS=$ROUNDS KP_RAW=$RAW RBDNBD=$BIN KP_HOST_CONF=$CONF \
 KP_HOST_KEYRING=$KEYRING KP_IMAGE_MIB=$KP_IMAGE_MIB KP_ENGINE=$KP_ENGINE \
-KP_PATHS=${KP_PATHS:-} KP_WORKLOADS=${KP_WORKLOADS:-}" \
+KP_PATHS=${KP_PATHS:-} KP_WORKLOADS=${KP_WORKLOADS:-} KP_DAEMON_ARGS" \
   timeout --kill-after=30 $((VM_TIMEOUT + 60)) "$TOP/qemu/run.sh" "$ROOT/bench/kernel-paths-guest.sh" || rc=$?
 grep '^\[kp-guest' "$OUT/console.log" > "$OUT/guest.log" 2>/dev/null || true
 cut -d' ' -f1-3 /proc/loadavg > "$RAW/load_host_after"
