@@ -100,34 +100,10 @@ class FakeSession final : public CephSession {
     return {};
   }
 
-  Result<RemoveOutcome> Remove(const std::string& image) override {
-    std::lock_guard lock(store_->mu_);
-    if (auto e = Check("Remove")) return *e;
-    auto& pool = Pool();
-    auto it = pool.images.find(image);
-    if (it == pool.images.end()) return RemoveOutcome::kNotFound;
-    if (it->second.watchers > 0) return Err(EBUSY, "image {} has {} watchers", image, it->second.watchers);
-    if (!it->second.snaps.empty()) {
-      pool.trash[image] = std::move(it->second);
-      pool.images.erase(it);
-      return RemoveOutcome::kTrashed;
-    }
-    Detach(it->second);
-    pool.images.erase(it);
-    return RemoveOutcome::kRemoved;
-  }
+  Result<RemoveOutcome> Remove(const std::string& image) override { return RemoveImage("Remove", image, true); }
 
   Result<RemoveOutcome> RemoveNew(const std::string& image) override {
-    std::lock_guard lock(store_->mu_);
-    if (auto e = Check("RemoveNew")) return *e;
-    auto& pool = Pool();
-    auto it = pool.images.find(image);
-    if (it == pool.images.end()) return RemoveOutcome::kNotFound;
-    if (it->second.watchers > 0) return Err(EBUSY, "image {} has {} watchers", image, it->second.watchers);
-    if (!it->second.snaps.empty()) return Err(ENOTEMPTY, "image {} has snapshots", image);
-    Detach(it->second);
-    pool.images.erase(it);
-    return RemoveOutcome::kRemoved;
+    return RemoveImage("RemoveNew", image, false);
   }
 
   Result<int> PurgeTrash(const std::string& name_prefix) override {
@@ -279,6 +255,26 @@ class FakeSession final : public CephSession {
   std::string Key() const { return FakeCephStore::PoolKey(target_.pool, target_.ns); }
 
  private:
+  // Remove() (`may_trash`: an image with snapshots goes to the trash) and
+  // RemoveNew() (it is ENOTEMPTY instead); `method` names the failure to inject.
+  Result<RemoveOutcome> RemoveImage(const std::string& method, const std::string& image, bool may_trash) {
+    std::lock_guard lock(store_->mu_);
+    if (auto e = Check(method)) return *e;
+    auto& pool = Pool();
+    auto it = pool.images.find(image);
+    if (it == pool.images.end()) return RemoveOutcome::kNotFound;
+    if (it->second.watchers > 0) return Err(EBUSY, "image {} has {} watchers", image, it->second.watchers);
+    if (!it->second.snaps.empty()) {
+      if (!may_trash) return Err(ENOTEMPTY, "image {} has snapshots", image);
+      pool.trash[image] = std::move(it->second);
+      pool.images.erase(it);
+      return RemoveOutcome::kTrashed;
+    }
+    Detach(it->second);
+    pool.images.erase(it);
+    return RemoveOutcome::kRemoved;
+  }
+
   // Under mu_: an injected failure, or the pool's absence.
   std::optional<Unexpected> Check(const std::string& method) {
     if (auto it = store_->failures_.find(method); it != store_->failures_.end() && it->second != 0) {
