@@ -18,12 +18,17 @@ constexpr int kReserveRounds = 8;
 // Entries per omap read (the OSD caps a reply at osd_max_omap_entries_per_request).
 constexpr uint64_t kListBatch = 512;
 
-// Builds into `op`: "if key's value compares `cmp_op` with `than`, set key =
+// Builds into `op`: "only if key's value compares `cmp_op` with `than`" (the
+// whole op fails with ECANCELED otherwise), and, for AddGuardedSet, "set key =
 // value". A missing key compares as "", and values are never empty, so EQ ""
 // means "the key is absent".
+void AddGuard(rados_write_op_t op, const std::string& key, uint8_t cmp_op, const std::string& than, int* cmp) {
+  rados_write_op_omap_cmp2(op, key.c_str(), cmp_op, than.data(), key.size(), than.size(), cmp);
+}
+
 void AddGuardedSet(rados_write_op_t op, const std::string& key, uint8_t cmp_op, const std::string& than,
                    const std::string& value, int* cmp) {
-  rados_write_op_omap_cmp2(op, key.c_str(), cmp_op, than.data(), key.size(), than.size(), cmp);
+  AddGuard(op, key, cmp_op, than, cmp);
   const char* keys[] = {key.c_str()};
   const char* vals[] = {value.data()};
   size_t key_lens[] = {key.size()};
@@ -109,8 +114,7 @@ Result<bool> LibrbdSession::JournalRemove(const std::string& object, const std::
   if (!io) return Unexpected(io.error());
   WriteOp op;
   int cmp = 0;
-  rados_write_op_omap_cmp2(op.get(), key.c_str(), LIBRADOS_CMPXATTR_OP_EQ, expected.data(), key.size(),
-                           expected.size(), &cmp);
+  AddGuard(op.get(), key, LIBRADOS_CMPXATTR_OP_EQ, expected, &cmp);
   const char* keys[] = {key.c_str()};
   size_t key_lens[] = {key.size()};
   rados_write_op_omap_rm_keys2(op.get(), keys, key_lens, 1);
