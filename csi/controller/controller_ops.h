@@ -183,6 +183,14 @@ class ControllerOps {
   // stays: the name belongs to a newer volume or snapshot.
   Result<void> DropJournalKeys(CephSession& s, std::string_view object, const std::string& name,
                                const std::string& uuid);
+  // The answer when a takeover cannot remove what the attempt it took over
+  // left (`what`, an image, for the message) for `call` ("create of 'N'"):
+  // kAborted ("retry"), never a final code that would make the
+  // external-provisioner give up and leave it behind, when a killed client's
+  // watch still holds it (EBUSY, until the OSD times the watch out, ~30 s) or
+  // another attempt is changing it (IsRaceErrno); the record stays the
+  // caller's, "creating", and the retry takes it over again. Else `e` itself.
+  static Error TakeOverCleanupError(const Error& e, std::string_view call, std::string_view what);
   // Undoes a failed create attempt that held `key` of the journal `object`
   // with the value `held`: drops the record if it still holds it, then calls
   // `remove_made` (which removes the images of `uuid`), unless another attempt

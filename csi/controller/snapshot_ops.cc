@@ -16,12 +16,11 @@ namespace {
 
 constexpr std::string_view kSecret = "snapshotter";
 
-// The temporary snapshot of the source is named by the attempt that makes it
-// (journal_record.h), so that an attempt taken over (and still running) and
-// the one that took it over never share it: each removes its own. Records
-// written before attempts existed named it by the snapshot's uuid.
+// The temporary snapshot of the source (TmpSnapshotName, by the attempt that
+// makes it). Records written before attempts existed named it by the
+// snapshot's uuid.
 std::string TmpSnapName(const SnapshotJournalRecord& record) {
-  return "csi-tmp-" + (record.attempt.empty() ? record.uuid : record.attempt);
+  return TmpSnapshotName(record.attempt.empty() ? record.uuid : record.attempt);
 }
 
 }  // namespace
@@ -111,16 +110,8 @@ Result<SnapshotInfo> ControllerOps::CreateSnapshot(const std::string& source_vol
                    name, ref.ImageName());
     }
     if (auto r = RemoveSnapshotImages(*s, ref, TmpSnapName(*record)); !r) {
-      // The record stays ours, "creating": the retry takes it over again.
-      if (r.error().code == EBUSY) {
-        return Err(kAborted, "an interrupted snapshot '{}' left {} still open by its dead client; retry: {}", name,
-                   ref.ImageName(), r.error().message);
-      }
-      if (IsRaceErrno(r.error().code)) {
-        return Err(kAborted, "another create of snapshot '{}' is changing {} meanwhile; retry: {}", name,
-                   ref.ImageName(), r.error().message);
-      }
-      return Unexpected(r.error());
+      return Unexpected(
+          TakeOverCleanupError(r.error(), fmt::format("create of snapshot '{}'", name), ref.ImageName()));
     }
     mine = std::move(taken);
     held = std::move(**taken_value);

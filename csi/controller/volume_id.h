@@ -9,7 +9,8 @@
 // percent-encoded outside [A-Za-z0-9_-] (so '.' never appears inside a part);
 // a uuid is 32 lowercase hex digits. The image is csi-vol-<uuid> (a volume)
 // or csi-snap-<snap uuid> (a snapshot's own image, whose RBD snapshot has the
-// same name).
+// same name); a source's temporary RBD snapshot, while a clone of it is made,
+// is csi-tmp-<attempt> (TmpSnapshotName).
 //
 // Contract: pure, any thread. Decode*() of anything that Encode*() did not
 // produce (another prefix, a bad escape, a missing part, a bad uuid) is
@@ -57,6 +58,12 @@ struct SnapshotRef {
   std::string ImageName() const { return "csi-snap-" + snap_uuid; }
   bool operator==(const SnapshotRef&) const = default;
 };
+
+// The temporary RBD snapshot that a create attempt (journal_record.h) takes of
+// its source volume to clone from. Named by the attempt, so that an attempt
+// taken over (and still running) and the one that took it over never share
+// one: each removes its own.
+inline std::string TmpSnapshotName(std::string_view attempt) { return "csi-tmp-" + std::string(attempt); }
 
 std::string EncodeVolumeId(const VolumeRef& ref);
 std::string EncodeSnapshotId(const SnapshotRef& ref);

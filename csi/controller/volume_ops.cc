@@ -181,6 +181,17 @@ Result<void> ControllerOps::DropJournalKeys(CephSession& s, std::string_view obj
   return {};
 }
 
+Error ControllerOps::TakeOverCleanupError(const Error& e, std::string_view call, std::string_view what) {
+  if (e.code == EBUSY) {
+    return Error{kAborted,
+                 fmt::format("an interrupted {} left {} still open by its dead client; retry: {}", call, what, e.message)};
+  }
+  if (IsRaceErrno(e.code)) {
+    return Error{kAborted, fmt::format("another {} is changing {} meanwhile; retry: {}", call, what, e.message)};
+  }
+  return e;
+}
+
 bool ControllerOps::UndoAttempt(CephSession& s, std::string_view object, const std::string& key,
                                 const std::string& held, const std::string& uuid,
                                 const std::function<void()>& remove_made) {
@@ -353,21 +364,9 @@ Result<VolumeInfo> ControllerOps::CreateVolume(const CreateVolumeArgs& args) {
     } else {
       spdlog::warn("CreateVolume {}: finishing a create that was interrupted or is still under way elsewhere ({})",
                    args.name, ImageSpec(target->target, image));
-      auto removed = target->session->Remove(image);
-      if (!removed) {
-        // A killed controller's watch on the half-made image lasts until the
-        // OSD times it out (~30 s): "retry", never a final code, or the
-        // external-provisioner would give up and leave the image behind.
-        // The record stays ours, "creating": the retry takes it over again.
-        if (removed.error().code == EBUSY) {
-          return Err(kAborted, "an interrupted create of '{}' left {} still open by its dead client; retry: {}",
-                     args.name, ImageSpec(target->target, image), removed.error().message);
-        }
-        if (IsRaceErrno(removed.error().code)) {
-          return Err(kAborted, "another create of '{}' is changing {} meanwhile; retry: {}", args.name,
-                     ImageSpec(target->target, image), removed.error().message);
-        }
-        return Unexpected(removed.error());
+      if (auto removed = target->session->Remove(image); !removed) {
+        return Unexpected(TakeOverCleanupError(removed.error(), fmt::format("create of '{}'", args.name),
+                                               ImageSpec(target->target, image)));
       }
     }
     mine = std::move(taken);
@@ -434,11 +433,10 @@ Result<uint64_t> ControllerOps::MakeImage(Session& s, const MakeVolume& make) {
     if (auto r = s.session->Clone(src, snap, snap, image); !r) return Unexpected(r.error());
   } else {
     // A temporary snapshot of the source volume: clone v2 keeps it (in the
-    // trash namespace) for as long as the clone needs it. Named by the
-    // attempt: one taken over (still running) never shares it with the one
-    // that took it over.
+    // trash namespace) for as long as the clone needs it; named by the
+    // attempt (TmpSnapshotName).
     std::string src_image = make.volume->ImageName();
-    std::string tmp = "csi-tmp-" + make.attempt;
+    std::string tmp = TmpSnapshotName(make.attempt);
     auto snap = src.CreateSnapshot(src_image, tmp, QuiesceMode::kBestEffort);
     if (!snap) return Unexpected(snap.error());
     auto cloned = s.session->Clone(src, src_image, tmp, image);
