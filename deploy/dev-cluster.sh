@@ -1,5 +1,6 @@
 #!/bin/bash
-# dev-cluster.sh - rbd-nbdd's own single-host Ceph (Pacific 16.2) cluster on 127.0.0.1.
+# dev-cluster.sh - rbd-nbdd's own single-host Ceph (Pacific 16.2) cluster on 127.0.0.1
+# (or DEV_CLUSTER_ADDR).
 #
 #   deploy/dev-cluster.sh [--bluestore|--memstore] start|stop|stop-osd|status|env|wipe [DIR]
 #
@@ -39,6 +40,10 @@
 #                              Not 40000: that is inside Linux's ephemeral port range
 #                              (32768-60999), where any outgoing connection may hold it, and
 #                              the reference micro-ceph.sh uses it.
+#   DEV_CLUSTER_ADDR=127.0.0.1 *   the IPv4 address the mon and the OSD bind to. Another one
+#                              must already be on an interface here: a test's network
+#                              namespace (start the cluster inside it with ip netns exec)
+#                              whose tap a VM guest reaches it through (tests/e2e/host_cluster.sh)
 #   DEV_CLUSTER_OSD_SIZE_GB=20 *   memstore capacity / size of bluestore's sparse file
 #   DEV_CLUSTER_PG=8 *             pg_num of pools rbd and kube
 #   DEV_CLUSTER_TIMEOUT=60     seconds `start` may wait for readiness (also each step's bound)
@@ -94,6 +99,7 @@ LOGD=$DIR/log
 TMO=${DEV_CLUSTER_TIMEOUT:-60}
 STOP_TMO=${DEV_CLUSTER_STOP_TIMEOUT:-120}
 LOCK_TMO=${DEV_CLUSTER_LOCK_TIMEOUT:-300}
+ADDR=127.0.0.1   # a made cluster's is what its cluster.env recorded (load_recorded)
 for v in TMO STOP_TMO LOCK_TMO; do
   [[ ${!v} =~ ^[0-9]+$ ]] && [ "${!v}" -gt 0 ] || { echo "$PROG: bad timeout ${!v}" >&2; exit 2; }
 done
@@ -217,11 +223,12 @@ write_conf() {
 # written by rbd-nbdd deploy/dev-cluster.sh; edits are lost when the cluster is re-made
 [global]
 fsid = $FSID
-mon_host = [v2:127.0.0.1:$P,v1:127.0.0.1:$((P + 1))]
-# loopback only, IPv4 only: one host, nothing reachable from outside, and no guessing
-# of the "public network" (a UML guest has no other interface)
-public_addr = 127.0.0.1
-cluster_addr = 127.0.0.1
+mon_host = [v2:$ADDR:$P,v1:$ADDR:$((P + 1))]
+# one address, IPv4 only: loopback unless DEV_CLUSTER_ADDR names a test namespace's own,
+# so nothing is reachable from outside, and no guessing of the "public network" (a UML
+# guest has no other interface)
+public_addr = $ADDR
+cluster_addr = $ADDR
 ms_bind_ipv4 = true
 ms_bind_ipv6 = false
 # the OSD's ports: a fixed, private range next to the mon's (default 6800-7300 could
@@ -353,7 +360,7 @@ load_recorded() {   # PORT, STORE, ... of an existing cluster, from DIR/cluster.
   local line k v
   while IFS= read -r line; do
     k=${line%%=*} v=${line#*=}
-    case $k in STORE|PORT|OSD_GB|PG) printf -v "$k" '%s' "$v" ;; esac
+    case $k in STORE|PORT|ADDR|OSD_GB|PG) printf -v "$k" '%s' "$v" ;; esac
   done <"$DIR/cluster.env"
 }
 
@@ -412,11 +419,11 @@ ready() {
 
 create() {
   local osd_uuid mkfs_pid k_mon k_admin k_osd k_kube
-  say "creating a new $STORE cluster in $DIR (mon 127.0.0.1:$PORT)"
+  say "creating a new $STORE cluster in $DIR (mon $ADDR:$PORT)"
   check_ports
   # remove what a failed or killed earlier attempt left, but keep the lock file we hold
   find "$DIR" -mindepth 1 -maxdepth 1 ! -name .lock -exec rm -rf {} + || die "cannot clean $DIR"
-  printf '%s\nSTORE=%s\nPORT=%s\nOSD_GB=%s\nPG=%s\n' "$MARK" "$STORE" "$PORT" "$OSD_GB" "$PG" \
+  printf '%s\nSTORE=%s\nPORT=%s\nADDR=%s\nOSD_GB=%s\nPG=%s\n' "$MARK" "$STORE" "$PORT" "$ADDR" "$OSD_GB" "$PG" \
     >"$DIR/cluster.env" || die "cannot write $DIR/cluster.env"
   mkdir -p "$DIR"/{run,log,crash,mon.a,osd.0} || die "cannot create directories in $DIR"
   fail_cleanup() { kill_all; }
@@ -468,7 +475,7 @@ EOF
   ) || die "cannot write keyrings in $DIR"
   trace keys
   run monmaptool 10 monmaptool --create --fsid "$FSID" \
-    --addv a "[v2:127.0.0.1:$PORT,v1:127.0.0.1:$((PORT + 1))]" "$DIR/run/monmap"
+    --addv a "[v2:$ADDR:$PORT,v1:$ADDR:$((PORT + 1))]" "$DIR/run/monmap"
 
   run mon-mkfs "$TMO" ceph-mon -c "$CONF" -i a --mkfs --monmap "$DIR/run/monmap" --keyring "$DIR/run/mkfs.keyring"
   rm -f "$DIR/run/mkfs.keyring" "$DIR/run/monmap"
@@ -528,7 +535,7 @@ PY
   trace "pools ready ($(tr '\n' ' ' <"$LOGD/pools.out"))"
   touch "$DIR/.created"
   fail_cleanup() { :; }
-  echo "$PROG: started a new $STORE cluster in $(secs_since "$T0") s: $DIR (mon 127.0.0.1:$PORT)"
+  echo "$PROG: started a new $STORE cluster in $(secs_since "$T0") s: $DIR (mon $ADDR:$PORT)"
 }
 
 restart() {   # DIR holds a made cluster: start whatever of it is not running, wait until ready
@@ -587,6 +594,8 @@ cmd_start() {
       die "$DIR holds a $STORE cluster, not $want_store: run '$0 wipe $DIR' first"
     [ -z "${DEV_CLUSTER_PORT:-}" ] || [ "$DEV_CLUSTER_PORT" = "$PORT" ] ||
       die "$DIR holds a cluster on port $PORT, not $DEV_CLUSTER_PORT: run '$0 wipe $DIR' first"
+    [ -z "${DEV_CLUSTER_ADDR:-}" ] || [ "$DEV_CLUSTER_ADDR" = "$ADDR" ] ||
+      die "$DIR holds a cluster on $ADDR, not $DEV_CLUSTER_ADDR: run '$0 wipe $DIR' first"
     if [ "$STORE" = memstore ] && [ -z "$(pid_of osd.0)" ] && [ ! -f "$DIR/osd.0.clean" ]; then
       say "the memstore OSD of $DIR was not stopped cleanly (killed, crashed or host rebooted): its data is gone; making a new empty cluster"
       kill_all
@@ -603,9 +612,14 @@ cmd_start() {
   fi
   STORE=${want_store:-memstore}
   PORT=${DEV_CLUSTER_PORT:-14200}
+  ADDR=${DEV_CLUSTER_ADDR:-127.0.0.1}
   OSD_GB=${DEV_CLUSTER_OSD_SIZE_GB:-20}
   PG=${DEV_CLUSTER_PG:-8}
   [[ $PORT =~ ^[0-9]+$ ]] && [ "$PORT" -ge 1024 ] && [ "$PORT" -le 65435 ] || { echo "$PROG: bad DEV_CLUSTER_PORT $PORT" >&2; exit 2; }
+  [[ $ADDR =~ ^[0-9]{1,3}(\.[0-9]{1,3}){3}$ ]] || { echo "$PROG: DEV_CLUSTER_ADDR must be an IPv4 address, not '$ADDR'" >&2; exit 2; }
+  if [ "$ADDR" != 127.0.0.1 ] && ! ip -o -4 addr show 2>/dev/null | grep -q " inet $ADDR/"; then
+    echo "$PROG: DEV_CLUSTER_ADDR $ADDR is on no interface here (start the cluster in the network namespace that has it)" >&2; exit 2
+  fi
   [[ $OSD_GB =~ ^[0-9]+$ ]] && [ "$OSD_GB" -ge 1 ] || { echo "$PROG: bad DEV_CLUSTER_OSD_SIZE_GB $OSD_GB" >&2; exit 2; }
   [[ $PG =~ ^[0-9]+$ ]] && [ "$PG" -ge 1 ] || { echo "$PROG: bad DEV_CLUSTER_PG $PG" >&2; exit 2; }
   create
@@ -685,9 +699,9 @@ cmd_wipe() {
 cmd_status() {
   [ -f "$CONF" ] || die "no cluster at $DIR"
   local d; d=$(daemons | tr '\n' ' ')
-  local store='?' port='?'
-  [ -f "$DIR/cluster.env" ] && { load_recorded; store=$STORE; port=$PORT; }
-  echo "dir: $DIR  store: $store  mon: 127.0.0.1:$port  daemons: ${d:-none}"
+  local store='?' port='?' addr='?'
+  [ -f "$DIR/cluster.env" ] && { load_recorded; store=$STORE; port=$PORT; addr=$ADDR; }
+  echo "dir: $DIR  store: $store  mon: $addr:$port  daemons: ${d:-none}"
   [ -n "$d" ] || { echo "not running"; return 1; }
   ceph_ 20 -s || die "'ceph -s' failed or timed out (logs in $LOGD)"
 }

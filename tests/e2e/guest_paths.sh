@@ -24,6 +24,9 @@ E2E_SCENARIO_PATHS=("$E2E_WORK" "$E2E_SOCK" "$E2E_MNT" "$E2E_DISK" "$MAP_SOCK" "
 # LOG_DIR/ceph-log, then wipe the cluster (bounded). Nothing to do without one.
 cluster_teardown() {
   [ -d "$MAP_CLUSTER_DIR" ] || return 0
+  # the host's cluster (lib_map.sh cluster_up): only the guest's copy of its conf goes;
+  # run-all.sh keeps its logs' ends and wipes it
+  if [ -n "${E2E_HOST_CLUSTER_DIR:-}" ]; then rm -rf "$MAP_CLUSTER_DIR"; return 0; fi
   if [ -d "$MAP_CLUSTER_DIR/log" ]; then
     mkdir -p "$1/ceph-log"
     local f

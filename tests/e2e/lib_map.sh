@@ -50,10 +50,29 @@ rbdnbdd() {
 # profile rbd pool=kube).
 # In a batch (tests/e2e/batch.sh sets E2E_BATCH=1) the first scenario starts the cluster
 # and the others reuse it; batch.sh takes it down after the last one.
+# With E2E_HOST_CLUSTER_DIR (run-all.sh: tests/e2e/host_cluster.sh), the cluster runs on the
+# host instead, reached over the guest's eth0: cluster_up makes a guest-local copy of its
+# conf (paths moved to $MAP_CLUSTER_DIR, so clients' admin sockets stay in the guest) and
+# keyrings, its logs linked read-only, and starts nothing; the host takes it down.
 cluster_up() {
   require_cmd ceph rbd ceph-mon ceph-osd jq
   local t0=$SECONDS
   local pidfile pid
+  if [ -n "${E2E_HOST_CLUSTER_DIR:-}" ]; then
+    if [ ! -f "$MAP_CLUSTER_DIR/e2e.env" ]; then
+      local hc=$E2E_HOST_CLUSTER_DIR k
+      [ -f "$hc/ceph.conf" ] && [ -f "$hc/keyring" ] || fail "the host's dev cluster has no conf or keyring in $hc"
+      mkdir -p "$MAP_CLUSTER_DIR/run" || fail "cannot create $MAP_CLUSTER_DIR"
+      sed "s#$hc#$MAP_CLUSTER_DIR#g" "$hc/ceph.conf" > "$MAP_CLUSTER_DIR/ceph.conf" || fail "cannot copy $hc/ceph.conf"
+      for k in "$hc"/keyring "$hc"/*.keyring; do
+        cp "$k" "$MAP_CLUSTER_DIR/" || fail "cannot copy $k"
+      done
+      ln -sfn "$hc/log" "$MAP_CLUSTER_DIR/log"
+    fi
+    _cluster_env
+    log "dev cluster: the host's, in this guest's network namespace (mon $CEPH_MON_HOST)"
+    return 0
+  fi
   if [ -n "${E2E_BATCH:-}" ] && [ -f "$MAP_CLUSTER_DIR/e2e.env" ]; then
     # Builtins only (an exec costs ~0.5 s here): both daemons' pid files name live processes.
     for pidfile in "$MAP_CLUSTER_DIR"/run/{mon.a,osd.0}.pid; do

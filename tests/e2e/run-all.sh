@@ -36,6 +36,12 @@
 # A scenario can ask for other VM settings with header lines such as
 #   # e2e-vm: VM_MEM=3G VM_TIMEOUT=600
 # (only VM_MEM, VM_TIMEOUT, VM_MODULES and VM_OVERLAY_SIZE are honoured).
+# The dev cluster of a guest whose scenarios use one (cluster_up, csi_up) runs on the HOST,
+# in a network namespace made for that guest, which reaches it through a tap device
+# (tests/e2e/host_cluster.sh): it starts in ~1 s there instead of 12-55 s emulated, and
+# serves I/O natively. A scenario that needs the cluster inside its guest (it signals the
+# mon or the OSD) says "# e2e-cluster: guest", and its whole guest (batch) then has one
+# there. E2E_HOST_CLUSTER=0 puts every guest's cluster inside the guest.
 # Scenarios with the same "# e2e-batch: NAME" header line run one after another in ONE
 # guest that shares one dev cluster (tests/e2e/batch.sh: a clean slate between them);
 # each is still reported on its own. A "# e2e-batch@6.12: NAME" line overrides the batch
@@ -46,6 +52,7 @@ set -uo pipefail
 HERE=$(cd "$(dirname "$(readlink -f "$0")")" && pwd)
 ROOT=$(cd "$HERE/../.." && pwd)
 cd "$ROOT"
+. "$HERE/host_cluster.sh"
 export PATH="/usr/sbin:/usr/bin:/sbin:/bin:$PATH"
 
 case "${1:-}" in
@@ -61,6 +68,9 @@ CSI_BIN=${CSI_BIN:-build/csi/rbd-nbdd-csi}
 case "$CSI_BIN" in /*) ;; *) CSI_BIN=$ROOT/$CSI_BIN ;; esac
 export CSI_BIN
 E2E_LOGS=${E2E_LOGS:-$ROOT/build/e2e-logs}
+mkdir -p "$E2E_LOGS"
+HC_REGISTRY=$E2E_LOGS/host-clusters   # every host cluster this run made (host_cluster.sh)
+: > "$HC_REGISTRY"
 E2E_TIMEOUT=${E2E_TIMEOUT:-300}
 export E2E_LOG_LEVEL=${E2E_LOG_LEVEL:-debug}
 export E2E_NBD_TIMEOUT=${E2E_NBD_TIMEOUT:-60}
@@ -169,6 +179,42 @@ done
 # E2E_JOBS=2 the UML batches fill the other slot meanwhile.
 mapfile -t UNITS < <(printf '%s\n' "${UNITS[@]}" | awk '/@6\.12$/ {print; next} {rest[n++]=$0} END {for (i = 0; i < n; i++) print rest[i]}')
 
+# cluster_of UNIT : "host" when its guest gets a host cluster (host_cluster.sh): some
+# scenario of it uses a cluster and none asks for it inside the guest; else empty.
+cluster_of() {
+  local files
+  [ "${E2E_HOST_CLUSTER:-1}" = 0 ] && return 0
+  mapfile -t files < <(unit_files "$1" | sed 's/@[^@]*$//')
+  grep -q '^# e2e-cluster:[[:space:]]*guest' "${files[@]}" && return 0
+  grep -qE '^[[:space:]]*(cluster_up|csi_up)\b' "${files[@]}" && echo host
+  return 0
+}
+
+# with_cluster UNIT ID OUT CMD... : CMD (a boot_guest) with the unit's host cluster, when it
+# gets one: up before, its settings appended to CMD's, down after (also when CMD failed).
+# A host cluster that cannot be made leaves the cluster to the guest, with a warning.
+with_cluster() {
+  local unit=$1 id=$2 out=$3 rc
+  shift 3
+  if [ "$(cluster_of "$unit")" != host ]; then "$@"; return; fi
+  if ! host_cluster_up "$id" "$out"; then
+    echo "e2e: WARNING: no host cluster for $unit (its guest starts its own): $(tail -n 3 "$out/host-cluster.log" | tr '\n' ' ')"
+    "$@"; return
+  fi
+  local -a cmd=("$@") i
+  for i in "${!cmd[@]}"; do   # the settings go before boot_guest's "--"
+    if [ "${cmd[$i]}" = -- ]; then
+      cmd=("${cmd[@]:0:$i}" VM_NETNS="$HC_NETNS" VM_TAP="$HC_TAP" VM_GUEST_ADDR="$HC_GUEST_ADDR" \
+           E2E_HOST_CLUSTER_DIR="$HC_DIR" "${cmd[@]:$i}")
+      break
+    fi
+  done
+  "${cmd[@]}"
+  rc=$?
+  host_cluster_down "$out"
+  return "$rc"
+}
+
 # unit_files UNIT : the runs ("FILE@KERNEL") of a unit, one per line.
 unit_files() {
   case $1 in
@@ -184,8 +230,10 @@ record() {  # record VERDICT NAME SECS DETAIL
   RESULTS+=("$(printf '%-5s %-34s %6ss  %s' "$1" "$2" "$3" "$4")")
 }
 
-# run_unit UNIT : a scenario's own guest (run_one), or one guest for a batch (run_batch).
+# run_unit UNIT N : a scenario's own guest (run_one), or one guest for a batch (run_batch);
+# N (its place in the list) names its host cluster's namespace.
 run_unit() {
+  UNIT_ID=$$u$2
   case $1 in
     batch:*) run_batch "${1#batch:}" ;;
     *) run_one "$1" ;;
@@ -212,7 +260,8 @@ run_batch() {
     mapfile -t -O "${#extra[@]}" extra < <(vm_settings "$f" | grep -v '^VM_TIMEOUT=')
   done
   t=$SECONDS
-  boot_guest "$k" "$bout" "${extra[@]}" VM_TIMEOUT="$secs" -- "$HERE/batch.sh" "${bounded[@]}"
+  with_cluster "batch:$b" "$UNIT_ID" "$bout" \
+    boot_guest "$k" "$bout" "${extra[@]}" VM_TIMEOUT="$secs" -- "$HERE/batch.sh" "${bounded[@]}"
   rc=$?
   for r in "${runs[@]}"; do
     f=${r%@*}
@@ -237,7 +286,7 @@ run_one() {
   local -a extra
   mapfile -t extra < <(vm_settings "$f")
   t=$SECONDS
-  boot_guest "$k" "$out" "${extra[@]}" -- "$f"
+  with_cluster "$1" "$UNIT_ID" "$out" boot_guest "$k" "$out" "${extra[@]}" -- "$f"
   rc=$?
   echo "$rc $((SECONDS - t))" > "$out/result"
 }
@@ -254,7 +303,7 @@ boot_guest() {
   while [ "$1" != -- ]; do settings+=("$1"); shift; done
   shift
   env VM_MEM="${VM_MEM:-2G}" VM_TIMEOUT="$E2E_TIMEOUT" "${settings[@]}" VM_OUT="$out" VM_QUIET=1 \
-      VM_ENV="RBDNBD_BIN CSI_BIN E2E_LOG_LEVEL E2E_NBD_TIMEOUT CI" \
+      VM_ENV="RBDNBD_BIN CSI_BIN E2E_LOG_LEVEL E2E_NBD_TIMEOUT CI E2E_HOST_CLUSTER_DIR" \
       "$runner" "$@" > "$out/host.log" 2>&1 < /dev/null &
   rp=$!
   trap 'kill -TERM $rp 2>/dev/null' TERM   # run.sh ends its guest on TERM
@@ -320,6 +369,7 @@ stop_all() {
   echo "e2e: interrupted, stopping ${#PID_OF[@]} guest(s)"
   for f in "${!PID_OF[@]}"; do kill -TERM "${PID_OF[$f]}" 2>/dev/null; done
   wait
+  host_cluster_sweep
   exit 130
 }
 if [ -n "$PREREQ" ]; then
@@ -340,9 +390,11 @@ else
   # Up to JOBS guests at once (in the background even when JOBS=1, so that a signal is
   # handled at once); each unit's scenarios are reported as soon as its guest finishes.
   pending=("${UNITS[@]}")
+  n_started=0
   while [ ${#pending[@]} -gt 0 ] || [ ${#PID_OF[@]} -gt 0 ]; do
     while [ ${#pending[@]} -gt 0 ] && [ ${#PID_OF[@]} -lt "$JOBS" ]; do
-      run_unit "${pending[0]}" &
+      n_started=$((n_started + 1))
+      run_unit "${pending[0]}" "$n_started" &
       PID_OF[${pending[0]}]=$!
       pending=("${pending[@]:1}")
     done
@@ -356,6 +408,7 @@ else
     done
   done
   trap - TERM INT
+  host_cluster_sweep   # nothing is left unless a unit's subshell was killed
 fi
 
 echo

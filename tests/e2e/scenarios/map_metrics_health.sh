@@ -18,7 +18,8 @@
 # The device is idle during the freeze, so the kernel holds no I/O and no request fails.
 # In a guest on a loaded host the dev cluster alone takes 20-80 s: the data sets are small.
 # e2e-vm: VM_TIMEOUT=480
-# e2e-batch: map2
+# e2e-batch: mapguest
+# e2e-cluster: guest (it stops and resumes the mon and the OSD by their pids)
 . "$(dirname "$0")/../lib.sh"
 . "$(dirname "$0")/../lib_map.sh"
 expect_nbd_reconnects

@@ -11,7 +11,8 @@
 # The kernel holds the I/O for --reattach-timeout 120 (default 60): in a loaded guest the
 # freeze, the restart and the reattach together took up to 53 s when measured.
 # e2e-vm: VM_TIMEOUT=480
-# e2e-batch: map3
+# e2e-batch: mapguest
+# e2e-cluster: guest (it stops and resumes the mon and the OSD by their pids)
 . "$(dirname "$0")/../lib.sh"
 . "$(dirname "$0")/../lib_map.sh"
 expect_nbd_reconnects

@@ -38,15 +38,23 @@ mount -t cgroup2 cgroup2 /sys/fs/cgroup 2>/dev/null
 umount -l /oldroot 2>/dev/null
 mount --bind /usr/lib/uml/modules /lib/modules   # for modprobe
 
-CTL=
+CTL= NET=
 read -r -a _cmdline < /proc/cmdline
-for _w in "${_cmdline[@]}"; do [[ $_w == e2e_ctl=* ]] && CTL=${_w#e2e_ctl=}; done
+for _w in "${_cmdline[@]}"; do
+  case $_w in
+    e2e_ctl=*) CTL=${_w#e2e_ctl=} ;;
+    e2e_net=*) NET=${_w#e2e_net=} ;;
+  esac
+done
 if ! mount -t hostfs -o "$CTL" hostfs /run/vm; then
   say "FATAL: cannot mount the control dir $CTL"
   poweroff_now
 fi
 
 ip link set lo up
+if [ -n "$NET" ]; then   # run.sh gave the guest a NIC (VM_TAP)
+  ip addr add "$NET" dev eth0 && ip link set eth0 up || say "cannot configure eth0 with $NET"
+fi
 echo e2e-guest > /proc/sys/kernel/hostname
 echo "127.0.1.1 e2e-guest" >> /etc/hosts   # the overlay's copy: some tools resolve it
 ulimit -n 65536

@@ -26,6 +26,10 @@
 #   VM_TMPDIR=/dev/shm  where UML keeps its RAM file (must be tmpfs: on disk it crawls).
 #   VM_UML=/usr/bin/linux.uml
 #   VM_QUIET=1       do not echo the guest console to stdout (it still goes to console.log).
+#   VM_NETNS, VM_TAP, VM_GUEST_ADDR  give the guest a NIC (eth0, UML's tuntap transport) on
+#                    tap device VM_TAP of network namespace VM_NETNS (both made by the
+#                    caller; UML runs in that namespace), configured as VM_GUEST_ADDR
+#                    (ADDR/PREFIX). Without them the guest has loopback only.
 #
 # Inside the guest SCRIPT sees: cwd = the caller's cwd, PATH with /usr/sbin first,
 # VM_GUEST=1, VM_RUN_OUT = the control dir (read-write, ends up in VM_OUT).
@@ -111,6 +115,12 @@ if [ "$cur" -lt "$want" ]; then
 fi
 [ -d "$RAMDIR" ] && [ -w "$RAMDIR" ] || die "VM_TMPDIR=$RAMDIR is not a writable directory"
 ulimit -c 0        # a guest panic makes linux.uml abort(): no core files
+NETARGS=() NETNS=()
+if [ -n "${VM_TAP:-}" ]; then
+  [ -n "${VM_NETNS:-}" ] && [ -n "${VM_GUEST_ADDR:-}" ] || die "VM_TAP needs VM_NETNS and VM_GUEST_ADDR"
+  NETARGS=("eth0=tuntap,$VM_TAP" "e2e_net=$VM_GUEST_ADDR")
+  NETNS=(ip netns exec "$VM_NETNS")
+fi
 mkdir -p "$OUT/uml"
 : > "$OUT/console.log"
 
@@ -118,11 +128,11 @@ mkdir -p "$OUT/uml"
 # timeout(1) makes itself a process-group leader and signals the whole group, which holds
 # every host process UML forks. On our own TERM/INT the group is ended the same way.
 t0=$(date +%s.%N)
-TMPDIR=$RAMDIR timeout -k 10 "$TMO" "$UML" \
+TMPDIR=$RAMDIR timeout -k 10 "$TMO" "${NETNS[@]}" "$UML" \
   mem="$MEM" root=/dev/root rootfstype=hostfs rootflags=/ ro \
   init="$HERE/init-stage1.sh" \
   e2e_stage2="$HERE/init-stage2.sh" e2e_ctl="$OUT" e2e_ovl="$OVL" \
-  con=null con0=null,fd:1 ssl=null umid="e2e-$$" uml_dir="$OUT/uml" quiet \
+  con=null con0=null,fd:1 ssl=null umid="e2e-$$" uml_dir="$OUT/uml" quiet "${NETARGS[@]}" \
   < /dev/null > "$OUT/console.log" 2>&1 &
 tpid=$!
 trap 'kill -TERM -- -"$tpid" 2>/dev/null' TERM INT HUP
