@@ -152,6 +152,9 @@ class CephSession {
   virtual Result<SnapInfo> CreateSnapshot(const std::string& image, const std::string& snap,
                                           QuiesceMode quiesce) = 0;
   virtual Result<SnapInfo> StatSnapshot(const std::string& image, const std::string& snap) = 0;
+  // The names of the image's own snapshots (the user namespace: never the
+  // trash namespace's); ENOENT when there is no such image.
+  virtual Result<std::vector<std::string>> SnapshotNames(const std::string& image) = 0;
   // ENOENT when there is no such snapshot. A snapshot that clones still use
   // goes to the trash namespace (clone v2) and vanishes with its last clone.
   virtual Result<void> RemoveSnapshot(const std::string& image, const std::string& snap) = 0;

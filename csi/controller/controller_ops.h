@@ -191,6 +191,17 @@ class ControllerOps {
   // another attempt is changing it (IsRaceErrno); the record stays the
   // caller's, "creating", and the retry takes it over again. Else `e` itself.
   static Error TakeOverCleanupError(const Error& e, std::string_view call, std::string_view what);
+  // Removes the temporary snapshot image@snap (TmpSnapshotName), trying again
+  // for ~1.5 s while another client's change of the image collides with it
+  // (IsRemovalRace: two controllers on one source). ENOENT is success.
+  static Result<void> RemoveTmpSnapshot(CephSession& s, const std::string& image, const std::string& snap);
+  // Before a volume's removal: removes the temporary snapshots a create
+  // attempt left on `image` (it was killed between its clone and the removal,
+  // or the removal failed). Only this driver makes them, and the clones made
+  // from one keep it in the trash namespace (clone v2); left in place, one
+  // would keep the removed volume in the trash for good. ENOENT (no image) is
+  // success.
+  static Result<void> RemoveLeftoverTmpSnapshots(CephSession& s, const std::string& image);
   // Undoes a failed create attempt that held `key` of the journal `object`
   // with the value `held`: drops the record if it still holds it, then calls
   // `remove_made` (which removes the images of `uuid`), unless another attempt

@@ -422,6 +422,35 @@ Result<std::vector<TrashEntry>> ListTrash(rados_ioctx_t io, const std::string& p
   }
 }
 
+// Removes the trash-namespace snapshots of the trashed image `id` that no
+// clone uses any more; returns how many went. librbd removes such a snapshot
+// when its last clone goes, but two clients can race it there: one removes
+// the clone while the other moves the snapshot to the trash namespace (two
+// create attempts on one source, each cleaning up after the other), and the
+// snapshot is left with no clone, holding its image in the trash for good.
+// A snapshot that a clone still uses refuses the removal (EBUSY) and stays.
+int RemoveOrphanTrashSnapshots(rados_ioctx_t io, const TrashEntry& entry, const std::string& spec) {
+  rbd_image_t h = nullptr;
+  if (rbd_open_by_id(io, entry.id.c_str(), &h, nullptr) < 0) return 0;
+  ImageHandle img(h);
+  auto snaps = ListSnapshots(img.get(), spec);
+  if (!snaps) return 0;
+  int removed = 0;
+  for (const auto& snap : *snaps) {
+    rbd_snap_namespace_type_t type = RBD_SNAP_NAMESPACE_TYPE_USER;
+    if (rbd_snap_get_namespace_type(img.get(), snap.id, &type) < 0 || type != RBD_SNAP_NAMESPACE_TYPE_TRASH) continue;
+    int r = rbd_snap_remove_by_id(img.get(), snap.id);
+    if (r == 0) {
+      ++removed;
+      spdlog::info("removed snapshot id {} of trashed image {}: in the trash namespace, and no clone uses it", snap.id,
+                   spec);
+    } else if (r != -EBUSY && r != -ENOENT) {
+      spdlog::warn("cannot remove snapshot id {} of trashed image {}: {}", snap.id, spec, Why(r));
+    }
+  }
+  return removed;
+}
+
 }  // namespace
 
 Result<int> LibrbdSession::PurgeTrash(const std::string& name_prefix) {
@@ -437,6 +466,9 @@ Result<int> LibrbdSession::PurgeTrash(const std::string& name_prefix) {
     if (!entries) return Unexpected(entries.error());
     for (const auto& e : *entries) {
       int r = rbd_trash_remove(*io, e.id.c_str(), false);
+      if (r == -ENOTEMPTY && RemoveOrphanTrashSnapshots(*io, e, Spec(e.name)) > 0) {
+        r = rbd_trash_remove(*io, e.id.c_str(), false);
+      }
       if (r == 0) {
         ++purged;
         went = true;

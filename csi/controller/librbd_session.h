@@ -48,6 +48,7 @@ class LibrbdSession final : public CephSession {
   Result<SnapInfo> CreateSnapshot(const std::string& image, const std::string& snap, QuiesceMode quiesce) override;
   Result<SnapInfo> StatSnapshot(const std::string& image, const std::string& snap) override;
   Result<void> RemoveSnapshot(const std::string& image, const std::string& snap) override;
+  Result<std::vector<std::string>> SnapshotNames(const std::string& image) override;
 
   Result<std::optional<std::string>> JournalGet(const std::string& object, const std::string& key) override;
   Result<std::string> JournalReserve(const std::string& object, const std::string& key,

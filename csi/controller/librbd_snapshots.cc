@@ -94,4 +94,23 @@ Result<void> LibrbdSession::RemoveSnapshot(const std::string& image, const std::
   return {};
 }
 
+Result<std::vector<std::string>> LibrbdSession::SnapshotNames(const std::string& image) {
+  auto io = Io();
+  if (!io) return Unexpected(io.error());
+  std::string spec = Spec(image);
+  auto img = OpenImage(*io, image, OpenMode::kReadOnly, spec);
+  if (!img) return Unexpected(img.error());
+  auto snaps = ListSnapshots(img->get(), spec);
+  if (!snaps) return Unexpected(snaps.error());
+  std::vector<std::string> names;
+  for (const auto& s : *snaps) {
+    rbd_snap_namespace_type_t type = RBD_SNAP_NAMESPACE_TYPE_USER;
+    if (int r = rbd_snap_get_namespace_type(img->get(), s.id, &type); r < 0) {
+      return Err(-r, "cannot read the namespace of snapshot '{}@{}': {}", spec, s.name, Why(r));
+    }
+    if (type == RBD_SNAP_NAMESPACE_TYPE_USER) names.push_back(s.name);
+  }
+  return names;
+}
+
 }  // namespace rbdnbd::csi

@@ -143,7 +143,7 @@ Result<void> ControllerOps::RemoveSnapshotImages(Session& s, const SnapshotRef& 
     outcome = Unexpected(r.error());
     break;
   }
-  if (auto r = s.session->RemoveSnapshot(ref.source.ImageName(), tmp); !r && r.error().code != ENOENT) {
+  if (auto r = RemoveTmpSnapshot(*s.session, ref.source.ImageName(), tmp); !r) {
     spdlog::warn("cleanup: cannot remove snapshot {}@{}: {}", ref.source.ImageName(), tmp, r.error().message);
   }
   return outcome;
@@ -162,7 +162,7 @@ Result<SnapshotInfo> ControllerOps::MakeSnapshot(Session& s, const SnapshotRef& 
                             [&] { (void)RemoveSnapshotImages(s, ref, tmp); });
     if (lost) {
       // Its temporary snapshot is its own, whoever holds the record now.
-      if (auto r = ceph.RemoveSnapshot(src, tmp); !r && r.error().code != ENOENT) {
+      if (auto r = RemoveTmpSnapshot(ceph, src, tmp); !r) {
         spdlog::warn("rollback: cannot remove snapshot {}@{}: {}", src, tmp, r.error().message);
       }
     }
@@ -209,7 +209,7 @@ Result<SnapshotInfo> ControllerOps::MakeSnapshot(Session& s, const SnapshotRef& 
   if (auto r = ceph.Clone(ceph, src, tmp, clone); !r) return rollback(r.error());
   auto snap = ceph.CreateSnapshot(image, image, QuiesceMode::kSkip);
   if (!snap) return rollback(snap.error());
-  if (auto r = ceph.RemoveSnapshot(src, tmp); !r && r.error().code != ENOENT) {
+  if (auto r = RemoveTmpSnapshot(ceph, src, tmp); !r) {
     spdlog::warn("CreateSnapshot {}: cannot remove the temporary snapshot {}@{}: {}", name, src, tmp,
                  r.error().message);
   }

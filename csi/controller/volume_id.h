@@ -63,7 +63,10 @@ struct SnapshotRef {
 // its source volume to clone from. Named by the attempt, so that an attempt
 // taken over (and still running) and the one that took it over never share
 // one: each removes its own.
-inline std::string TmpSnapshotName(std::string_view attempt) { return "csi-tmp-" + std::string(attempt); }
+inline constexpr std::string_view kTmpSnapshotPrefix = "csi-tmp-";
+inline std::string TmpSnapshotName(std::string_view attempt) {
+  return std::string(kTmpSnapshotPrefix) + std::string(attempt);
+}
 
 std::string EncodeVolumeId(const VolumeRef& ref);
 std::string EncodeSnapshotId(const SnapshotRef& ref);

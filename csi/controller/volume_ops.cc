@@ -192,6 +192,28 @@ Error ControllerOps::TakeOverCleanupError(const Error& e, std::string_view call,
   return e;
 }
 
+Result<void> ControllerOps::RemoveTmpSnapshot(CephSession& s, const std::string& image, const std::string& snap) {
+  for (int round = 0;; ++round) {
+    auto r = s.RemoveSnapshot(image, snap);
+    if (r || r.error().code == ENOENT) return {};
+    if (!IsRemovalRace(r.error().code) || !BackOffForRace(round)) return r;
+  }
+}
+
+Result<void> ControllerOps::RemoveLeftoverTmpSnapshots(CephSession& s, const std::string& image) {
+  auto names = s.SnapshotNames(image);
+  if (!names) {
+    if (names.error().code == ENOENT) return {};
+    return Unexpected(names.error());
+  }
+  for (const auto& snap : *names) {
+    if (!snap.starts_with(kTmpSnapshotPrefix)) continue;
+    if (auto r = RemoveTmpSnapshot(s, image, snap); !r) return r;
+    spdlog::info("removed {}@{}, a temporary snapshot that an interrupted create left", image, snap);
+  }
+  return {};
+}
+
 bool ControllerOps::UndoAttempt(CephSession& s, std::string_view object, const std::string& key,
                                 const std::string& held, const std::string& uuid,
                                 const std::function<void()>& remove_made) {
@@ -440,7 +462,7 @@ Result<uint64_t> ControllerOps::MakeImage(Session& s, const MakeVolume& make) {
     auto snap = src.CreateSnapshot(src_image, tmp, QuiesceMode::kBestEffort);
     if (!snap) return Unexpected(snap.error());
     auto cloned = s.session->Clone(src, src_image, tmp, image);
-    if (auto r = src.RemoveSnapshot(src_image, tmp); !r && r.error().code != ENOENT) {
+    if (auto r = RemoveTmpSnapshot(src, src_image, tmp); !r) {
       spdlog::warn("CreateVolume {}: cannot remove the temporary snapshot {}@{}: {}", make.name,
                    ImageSpec(make.source->target, src_image), tmp, r.error().message);
     }
@@ -472,6 +494,7 @@ Result<void> ControllerOps::DeleteVolume(const std::string& volume_id, const Str
   std::string image = ref->ImageName();
   auto name = CsiNameOf(*s->session, image);
   if (!name) return Unexpected(name.error());
+  if (auto r = RemoveLeftoverTmpSnapshots(*s->session, image); !r) return Unexpected(r.error());
   auto removed = s->session->Remove(image);
   if (!removed) {
     if (removed.error().code == EBUSY) {

@@ -392,7 +392,15 @@ _ctl_teardown() {
   fi
   [ -z "$CTL_PID" ] || term_wait "$CTL_PID" 20
   CTL_PID=
-  if [ "$EXIT_RC" != 0 ] && [ "$EXIT_RC" != 77 ] && [ -n "$CTL_LOG" ]; then show_log_tail "$CTL_LOG" 60; fi
+  if [ "$EXIT_RC" != 0 ] && [ "$EXIT_RC" != 77 ] && [ -n "$CTL_LOG" ]; then
+    show_log_tail "$CTL_LOG" 60
+    # Every controller's whole log outlives the test's temp dir (a race's story is
+    # rarely in the last one's tail).
+    local keep=$ROOT/build/test-logs/$TEST_NAME-controller-logs
+    if mkdir -p "$keep" 2>/dev/null && cp "${CTL_LOGS[@]}" "$keep/" 2>/dev/null; then
+      log "the controllers' logs are kept in $keep"
+    fi
+  fi
   return 0
 }
 

@@ -165,6 +165,18 @@ class FakeSession final : public CephSession {
     return SnapInfo{image, snap, it->second.id, it->second.size, it->second.created, 500, false};
   }
 
+  Result<std::vector<std::string>> SnapshotNames(const std::string& image) override {
+    std::lock_guard lock(store_->mu_);
+    if (auto e = Check("SnapshotNames")) return *e;
+    auto* img = Find(image);
+    if (img == nullptr) return Err(ENOENT, "image {} not found", image);
+    std::vector<std::string> names;
+    for (const auto& [name, snap] : img->snaps) {
+      if (!snap.trashed) names.push_back(name);
+    }
+    return names;
+  }
+
   Result<void> RemoveSnapshot(const std::string& image, const std::string& snap) override {
     std::lock_guard lock(store_->mu_);
     if (auto e = Check("RemoveSnapshot")) return *e;

@@ -354,6 +354,31 @@ TEST_F(OpsTest, DeleteVolumeOfAnImageAlreadyGoneDropsItsJournalKey) {
   EXPECT_TRUE(store_.Journal("kube", "", "rbd-nbdd-csi.volumes").empty());
 }
 
+TEST_F(OpsTest, DeleteVolumeRemovesATemporarySnapshotACreateLeftInsteadOfTrashingTheImage) {
+  // A create attempt killed (or racing another controller) between its clone
+  // and the removal of its temporary snapshot leaves csi-tmp-A on the source.
+  VolumeInfo v = MustCreate(Args("pvc-1", 64 * kMiBytes));
+  auto s = store_.Open(CephTarget{kMonitors, "kube", ""}, CephUser{"client.kube", Secret(kKubeKey)});
+  ASSERT_TRUE(s);
+  ASSERT_TRUE((*s)->CreateSnapshot(ImageOf(v), TmpSnapshotName("0123abcd"), QuiesceMode::kSkip));
+  EXPECT_TRUE(ops_->DeleteVolume(v.volume_id, Secrets()));
+  EXPECT_TRUE(store_.Images("kube").empty());
+  EXPECT_EQ(store_.TrashCount("kube"), 0) << "the volume went to the trash, held there by a leftover snapshot";
+  EXPECT_TRUE(store_.Journal("kube", "", "rbd-nbdd-csi.volumes").empty());
+}
+
+TEST_F(OpsTest, DeleteVolumeKeepsASnapshotThatIsNotTheDriversOwn) {
+  // An admin's snapshot is not the driver's to remove: the image goes to the
+  // trash with it (as rbd_trash_move would), and nothing of it is lost.
+  VolumeInfo v = MustCreate(Args("pvc-1", 64 * kMiBytes));
+  auto s = store_.Open(CephTarget{kMonitors, "kube", ""}, CephUser{"client.kube", Secret(kKubeKey)});
+  ASSERT_TRUE(s);
+  ASSERT_TRUE((*s)->CreateSnapshot(ImageOf(v), "backup-1", QuiesceMode::kSkip));
+  EXPECT_TRUE(ops_->DeleteVolume(v.volume_id, Secrets()));
+  EXPECT_TRUE(store_.Images("kube").empty());
+  EXPECT_EQ(store_.TrashCount("kube"), 1);
+}
+
 TEST_F(OpsTest, DeleteOfAMappedVolumeIsFailedPreconditionNamingTheImage) {
   VolumeInfo v = MustCreate(Args("pvc-1", 64 * kMiBytes));
   store_.SetWatchers("kube", "", ImageOf(v), 1);
