@@ -157,6 +157,13 @@ Result<SnapshotInfo> ControllerOps::MakeSnapshot(Session& s, const SnapshotRef& 
   std::string tmp = TmpSnapName(record);
   std::string image = ref.ImageName();
   auto rollback = [&](Error error) -> Unexpected {
+    if (error.code == EEXIST) {
+      // Its temporary snapshot is its own in any case.
+      if (auto r = RemoveTmpSnapshot(ceph, src, tmp); !r) {
+        spdlog::warn("rollback: cannot remove snapshot {}@{}: {}", src, tmp, r.error().message);
+      }
+      return KeepForRetry(fmt::format("snapshot '{}'", name), image, error);
+    }
     // RemoveSnapshotImages logs what it cannot remove; the original error is the answer.
     bool lost = UndoAttempt(ceph, kSnapshotsObject, key, held, ref.snap_uuid,
                             [&] { (void)RemoveSnapshotImages(s, ref, tmp); });
@@ -206,7 +213,7 @@ Result<SnapshotInfo> ControllerOps::MakeSnapshot(Session& s, const SnapshotRef& 
   clone.features = info->features | RBD_FEATURE_LAYERING;
   clone.data_pool = info->data_pool;
   clone.metadata = {{"csi.name", name}, {"csi.source", ref.source.uuid}};
-  if (auto r = ceph.Clone(ceph, src, tmp, clone); !r) return rollback(r.error());
+  if (auto r = ceph.Clone(ceph, src, tmp, clone); !r) return rollback(CloneError(r.error(), src, tmp));
   auto snap = ceph.CreateSnapshot(image, image, QuiesceMode::kSkip);
   if (!snap) return rollback(snap.error());
   if (auto r = RemoveTmpSnapshot(ceph, src, tmp); !r) {

@@ -192,6 +192,21 @@ Error ControllerOps::TakeOverCleanupError(const Error& e, std::string_view call,
   return e;
 }
 
+Error ControllerOps::CloneError(const Error& e, std::string_view image, std::string_view snap) {
+  if (e.code != ENOENT) return e;
+  return Error{kAborted, fmt::format("the clone of {}@{} found it gone: another create changed {} meanwhile, or it "
+                                     "went; retry: {}",
+                                     image, snap, image, e.message)};
+}
+
+Unexpected ControllerOps::KeepForRetry(std::string_view what, std::string_view image, const Error& error) {
+  spdlog::info("rollback: {} is being made by another attempt of {} still running; the journal record stays this "
+               "attempt's, for the retry to take over",
+               image, what);
+  return Unexpected(Error{kAborted, fmt::format("another create of {} is making {} at the same time; retry ({})", what,
+                                                image, error.message)});
+}
+
 Result<void> ControllerOps::RemoveTmpSnapshot(CephSession& s, const std::string& image, const std::string& snap) {
   for (int round = 0;; ++round) {
     auto r = s.RemoveSnapshot(image, snap);
@@ -404,6 +419,7 @@ Result<VolumeInfo> ControllerOps::FinishCreate(Session& s, const MakeVolume& mak
                                                const std::string& held, const std::string& key) {
   std::string image = "csi-vol-" + make.uuid;
   auto rollback = [&](const Error& error) -> Unexpected {
+    if (error.code == EEXIST) return KeepForRetry(make.name, ImageSpec(s.target, image), error);
     bool lost = UndoAttempt(*s.session, kVolumesObject, key, held, make.uuid,
                              [&] { RemoveQuietly(*s.session, s.target, image); });
     if (!lost && error.code != ECANCELED && error.code != EEXIST) return Unexpected(error);
@@ -462,6 +478,7 @@ Result<uint64_t> ControllerOps::MakeImage(Session& s, const MakeVolume& make) {
     auto snap = src.CreateSnapshot(src_image, tmp, QuiesceMode::kBestEffort);
     if (!snap) return Unexpected(snap.error());
     auto cloned = s.session->Clone(src, src_image, tmp, image);
+    if (!cloned) cloned = Unexpected(CloneError(cloned.error(), src_image, tmp));
     if (auto r = RemoveTmpSnapshot(src, src_image, tmp); !r) {
       spdlog::warn("CreateVolume {}: cannot remove the temporary snapshot {}@{}: {}", make.name,
                    ImageSpec(make.source->target, src_image), tmp, r.error().message);

@@ -139,6 +139,37 @@ TEST_F(OpsTest, ACreateTakenOverBeforeItsImageLeavesTheOtherControllersVolume) {
   EXPECT_EQ(store_.Images("kube").size(), 1u);
 }
 
+// An attempt that holds the record finds its image made (EEXIST) by an
+// attempt it took over, which is still running and may be in the middle of
+// librbd's (non-atomic) create. Undoing now would race that create and leave
+// an image nothing refers to (seen in csi_controller_concurrency): the record
+// stays "creating", and the retry takes it over and removes that image.
+TEST_F(OpsTest, ACreateThatFindsItsImageMadeByAnAttemptItTookOverKeepsTheRecordForTheRetry) {
+  store_.BeforeOnce("Create", [&] {
+    auto journal = store_.Journal("kube", "", "rbd-nbdd-csi.volumes");
+    ASSERT_EQ(journal.size(), 1u);
+    auto record = DecodeVolumeJournalRecord(journal.begin()->second, "k");
+    ASSERT_TRUE(record);
+    auto s = store_.Open(CephTarget{kMonitors, "kube", ""}, CephUser{"client.kube", Secret(kKubeKey)});
+    ASSERT_TRUE(s);
+    NewImage zombie;
+    zombie.name = "csi-vol-" + record->uuid;
+    zombie.size_bytes = 64 * kMiBytes;
+    ASSERT_TRUE((*s)->Create(zombie));
+  });
+  auto mine = ops_->CreateVolume(Args("pvc-z", 64 * kMiBytes));
+  ASSERT_FALSE(mine);
+  EXPECT_EQ(mine.error().code, kAborted) << mine.error().message;
+  auto journal = store_.Journal("kube", "", "rbd-nbdd-csi.volumes");
+  ASSERT_EQ(journal.size(), 1u) << "the record went: the image made meanwhile would be reachable from nothing";
+  EXPECT_FALSE(DecodeVolumeJournalRecord(journal.at("name/pvc-z"), "k")->ready);
+  EXPECT_EQ(store_.Images("kube").size(), 1u);
+  // The CO's retry takes the record over, removes that image and makes its own.
+  VolumeInfo v = MustCreate(Args("pvc-z", 64 * kMiBytes));
+  EXPECT_EQ(store_.Images("kube"), std::vector<std::string>{ImageOf(v)});
+  EXPECT_TRUE(DecodeVolumeJournalRecord(store_.Journal("kube", "", "rbd-nbdd-csi.volumes").at("name/pvc-z"), "k")->ready);
+}
+
 TEST_F(OpsTest, ACreateTakenOverBeforeItsRecordIsReadyAnswersAbortedAndKeepsTheVolume) {
   ControllerOps other(&store_, options_);
   std::optional<VolumeInfo> theirs;
