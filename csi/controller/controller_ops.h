@@ -191,6 +191,13 @@ class ControllerOps {
   // another attempt is changing it (IsRaceErrno); the record stays the
   // caller's, "creating", and the retry takes it over again. Else `e` itself.
   static Error TakeOverCleanupError(const Error& e, std::string_view call, std::string_view what);
+  // A clone of a source's temporary snapshot (`image`@`snap`, just made and
+  // stat'ed) that fails with ENOENT: another client's change of the source
+  // raced it (two controllers on one source), or the source went meanwhile.
+  // kAborted ("retry"), never NOT_FOUND, which the CO takes as final: the
+  // retry finds the source, or answers NOT_FOUND when it is gone. Other
+  // errors are `e` itself.
+  static Error CloneError(const Error& e, std::string_view image, std::string_view snap);
   // The answer of a create attempt that found its image made (EEXIST) by
   // another attempt on the same journal record: one it took over that is
   // still running, and may still be in the middle of librbd's create (which
@@ -201,13 +208,6 @@ class ControllerOps {
   // attempt made, once it is whole (or is told ABORTED again while that
   // attempt still has it open). kAborted, naming `what` ("'N'",
   // "snapshot 'N'") and the image.
-  // A clone of a source's temporary snapshot (`image`@`snap`, just made and
-  // stat'ed) that fails with ENOENT: another client's change of the source
-  // raced it (two controllers on one source), or the source went meanwhile.
-  // kAborted ("retry"), never NOT_FOUND, which the CO takes as final: the
-  // retry finds the source, or answers NOT_FOUND when it is gone. Other
-  // errors are `e` itself.
-  static Error CloneError(const Error& e, std::string_view image, std::string_view snap);
   static Unexpected KeepForRetry(std::string_view what, std::string_view image, const Error& error);
   // Removes the temporary snapshot image@snap (TmpSnapshotName), trying again
   // for ~1.5 s while another client's change of the image collides with it

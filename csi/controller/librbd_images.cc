@@ -422,7 +422,7 @@ Result<std::vector<TrashEntry>> ListTrash(rados_ioctx_t io, const std::string& p
   }
 }
 
-// Removes the trash-namespace snapshots of the trashed image `id` that no
+// Removes the trash-namespace snapshots of the trashed image `entry` that no
 // clone uses any more; returns how many went. librbd removes such a snapshot
 // when its last clone goes, but two clients can race it there: one removes
 // the clone while the other moves the snapshot to the trash namespace (two

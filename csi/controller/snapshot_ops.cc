@@ -156,29 +156,24 @@ Result<SnapshotInfo> ControllerOps::MakeSnapshot(Session& s, const SnapshotRef& 
   std::string src = ref.source.ImageName();
   std::string tmp = TmpSnapName(record);
   std::string image = ref.ImageName();
+  // Its temporary snapshot is its own, whoever holds the record now.
+  auto remove_own_tmp = [&] {
+    if (auto r = RemoveTmpSnapshot(ceph, src, tmp); !r) {
+      spdlog::warn("rollback: cannot remove snapshot {}@{}: {}", src, tmp, r.error().message);
+    }
+  };
   auto rollback = [&](Error error) -> Unexpected {
     if (error.code == EEXIST) {
-      // Its temporary snapshot is its own in any case.
-      if (auto r = RemoveTmpSnapshot(ceph, src, tmp); !r) {
-        spdlog::warn("rollback: cannot remove snapshot {}@{}: {}", src, tmp, r.error().message);
-      }
+      remove_own_tmp();
       return KeepForRetry(fmt::format("snapshot '{}'", name), image, error);
     }
     // RemoveSnapshotImages logs what it cannot remove; the original error is the answer.
     bool lost = UndoAttempt(ceph, kSnapshotsObject, key, held, ref.snap_uuid,
                             [&] { (void)RemoveSnapshotImages(s, ref, tmp); });
-    if (lost) {
-      // Its temporary snapshot is its own, whoever holds the record now.
-      if (auto r = RemoveTmpSnapshot(ceph, src, tmp); !r) {
-        spdlog::warn("rollback: cannot remove snapshot {}@{}: {}", src, tmp, r.error().message);
-      }
-    }
-    if (!lost && error.code != ECANCELED && error.code != EEXIST) return Unexpected(std::move(error));
+    if (lost) remove_own_tmp();
+    if (!lost && error.code != ECANCELED) return Unexpected(std::move(error));
     // Another controller took the name over meanwhile (it holds the record
-    // now, or held it and undid it), or made one of this uuid's objects first
-    // (EEXIST: the temporary snapshot and the image are named by a random
-    // uuid, so only another attempt on the same record can have made them).
-    // Not this request's failure: retry.
+    // now, or held it and undid it). Not this request's failure: retry.
     return Unexpected(Error{kAborted, fmt::format("another create of snapshot '{}' took it over while this one "
                                                   "made {}; retry ({})",
                                                   name, image, error.message)});

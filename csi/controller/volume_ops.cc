@@ -419,14 +419,12 @@ Result<VolumeInfo> ControllerOps::FinishCreate(Session& s, const MakeVolume& mak
                                                const std::string& held, const std::string& key) {
   std::string image = "csi-vol-" + make.uuid;
   auto rollback = [&](const Error& error) -> Unexpected {
-    if (error.code == EEXIST) return KeepForRetry(make.name, ImageSpec(s.target, image), error);
+    if (error.code == EEXIST) return KeepForRetry(fmt::format("'{}'", make.name), ImageSpec(s.target, image), error);
     bool lost = UndoAttempt(*s.session, kVolumesObject, key, held, make.uuid,
                              [&] { RemoveQuietly(*s.session, s.target, image); });
-    if (!lost && error.code != ECANCELED && error.code != EEXIST) return Unexpected(error);
+    if (!lost && error.code != ECANCELED) return Unexpected(error);
     // Another controller took the name over meanwhile: it holds the record
-    // now (or held it and undid it), or it made this uuid's image first
-    // (EEXIST: the image is named by a random uuid, so only another attempt on
-    // the same record can have made it). Not this request's failure: retry.
+    // now (or held it and undid it). Not this request's failure: retry.
     return Unexpected(Error{kAborted, fmt::format("another create of '{}' took it over while this one made {}; "
                                                   "retry ({})",
                                                   make.name, ImageSpec(s.target, image), error.message)});

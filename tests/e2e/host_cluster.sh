@@ -57,7 +57,7 @@ host_cluster_up() {
 }
 
 host_cluster_down() {
-  local out=$1 root f p
+  local out=$1 root f
   root=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
   {
     if [ -n "$HC_DIR" ] && [ -d "$HC_DIR" ]; then
@@ -70,24 +70,26 @@ host_cluster_down() {
       fi
       rm -rf "$HC_DIR"
     fi
-    if [ -n "$HC_NETNS" ] && ip netns list 2>/dev/null | grep -qw "$HC_NETNS"; then
-      # anything still running in the namespace (a guest, a Ceph daemon) is this guest's
-      for p in $(ip netns pids "$HC_NETNS" 2>/dev/null); do kill -KILL "$p" 2>/dev/null; done
-      ip netns del "$HC_NETNS"
-    fi
+    [ -z "$HC_NETNS" ] || _hc_remove_netns "$HC_NETNS"
   } >> "$out/host-cluster.log" 2>&1 < /dev/null
   HC_NETNS='' HC_TAP='' HC_DIR=''
   return 0
 }
 
+# _hc_remove_netns NS : kills whatever still runs in namespace NS (a guest, a Ceph daemon:
+# this guest's) and deletes it, with its tap; nothing when there is no such namespace.
+_hc_remove_netns() {
+  local p
+  ip netns list 2>/dev/null | grep -qw "$1" || return 0
+  for p in $(ip netns pids "$1" 2>/dev/null); do kill -KILL "$p" 2>/dev/null; done
+  ip netns del "$1"
+}
+
 host_cluster_sweep() {
-  local ns dir p
+  local ns dir
   [ -n "${HC_REGISTRY:-}" ] && [ -f "$HC_REGISTRY" ] || return 0
   while read -r ns dir; do
-    if ip netns list 2>/dev/null | grep -qw "$ns"; then
-      for p in $(ip netns pids "$ns" 2>/dev/null); do kill -KILL "$p" 2>/dev/null; done
-      ip netns del "$ns" 2>/dev/null
-    fi
+    _hc_remove_netns "$ns" 2>/dev/null
     case $dir in /tmp/e2e-hc.*) rm -rf "$dir" ;; esac
   done < "$HC_REGISTRY"
   return 0

@@ -191,7 +191,7 @@ cluster_of() {
 }
 
 # with_cluster UNIT ID OUT CMD... : CMD (a boot_guest) with the unit's host cluster, when it
-# gets one: up before, its settings appended to CMD's, down after (also when CMD failed).
+# gets one: up before, its settings in CMD's environment, down after (also when CMD failed).
 # A host cluster that cannot be made leaves the cluster to the guest, with a warning.
 with_cluster() {
   local unit=$1 id=$2 out=$3 rc
@@ -201,15 +201,7 @@ with_cluster() {
     echo "e2e: WARNING: no host cluster for $unit (its guest starts its own): $(tail -n 3 "$out/host-cluster.log" | tr '\n' ' ')"
     "$@"; return
   fi
-  local -a cmd=("$@") i
-  for i in "${!cmd[@]}"; do   # the settings go before boot_guest's "--"
-    if [ "${cmd[$i]}" = -- ]; then
-      cmd=("${cmd[@]:0:$i}" VM_NETNS="$HC_NETNS" VM_TAP="$HC_TAP" VM_GUEST_ADDR="$HC_GUEST_ADDR" \
-           E2E_HOST_CLUSTER_DIR="$HC_DIR" "${cmd[@]:$i}")
-      break
-    fi
-  done
-  "${cmd[@]}"
+  VM_NETNS=$HC_NETNS VM_TAP=$HC_TAP VM_GUEST_ADDR=$HC_GUEST_ADDR E2E_HOST_CLUSTER_DIR=$HC_DIR "$@"
   rc=$?
   host_cluster_down "$out"
   return "$rc"
